@@ -1,0 +1,46 @@
+"""Shared fixtures: a throwaway project root so tests never touch the repo's dist/ or index/."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host_target: bool = True) -> Path:
+    """A project root with factory.toml and copies of the named repo recipes.
+
+    ``host_target`` aims the config at this machine's arch (policy "best") so
+    the whole pipeline runs natively on any host.
+    """
+    from wheelfactory.config import host_arch
+
+    root.mkdir(parents=True, exist_ok=True)
+    target = (
+        f'[target]\narch = "{host_arch()}"\npolicy = "best"\npythons = ["3.11"]\n' if host_target else ""
+    )
+    (root / "factory.toml").write_text(target + textwrap.dedent(config))
+    (root / "recipes").mkdir(exist_ok=True)
+    (root / "patches").mkdir(exist_ok=True)
+    for name in recipes:
+        shutil.copytree(REPO / "recipes" / name, root / "recipes" / name)
+        if (REPO / "patches" / name).is_dir():
+            shutil.copytree(REPO / "patches" / name, root / "patches" / name)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path):
+    """An empty project root aimed at the host arch; add recipes with write_project."""
+    return write_project(tmp_path / "project")
+
+
+def write_recipe(root: Path, name: str, text: str) -> Path:
+    path = root / "recipes" / name / "recipe.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path

@@ -1,0 +1,49 @@
+"""One exception type for every user-facing failure.
+
+Each carries one clear message that names the file, key or package and the fix;
+the command-line layers print it (without a traceback) and exit non-zero.
+"""
+
+
+class FactoryError(Exception):
+    """A failure the user can act on. ``str(err)`` is the whole message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, log: str | None = None):
+        super().__init__(message)
+        self.log = log  # path of the log file that holds the details, if any
+
+    def __str__(self) -> str:
+        msg = self.args[0]
+        if self.log:
+            msg += f"\n  log: {self.log}"
+        return msg
+
+
+class RecipeError(FactoryError):
+    """A recipe (or the factory config) is malformed."""
+
+
+class ConfigError(FactoryError):
+    """factory.toml is malformed."""
+
+
+class SourceError(FactoryError):
+    """Fetching, verifying, unpacking or patching the source failed."""
+
+
+class BuildError(FactoryError):
+    """The PEP 517 build failed."""
+
+
+class RepairError(FactoryError):
+    """auditwheel could not bring the wheel to the target policy."""
+
+
+class VerifyError(FactoryError):
+    """The repaired wheel did not install or import in a bare venv."""
+
+
+class EnvironmentProblem(FactoryError):
+    """The host lacks something (Debian package, interpreter, emulation) and the message says how to get it."""
