@@ -47,6 +47,12 @@ SCHEMA: Schema = {
         "keep-going": Field("bool", True, "build-all goes on after a failure (dependents are skipped)"),
         "ccache": Field("bool", True, "compile C/C++ through ccache when it is installed"),
         "exclusive": Field("list[str]", [], "recipes that must build alone (memory-hungry)"),
+        "ccache-dir": Field("str", "", "ccache folder; empty = <cache>/ccache"),
+        "ccache-max-size": Field("str", "5G", "size limit of the ccache (and sccache) folder"),
+        "sccache": Field("bool", True, "wrap rustc in sccache when it is installed"),
+        "sccache-dir": Field("str", "", "sccache folder; empty = <cache>/sccache"),
+        "cargo-target-dir": Field("str", "", "kept cargo target folders (per arch and recipe); empty = <cache>/cargo-target"),
+        "cargo-home": Field("str", "", "CARGO_HOME for builds; empty = unchanged natively, <cache>/cargo-home/<arch> otherwise"),
     },
     "emulation": {
         "suite": Field("str", "sid", "Debian suite of the riscv64 rootfs"),
@@ -97,6 +103,8 @@ SCHEMA: Schema = {
     },
     "upstream": {
         "max-bumps": Field("int", 5, "most version bumps one `invoke bump` run proposes"),
+        "pypi-url": Field("str", "https://pypi.org/simple", "PEP 691 index checked for new versions and riscv64 wheels"),
+        "prereleases": Field("bool", False, "offer pre-release versions as bumps"),
     },
 }
 
