@@ -69,6 +69,7 @@ SCHEMA: Schema = {
         ),
         "title": Field("str", "wheelfactory riscv64 wheels"),
         "yanked": Field("dict[str,str]", {}, "wheel filename or NAME==VERSION -> reason (PEP 592)"),
+        "copy-logs": Field("bool", True, "publish each wheel's build log beside it (<wheel>.log) and link it"),
     },
     "publish": {
         "target": Field("str", "directory", "directory | github"),
@@ -79,6 +80,9 @@ SCHEMA: Schema = {
         "pages-remote": Field("str", "", "git remote URL of the Pages repository"),
         "pages-branch": Field("str", "gh-pages"),
         "token-env": Field("str", "GITHUB_TOKEN", "environment variable holding the token"),
+        "timeout": Field("int", 120, "seconds an HTTP request may stall before it is retried"),
+        "retries": Field("int", 5, "retries (with backoff) on 5xx, timeouts and connection resets"),
+        "prune": Field("bool", True, "delete published files the index no longer lists (after the index is live)"),
     },
     "audit": {
         "pypi-url": Field("str", "https://pypi.org/simple", "PEP 691 index checked for riscv64 wheels"),
