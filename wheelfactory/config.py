@@ -90,8 +90,23 @@ SCHEMA: Schema = {
         "concurrency": Field("int", 16),
     },
     "ci": {
-        "runner-labels": Field("list[str]", ["self-hosted", "linux", "riscv64"]),
+        "runner-labels": Field("list[str]", ["self-hosted", "linux", "riscv64"], "runs-on of the build jobs"),
+        "hosted-labels": Field(
+            "list[str]", ["ubuntu-24.04-riscv"], "labels of hosted riscv64 runners usable without 'self-hosted'"
+        ),
+        "recipe-labels": Field("dict[str,str|list[str]]", {}, "recipe -> extra runs-on labels (e.g. a big board)"),
+        "plan-runs-on": Field("list[str]", ["ubuntu-latest"], "runs-on of the job that plans which recipes changed"),
+        "publish-runs-on": Field("list[str]", [], "runs-on of the publish job; empty = runner-labels"),
         "workflow-dir": Field("str", ".github/workflows"),
+        "workflow-name": Field("str", "wheels", "name of the generated workflow (and of its .yml file)"),
+        "branch": Field("str", "main", "the branch that publishes"),
+        "python": Field("str", "python3", "interpreter that creates the engine's venv in each job"),
+        "timeout-minutes": Field("int", 360, "per build job (grpcio takes 2.5 hours on a board)"),
+        "artifact-retention-days": Field("int", 14),
+        "publish-token-secret": Field("str", "GITHUB_TOKEN", "secret handed to `invoke publish` as [publish].token-env"),
+        "published-tag": Field("str", "wheels-published", "tag moved to the last commit whose wheels were published"),
+        "before-build": Field("list[str]", [], "shell commands run before `nox -s build-NAME` in each build job"),
+        "before-publish": Field("list[str]", [], "shell commands run before `invoke publish`"),
     },
     "runners": {
         "api-url": Field("str", "https://api.github.com"),
@@ -100,10 +115,25 @@ SCHEMA: Schema = {
         "service-name": Field("str", "github-runner"),
         "labels": Field("list[str]", ["self-hosted", "linux", "riscv64"]),
         "drain-timeout": Field("int", 3600, "seconds to wait for a busy runner to become idle"),
+        "poll-interval": Field("int", 15, "seconds between two looks at a busy runner"),
+        "online-timeout": Field("int", 120, "seconds `restart` waits for the runner to come back online"),
+        "token-env": Field("str", "GITHUB_TOKEN", "environment variable holding a token with admin rights on scope"),
+        "kind": Field("str", "official", "official (actions/runner) | github-act-runner"),
+        "runner-dir": Field("str", "", "folder of the runner (config.sh/run.sh); empty = the working folder"),
+        "configure-command": Field(
+            "list[str]", [], "command that registers the runner; empty = from kind ({url} {name} {labels} {token})"
+        ),
+        "jit-command": Field("list[str]", [], "command that runs a just-in-time runner; empty = from kind"),
+        "runner-group-id": Field("int", 1, "runner group for just-in-time runners (1 = Default)"),
+        "work-folder": Field("str", "_work"),
+        "machine-id-file": Field("str", "/etc/machine-id", "part of the runner's unique name"),
     },
     "container": {
         "engine": Field("str", "", "docker | podman; empty = whichever is found"),
         "image": Field("str", "quay.io/pypa/manylinux_2_39_riscv64"),
+        "build-verbosity": Field("int", 1, "cibuildwheel build-verbosity (-3 … 3)"),
+        "before-all": Field("list[str]", [], "extra shell commands run once in the container before the builds"),
+        "timeout": Field("int", 0, "seconds a cibuildwheel run may take; 0 = no limit"),
     },
     "upstream": {
         "max-bumps": Field("int", 5, "most version bumps one `invoke bump` run proposes"),
