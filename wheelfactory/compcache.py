@@ -9,9 +9,10 @@ way Debian's /usr/lib/ccache works) goes first on PATH, so every build system
 — setuptools, meson, cmake, Rust's cc crate — compiles through ccache without
 knowing. Builds unpack into fresh scratch folders and build isolation makes a
 new venv each time, so the settings make cached objects reusable across folders:
-``base_dir`` (absolute paths under the scratch root become relative), no
-hashing of the working directory, and the mtime/ctime "sloppiness" freshly
-unpacked files need.
+``base_dir`` (absolute paths under the project root become relative), no
+hashing of the working directory, the isolated venv's random include folder
+left out of the hash, and the mtime/ctime "sloppiness" freshly unpacked files
+need. Direct-mode hits then skip even the preprocessor.
 
 Each build attempt gets its own ccache stats log (``CCACHE_STATSLOG``): ccache
 appends one entry per compiler call, so the hits of one build (even of one
@@ -58,6 +59,7 @@ class Probe:
     sccache: str = ""
     compilers: list[str] = field(default_factory=list)
     path: str = ""
+    tmpdir: str = "/tmp"
 
 
 _probes: dict[tuple, Probe] = {}
@@ -79,7 +81,7 @@ def probe(runner, arches: set[str], cwd: Path) -> Probe:
             return _probes[key]
         names = _compiler_names(arches)
         script = (
-            'echo "PATH=$PATH"; '
+            'echo "PATH=$PATH"; echo "TMPDIR=${TMPDIR:-/tmp}"; '
             'echo "ccache=$(command -v ccache)"; echo "sccache=$(command -v sccache)"; '
             f"for n in {' '.join(shlex.quote(n) for n in names)}; do "
             'command -v "$n" >/dev/null 2>&1 && echo "compiler=$n"; done; true'
@@ -97,6 +99,8 @@ def probe(runner, arches: set[str], cwd: Path) -> Probe:
             k, _, v = line.partition("=")
             if k == "PATH":
                 found.path = v.strip()
+            elif k == "TMPDIR" and v.strip():
+                found.tmpdir = v.strip().rstrip("/") or "/"
             elif k == "ccache":
                 found.ccache = v.strip()
             elif k == "sccache":
@@ -168,6 +172,12 @@ def prepare(config, runner, recipe_name: str, *, stats_log: Path | None = None) 
             # unpacked into another folder hit the cache.
             "CCACHE_BASEDIR": str(config.root),
             "CCACHE_NOHASHDIR": "1",
+            # setuptools adds the isolated build venv's (empty) include folder, whose
+            # name is random, to every compile: leave it out of the direct-mode hash
+            # (the manifest still checks every header actually included).
+            "CCACHE_IGNOREOPTIONS": " ".join(
+                f"-I{found.tmpdir}/{prefix}*" for prefix in ("build-env-", "pip-build-env-")
+            ),
             "CCACHE_SLOPPINESS": SLOPPINESS,
             "CCACHE_MAXSIZE": str(config["build"].get("ccache-max-size", "5G")),
             "CCACHE_STATSLOG": str(stats_log),
