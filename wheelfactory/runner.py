@@ -20,6 +20,9 @@ from .errors import EnvironmentProblem
 
 class Runner(Protocol):
     name: str  # "native", "emulated", "container"
+    # Stable identity of the machine the commands run on, e.g. "native-x86_64",
+    # "emulated-riscv64-sid": keys per-runner caches such as the tools venvs.
+    id: str
 
     def arch(self) -> str:
         """uname -m of the machine the commands run on."""
@@ -74,6 +77,10 @@ class NativeRunner:
     """Runs commands on this machine."""
 
     name = "native"
+
+    @property
+    def id(self) -> str:
+        return f"native-{platform.machine()}"
 
     def arch(self) -> str:
         return platform.machine()

