@@ -73,9 +73,15 @@ def _compiler_names(arches: set[str]) -> list[str]:
     return names
 
 
+def _runner_id(runner, arches: set[str]) -> str:
+    """The runner's stable id ("native-x86_64", "emulated-riscv64-sid" …)."""
+    rid = getattr(runner, "id", "")
+    return rid or f"{getattr(runner, 'name', 'runner')}-{'-'.join(sorted(arches))}"
+
+
 def probe(runner, arches: set[str], cwd: Path) -> Probe:
     """Ask the runner (once per runner and arch) what it has; runs one small shell command."""
-    key = (getattr(runner, "name", "?"), id(runner), tuple(sorted(arches)))
+    key = (_runner_id(runner, arches), tuple(sorted(arches)))
     with _probe_lock:
         if key in _probes:
             return _probes[key]
@@ -156,7 +162,7 @@ def prepare(config, runner, recipe_name: str, *, stats_log: Path | None = None) 
         ccdir.mkdir(parents=True, exist_ok=True)
         # One masquerade folder per runner kind and arch: the symlink target is the
         # ccache of the machine the build runs on (host, rootfs or container).
-        masq = ccdir / "bin" / f"{getattr(runner, 'name', 'runner')}-{'-'.join(sorted(arches))}"
+        masq = ccdir / "bin" / _runner_id(runner, arches)
         _masquerade(masq, found.ccache, found.compilers)
         if stats_log is None:
             stamp = f"{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
