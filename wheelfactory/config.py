@@ -88,6 +88,10 @@ SCHEMA: Schema = {
         "pypi-url": Field("str", "https://pypi.org/simple", "PEP 691 index checked for riscv64 wheels"),
         "our-index": Field("str", "", "our published index (PEP 691) checked for our own builds"),
         "concurrency": Field("int", 16),
+        "max-age": Field("int", 600, "seconds a cached index page or resolution is used without asking again"),
+        "ignore": Field("list[str]", [], "package name patterns (fnmatch) the audit reports but never counts"),
+        "debian-mirror": Field("str", "http://deb.debian.org/debian", "mirror whose Contents index names library packages"),
+        "debian-suite": Field("str", "", "suite for that lookup; empty = this host's (from /etc/os-release), else sid"),
     },
     "ci": {
         "runner-labels": Field("list[str]", ["self-hosted", "linux", "riscv64"], "runs-on of the build jobs"),
