@@ -61,6 +61,9 @@ SCHEMA: Schema = {
         "packages": Field("list[str]", [], "extra Debian packages installed in every rootfs"),
         "rootfs": Field("str", "", "rootfs folder; empty = <cache>/rootfs/<arch>-<suite>"),
         "ca-bundle": Field("str", "/etc/ssl/certs/ca-certificates.crt", "host CA bundle copied into the rootfs"),
+        "variant": Field("str", "apt", "mmdebstrap variant: apt (smallest) | minbase | buildd"),
+        "slim": Field("bool", True, "leave out docs, man pages, locales, static libpython and sanitizer archives"),
+        "max-age-days": Field("int", 30, "warn when the rootfs is older than this (sid moves); 0 = never"),
     },
     "index": {
         "url": Field("str", "", "public URL of the index root (…/simple/), used in pages and checks"),
