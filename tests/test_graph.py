@@ -82,16 +82,20 @@ def by_name(results):
 
 
 def test_dependencies_build_first_and_hand_over_their_wheels(project):
-    config, recipes = make(project, a={}, b={"depends": ["a"]}, c={"runtime": ["b"]}, d={})
+    config, recipes = make(project, a={}, b={"depends": ["a"]}, c={"depends": ["b"]}, d={}, r={},
+                           e={"runtime": ["r"]}, f={"depends": ["e"]})
     rec = Recorder()
     results = by_name(run_graph(config, recipes, rec, jobs=2, keep_going=True))
-    assert {n: r.status for n, r in results.items()} == dict.fromkeys("abcd", "built")
-    assert rec.spans["a"][1] <= rec.spans["b"][0]
-    assert rec.spans["b"][1] <= rec.spans["c"][0]
-    # c needs b at run time, and b needs a: both wheels are handed to c's build.
-    assert sorted(rec.deps["c"]) == ["a-1.0-cp311-cp311-linux_x86_64.whl", "b-1.0-cp311-cp311-linux_x86_64.whl"]
+    assert {n: r.status for n, r in results.items()} == dict.fromkeys("abcdefr", "built")
+    for dep, user in [("a", "b"), ("b", "c"), ("r", "e"), ("e", "f")]:
+        assert rec.spans[dep][1] <= rec.spans[user][0]
+    whl = "{}-1.0-cp311-cp311-linux_x86_64.whl".format
+    # c builds against b; a was only b's build dependency, not needed to install b.
+    assert rec.deps["c"] == [whl("b")]
+    # f builds against e, and installing e needs r (e's run-time dependency).
+    assert sorted(rec.deps["f"]) == [whl("e"), whl("r")]
     assert rec.deps["a"] == [] and rec.deps["d"] == []
-    assert rec.max_running == 2  # d runs beside the chain
+    assert rec.max_running == 2  # independent recipes run beside the chains
 
 
 def test_jobs_caps_parallel_builds(project):

@@ -64,6 +64,22 @@ def closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
     return list(order)
 
 
+def install_closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
+    """The recipes whose wheels ``name``'s build gets: what it needs directly (build and
+    runtime), plus, transitively, what those need at run time to install. A dependency's
+    own build dependencies are not needed to install its wheel."""
+    order: dict[str, None] = {}
+    stack = list(needs(recipes[name]))
+    while stack:
+        dep = stack.pop(0)
+        if dep in order or dep == name:
+            continue
+        order[dep] = None
+        if dep in recipes:
+            stack.extend(canonicalize_name(d) for d in recipes[dep]["runtime"]["depends"])
+    return list(order)
+
+
 def select(all_recipes: Mapping[str, Recipe], names: Sequence[str], *, where: str = "") -> dict[str, Recipe]:
     """The named recipes plus everything they need (``build -- NAME...``)."""
     chosen: dict[str, Recipe] = {}
@@ -159,6 +175,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
     sorter = _sorter(recipes)  # raises on a cycle before anything starts
     jobs = max(1, jobs or default_jobs(config))
     closures = {n: closure(recipes, n) for n in recipes}
+    installs = {n: install_closure(recipes, n) for n in recipes}
     priority = {n: sum(n in c for c in closures.values()) for n in recipes}
     exclusive = {n: is_exclusive(config, r) for n, r in recipes.items()}
     total = len(recipes)
@@ -185,19 +202,22 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
         reason = recipes[name]["package"]["disabled"]
         if reason:
             ui.info(f"{name}: [dim]disabled[/dim] — {reason}")
-            finish(name, _result(name=name, status="disabled", message=f"disabled: {reason}"))
+            finish(name, _result(name=name, version=recipes[name].version, status="disabled",
+                                 message=f"disabled: {reason}"))
         elif name in blocked_by:
             ui.info(f"{name}: [yellow]skipped[/yellow] — {blocked_by[name]}")
-            finish(name, _result(name=name, status="skipped", message=blocked_by[name]))
+            finish(name, _result(name=name, version=recipes[name].version, status="skipped",
+                                 message=blocked_by[name]))
         elif stop_reason:
-            finish(name, _result(name=name, status="skipped", message=stop_reason))
+            finish(name, _result(name=name, version=recipes[name].version, status="skipped",
+                                 message=stop_reason))
         else:
             return False
         return True
 
     def dependency_wheels(name: str) -> list[Path]:
         wheels: dict[Path, None] = {}
-        for dep in closures[name]:
+        for dep in installs[name]:
             for w in getattr(results.get(dep), "wheels", None) or []:
                 wheels.setdefault(Path(w), None)
         return list(wheels)
@@ -206,7 +226,8 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
         try:
             return build_one(recipe, deps)
         except Exception as e:  # one build's unexpected error must not stop the others
-            return _result(name=recipe.name, status="failed", message=str(e) or type(e).__name__)
+            return _result(name=recipe.name, version=recipe.version, status="failed",
+                           message=f"{recipe.name}: {type(e).__name__}: {e}")
 
     def next_to_start() -> str | None:
         if any(exclusive[n] for n in running.values()) or len(running) >= jobs:

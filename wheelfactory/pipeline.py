@@ -30,7 +30,7 @@ from filelock import Timeout
 from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from . import store, ui
+from . import compcache, graph, store, ui
 from .build import build_wheel, check_debian, ensure_tools
 from .config import Config, load_config
 from .errors import EnvironmentProblem, FactoryError
@@ -52,6 +52,7 @@ class RecipeResult:
     logs: list[Path] = field(default_factory=list)
     message: str = ""
     version: str = ""
+    compiler_cache: dict | None = None  # ccache counts of the Pythons built (compcache.read_stats)
 
 
 # --- the attempt log ---------------------------------------------------------------
@@ -234,6 +235,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
         attempt["source"] = tree.info
 
         ready = []  # (version, wheel, repaired, stage seconds, notes)
+        cache_stats: dict[str, dict | None] = {}  # version -> this build's ccache counts
         for v in todo:
             interp = interpreters[v]
             py_stages = {}
@@ -243,11 +245,13 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
                 stage_done("tools", f"py{v} tools venv ready ({tools.installer})")
             clock[0] = time.monotonic()
             deps = [deps_dir / w.name for w in deps_for[v]]
+            cache_mark = compcache.stats_mark(extra_env)
             raw = build_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp,
                               project=tree.project, workdir=workdir, dependency_wheels=deps,
                               extra_env=extra_env, log=log)
             py_stages["build"] = time.monotonic() - clock[0]
-            stage_done("build", f"py{v} {raw.name}")
+            cache_stats[v] = compcache.read_stats(extra_env, since=cache_mark)
+            stage_done("build", f"py{v} {raw.name}" + (f", {compcache.describe(cache_stats[v])}" if cache_stats[v] else ""))
             rep = repair_wheel(runner, tools, recipe=recipe, wheel=raw, outdir=workdir / "repaired" / f"py{v}",
                                policy=policy, arch=config.arch, log=log)
             wheel = rep.wheel
@@ -302,12 +306,15 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
                 "status": "ok",
                 "log": _rel(config, log_path),
                 "notes": notes,
+                "compiler_cache": cache_stats.get(v),
                 "yanked": None,
             }
             dest = store.store_wheel(dist, wheel, record)
             result.wheels.append(dest)
             attempt["pythons"][v] = {"status": "built", "wheel": dest.name, "build_key": keys[v]}
         stage_done("store", ", ".join(p.name for p in result.wheels))
+        result.compiler_cache = compcache.merge(list(cache_stats.values()))
+        attempt["compiler_cache"] = cache_stats
         result.wheels += kept
         result.status = "built"
         result.message = "built " + ", ".join(p.name for p in result.wheels)
@@ -456,6 +463,8 @@ def _print_table(config: Config, results: list[RecipeResult]) -> None:
         what = "\n".join(p.name for p in r.wheels) if r.status in ("built",) else r.message
         if r.status == "skipped" and r.wheels:
             what = "already built: " + ", ".join(p.name for p in r.wheels)
+        if r.status == "built" and r.compiler_cache:
+            what += f"\n{compcache.describe(r.compiler_cache)}"
         table.add_row(r.name, r.version, f"[{colors[r.status]}]{r.status}[/]", f"{r.duration:.1f}s",
                       ui.mask_secrets(what), "\n".join(_rel(config, p) or "" for p in r.logs) or "-")
     ui.console.print(table)
@@ -501,14 +510,22 @@ def build_command(argv: list[str], root: Path) -> int:
         recipes = load_all(recipes_root)
     else:
         recipes = with_dependencies(recipes_root, args.names)
-    ordered = topological(recipes)
+    graph.topological_order(recipes)  # a dependency cycle is an error before anything runs
     runner = select_runner(config, args.runner)
+    # --force rebuilds what was named, not the dependencies that came along.
+    forced = set(recipes) if args.all else {canonicalize_name(n) for n in args.names}
 
-    def build_one(recipe: Recipe) -> RecipeResult:
-        return build_recipe(config, recipe, runner, pythons=args.python, force=args.force,
-                            dependency_wheels=dependency_wheels(config, recipe, recipes))
+    def build_one(recipe: Recipe, deps: list[Path]) -> RecipeResult:
+        # deps: dist wheels of what the recipe needs, as this run built (or kept) them.
+        env = compcache.prepare(config, runner, recipe.name)
+        try:
+            return build_recipe(config, recipe, runner, pythons=args.python,
+                                force=args.force and recipe.name in forced,
+                                dependency_wheels=deps, extra_env=env)
+        finally:
+            compcache.finish(env)
 
-    results = run_serial(config, ordered, build_one, keep_going)
+    results = graph.run_graph(config, recipes, build_one, jobs=graph.default_jobs(config), keep_going=keep_going)
 
     for r in results:
         if r.status == "failed":

@@ -25,6 +25,8 @@ A record (``dist/<wheel filename>.json``) holds:
     log               log file path relative to the project root
     notes             list of remarks from the build (e.g. dependencies verify built from source)
     built_at          ISO 8601 UTC time the record was written
+    compiler_cache    null, or this wheel's build through ccache (compcache.read_stats):
+                      {tool, calls, hits, direct_hits, preprocessed_hits, misses, uncacheable, hit_rate}
     yanked            null, or the reason (set by the index from the recipe/config)
 
 The record is written after the wheel, both atomically, so a wheel without a
