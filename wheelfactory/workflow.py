@@ -572,9 +572,13 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
             base_config = load_config(base_root)
         except ConfigError:
             return {n: f"{CONFIG_NAME} at {mb[:12]} does not load with this engine" for n in recipes}
-        init = base_root / "wheelfactory" / "__init__.py"
-        m = _LOGIC_RE.search(init.read_text()) if init.is_file() else None
-        base_logic = m.group(1) if m else None
+        # The build-logic version counts only where the engine lives in the project
+        # (this repository); a project using an installed engine has no history of it.
+        base_logic = BUILD_LOGIC_VERSION
+        if (root / "wheelfactory" / "__init__.py").is_file():
+            init = base_root / "wheelfactory" / "__init__.py"
+            m = _LOGIC_RE.search(init.read_text()) if init.is_file() else None
+            base_logic = m.group(1) if m else None
         base_recipes = base_config.path("recipes")
         base_patches = base_config.path("patches")
         why: dict[str, str] = {}
