@@ -10,6 +10,7 @@ import os
 import re
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -32,17 +33,18 @@ def mask_secrets(text: str) -> str:
 
 def stage(recipe: str, name: str, seconds: float, detail: str = "") -> None:
     """The one line a finished stage prints."""
-    extra = f"  {detail}" if detail else ""
-    console.print(f"[bold]{recipe}[/bold] {name:<8} {seconds:7.1f}s{extra}")
+    extra = f"  {escape(detail)}" if detail else ""
+    console.print(f"[bold]{escape(recipe)}[/bold] {name:<8} {seconds:7.1f}s{extra}")
 
 
 def info(msg: str) -> None:
     console.print(mask_secrets(msg))
 
 
+# Messages are plain text: "[build]" in a message must print as is, not as markup.
 def warn(msg: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {mask_secrets(msg)}")
+    console.print(f"[yellow]warning:[/yellow] {escape(mask_secrets(msg))}")
 
 
 def error(msg: str) -> None:
-    console.print(f"[red bold]error:[/red bold] {mask_secrets(msg)}")
+    console.print(f"[red bold]error:[/red bold] {escape(mask_secrets(msg))}")
