@@ -91,7 +91,50 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
 
 
 # --- upstream tracking (issue: the catalog at speed) --------------------------------
-# (tasks added here)
+
+@task(iterable=["name"], help={
+    "name": "recipe to check (repeatable; default: all)",
+    "json": "print the report as JSON on stdout",
+    "target": "'host': check wheels for this machine's arch instead of the target's",
+})
+def outdated(c, name=None, json=False, target=None):
+    """Recipes behind PyPI, and those upstream now ships target wheels for (retire candidates)."""
+    from wheelfactory import upstream
+
+    cli.run(upstream.outdated_command, ROOT, name or (), json_out=json, target=target)
+
+
+@task(iterable=["python"], help={
+    "name": "recipe(s) to bump, comma-separated",
+    "version": "the version to bump to (default: the newest upstream release); one recipe only",
+    "target": "'host': build for this machine's arch",
+    "runner": "auto | native | emulated | container",
+    "python": "build for this Python only (repeatable)",
+    "commit": "git-commit each recipe that was bumped",
+    "json": "print the results as JSON on stdout",
+})
+def bump(c, name, version=None, target=None, runner=None, python=None, commit=False, json=False):
+    """Bump version+sha256 of NAME; the change is kept only if it builds and verifies."""
+    from wheelfactory import upstream
+
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    cli.run(upstream.bump_command, ROOT, names, version=version, target=target, runner=runner,
+            pythons=python or None, commit=commit, json_out=json)
+
+
+@task(name="bump-outdated", iterable=["python"], help={
+    "target": "'host': build for this machine's arch",
+    "runner": "auto | native | emulated | container",
+    "python": "build for this Python only (repeatable)",
+    "commit": "git-commit each recipe that was bumped",
+    "json": "print the results as JSON on stdout",
+})
+def bump_outdated(c, target=None, runner=None, python=None, commit=False, json=False):
+    """Bump every recipe behind upstream, at most [upstream].max-bumps per run."""
+    from wheelfactory import upstream
+
+    cli.run(upstream.bump_command, ROOT, (), target=target, runner=runner, pythons=python or None,
+            commit=commit, json_out=json)
 
 
 # --- the namespace (keep this block last) ---------------------------------------------

@@ -169,7 +169,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
 
     ``build_one(recipe, dependency_wheels)`` builds one recipe and returns its
     RecipeResult; it is called from worker threads. Returns one result per
-    recipe, in the order they finished (skipped and disabled ones included).
+    recipe (skipped and disabled ones included), dependencies first.
     """
     recipes = _as_mapping(recipes)
     sorter = _sorter(recipes)  # raises on a cycle before anything starts
@@ -284,7 +284,8 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return [results[n] for n in order]
+    # Dependency order (not finishing order): the summary reads the same every run.
+    return [results[n] for n in topological_order(recipes)]
 
 
 def _why(name: str, result) -> str:
@@ -292,5 +293,25 @@ def _why(name: str, result) -> str:
         return f"needs {name}, which is disabled ({result.message.removeprefix('disabled: ')})"
     if result.status == "skipped":
         return f"needs {name}, which was skipped ({result.message})"
-    first_line = (result.message or "failed").strip().splitlines()[0] if result.message else "failed"
-    return f"needs {name}, which failed ({first_line})"
+    return f"needs {name}, which failed"  # the failure itself is in its own result
+
+
+def build_recipes(config, recipes: Mapping[str, Recipe], runner, *, pythons=None, force: Iterable[str] = (),
+                  jobs: int | None = None, keep_going: bool = True) -> list:
+    """Run the pipeline over ``recipes`` as a graph: each build gets the wheels of what it
+    needs from this run and its own compiler-cache environment. ``force``: names to
+    rebuild even when their build key is stored (not the dependencies that came along)."""
+    from . import compcache
+    from .pipeline import build_recipe
+
+    forced = {canonicalize_name(n) for n in force}
+
+    def build_one(recipe: Recipe, deps: list[Path]):
+        env = compcache.prepare(config, runner, recipe.name)
+        try:
+            return build_recipe(config, recipe, runner, pythons=pythons, force=recipe.name in forced,
+                                dependency_wheels=deps, extra_env=env)
+        finally:
+            compcache.finish(env)
+
+    return run_graph(config, recipes, build_one, jobs=jobs or default_jobs(config), keep_going=keep_going)

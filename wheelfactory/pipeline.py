@@ -513,19 +513,11 @@ def build_command(argv: list[str], root: Path) -> int:
     graph.topological_order(recipes)  # a dependency cycle is an error before anything runs
     runner = select_runner(config, args.runner)
     # --force rebuilds what was named, not the dependencies that came along.
-    forced = set(recipes) if args.all else {canonicalize_name(n) for n in args.names}
-
-    def build_one(recipe: Recipe, deps: list[Path]) -> RecipeResult:
-        # deps: dist wheels of what the recipe needs, as this run built (or kept) them.
-        env = compcache.prepare(config, runner, recipe.name)
-        try:
-            return build_recipe(config, recipe, runner, pythons=args.python,
-                                force=args.force and recipe.name in forced,
-                                dependency_wheels=deps, extra_env=env)
-        finally:
-            compcache.finish(env)
-
-    results = graph.run_graph(config, recipes, build_one, jobs=graph.default_jobs(config), keep_going=keep_going)
+    forced = (set(recipes) if args.all else set(args.names)) if args.force else set()
+    # Dependency order, args.jobs at once; each build gets the wheels of what it needs
+    # from this run and a compiler-cache environment (graph.build_recipes).
+    results = graph.build_recipes(config, recipes, runner, pythons=args.python, force=forced,
+                                  jobs=graph.default_jobs(config), keep_going=keep_going)
 
     for r in results:
         if r.status == "failed":

@@ -144,12 +144,17 @@ def supported_tags(config, python: str) -> list[ptags.Tag]:
 
 
 def wheels_for_target(config, release: Release) -> dict[str, str]:
-    """For each of our Pythons: the best wheel tag of ``release`` the target accepts (missing = none)."""
+    """For each of our Pythons: the best native wheel tag of ``release`` the target accepts.
+
+    Pure-Python wheels (platform "any") do not count: a package that ships one as
+    a fallback (frozenlist) still needs our build for its C extension.
+    """
     found: dict[str, str] = {}
     offered: dict[ptags.Tag, str] = {}
     for f in release.wheels:
         for t in parse_wheel_filename(f["filename"])[3]:
-            offered.setdefault(t, f["filename"])
+            if t.platform != "any":
+                offered.setdefault(t, f["filename"])
     for python in config.pythons:
         for t in supported_tags(config, python):
             if t in offered:
@@ -169,6 +174,7 @@ class Status:
     wheels: dict[str, str] = field(default_factory=dict)  # python -> tag on the index for the target
     wheels_version: str | None = None
     retire: bool = False
+    pure: str = ""  # a pure-Python wheel upstream ships for the newest release (its tag), if any
     disabled: str = ""
     note: str = ""
 
@@ -197,6 +203,9 @@ def check(config, recipe: Recipe, *, session=None) -> Status:
                 st.wheels, st.wheels_version = wheels, str(v)
                 break
     st.retire = bool(st.wheels) and all(p in st.wheels for p in config.pythons)
+    pure = [str(t) for f in rels.get(newest, Release(newest)).wheels
+            for t in parse_wheel_filename(f["filename"])[3] if t.platform == "any"]
+    st.pure = pure[0] if pure else ""
     return st
 
 
@@ -235,6 +244,8 @@ def print_outdated(config, statuses: list[Status]) -> None:
                       else f"{st.wheels_version}: {tags} (none for {', '.join(missing)})")
         else:
             wheels = "none"
+        if st.pure:
+            wheels += f" [dim](a pure-Python {st.pure} wheel too: installs without the C extension)[/dim]"
         name = st.name + (f" [dim](disabled: {st.disabled})[/dim]" if st.disabled else "")
         table.add_row(name, st.current, st.latest or "-", mark, wheels)
     ui.console.print(table)
@@ -559,3 +570,36 @@ def print_bumps(results: list[BumpResult]) -> None:
         why = r.message + (f" (log: {r.log})" if r.log else "")
         table.add_row(r.name, r.old, r.new or "-", f"[{c}]{r.status}[/{c}]", why)
     ui.console.print(table)
+
+
+def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str] | None = None) -> Builder:
+    """Build a recipe (and what it needs) through the real pipeline: source, PEP 517
+    build, repair, verify in a bare venv, store. Returns the recipe's RecipeResult."""
+    from . import graph
+    from .runner import select_runner
+
+    runners: dict[str, object] = {}
+
+    def build(config, name: str):
+        recipes = graph.select(load_all(config.path("recipes")), [name])
+        runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
+        results = graph.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
+        return next(r for r in results if r.name == canonicalize_name(name))
+
+    return build
+
+
+def bump_command(root, names: Sequence[str] = (), *, version: str | None = None, target: str | None = None,
+                 runner: str | None = None, pythons: Sequence[str] | None = None, commit: bool = False,
+                 json_out: bool = False) -> int:
+    """`invoke bump [NAME] [--version V]`: exit 1 when a bump failed or could not be prepared."""
+    config = _config(root, target)
+    results = bump_many(config, names, version=version, commit=commit,
+                        build=pipeline_builder(runner_choice=runner, pythons=pythons))
+    if json_out:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print_bumps(results)
+    if not results:
+        ui.info("every recipe is at its newest upstream version")
+    return 1 if any(r.status in ("failed", "error") for r in results) else 0
