@@ -12,7 +12,52 @@ ROOT = Path(__file__).parent
 
 
 # --- index / publish (issue: an index that cannot lie) ------------------------------
-# (tasks added here)
+
+def _index_root():
+    import os
+
+    return os.environ.get("WHEELFACTORY_ROOT") or ROOT
+
+
+@task(help={"full": "rewrite every page (default: only what changed)", "json": "print the change report as JSON"})
+def index(c, full=False, json=False):
+    """Regenerate index/ from the dist/ records; reports added / replaced / removed wheels."""
+    from wheelfactory import index as index_mod
+
+    cli.run(index_mod.index_command, _index_root(), full=full, as_json=json)
+
+
+@task(help={
+    "dry_run": "show what would be uploaded/replaced; change nothing",
+    "force": "replace release assets even where the release holds a newer build under the same name",
+    "json": "print the report as JSON",
+})
+def publish(c, dry_run=False, force=False, json=False):
+    """Publish files first, index last ([publish].target: directory or github)."""
+    from wheelfactory import publish as publish_mod
+
+    cli.run(publish_mod.publish_command, _index_root(), dry_run=dry_run, force=force, as_json=json)
+
+
+@task(help={"port": "port on 127.0.0.1 (0 = any free port)", "host": "address to bind (default 127.0.0.1)",
+            "directory": "folder to serve (default: paths.index)"})
+def serve(c, port=8000, host="127.0.0.1", directory=""):
+    """Serve index/ on 127.0.0.1 with PEP 691 content negotiation, for trying installs."""
+    from wheelfactory import serve as serve_mod
+
+    cli.run(serve_mod.serve_command, _index_root(), host=host, port=int(port), directory=directory or None)
+
+
+@task(name="check-index", help={
+    "target": "index URL or local folder (default: index.url, else paths.index)",
+    "quick": "HEAD the wheels instead of downloading them (.metadata is still checked)",
+    "jobs": "parallel downloads",
+})
+def check_index(c, target="", quick=False, jobs=8):
+    """Fetch every link of a published index: status, size, sha256, .metadata vs the wheel."""
+    from wheelfactory import checkindex
+
+    cli.run(checkindex.check_index_command, _index_root(), target=target or None, quick=quick, jobs=int(jobs))
 
 
 # --- audit / new-recipe (issue: find what is missing) ------------------------------
