@@ -85,6 +85,7 @@ def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair
     """Which symbols or libraries keep the wheel from ``policy``, and the policy it does reach."""
     parts = []
     m = re.match(r"manylinux_(\d+)_(\d+)$", policy)
+    reached = None
     if report:
         if m:
             limit = (int(m[1]), int(m[2]))
@@ -100,16 +101,17 @@ def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair
         if missing:
             parts.append(f"libraries that cannot be found to bundle: {', '.join(missing)}")
         reached = report.get("overall_tag") or report.get("sym_tag")
-        if reached:
-            parts.append(f"the wheel reaches {reached.removesuffix('_' + arch)}")
-    lines = [l.strip() for l in repair_out.splitlines() if l.strip() and not _LOG_NOISE.match(l)]
-    cause = next((l for l in lines if "cannot repair" in l or "Error" in l or "error" in l), lines[-1] if lines else "")
-    if not report:
-        c = re.search(r'consistent with the\s+following platform tag: "([^"]+)"', show_text)
-        if c:
-            parts.append(f"the wheel reaches {c[1].removesuffix('_' + arch)}")
-    detail = "; ".join(parts)
-    return f"{cause.removeprefix('auditwheel: error: ')}" + (f" ({detail})" if detail else "")
+    else:
+        c = re.search(r'consistent with the\s+following platform tag:\s+"([^"]+)"', show_text)
+        reached = c[1] if c else None
+    if not parts:
+        # Nothing structured explains it: auditwheel's own words, without its noise.
+        lines = [l.strip() for l in repair_out.splitlines() if l.strip() and not _LOG_NOISE.match(l)]
+        cause = next((l for l in lines if "cannot repair" in l or "rror" in l), lines[-1] if lines else "")
+        parts.append(re.sub(r'"/[^"]*/([^/"]+\.whl)"', r"\1", cause).removeprefix("auditwheel: error: "))
+    if reached:
+        parts.append(f"the wheel reaches {reached.removesuffix('_' + arch)}")
+    return "; ".join(p for p in parts if p)
 
 
 def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, policy: str, arch: str,
@@ -125,13 +127,16 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
     if proc.returncode != 0 or len(repaired) != 1:
         show_text, report = show(runner, tools, wheel, log)
         target = "the best policy" if policy == "best" else plat
-        raise RepairError(
-            f"{recipe.name}: auditwheel cannot repair {wheel.name} to {target}: "
-            f"{_why_not(policy, arch, report, show_text, proc.stdout)}. "
-            f"Bundle or build against older libraries, add sonames that must not be bundled to "
-            f"repair.exclude (and their Debian packages to runtime.debian), or set repair.policy "
-            f"in {recipe.path}"
-        )
+        why = _why_not(policy, arch, report, show_text, proc.stdout)
+        if "too-recent" in why:
+            hint = (f"build against an older glibc (an older rootfs suite or the manylinux container "
+                    f"runner), or set repair.policy to the policy it reaches in {recipe.path}")
+        elif "cannot be found" in why:
+            hint = (f"add the library's -dev package to build.debian so it can be bundled, or list the "
+                    f"soname in repair.exclude and its package in runtime.debian in {recipe.path}")
+        else:
+            hint = f"see auditwheel's report in the log; repair.exclude and repair.policy are in {recipe.path}"
+        raise RepairError(f"{recipe.name}: auditwheel cannot repair {wheel.name} to {target}: {why}. Fix: {hint}")
     out = repaired[0]
     _, _, _, tags = parse_wheel_filename(out.name)
     platforms = sorted({t.platform for t in tags})

@@ -1,0 +1,145 @@
+"""Real builds of tiny generated projects: url and git sources, build tags (with the
+real pip and uv), and the per-recipe lock. Each build is a genuine setuptools
+C extension compiled, repaired by auditwheel and import-tested.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from build_support import (  # noqa: F401 (fixtures)
+    bare_venv, make_git_repo, make_project, run, sdist_server, shared_cache, tiny_files, tiny_recipe,
+    tree_snapshot, write_recipe,
+)
+from wheelfactory import pipeline, store
+from wheelfactory.config import load_config
+from wheelfactory.recipe import load_recipe
+from wheelfactory.runner import NativeRunner
+
+pytestmark = pytest.mark.slow
+
+
+def _build(root, name="wf-tiny", **kw):
+    config = load_config(root)
+    return pipeline.build_recipe(config, load_recipe(config.path("recipes"), name), NativeRunner(), **kw)
+
+
+def test_url_source_builds_and_records_the_url(tmp_path, shared_cache, sdist_server):
+    root = make_project(tmp_path / "p", shared_cache)
+    tiny_recipe(root, sdist_server)
+    res = _build(root)
+    assert res.status == "built", res.message
+    (wheel,) = res.wheels
+    rec = store.load_records(root / "dist")[0]
+    assert rec["filename"] == wheel.name
+    url, sha = sdist_server.sdists["tiny"]
+    assert rec["source"] == {"kind": "url", "url": url, "sha256": sha, "git": None, "rev": None,
+                             "commit": None, "subdirectory": None}
+    assert not (root / "build" / "wf-tiny").exists()  # scratch removed after success
+
+
+def test_git_source_with_subdirectory_records_the_resolved_commit(tmp_path, shared_cache):
+    files = {f"python/{k}": v for k, v in tiny_files().items()}
+    files["README.md"] = "the Python project lives in python/\n"
+    bare, commit = make_git_repo(tmp_path / "git", files, tag="v1.0")
+    root = make_project(tmp_path / "p", shared_cache)
+    write_recipe(root, "wf-tiny", f'''\
+        [package]
+        name = "wf-tiny"
+        version = "1.0"
+
+        [source]
+        git = "{bare}"
+        rev = "v1.0"
+        subdirectory = "python"
+
+        [test]
+        imports = ["wf_tiny._speed"]
+        ''')
+    res = _build(root)
+    assert res.status == "built", res.message
+    rec = store.load_records(root / "dist")[0]
+    assert rec["source"]["kind"] == "git"
+    assert rec["source"]["commit"] == commit  # the annotated tag, peeled to its commit
+    assert rec["source"]["rev"] == "v1.0" and rec["source"]["subdirectory"] == "python"
+    # Unchanged rev and commit: the same key, so nothing is rebuilt.
+    assert _build(root).status == "skipped"
+
+
+def test_a_changed_build_gets_the_next_build_tag_and_pip_and_uv_pick_it(tmp_path, shared_cache, sdist_server):
+    root = make_project(tmp_path / "p", shared_cache)
+    tiny_recipe(root, sdist_server, extra='[build]\nenv = { WF_TINY_FLAVOR = "first" }\n')
+    first = _build(root)
+    assert first.status == "built", first.message
+    assert parse_wheel_filename(first.wheels[0].name)[2] == ()
+
+    # Same version, new build flags (like torch with USE_DISTRIBUTED=1): a new key.
+    tiny_recipe(root, sdist_server, extra='[build]\nenv = { WF_TINY_FLAVOR = "second" }\n')
+    second = _build(root)
+    assert second.status == "built", second.message
+    (wheel,) = second.wheels
+    assert parse_wheel_filename(wheel.name)[2] == (1, "")
+    assert wheel.name.startswith("wf_tiny-1.0-1-cp311-cp311-manylinux")
+    recs = {r["build_tag"]: r for r in store.load_records(root / "dist")}
+    assert set(recs) == {None, 1} and recs[None]["build_key"] != recs[1]["build_key"]
+
+    dist = root / "dist"
+    # The real pip, from a folder holding both builds, installs the higher build tag.
+    py = bare_venv(tmp_path / "venv-pip")
+    proc = run([py, "-m", "pip", "install", "-q", "--no-index", "--find-links", dist, "wf-tiny"])
+    assert proc.returncode == 0, proc.stderr
+    proc = run([py, "-c", "import wf_tiny; print(wf_tiny.flavor())"], cwd=tmp_path)
+    assert proc.stdout.strip() == "second", proc.stdout + proc.stderr
+    # And uv does the same.
+    uv_venv = tmp_path / "venv-uv"
+    assert run(["uv", "venv", "-q", "--python", "python3.11", uv_venv]).returncode == 0
+    proc = run(["uv", "pip", "install", "-q", "--python", uv_venv / "bin" / "python", "--no-index",
+                "--find-links", dist, "wf-tiny"])
+    assert proc.returncode == 0, proc.stderr
+    proc = run([uv_venv / "bin" / "python", "-c", "import wf_tiny; print(wf_tiny.flavor())"], cwd=tmp_path)
+    assert proc.stdout.strip() == "second", proc.stdout + proc.stderr
+
+    # A third build with the first flags again is a new build of its own: tag 2, never a reused name.
+    tiny_recipe(root, sdist_server, extra='[build]\nenv = { WF_TINY_FLAVOR = "first" }\n')
+    assert _build(root).status == "skipped"  # that key is stored already
+    third = _build(root, force=True)
+    assert parse_wheel_filename(third.wheels[0].name)[2] == (2, "")
+
+
+def test_builds_of_one_recipe_are_serialized_others_go_side_by_side(tmp_path, shared_cache, sdist_server):
+    root = make_project(tmp_path / "p", shared_cache)
+    tiny_recipe(root, sdist_server)
+    tiny_recipe(root, sdist_server, name="wf-other")  # same sdist, another recipe name
+    config = load_config(root)
+    lock = store.recipe_lock(config.path("build") / ".locks", "wf-tiny")
+    lock.acquire()  # as if another process were building wf-tiny right now
+    results = {}
+    try:
+        t_tiny = threading.Thread(target=lambda: results.setdefault("tiny", _build(root)))
+        t_other = threading.Thread(target=lambda: results.setdefault("other", _build(root, "wf-other")))
+        t_tiny.start()
+        t_other.start()
+        t_other.join(timeout=300)
+        assert results["other"].status == "built", results["other"].message  # not blocked by wf-tiny's lock
+        assert t_tiny.is_alive() and "tiny" not in results  # waits for the lock
+        assert not [r for r in store.load_records(root / "dist") if r["recipe"] == "wf-tiny"]
+    finally:
+        lock.release()
+    t_tiny.join(timeout=300)
+    assert results["tiny"].status == "built", results["tiny"].message
+
+    # Two simultaneous builds of the same recipe: one builds, the other waits and then finds it stored.
+    shutil.rmtree(root / "dist")
+    both = []
+    threads = [threading.Thread(target=lambda: both.append(_build(root))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(r.status for r in both) == ["built", "skipped"], [r.message for r in both]
+    assert len([r for r in store.load_records(root / "dist") if r["recipe"] == "wf-tiny"]) == 1
