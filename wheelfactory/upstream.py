@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 from packaging import tags as ptags
@@ -305,7 +306,7 @@ def set_string(text: str, section: str, key: str, value: str) -> str:
         sep = "" if not text or text.endswith("\n") else "\n"
         return f"{text}{sep}\n[{section}]\n{key} = {quoted}\n"
     start, end = span
-    pat = re.compile(rf'^(\s*{re.escape(key)}\s*=\s*)(["\'])(.*?)\2(\s*(?:#.*)?)$', re.S)
+    pat = re.compile(rf'^(\s*{re.escape(key)}\s*=\s*)(["\'])([^"\'\\]*)\2(\s*(?:#.*)?)$')
     for i in range(start, end):
         body = lines[i].rstrip("\r\n")
         m = pat.match(body)
@@ -401,12 +402,13 @@ def plan_bump(config, recipe: Recipe, version: str | None = None) -> BumpPlan | 
     if kind == "sdist":
         sha = _sdist_sha256(config, recipe, version)
     elif kind == "url":
-        if old not in src["url"]:
+        if old not in urlsplit(src["url"]).path:
             raise UpstreamError(
                 f"{recipe.name}: source.url {src['url']!r} does not contain the version {old}, so the new "
                 f"archive's URL is unknown; edit {recipe.path} by hand"
             )
-        new_url = src["url"].replace(old, version)
+        parts = urlsplit(src["url"])  # only the path spells the version, never the host
+        new_url = urlunsplit(parts._replace(path=parts.path.replace(old, version)))
         text = set_string(text, "source", "url", new_url)
         expected["source"]["url"] = new_url
         changes.append(f"source.url: {src['url']} -> {new_url}")
