@@ -48,10 +48,12 @@ READ_ONLY = {"self-hosted", "linux", "x64", "arm64", "riscv64-system"}  # what t
 class FakeGitHub:
     def __init__(self, *, scopes=("octo/wheels",), admin_token="ghp_" + "a" * 36, read_token="ghp_" + "r" * 36):
         self.scopes = set(scopes)
+        self.default_scope = scopes[0]  # where add_runner puts runners unless told otherwise
         self.admin_token = admin_token
         self.read_token = read_token
         self.runners: dict[int, dict] = {}
         self.registration_tokens: dict[str, dt.datetime] = {}
+        self.issued: list[str] = []  # every registration token and JIT config handed out (secrets to look for)
         self.token_lifetime = dt.timedelta(hours=1)
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
         self.fail_next: list[tuple[str, str, int]] = []  # (method, path regex, status), consumed
@@ -78,7 +80,7 @@ class FakeGitHub:
             self.next_id += 1
             self.runners[rid] = {
                 "id": rid, "name": name, "os": "linux", "status": status, "busy": busy, "ephemeral": False,
-                "labels": [self._label(i, n) for i, n in enumerate(labels)], "_scope": scope or sorted(self.scopes)[0],
+                "labels": [self._label(i, n) for i, n in enumerate(labels)], "_scope": scope or self.default_scope,
             }
             return rid
 
@@ -153,6 +155,7 @@ class FakeGitHub:
                     expires = dt.datetime.now(dt.timezone.utc) + fake.token_lifetime
                     with fake.lock:
                         fake.registration_tokens[token] = expires
+                        fake.issued.append(token)
                     return self._send(201, {"token": token, "expires_at": expires.isoformat()})
                 if method == "POST" and rest == "/generate-jitconfig":
                     body = self._body()
@@ -169,6 +172,7 @@ class FakeGitHub:
                     fake.runners[rid]["ephemeral"] = True
                     encoded = base64.b64encode(json.dumps({"runner_id": rid, "secret": secrets.token_hex(16)})
                                                .encode()).decode()
+                    fake.issued.append(encoded)
                     return self._send(201, {"runner": fake.public(fake.runners[rid]), "encoded_jit_config": encoded})
                 if method == "GET" and rest == "":
                     per_page = int(query.get("per_page", ["30"])[0])

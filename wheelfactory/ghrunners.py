@@ -369,8 +369,10 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
         raise FactoryError(f"runner {name} is running a job; `invoke runners.drain` first, then register again")
 
     argv_t = _command(config, "configure")
-    if replace and r["kind"] == "official" and not r["configure-command"]:
-        argv_t.append("--replace")
+    if existing:
+        # --replace: this board's old registration goes first (it is idle: checked above).
+        api.delete(existing["id"])
+        ui.info(f"removed the old registration of {name} (id {existing['id']})")
     # The token is fetched last, right before the one command that uses it.
     token, expires = api.registration_token()
     now = _dt.datetime.now(_dt.timezone.utc)
