@@ -71,4 +71,14 @@ for _recipe in sorted(p.parent.name for p in (ROOT / "recipes").glob("*/recipe.t
 
 
 # --- audit / clean install (issue: find what is missing) --------------------------
-# (sessions added here)
+
+@nox.session(name="clean-install", python=False)
+def clean_install(session: nox.Session) -> None:
+    """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
+    nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
+    import os
+
+    from wheelfactory import cleaninstall
+
+    root = os.environ.get("WHEELFACTORY_ROOT") or ROOT
+    _engine().run(cleaninstall.clean_install_command, list(session.posargs), root=root)

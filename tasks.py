@@ -61,7 +61,47 @@ def check_index(c, target="", quick=False, jobs=8):
 
 
 # --- audit / new-recipe (issue: find what is missing) ------------------------------
-# (tasks added here)
+# invoke has no variadic positionals: PACKAGES is one argument holding one or more
+# requirements separated by spaces or commas ("vllm", "numpy>=2,<3 scipy"), plus
+# any number of `-r FILE` (pip requirements files); a file alone is given as the
+# positional (`invoke audit requirements.txt`), since invoke requires a positional.
+
+def _audit_root():
+    import os
+
+    return os.environ.get("WHEELFACTORY_ROOT") or ROOT
+
+
+@task(positional=["packages"], iterable=["requirement", "python"], help={
+    "packages": "requirements, space- or comma-separated: \"vllm\", \"numpy>=2,<3 torch\"",
+    "requirement": "a requirements file (repeatable), as pip's -r",
+    "json": "print the report as JSON on stdout",
+    "write-recipes": "scaffold recipes/NAME for every package that needs one (all or none)",
+    "python": "audit for this Python X.Y (repeatable; default: target.pythons)",
+    "refresh": "ask the indexes again even when the cache is fresh",
+})
+def audit(c, packages=None, requirement=None, json=False, write_recipes=False, python=None, refresh=False):
+    """Resolve the full dependency tree for the target and list what lacks riscv64 wheels (exit 2)."""
+    from wheelfactory import audit as audit_mod
+
+    cli.run(audit_mod.audit_command, [packages] if packages else [], requirement_files=requirement or [],
+            root=_audit_root(), json_output=json, write_recipes=write_recipes, pythons=python or None,
+            refresh=refresh)
+
+
+@task(name="new-recipe", help={
+    "name": "the PyPI project name",
+    "version": "the version to build (default: the latest release)",
+    "git": "build from this git repository instead of the PyPI sdist",
+    "rev": "the tag, branch or commit of --git",
+    "subdirectory": "folder of the Python project inside the source",
+})
+def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
+    """Scaffold recipes/NAME/recipe.toml from PyPI: version, sdist sha256, build backend and its settings."""
+    from wheelfactory import scaffold
+
+    cli.run(scaffold.new_recipe_command, name, root=_audit_root(), version=version or None, git=git, rev=rev,
+            subdirectory=subdirectory)
 
 
 # --- CI workflow / runners (issue: many boards) ------------------------------------

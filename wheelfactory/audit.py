@@ -56,7 +56,7 @@ from packaging.utils import (
 )
 
 from . import http, ui
-from .config import Config, load_config
+from .config import Config, host_arch, load_config
 from .errors import ConfigError, FactoryError
 from .recipe import RECIPE_FILE, parse_recipe
 
@@ -166,9 +166,22 @@ def read_requirement_file(path: Path, into: RequirementsInput, *, constraint: bo
         (into.constraints if constraint else into.requirements).append(req)
 
 
+def _names_a_file(piece: str) -> bool:
+    """A command-line piece that is a requirements file rather than a requirement.
+
+    invoke cannot leave a positional argument empty, so `invoke audit requirements.txt`
+    is how a file alone is audited; a path (with a slash, or .txt/.in) that exists counts.
+    """
+    return ("/" in piece or piece.endswith((".txt", ".in"))) and Path(piece).is_file()
+
+
 def read_requirements(requirements: Iterable[str], files: Iterable[str | Path] = ()) -> RequirementsInput:
     into = RequirementsInput([], [])
+    files = list(files)
     for text in split_requirement_args(requirements):
+        if _names_a_file(text):
+            files.append(text)
+            continue
         into.requirements.append(_check_requirement(text, "command line"))
     for f in files:
         read_requirement_file(Path(f), into)
@@ -192,12 +205,17 @@ class Target:
         for py in pys:
             if not re.fullmatch(r"3\.\d+", py):
                 raise ConfigError(f"Python version {py!r} must look like 3.12 (target.pythons / --python)")
-        if not re.fullmatch(r"manylinux_2_\d+", config.policy):
+        policy = config.policy
+        if policy == "best" and config.arch == host_arch():
+            # --target host: this machine's glibc bounds the manylinux tags it accepts.
+            glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.17").split()[-1]
+            policy = f"manylinux_2_{glibc.split('.')[1]}"
+        if not re.fullmatch(r"manylinux_2_\d+", policy):
             raise ConfigError(
                 f"target.policy is {config.policy!r}; the audit needs a manylinux_2_NN policy to know "
                 f"which wheels a {config.arch} machine accepts"
             )
-        return cls(config.arch, config.policy, tuple(sorted(set(pys), key=lambda v: tuple(map(int, v.split("."))))))
+        return cls(config.arch, policy, tuple(sorted(set(pys), key=lambda v: tuple(map(int, v.split("."))))))
 
     @property
     def glibc_minor(self) -> int:
