@@ -344,8 +344,9 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
     started = time.monotonic()
     reqs = read_requirements(requirements, requirement_files)  # one clear message for a bad requirement
     interpreter = find_interpreter(python)
-    pypi, ours, _ = audit_indexes(config)
-    index_list = indexes or [pypi, *ours]
+    pypi, ours, labels = audit_indexes(config)
+    index_list = [u.rstrip("/") for u in indexes] if indexes else [pypi, *ours]
+    _check_reachable(index_list, labels, reqs.names[:1] or ["pip"])
     logs = config.path("logs") / "clean-install"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
@@ -403,7 +404,7 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
             if m and canonicalize_name(m.group(1)) not in built:
                 built.append(canonicalize_name(m.group(1)))
         return CleanInstallReport(reqs.requirements + [f"-r {f}" for f in requirement_files],
-                                  Path(interpreter).name, building, built, new, missing,
+                                  _python_label(venv_python), building, built, new, missing,
                                   [f for f in failures if not f.library], pip_failed,
                                   _rel(config, log_path), time.monotonic() - started)
     finally:
@@ -413,11 +414,33 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _check_reachable(indexes: list[str], labels: dict[str, str], names: list[str]) -> None:
+    """One quick request per index, so a dead index is one clear message, not pip's retries."""
+    session = http.session(retries=1, backoff=0.2)
+    for base in indexes:
+        url = f"{base}/{canonicalize_name(names[0])}/"
+        if url.startswith("file:"):
+            continue
+        try:
+            session.get(url, timeout=(5, 60), headers={"Accept": "text/html"})
+        except requests.RequestException as e:
+            from .audit import _short_reason
+
+            raise CleanInstallError(f"cannot reach {base} ({labels.get(base, '--index')}): {_short_reason(e)}; "
+                                    f"check the URL and the network") from None
+
+
 def _pip_error(lines: list[str]) -> str:
     errs = [ln.strip() for ln in lines if ln.strip().startswith(("ERROR:", "error:"))]
     if errs:
         return " / ".join(errs[:4])
     return " / ".join(ln.strip() for ln in lines[-5:] if ln.strip())
+
+
+def _python_label(python: Path) -> str:
+    r = subprocess.run([str(python), "-I", "-c", "import platform; print(platform.python_implementation(), "
+                        "platform.python_version(), platform.machine())"], capture_output=True, text=True)
+    return r.stdout.strip() or str(python)
 
 
 def _rel(config: Config, path: Path) -> str:
