@@ -24,13 +24,14 @@ from .config import load_config
 from .errors import FactoryError
 from .index import HTML_TYPE, JSON_TYPE, load_state
 
-# Media types we can answer a simple/ folder with -> the file that holds it.
+# Media types we can answer a simple/ folder with -> (the file, the Content-Type sent).
+# "latest" is an alias that PEP 691 answers with the concrete version.
 _OFFERS = {
-    JSON_TYPE: "index.json",
-    "application/vnd.pypi.simple.latest+json": "index.json",
-    HTML_TYPE: "index.html",
-    "application/vnd.pypi.simple.latest+html": "index.html",
-    "text/html": "index.html",
+    JSON_TYPE: ("index.json", JSON_TYPE),
+    "application/vnd.pypi.simple.latest+json": ("index.json", JSON_TYPE),
+    HTML_TYPE: ("index.html", HTML_TYPE),
+    "application/vnd.pypi.simple.latest+html": ("index.html", HTML_TYPE),
+    "text/html": ("index.html", "text/html; charset=utf-8"),
 }
 
 
@@ -95,12 +96,13 @@ class IndexRequestHandler(SimpleHTTPRequestHandler):
         path = self.translate_path(parts.path)
         if os.path.isdir(path) and parts.path.endswith("/") and os.path.isfile(os.path.join(path, "index.json")):
             fmt = parse_qs(parts.query).get("format", [None])[0]
+            fmt = fmt.replace(" ", "+") if fmt else fmt  # an unescaped '+' arrives as a space
             chosen = negotiate(self.headers.get("Accept"), fmt)
             if chosen is None:
                 self.send_error(HTTPStatus.NOT_ACCEPTABLE, "offers: " + ", ".join(_OFFERS))
                 return None
-            target = os.path.join(path, _OFFERS[chosen])
-            ctype = chosen if chosen != "text/html" else "text/html; charset=utf-8"
+            filename, ctype = _OFFERS[chosen]
+            target = os.path.join(path, filename)
             try:
                 f = open(target, "rb")
             except OSError:
@@ -116,15 +118,25 @@ class IndexRequestHandler(SimpleHTTPRequestHandler):
             return f
         return super().send_head()
 
+    def send_header(self, keyword, value):
+        if keyword.lower() == "content-type":
+            self._content_type = value
+        super().send_header(keyword, value)
+
     def list_directory(self, path):
         self.send_error(HTTPStatus.NOT_FOUND, "no directory listings")
         return None
 
     def log_request(self, code="-", size="-"):
-        code = int(code) if str(code).isdigit() else getattr(code, "value", code)
-        self.server.access.append((self.command, self.path, code, self.headers.get("Accept", "")))
+        self._status = int(getattr(code, "value", code))  # logged in end_headers, once the type is known
+
+    def end_headers(self):
+        super().end_headers()
+        status = getattr(self, "_status", 0)
+        served = getattr(self, "_content_type", "")
+        self.server.access.append((self.command, self.path, status, self.headers.get("Accept", ""), served))
         if not self.server.quiet:
-            ui.info(f"{self.address_string()} {self.command} {self.path} {code}")
+            ui.info(f"{self.address_string()} {self.command} {self.path} {status} {served}")
 
     def log_message(self, format, *args):  # errors only; requests go through log_request
         if not self.server.quiet:
@@ -136,7 +148,7 @@ class IndexServer(ThreadingHTTPServer):
 
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = False):
         self.directory = Path(directory)
-        self.access: list[tuple[str, str, int, str]] = []  # (method, path, status, Accept)
+        self.access: list[tuple[str, str, int, str, str]] = []  # (method, path, status, Accept, Content-Type)
         self.quiet = quiet
         super().__init__((host, port), partial(IndexRequestHandler, directory=str(self.directory)))
 

@@ -1,0 +1,329 @@
+"""invoke index: pages, attributes, yanks, incremental and atomic updates, stale detection.
+
+The pages are parsed with pypi-simple, an independent client library, and every
+attribute is compared with the records (which were filled from real wheels).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+from pypi_simple import IndexPage, ProjectPage, RepositoryPage
+from test_index_wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
+
+from conftest import REPO, write_project, write_recipe
+from wheelfactory import store
+from wheelfactory.checkindex import check_index
+from wheelfactory.config import load_config
+from wheelfactory.index import IndexProblem, build_index
+
+HTML = "text/html"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+BASE = "https://files.example.org/wheels"
+
+
+def snapshot(*dirs: Path) -> dict[str, bytes]:
+    """Every file under ``dirs`` with its bytes (to prove nothing changed)."""
+    out = {}
+    for d in dirs:
+        for p in sorted(d.rglob("*")) if d.exists() else []:
+            if p.is_file():
+                out[str(p)] = p.read_bytes()
+    return out
+
+
+def make(tmp_path, real_wheels, config="", *, rebuilt=True, log=True) -> tuple:  # noqa: F811
+    root = write_project(tmp_path / "p", config=config)
+    dist = root / "dist"
+    (root / "logs" / "markupsafe").mkdir(parents=True)
+    (root / "logs" / "markupsafe" / "build.log").write_text("gcc -O2 … ok\n")
+    store_wheel(dist, real_wheels["jinja2"])
+    store_wheel(dist, real_wheels["markupsafe"], debian_runtime=["libopenblas0", "libnuma1"],
+                log="logs/markupsafe/build.log" if log else None, built_at="2025-01-02T03:04:05Z")
+    if rebuilt:
+        store_wheel(dist, real_wheels["markupsafe_rebuilt"], debian_runtime=["libopenblas0"],
+                    log="logs/markupsafe/build.log" if log else None, built_at="2025-02-03T04:05:06Z")
+    return root, load_config(root)
+
+
+def records(root: Path) -> dict[str, dict]:
+    return {r["filename"]: r for r in store.load_records(root / "dist")}
+
+
+@pytest.mark.parametrize("mode", ["co-hosted", "absolute"])
+def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):  # noqa: F811
+    config = f'[index]\nfiles-base-url = "{BASE}/"\n' if mode == "absolute" else ""
+    root, cfg = make(tmp_path, real_wheels, config)
+    report = build_index(cfg)
+    idx = root / "index"
+    recs = records(root)
+    assert sorted(report.added) == sorted(recs) and report.projects == 2 and report.wheels == 3
+
+    # The root, HTML and JSON.
+    base_url = "https://index.example.org/simple/"
+    root_html = (idx / "simple/index.html").read_text()
+    index_html = IndexPage.from_html(root_html)
+    assert index_html.projects == ["jinja2", "markupsafe"] and index_html.repository_version == "1.1"
+    links = RepositoryPage.from_html(root_html, base_url).links
+    assert {(ln.text, ln.url) for ln in links} == {("jinja2", base_url + "jinja2/"),
+                                                  ("markupsafe", base_url + "markupsafe/")}
+    index_json = IndexPage.from_json_data(json.loads((idx / "simple/index.json").read_bytes()))
+    assert index_json.projects == ["jinja2", "markupsafe"] and index_json.repository_version == "1.1"
+
+    for name in ("jinja2", "markupsafe"):
+        page_url = f"{base_url}{name}/"
+        html_page = ProjectPage.from_html(name, (idx / f"simple/{name}/index.html").read_text(), page_url)
+        json_page = ProjectPage.from_json_data(json.loads((idx / f"simple/{name}/index.json").read_bytes()), page_url)
+        assert html_page.repository_version == json_page.repository_version == "1.1"
+        expected = sorted(fn for fn, r in recs.items() if r["name"] == name)
+        assert [p.filename for p in html_page.packages] == [p.filename for p in json_page.packages]
+        assert sorted(p.filename for p in html_page.packages) == expected
+        versions = sorted({r["version"] for r in recs.values() if r["name"] == name})
+        assert json_page.versions == versions
+        for html_pkg, json_pkg in zip(html_page.packages, json_page.packages):
+            rec = recs[html_pkg.filename]
+            for pkg in (html_pkg, json_pkg):
+                want_url = (f"{BASE}/{rec['filename']}" if mode == "absolute"
+                            else f"https://index.example.org/files/{rec['filename']}")
+                assert pkg.url == want_url
+                assert canonicalize_name(pkg.project) == name and pkg.version == rec["version"]
+                assert pkg.package_type == "wheel"
+                assert pkg.digests == {"sha256": rec["sha256"]}
+                assert pkg.requires_python == rec["requires_python"] == ">=3.7"
+                assert pkg.has_metadata is True
+                assert pkg.metadata_url == want_url + ".metadata"
+                assert pkg.metadata_digests == {"sha256": rec["metadata_sha256"]}
+                assert pkg.is_yanked is False and pkg.yanked_reason is None
+                assert pkg.has_sig is None or pkg.has_sig is False
+            assert json_pkg.size == rec["size"]
+            assert json_pkg.upload_time.strftime("%Y-%m-%dT%H:%M:%SZ") == rec["built_at"]
+            # PEP 658: the .metadata file is the wheel's own METADATA, byte for byte.
+            meta = (idx / "files" / f"{rec['filename']}.metadata").read_bytes()
+            assert hashlib.sha256(meta).hexdigest() == rec["metadata_sha256"]
+            wheel = next(w for w in real_wheels.values() if w.name == rec["filename"])
+            assert meta == wheel_metadata(wheel)
+    # Both attribute spellings (PEP 714) are on the links.
+    page = (idx / "simple/markupsafe/index.html").read_text()
+    assert page.count("data-core-metadata=") == page.count("data-dist-info-metadata=") == 2
+    assert 'data-requires-python="&gt;=3.7"' in page
+
+    # Co-hosted: the wheels are beside the index; absolute: they are not.
+    wheel_in_index = idx / "files" / real_wheels["jinja2"].name
+    assert wheel_in_index.is_file() is (mode == "co-hosted")
+    # The build log lives beside the wheel, wherever the wheels are.
+    assert (idx / "files" / f"{real_wheels['markupsafe'].name}.log").read_text() == "gcc -O2 … ok\n"
+    if mode == "co-hosted":
+        assert check_index(str(idx)).problems == []
+
+
+def test_yanks_from_recipe_and_config(tmp_path, real_wheels):  # noqa: F811
+    root, _ = make(tmp_path, real_wheels, f"""
+        [index]
+        yanked = {{ "{real_wheels['markupsafe_rebuilt'].name}" = "miscompiled: <see #12> & \\"more\\"" }}
+    """)
+    write_recipe(root, "jinja2", """
+        [package]
+        name = "jinja2"
+        version = "3.1.4"
+        [source]
+        sha256 = "4a3aee7acbbe7303aede8e9648d13b8bf88a429282aa6122a993f0ac800cb369"
+        [yanked]
+        "3.1.4" = "CVE-2024-56201"
+    """)
+    build_index(load_config(root))
+    idx = root / "index"
+    url = "https://x.org/simple/markupsafe/"
+    for page in (ProjectPage.from_html("markupsafe", (idx / "simple/markupsafe/index.html").read_text(), url),
+                 ProjectPage.from_json_data(json.loads((idx / "simple/markupsafe/index.json").read_bytes()), url)):
+        states = {p.filename: (p.is_yanked, p.yanked_reason) for p in page.packages}
+        assert states == {
+            real_wheels["markupsafe"].name: (False, None),
+            real_wheels["markupsafe_rebuilt"].name: (True, 'miscompiled: <see #12> & "more"'),
+        }
+    jpage = ProjectPage.from_html("jinja2", (idx / "simple/jinja2/index.html").read_text(), url)
+    assert [(p.is_yanked, p.yanked_reason) for p in jpage.packages] == [(True, "CVE-2024-56201")]
+    human = (idx / "project/markupsafe/index.html").read_text()
+    assert "yanked: miscompiled: &lt;see #12&gt;" in human
+
+
+def test_bad_yank_key_is_one_clear_message(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, '[index]\nyanked = { "markupsafe-2.1.5" = "x" }\n')
+    with pytest.raises(IndexProblem, match=r"index.yanked key 'markupsafe-2.1.5' must be a wheel file name or NAME==VERSION"):
+        build_index(cfg)
+    assert not (root / "index").exists()
+
+
+def test_human_pages(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, '[index]\nurl = "https://wheels.example.org/simple"\n')
+    build_index(cfg)
+    idx = root / "index"
+    home = (idx / "index.html").read_text()
+    assert '<a href="project/markupsafe/">markupsafe</a></td><td>2.1.5</td><td class="n">2</td><td>2025-02-03 04:05 UTC' in home
+    assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ PACKAGE" in home
+    page = (idx / "project/markupsafe/index.html").read_text()
+    assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ markupsafe" in page
+    assert "uv pip install --index https://wheels.example.org/simple/ markupsafe" in page
+    # The Debian runtime packages of the latest version's wheels, as one apt-get line.
+    assert "sudo apt-get install libnuma1 libopenblas0" in page
+    assert 'class="tag">cp311-cp311-manylinux_2_17_x86_64</span>' in page
+    assert "2025-01-02 03:04 UTC" in page and "2025-02-03 04:05 UTC" in page
+    size = real_wheels["markupsafe"].stat().st_size
+    assert f"{size / 1024:.1f} KiB" in page
+    log_link = f'<a href="../../files/{real_wheels["markupsafe"].name}.log">log</a>'
+    assert log_link in page
+    # Every link of the human pages resolves, logs included.
+    assert check_index(str(idx)).problems == []
+
+
+def test_incremental_rewrites_only_changed_projects(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    idx = root / "index"
+    build_index(cfg)
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in idx.rglob("*") if p.is_file()}
+
+    again = build_index(cfg)
+    assert not again.changed and again.projects_written == []
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in idx.rglob("*") if p.is_file()
+            if ".wheelfactory" not in p.parts} == {p: v for p, v in before.items() if ".wheelfactory" not in p.parts}
+
+    store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
+    report = build_index(cfg)
+    assert report.added == [real_wheels["markupsafe_rebuilt"].name]
+    assert report.projects_written == ["markupsafe"] and not report.replaced and not report.removed
+    after = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in idx.rglob("*") if p.is_file()}
+    untouched = [p for p in before if "jinja2" in p.as_posix()]
+    assert untouched and all(after[p] == before[p] for p in untouched)
+    assert after[idx / "simple/markupsafe/index.html"] != before[idx / "simple/markupsafe/index.html"]
+    assert real_wheels["markupsafe_rebuilt"].name in (idx / "simple/markupsafe/index.html").read_text()
+    assert check_index(str(idx)).problems == []
+
+    # Removal: the record goes, its files and (here) nothing else.
+    rb = real_wheels["markupsafe_rebuilt"].name
+    (root / "dist" / f"{rb}.json").unlink()
+    (root / "dist" / rb).unlink()
+    report = build_index(cfg)
+    assert report.removed == [rb] and report.projects_written == ["markupsafe"]
+    assert not (idx / "files" / rb).exists() and not (idx / "files" / f"{rb}.metadata").exists()
+    assert check_index(str(idx)).problems == []
+
+
+def test_stale_same_name_is_flagged_and_replaced(tmp_path, real_wheels, capsys):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    build_index(cfg)
+    name = real_wheels["markupsafe"].name
+    old_sha = records(root)[name]["sha256"]
+    # A rebuild lands under the same file name (what the seed report's torch did).
+    (root / "dist" / f"{name}.json").unlink()
+    (root / "dist" / name).unlink()
+    store_wheel(root / "dist", real_wheels["markupsafe_stale"])
+    new_sha = records(root)[name]["sha256"]
+    report = build_index(cfg)
+    assert report.replaced == [{"filename": name, "old_sha256": old_sha, "new_sha256": new_sha}]
+    assert "same file name, different content" in capsys.readouterr().err
+    idx = root / "index"
+    assert f"#sha256={new_sha}" in (idx / "simple/markupsafe/index.html").read_text()
+    assert store.sha256_file(idx / "files" / name) == new_sha
+    assert check_index(str(idx)).problems == []
+
+
+def test_duplicates_are_reported(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    # The same bytes under a second name (a build tag added by hand, content unchanged).
+    twin = tmp_path / "twin" / real_wheels["markupsafe"].name.replace("2.1.5-", "2.1.5-7-")
+    twin.parent.mkdir()
+    twin.write_bytes(real_wheels["markupsafe"].read_bytes())
+    store_wheel(root / "dist", twin)
+    report = build_index(cfg)
+    assert report.duplicates == [sorted([real_wheels["markupsafe"].name, twin.name])]
+
+
+def test_record_without_wheel_changes_nothing(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    build_index(cfg)
+    store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
+    (root / "dist" / real_wheels["markupsafe_rebuilt"].name).unlink()
+    before = snapshot(root / "dist", root / "index")
+    r = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "index"],
+                       env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "1 dist record(s) without their wheel" in r.stderr
+    assert f"{real_wheels['markupsafe_rebuilt'].name}.json" in r.stderr and "Traceback" not in r.stderr
+    assert snapshot(root / "dist", root / "index") == before
+
+
+def test_damaged_record_leaves_previous_index(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    build_index(cfg)
+    store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"], metadata="Metadata-Version: 2.1\nName: x\n")
+    before = snapshot(root / "index")
+    with pytest.raises(IndexProblem, match="'metadata' does not match 'metadata_sha256'"):
+        build_index(cfg)
+    assert snapshot(root / "index") == before
+    assert not (root / ".index.staging").exists()
+
+
+def test_interrupted_apply_is_consistent_and_completed(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    """Kill the swap-in after some renames: every link still resolves; the next run finishes it."""
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    build_index(cfg)
+    store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
+    (root / "dist" / f"{real_wheels['jinja2'].name}.json").unlink()  # and one removal
+    real_replace = os.replace
+    for crash_after in (1, 3, 5):
+        calls = []
+
+        def crashing_replace(src, dst, *a, **kw):
+            calls.append(dst)
+            if len(calls) > crash_after:
+                raise KeyboardInterrupt("killed")
+            return real_replace(src, dst, *a, **kw)
+
+        monkeypatch.setattr(os, "replace", crashing_replace)
+        with pytest.raises(KeyboardInterrupt):
+            build_index(cfg)
+        monkeypatch.setattr(os, "replace", real_replace)
+        # Mid-swap the live index mixes old and new pages, but every link resolves and
+        # matches (only the HTML and JSON twins of one page may be one update apart).
+        problems = check_index(str(root / "index")).problems
+        assert [p for p in problems if "JSON" not in p] == []
+        # The next run (the next iteration) first rolls this journal forward.
+    report = build_index(cfg)
+    assert report.recovered
+    assert check_index(str(root / "index")).problems == []
+    page = (root / "index/simple/markupsafe/index.html").read_text()
+    assert real_wheels["markupsafe_rebuilt"].name in page
+    assert not (root / "index/simple/jinja2").exists()
+
+
+def test_foreign_index_folder_is_refused(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    (root / "index").mkdir()
+    (root / "index" / "notes.txt").write_text("mine")
+    with pytest.raises(IndexProblem, match="was not written by `invoke index`"):
+        build_index(cfg)
+    assert (root / "index" / "notes.txt").read_text() == "mine"
+
+
+def test_files_base_url_must_be_absolute(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, '[index]\nfiles-base-url = "releases/download/wheels"\n', rebuilt=False)
+    with pytest.raises(IndexProblem, match="must be an absolute http"):
+        build_index(cfg)
+
+
+def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels, rebuilt=False)
+    build_index(cfg)
+    (root / "factory.toml").write_text((root / "factory.toml").read_text() + f'[index]\nfiles-base-url = "{BASE}"\n')
+    report = build_index(load_config(root))
+    assert report.full and sorted(report.projects_written) == ["jinja2", "markupsafe"]
+    assert f'href="{BASE}/{real_wheels["jinja2"].name}#sha256=' in (root / "index/simple/jinja2/index.html").read_text()
+    # The wheels are no longer co-hosted: their copies left the index.
+    assert not (root / "index/files" / real_wheels["jinja2"].name).exists()
+    assert (root / "index/files" / f"{real_wheels['jinja2'].name}.metadata").exists()
