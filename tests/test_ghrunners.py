@@ -116,7 +116,7 @@ def test_register_two_cloned_boards_once_each(gh, env, tmp_path, monkeypatch):
     for r in gh.runners.values():
         assert [lab["name"] for lab in r["labels"]] == ["self-hosted", "linux", "riscv64"]
         assert r["status"] == "online"  # the service was started
-    assert service_log(env) == [f"start github-runner busy=False"] * 2
+    assert service_log(env) == ["start github-runner busy=False"] * 2
     # Each registration used its own fresh token, and none was stored anywhere.
     assert len(gh.issued) == 2
     for token in gh.issued:
