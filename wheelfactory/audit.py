@@ -671,21 +671,23 @@ def resolve(reqs: RequirementsInput, target: Target, indexes: list[str], labels:
                     continue
                 messages.append(line.rstrip())
 
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
-        out_chunks = []
+        out_chunks: list[str] = []
+        readers = [threading.Thread(target=read_stderr, daemon=True),
+                   threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)]
+        for t in readers:
+            t.start()
         while True:
             if abort is not None and abort.is_set():
                 proc.kill()
                 proc.wait()
                 return ""
             try:
-                out, _ = proc.communicate(timeout=0.2) if proc.stdout else ("", "")
-                out_chunks.append(out or "")
+                proc.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
                 continue
-        reader.join(timeout=5)
+        for t in readers:
+            t.join(timeout=10)
         if proc.returncode != 0:
             raise AuditError(_uv_failure(messages, indexes, labels))
         return "".join(out_chunks)
