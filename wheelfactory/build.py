@@ -96,7 +96,9 @@ def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -
     with FileLock(str(base / f"py{version}.lock")):
         if stamp_path.is_file():
             stamp = json.loads(stamp_path.read_text())
-            if {k: stamp.get(k) for k in want} == want and (venv / "bin" / "python").exists():
+            # is_symlink: under emulation bin/python points into the rootfs, not at a host file.
+            py_link = venv / "bin" / "python"
+            if {k: stamp.get(k) for k in want} == want and (py_link.is_symlink() or py_link.exists()):
                 return Tools(venv, str(venv / "bin" / "python"), stamp["installer"])
         log.write(f"\n# creating the tools venv {venv}\n")
         shutil.rmtree(venv, ignore_errors=True)
