@@ -67,7 +67,13 @@ for _recipe in sorted(p.parent.name for p in (ROOT / "recipes").glob("*/recipe.t
 
 
 # --- emulation (issue: emulated riscv64 runner) ------------------------------------
-# (sessions added here)
+
+@nox.session(name="rootfs", python=False)
+def rootfs(session: nox.Session) -> None:
+    """The emulated build rootfs: nox -s rootfs -- create [--replace] | update | remove | info [--json]."""
+    from wheelfactory import rootfs as rootfs_mod
+
+    _engine().run(rootfs_mod.rootfs_command, list(session.posargs), root=ROOT)
 
 
 # --- audit / clean install (issue: find what is missing) --------------------------
