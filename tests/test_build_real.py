@@ -7,6 +7,7 @@ into a fresh bare venv with the real pip and imported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -31,15 +32,9 @@ pytestmark = pytest.mark.slow
 def real_build(tmp_path_factory, shared_cache):  # noqa: F811
     root = make_project(tmp_path_factory.mktemp("real") / "project", shared_cache, recipes=REAL)
     capture = tmp_path_factory.mktemp("out") / "stderr.txt"
-    from wheelfactory import ui
-
-    old_file = ui.console.file
-    with open(capture, "w") as f:
-        ui.console.file = f
-        try:
-            rc = pipeline.build_command([*REAL, "--target", "host"], root=root)
-        finally:
-            ui.console.file = old_file
+    # The console writes to whatever sys.stderr is (a session fixture cannot use capsys).
+    with open(capture, "w") as f, contextlib.redirect_stderr(f):
+        rc = pipeline.build_command([*REAL, "--target", "host"], root=root)
     return root, rc, capture.read_text()
 
 
@@ -67,7 +62,7 @@ def test_each_wheel_is_manylinux_recorded_and_imports_in_a_bare_venv(real_build,
     assert rec["sha256"] == store.sha256_file(wheel) and rec["size"] == wheel.stat().st_size
     assert rec["status"] == "ok" and rec["python"] == "3.11" and rec["policy"] == "best"
     assert rec["achieved_policy"].startswith("manylinux_2_")
-    assert "is consistent with the following platform tag" in rec["auditwheel"]
+    assert "is consistent with the following platform tag" in " ".join(rec["auditwheel"].split())
     assert rec["metadata"].startswith("Metadata-Version:") and f"Name: {name}" in rec["metadata"]
     assert rec["source"]["kind"] == "sdist" and rec["source"]["url"].endswith(".tar.gz")
     assert (root / rec["log"]).is_file()

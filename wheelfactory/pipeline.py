@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 import time
 import traceback
 import zipfile
@@ -41,6 +42,15 @@ from .source import check_patches, prepare, source_id
 from .verify import verify_wheel
 
 STATUSES = ("built", "skipped", "failed", "disabled")
+
+# Set when the command is interrupted (Ctrl-C): builds still running in worker
+# threads stop at their next stage boundary, and never reach dist/.
+CANCELLED = threading.Event()
+
+
+def _check_cancelled() -> None:
+    if CANCELLED.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -183,6 +193,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
     clock = [time.monotonic()]
 
     def stage_done(stage: str, detail: str = "") -> None:
+        _check_cancelled()
         now = time.monotonic()
         stages[stage] = stages.get(stage, 0.0) + (now - clock[0])
         ui.stage(name, stage, now - clock[0], detail)
@@ -274,6 +285,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
             ready.append((v, wheel, rep, py_stages, notes))
 
         # Every Python passed: now, and only now, dist/ changes.
+        _check_cancelled()
         host = {**runner.describe(), "runner_id": runner.id}
         shared = {k: round(s, 3) for k, s in stages.items() if k in ("fetch", "unpack", "patch")}
         for v, wheel, rep, py_stages, notes in ready:
@@ -516,8 +528,13 @@ def build_command(argv: list[str], root: Path) -> int:
     forced = (set(recipes) if args.all else set(args.names)) if args.force else set()
     # Dependency order, args.jobs at once; each build gets the wheels of what it needs
     # from this run and a compiler-cache environment (graph.build_recipes).
-    results = graph.build_recipes(config, recipes, runner, pythons=args.python, force=forced,
-                                  jobs=graph.default_jobs(config), keep_going=keep_going)
+    CANCELLED.clear()
+    try:
+        results = graph.build_recipes(config, recipes, runner, pythons=args.python, force=forced,
+                                      jobs=graph.default_jobs(config), keep_going=keep_going)
+    except KeyboardInterrupt:
+        CANCELLED.set()  # builds still running in worker threads stop before dist/
+        raise
 
     for r in results:
         if r.status == "failed":
