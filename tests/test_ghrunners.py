@@ -225,6 +225,15 @@ def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
     root = board(tmp_path, gh, name="b2", scope="not a/scope/at all")
     with pytest.raises(ConfigError, match="neither OWNER/REPO nor an organization"):
         ghrunners.register(root, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b3", extra='configure-command = ["./config.sh", "--tokn", "{tokn}"]')
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{tokn\}"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b4", extra='kind = "github-act-runner"\njit-command = []')
+    with pytest.raises(ConfigError, match="has no default jit command; set \\[runners\\].jit-command"):
+        ghrunners.register(root, jit=True, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b5", extra='kind = "gitea"')
+    with pytest.raises(ConfigError, match="kind 'gitea' is not one of official, github-act-runner"):
+        ghrunners.register(root, hostname="bananapif3-1")
     assert gh.requests == []
 
 

@@ -115,7 +115,8 @@ def test_workflow_shape():
 def test_yaml_emitter_round_trips_awkward_strings(project):
     (project / "factory.toml").write_text((project / "factory.toml").read_text() + textwrap.dedent('''
         [ci]
-        before-build = ["echo 'a: b' # not a comment", "yes", "- dash", "x: y", "1.5", "multi\\nline", "q\\"uote"]
+        before-build = ["echo 'a: b' # not a comment", "yes", "- dash", "x: y", "1.5", "multi\\nline", "q\\"uote",
+                        ".inf", "2024-01-31", "1:20", "0x1F", "~", "@at", "ends:", "*star", "(paren)"]
     '''))
     write_recipe(project, "multidict", (REPO / "recipes/multidict/recipe.toml").read_text())
     config = load_config(project)
@@ -126,7 +127,8 @@ def test_yaml_emitter_round_trips_awkward_strings(project):
     model.pop("__header__")
     assert parsed == json.loads(json.dumps(model))
     hooks = [s["run"] for s in parsed["jobs"]["build-multidict"]["steps"] if s.get("name", "").startswith("before-build")]
-    assert hooks == ["echo 'a: b' # not a comment", "yes", "- dash", "x: y", "1.5", "multi\nline", 'q"uote']
+    assert hooks == ["echo 'a: b' # not a comment", "yes", "- dash", "x: y", "1.5", "multi\nline", 'q"uote',
+                     ".inf", "2024-01-31", "1:20", "0x1F", "~", "@at", "ends:", "*star", "(paren)"]
 
 
 def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):

@@ -62,9 +62,10 @@ KINDS: dict[str, dict[str, list[str]]] = {
         "jit": ["{runner_dir}/run.sh"],
     },
     "github-act-runner": {
+        # It takes the token only as an argument (visible in `ps` while configure runs).
         "configure": ["github-act-runner", "configure", "--url", "{url}", "--name", "{name}",
                       "--labels", "{labels}", "--token", "{token}"],
-        "jit": ["github-act-runner", "run", "--once"],
+        "jit": [],  # no default: set [runners].jit-command to how your version runs a JIT config
     },
 }
 
@@ -276,7 +277,11 @@ def _command(config: Config, which: str) -> list[str]:
     r = config["runners"]
     if r["kind"] not in KINDS:
         raise ConfigError(f"{_where(config)}: [runners].kind {r['kind']!r} is not one of {', '.join(KINDS)}")
-    return list(r[f"{which}-command"]) or list(KINDS[r["kind"]][which])
+    command = list(r[f"{which}-command"]) or list(KINDS[r["kind"]][which])
+    if not command:
+        raise ConfigError(f"{_where(config)}: [runners].kind {r['kind']!r} has no default {which} command; "
+                          f"set [runners].{which}-command")
+    return command
 
 
 def _runner_dir(config: Config) -> Path:
@@ -338,6 +343,8 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
     url = f"{server_url(r['api-url'])}/{api.scope}"
+    argv_t = _command(config, "jit" if jit else "configure")  # settings errors before any request
+    _fill(argv_t, dict.fromkeys(("runner_dir", "name", "url", "labels", "work", "token"), ""))
     existing = find_runner(api.list(), name)
 
     if jit:
@@ -345,8 +352,8 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
             if existing.get("status") == "online" or existing.get("busy"):
                 raise FactoryError(_clone_hint(config, name, existing).replace("pass --replace", "drain it first"))
             api.delete(existing["id"])  # a leftover of this board's previous ephemeral run
-        argv = _fill(_command(config, "jit"), {"runner_dir": str(_runner_dir(config)), "name": name, "url": url,
-                                               "labels": ",".join(labels), "work": r["work-folder"], "token": ""})
+        argv = _fill(argv_t, {"runner_dir": str(_runner_dir(config)), "name": name, "url": url,
+                              "labels": ",".join(labels), "work": r["work-folder"], "token": ""})
         runner, encoded = api.jit_config(name, labels, r["runner-group-id"], r["work-folder"])
         ui.info(f"just-in-time runner {name} (id {runner.get('id')}) created for {api.scope}")
         try:
@@ -368,7 +375,6 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
     if existing and existing.get("busy"):
         raise FactoryError(f"runner {name} is running a job; `invoke runners.drain` first, then register again")
 
-    argv_t = _command(config, "configure")
     if existing:
         # --replace: this board's old registration goes first (it is idle: checked above).
         api.delete(existing["id"])
@@ -436,10 +442,15 @@ def status(root: Path | str | None = None, *, as_json: bool = False, hostname: s
         ui.info(f"{len(runners)} runners: {sum(1 for x in runners if x.get('status') == 'online')} online, "
                 f"{sum(1 for x in runners if x.get('busy'))} busy")
     # Jobs that ask for labels no online runner has would wait forever.
-    wanted = list(config["ci"]["runner-labels"])
-    if "self-hosted" in [w.lower() for w in wanted] and not covered(runners, wanted):
-        ui.warn(f"no online runner carries all of {', '.join(wanted)} ([ci].runner-labels): the workflow's "
-                f"build jobs would queue until one does")
+    base = list(config["ci"]["runner-labels"])
+    sets = {"[ci].runner-labels": base}
+    for recipe, extra in config["ci"]["recipe-labels"].items():
+        extra = [extra] if isinstance(extra, str) else list(extra)
+        sets[f"[ci].recipe-labels.{recipe}"] = base + [x for x in extra if x not in base]
+    for key, wanted in sets.items():
+        if "self-hosted" in [w.lower() for w in wanted] and not covered(runners, wanted):
+            ui.warn(f"no online runner carries all of {', '.join(wanted)} ({key}): those build jobs would "
+                    f"queue until one does")
     return 0
 
 

@@ -360,8 +360,11 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
 # so it is written here rather than by a general dumper.
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_$./(][^\n]*$")
+# Plain scalars some YAML loader would not read as a string: booleans, nulls, numbers
+# (YAML 1.1 too: 1_000, 0x1f, 1:20 sexagesimal, .inf) and dates.
 _RESERVED = re.compile(
-    r"^(?:true|false|yes|no|on|off|y|n|null|~|[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:e[-+]?\d+)?|0x[0-9a-f]+|0o[0-7]+)$",
+    r"^(?:true|false|yes|no|on|off|y|n|null|~|[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:e[-+]?\d+)?|0x[0-9a-f_]+|0o?[0-7_]+"
+    r"|[-+]?\.(?:inf|nan)|[-+]?\d[\d_]*(?::[0-5]?\d)+(?:\.\d*)?|\d{4}-\d\d?-\d\d?(?:[Tt ].*)?)$",
     re.I,
 )
 _PLAIN_KEYS = {"on"}  # GitHub reads the bare key `on` (a boolean only to YAML 1.1 loaders)
