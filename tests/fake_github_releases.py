@@ -60,18 +60,24 @@ class Fault:
     method: str | None = None
     path: str | None = None  # regex searched in the path
     count: int = 1  # how many matching requests it hits
+    after: int = 0  # let this many matching requests through first
     seconds: float = 3.0  # for "stall"
     hits: int = 0
     entered: threading.Event = field(default_factory=threading.Event)  # a request hit it
     release: threading.Event = field(default_factory=threading.Event)  # "hang": let it go
 
     def matches(self, host: str, method: str, path: str) -> bool:
-        return (
-            self.hits < self.count
-            and (self.host is None or self.host == host)
-            and (self.method is None or self.method == method)
-            and (self.path is None or re.search(self.path, path) is not None)
-        )
+        """Whether this request gets the fault (counting the ones let through first)."""
+        if self.hits >= self.count:
+            return False
+        if not ((self.host is None or self.host == host)
+                and (self.method is None or self.method == method)
+                and (self.path is None or re.search(self.path, path) is not None)):
+            return False
+        if self.after > 0:
+            self.after -= 1
+            return False
+        return True
 
 
 class FakeGitHub:

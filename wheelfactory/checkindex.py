@@ -374,6 +374,7 @@ class Checker:
     def check_file(self, link: FileLink, dest: Path) -> list[str]:
         out: list[str] = []
         bad = lambda url, what: out.append(f"{url}: {what}")  # noqa: E731
+        self.checked.update((link.url, link.url + ".metadata"))  # reported here, not again by the page crawl
         if self.quick:
             status, size, err = self.fetch.head(link.url)
             if status != 200:
@@ -385,7 +386,6 @@ class Checker:
             if status != 200:
                 bad(link.url, f"answered {status or err}")
             else:
-                self.checked.add(link.url)
                 if link.size is not None and size != link.size:
                     bad(link.url, f"{size} bytes, the index says {link.size}")
                 if link.sha256 and sha != link.sha256:
@@ -397,7 +397,6 @@ class Checker:
         if meta.status != 200:
             bad(murl, f"answered {meta.status or meta.error}")
             return out
-        self.checked.add(murl)
         if hashlib.sha256(meta.body).hexdigest() != link.metadata_sha256:
             bad(murl, "sha256 differs from data-core-metadata")
         headers = email.parser.BytesParser().parsebytes(meta.body, headersonly=True)

@@ -297,11 +297,25 @@ def _github_preflight(config: Config) -> GitHubTarget:
             f"the index (GitHub Pages, branch publish.pages-branch); nothing was changed"
         )
     settings_from(config)  # the files base URL must be known
+    _check_asset_names(config.path("dist"))
     client = Releases(pub["api-url"], pub["repository"], token, timeout=pub["timeout"], retries=pub["retries"],
                       token_env=env)
     client.repository_info()
     _git_ls_remote(pub["pages-remote"], pub["pages-branch"], token)
     return GitHubTarget(config, token, client, pub["pages-remote"], pub["pages-branch"], pub["release-tag"])
+
+
+def _check_asset_names(dist: Path) -> None:
+    bad_names = sorted(p.name[: -len(".json")] for p in dist.glob("*.whl.json")
+                       if not _SAFE_ASSET.match(p.name[: -len(".json")]))
+    if bad_names:
+        raise PublishError(
+            "GitHub renames release assets with characters other than letters, digits, '.', '-' and '_', "
+            "so the index would link to names that do not exist:\n"
+            + "\n".join(f"  - {n}" for n in bad_names)
+            + "\n  fix: drop the local version label (+…) from these builds, or publish to a directory; "
+            "nothing was changed"
+        )
 
 
 def _remote_sha256(t: GitHubTarget, asset: dict) -> str:
@@ -327,15 +341,6 @@ def publish_github(config: Config, *, dry_run: bool = False, force: bool = False
     state = load_state(index_dir)
     settings = settings_from(config)
     arts = artifacts(config, state)
-    bad_names = [a.name for a in arts if a.kind == "wheel" and not _SAFE_ASSET.match(a.name)]
-    if bad_names:
-        raise PublishError(
-            "GitHub renames release assets with characters other than letters, digits, '.', '-' and '_', "
-            "so the index would link to names that do not exist:\n"
-            + "\n".join(f"  - {n}" for n in bad_names)
-            + "\n  fix: drop the local version label (+…) from these builds, or publish to a directory; "
-            "nothing was changed"
-        )
     report = PublishReport(target=f"{t.client.api} {config['publish']['repository']}@{t.tag}")
     release, created = (t.client.release_by_tag(t.tag), False) if dry_run else t.client.ensure_release(
         t.tag, t.tag, "Wheels published by wheelfactory. Install with the index on the project's Pages site.")
@@ -482,9 +487,10 @@ def _git_env(token: str, tmp: Path) -> dict[str, str]:
 def _git(args: list[str], *, cwd: Path | None, env: dict, token: str, what: str) -> str:
     r = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        detail = (r.stderr or r.stdout).strip().splitlines()[-3:]
-        msg = " | ".join(detail).replace(token, "***") if token else " | ".join(detail)
-        raise PublishError(f"{what}: git {args[0]} failed: {ui.mask_secrets(msg)}")
+        lines = [ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if ln.startswith(("fatal:", "error:", "!"))), lines[0] if lines else "")
+        detail = detail.replace(token, "***") if token else detail
+        raise PublishError(f"{what} (git {args[0]}: {ui.mask_secrets(detail)})")
     return r.stdout
 
 
@@ -492,7 +498,7 @@ def _git_ls_remote(remote: str, branch: str, token: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="wf-git-") as tmp:
         out = _git(["ls-remote", "--heads", remote, f"refs/heads/{branch}"], cwd=None, env=_git_env(token, Path(tmp)),
                    token=token, what=f"the Pages remote (publish.pages-remote) {remote!r} is not reachable; "
-                                     f"check the URL and the token's access; nothing was changed. Detail")
+                                     f"check the URL and the token's access; nothing was changed")
         return bool(out.strip())
 
 
