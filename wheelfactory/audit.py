@@ -43,7 +43,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, unquote
 
-import requests
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -55,7 +54,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from . import http, ui
+from . import ui
 from .config import Config, host_arch, load_config
 from .errors import ConfigError, FactoryError
 from .recipe import RECIPE_FILE, parse_recipe
@@ -472,11 +471,21 @@ class IndexClient:
         self.max_age = max_age
         self.refresh = refresh
         self.labels = labels  # index base URL -> the config key naming it (for messages)
-        self.session = http.session(retries=3, pool=max(concurrency, 4))
+        self.concurrency = concurrency
+        self._session = None  # made on the first request: a warm run never imports requests
         self.pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="index")
         self.futures: dict[str, Future[Page]] = {}
         self.lock = threading.Lock()
         self.network_requests = 0
+
+    @property
+    def session(self):
+        with self.lock:
+            if self._session is None:
+                from . import http
+
+                self._session = http.session(retries=3, pool=max(self.concurrency, 4))
+            return self._session
 
     @staticmethod
     def page_url(base: str, name: str) -> str:
@@ -502,8 +511,12 @@ class IndexClient:
                 headers["If-None-Match"] = cached["etag"]
             if cached["last_modified"]:
                 headers["If-Modified-Since"] = cached["last_modified"]
+        import requests
+
+        from .http import DEFAULT_TIMEOUT
+
         try:
-            resp = self.session.get(url, headers=headers, timeout=http.DEFAULT_TIMEOUT)
+            resp = self.session.get(url, headers=headers, timeout=DEFAULT_TIMEOUT)
         except requests.RequestException as e:
             raise AuditError(
                 f"cannot reach {base} ({self.labels.get(base, 'index')} in factory.toml): "
@@ -548,7 +561,8 @@ class IndexClient:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
 
 
 def _short_reason(e: Exception) -> str:
@@ -744,7 +758,8 @@ class PackageReport:
         return self.status in NEEDS and self.recipe is None
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = dict(vars(self))
+        d["per_python"] = {py: dict(vars(v)) for py, v in self.per_python.items()}
         d["needs_recipe"] = self.needs_recipe
         return d
 
@@ -772,8 +787,12 @@ def best_wheel(files: list[FileRow], priority: dict[Tag, int], python: str) -> t
     """The wheel pip would pick on the target: best tag priority, then the highest build tag."""
     best, best_key = None, None
     py_full = f"{python}.0"
+    arch = re.sub(r"^(manylinux_\d+_\d+|linux)_", "", next(iter(priority)).platform) if priority else ""
     for f in files:
         if f.kind != "wheel" or f.yanked is not None:
+            continue
+        # Cheap first: a wheel for the target names its arch or is "any" (parsing tags is the slow part).
+        if arch not in f.filename and not f.filename.endswith("-any.whl"):
             continue
         try:
             _, _, build, tags = parse_wheel_filename(f.filename)

@@ -297,11 +297,16 @@ def _repository_url(config: Config, name: str, version: str) -> str:
     base = config["audit"]["pypi-url"].rstrip("/")
     if not base.endswith("/simple"):
         return ""
-    try:
-        r = http.session(retries=2).get(f"{base[:-len('/simple')]}/pypi/{name}/{version}/json", timeout=(5, 30))
-        info = r.json().get("info", {}) if r.status_code == 200 else {}
-    except (requests.RequestException, ValueError):
-        return ""
+    info: dict = {}
+    session = http.session(retries=2)
+    for url in (f"{base[:-len('/simple')]}/pypi/{name}/{version}/json", f"{base[:-len('/simple')]}/pypi/{name}/json"):
+        try:
+            r = session.get(url, timeout=(5, 30))
+            info = r.json().get("info", {}) if r.status_code == 200 else {}
+        except (requests.RequestException, ValueError):
+            continue
+        if info:
+            break
     urls = dict(info.get("project_urls") or {})
     if info.get("home_page"):
         urls.setdefault("Homepage", info["home_page"])
@@ -390,7 +395,7 @@ def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
         hint = (f"invoke new-recipe {canonical} --version {version} --git {repo} --rev v{version}" if repo
                 else f"invoke new-recipe {canonical} --version {version} --git URL --rev TAG")
         raise ScaffoldError(
-            f"{canonical} {version} has no sdist on {pypi.pypi} (only wheels, none for {target.arch}); "
+            f"{canonical} {version} has no sdist on {pypi.pypi} (only wheels{'' if have else f', none for {target.arch}'}); "
             f"build it from its repository: {hint}")
     sdist = sdists[0]
     archive = _download_sdist(config, sdist)
