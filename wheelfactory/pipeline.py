@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import shutil
 import threading
 import time
@@ -217,7 +218,9 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
                                       dependencies=[store.sha256_file(w) for w in deps_for[v]])
             stored = store.find_by_key(dist, keys[v])
             if stored and not force:
-                kept += [dist / r["filename"] for r in stored]
+                # (--force may have stored the same key under several build tags: the newest counts)
+                newest = max(stored, key=lambda r: r["build_tag"] or 0)
+                kept.append(dist / newest["filename"])
             else:
                 todo.append(v)
         if not todo:
@@ -509,6 +512,10 @@ def build_command(argv: list[str], root: Path) -> int:
         args = parse_args(argv)
     except SystemExit as e:  # argparse already printed the usage message
         return int(e.code or 0)
+    # nox turns on DEBUG logging; the libraries' chatter (each HTTP request, each
+    # lock) would drown the one line per stage. Their details go to the log instead.
+    for noisy in ("urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = load_config(root)
     if args.target == "host":
         config = config.for_host()

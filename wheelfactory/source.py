@@ -32,7 +32,6 @@ from filelock import FileLock
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
 
-from . import http
 from .errors import SourceError
 from .recipe import Recipe
 from .store import sha256_file
@@ -97,6 +96,8 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
     The index's own sha256 for the file must match the recipe's: a mismatch is
     reported before anything is downloaded.
     """
+    from . import http  # requests is slow to import; a no-op build never fetches
+
     name, version = recipe.name, recipe.version
     page = f"{index_url.rstrip('/')}/{name}/"
     try:
@@ -148,6 +149,8 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
 
 def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
     """Download ``url`` into cache/sources/<sha256>/ once; the bytes must match the recipe's sha256."""
+    from . import http
+
     want = recipe["source"]["sha256"]
     filename = Path(urlsplit(url).path).name or "source"
     dest = cache / "sources" / want / filename
@@ -184,8 +187,25 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
                 f"Nothing was unpacked. If the new file is trusted, set source.sha256 = \"{got}\" in {recipe.path}"
             )
         os.replace(tmp, dest)
+        (dest.parent / ORIGIN_FILE).write_text(url + "\n")
         log.write(f"sha256 {got} ok\n")
     return dest
+
+
+ORIGIN_FILE = ".origin-url"  # beside a cached archive: where it was downloaded from
+
+
+def cached_archive(cache: Path, sha256: str) -> tuple[Path, str] | None:
+    """An archive already in cache/sources/<sha256>/ (with the URL it came from), if its bytes still match."""
+    folder = cache / "sources" / sha256
+    origin = folder / ORIGIN_FILE
+    if not origin.is_file():
+        return None
+    url = origin.read_text().strip()
+    path = folder / (Path(urlsplit(url).path).name or "source")
+    if path.is_file() and sha256_file(path) == sha256:
+        return path, url
+    return None
 
 
 # --- unpack ---------------------------------------------------------------------
@@ -392,9 +412,15 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
         info["commit"] = commit
         on_stage("fetch", f"{src['git']} @ {commit[:12]}")
     else:
-        url = src["url"] or sdist_url(recipe, index_url)
+        # The archive is pinned by its sha256: once cached, no index lookup is needed.
+        hit = cached_archive(cache, src["sha256"])
+        if hit and (not src["url"] or hit[1] == src["url"]):
+            archive, url = hit
+            log.write(f"using cached {archive} (from {url})\n")
+        else:
+            url = src["url"] or sdist_url(recipe, index_url)
+            archive = fetch_archive(recipe, url, cache, log)
         info["url"] = url
-        archive = fetch_archive(recipe, url, cache, log)
         on_stage("fetch", f"{archive.name} sha256 ok")
         root = unpack(archive, dest, recipe)
         on_stage("unpack", str(root.relative_to(workdir)))
