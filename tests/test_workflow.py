@@ -97,8 +97,11 @@ def test_workflow_shape():
     assert "github.ref == 'refs/heads/main'" in publish["if"] and "github.event_name != 'pull_request'" in publish["if"]
     assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False}
     assert publish["permissions"] == {"contents": "write"}
-    runs = [s["run"].strip() for s in publish["steps"] if "run" in s][1:]
-    assert runs == ["invoke publish", "invoke check-index", "nox -s clean-install", "invoke ci.mark-published"]
+    runs = [s["run"].strip().splitlines()[-1] for s in publish["steps"] if "run" in s][1:]
+    assert runs == ["invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',
+                    "invoke ci.mark-published"]
+    clean = next(s for s in publish["steps"] if s.get("name") == "nox -s clean-install")
+    assert clean["env"] == {"REQUIREMENTS": "${{ needs.plan.outputs.requirements }}"} and clean["shell"] == "bash"
     token_step = next(s for s in publish["steps"] if s.get("run", "").strip() == "invoke publish")
     assert token_step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}  # by name only
     # the secret reaches no other step
@@ -331,6 +334,7 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
     build = json.loads(lines["build"])
     assert build == {"multidict": True, "numpy": True, "propcache": False, "torch": False}
     assert lines["any"] == "true"
+    assert lines["requirements"] == "multidict==7.2.1 numpy==2.5.5"
     assert "| numpy | yes | asked for by name |" in summary.read_text()
     assert json.loads(capsys.readouterr().out) == build
     # The keys are exactly the jobs' recipe names the `if:`s look up.

@@ -215,6 +215,7 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
         "outputs": {
             "build": "${{ steps.plan.outputs.build }}",
             "any": "${{ steps.plan.outputs.any }}",
+            "requirements": "${{ steps.plan.outputs.requirements }}",
         },
         "steps": [
             {"uses": CHECKOUT, "with": {"fetch-depth": 0}},  # the base commit and the published tag
@@ -302,7 +303,13 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
             "run": "invoke publish",
         },
         {"name": "invoke check-index", "run": "invoke check-index"},
-        {"name": "nox -s clean-install", "run": "nox -s clean-install"},
+        {
+            # What this run built, pinned, installed from the published index into a bare venv.
+            "name": "nox -s clean-install",
+            "shell": "bash",
+            "env": {"REQUIREMENTS": "${{ needs.plan.outputs.requirements }}"},
+            "run": 'read -r -a requirements <<< "$REQUIREMENTS"\nnox -s clean-install -- "${requirements[@]}"\n',
+        },
         {"name": "Mark this commit as published", "run": "invoke ci.mark-published"},
     ]
     build_jobs = [job_id(n) for n in jobs_for]
@@ -678,6 +685,9 @@ def plan_command(root: Path | str | None = None, *, base: str = "", recipes: str
     entries = plan(root, base=base or None, names=names, event=event, pr_base=pr_base,
                    head_repo=head_repo, repo=repo)
     build = {n: e.build for n, e in sorted(entries.items())}
+    config = load_config(root)
+    recipes = load_all(config.path("recipes"))
+    requirements = " ".join(f"{recipes[n].project}=={recipes[n].version}" for n, b in build.items() if b)
     for e in sorted(entries.values(), key=lambda e: (not e.build, e.name)):
         ui.info(f"{'build' if e.build else 'skip '}  {e.name}: {e.reason}")
     print(json.dumps(build, sort_keys=True))
@@ -686,6 +696,7 @@ def plan_command(root: Path | str | None = None, *, base: str = "", recipes: str
         with open(output, "a") as f:
             f.write(f"build={json.dumps(build, sort_keys=True, separators=(',', ':'))}\n")
             f.write(f"any={'true' if any(build.values()) else 'false'}\n")
+            f.write(f"requirements={requirements}\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a") as f:
