@@ -39,10 +39,26 @@ PyMODINIT_FUNC PyInit__speed(void) {{ return PyModule_Create(&mod); }}
 '''
 
 
+# A build that links the extension against a shared library it makes itself and
+# leaves outside every library path: auditwheel cannot find it to bundle.
+MISSING_LIB_SETUP = '''\
+import os
+from setuptools import Extension, setup
+from setuptools._distutils.ccompiler import new_compiler
+
+out = os.path.abspath("wflib")
+cc = new_compiler()
+objs = cc.compile(["src/wfhelper.c"], output_dir=out, extra_preargs=["-fPIC"])
+cc.link_shared_object(objs, os.path.join(out, "libwfhelper.so"))
+setup(ext_modules=[Extension("{module}._speed", ["src/speed.c"], define_macros=[("FLAVOR", '"x"')],
+                             libraries=["wfhelper"], library_dirs=[out])])
+'''
+
+
 def tiny_files(name: str = "wf-tiny", version: str = "1.0", *, extra_c: str = "", call: str = "",
-               init_py: str | None = None) -> dict[str, str]:
+               init_py: str | None = None, setup_py: str = TINY_SETUP) -> dict[str, str]:
     module = name.replace("-", "_")
-    return {
+    files = {
         "pyproject.toml": textwrap.dedent(f'''\
             [build-system]
             requires = ["setuptools>=68"]
@@ -56,10 +72,13 @@ def tiny_files(name: str = "wf-tiny", version: str = "1.0", *, extra_c: str = ""
             [tool.setuptools]
             packages = ["{module}"]
             '''),
-        "setup.py": TINY_SETUP.format(module=module),
+        "setup.py": setup_py.format(module=module),
         "src/speed.c": TINY_C.format(extra_c=extra_c, call=call),
         f"{module}/__init__.py": init_py if init_py is not None else "from ._speed import flavor\n",
     }
+    if setup_py is MISSING_LIB_SETUP:
+        files["src/wfhelper.c"] = "int wf_helper(void) { return 42; }\n"
+    return files
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -172,6 +191,8 @@ def sdist_server(tmp_path_factory):
         "broken": tiny_files(extra_c="this is not C;"),
         "recent": tiny_files(call="char buf[8]; explicit_bzero(buf, sizeof buf);"),
         "noinit": tiny_files(init_py="raise ImportError('wf_tiny is broken on purpose')\n"),
+        "missinglib": tiny_files(extra_c="int wf_helper(void);", call="(void)wf_helper();",
+                                 setup_py=MISSING_LIB_SETUP),
     }
     for key, files in variants.items():
         path, sha = make_sdist(folder / key, files)

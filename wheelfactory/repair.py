@@ -109,7 +109,9 @@ def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair
         lines = [l.strip() for l in repair_out.splitlines() if l.strip() and not _LOG_NOISE.match(l)]
         cause = next((l for l in lines if "cannot repair" in l or "rror" in l), lines[-1] if lines else "")
         parts.append(re.sub(r'"/[^"]*/([^/"]+\.whl)"', r"\1", cause).removeprefix("auditwheel: error: "))
-    if reached:
+    if reached and reached.startswith("linux"):
+        parts.append(f"the wheel reaches no manylinux policy (only {reached})")
+    elif reached:
         parts.append(f"the wheel reaches {reached.removesuffix('_' + arch)}")
     return "; ".join(p for p in parts if p)
 
