@@ -186,6 +186,7 @@ class EmulatedRunner:
             )
         for b in self.binds:
             b.mkdir(parents=True, exist_ok=True)
+        _sweep_run_dirs(self.rootfs)
         with self.rootfs.in_use(log=log):
             # A private /tmp per command: concurrent builds never meet, and nothing accumulates in the rootfs.
             tmp = self.rootfs.parent / f".{self.rootfs.name}.run-{os.getpid()}-{secrets.token_hex(4)}"
@@ -234,6 +235,20 @@ class EmulatedRunner:
                 "path": str(self.rootfs.path),
             },
         }
+
+
+def _sweep_run_dirs(rootfs: Rootfs) -> None:
+    """Remove the per-command /tmp folders of processes that died without cleaning up (kill -9)."""
+    for d in rootfs.parent.glob(f".{rootfs.name}.run-*"):
+        try:
+            pid = int(d.name.split("-")[-2])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            try:
+                remove_tree(d)
+            except Exception:  # someone else swept it first, or a mount is still there: leave it
+                pass
 
 
 def _outermost(paths: Sequence[Path]) -> list[Path]:

@@ -146,9 +146,13 @@ def run_streamed(cmd: Sequence[str], *, display: str, cwd: Path | str, log: IO[s
     line too (progress). On timeout the process (and, through unshare's
     --kill-child, everything it started) is killed and TimeoutExpired raised.
     """
+    log = _SafeLog(log)
     log.write(f"\n$ {display}\n")
     log.flush()
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # setpriv --pdeathsig: if this Python process dies (kill -9), the command is killed too,
+    # and with it (unshare --kill-child) everything inside and its mount namespace.
+    cmd = ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
     timed_out = threading.Event()
 
@@ -189,6 +193,27 @@ def run_streamed(cmd: Sequence[str], *, display: str, cwd: Path | str, log: IO[s
     if check and rc != 0:
         raise subprocess.CalledProcessError(rc, list(cmd), out)
     return subprocess.CompletedProcess(list(cmd), rc, out)
+
+
+class _SafeLog:
+    """A log that stops writing (instead of failing the command) when its disk is full."""
+
+    def __init__(self, log: IO[str]):
+        self._log, self._broken = log, False
+
+    def write(self, text: str) -> None:
+        if not self._broken:
+            try:
+                self._log.write(text)
+            except OSError:
+                self._broken = True
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._log.flush()
+            except OSError:
+                self._broken = True
 
 
 # --- locks and safe deletion ---------------------------------------------------------
@@ -686,7 +711,9 @@ class Rootfs:
             cmd += [f"--dpkgopt=path-include={p}" for p in SLIM_PATH_INCLUDES]
         cmd += [self.suite, str(target), self.mirror]
         # Its own mount namespace: mounts mmdebstrap makes in the target vanish with it, even on kill -9.
-        full = ["unshare", "--mount", "--propagation", "private", "--fork", "--kill-child", "--", *cmd]
+        # Its own PID namespace: apt and dpkg below it die with it too.
+        full = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
+                "--", *cmd]
         proc = run_streamed(full, display=shlex.join(cmd), cwd="/", log=log, check=False, echo=_mmdebstrap_progress)
         if proc.returncode != 0:
             raise EnvironmentProblem(self._creation_failure(proc.stdout))
@@ -694,7 +721,7 @@ class Rootfs:
     def _creation_failure(self, output: str) -> str:
         lines = [l.strip() for l in output.splitlines() if l.strip()]
         errors = [l for l in lines if l.startswith(("E:", "W: Failed", "Err:"))] or lines[-3:]
-        text = " | ".join(errors[:3])
+        text = " | ".join(errors[:3])[:700].rstrip(".")
         hint = ""
         low = output.lower()
         if "no space left" in low:
@@ -704,7 +731,7 @@ class Rootfs:
             hint = (f" Check [emulation].mirror ({self.mirror}) and [emulation].suite ({self.suite}); a suite whose "
                     f"package list is inconsistent for {self.debian_arch} can fail too (sid and forky are known to "
                     f"work; apt-options = [\"Acquire::Check-Valid-Until=false\"] accepts an older mirror snapshot).")
-        return (f"creating the {self.arch} {self.suite} rootfs with mmdebstrap failed: {text[:700]}.{hint} "
+        return (f"creating the {self.arch} {self.suite} rootfs with mmdebstrap failed: {text}.{hint} "
                 f"Nothing was left half-made. Full log: {self.log_path}")
 
     def _finish(self, root: Path, log: IO[str]) -> list[str]:
