@@ -856,6 +856,8 @@ def classify(pin: Pin, pythons: list[str], target: Target, pypi_files: list[File
     else:
         status = "pypi-wheel"
         detail = _tags_detail(per)
+    if status == "pypi-wheel" and recipe:
+        detail += f" — upstream ships {target.arch} wheels: recipes/{pin.name} can be dropped"
     if not pythons:
         status, detail = "ignored", "not needed on the target (marker)"
     return PackageReport(pin.name, pin.version, pythons, status, detail, pin.via, per, sdist, recipe, pin.marker)
