@@ -143,3 +143,61 @@ def test_builds_of_one_recipe_are_serialized_others_go_side_by_side(tmp_path, sh
         t.join(timeout=300)
     assert sorted(r.status for r in both) == ["built", "skipped"], [r.message for r in both]
     assert len([r for r in store.load_records(root / "dist") if r["recipe"] == "wf-tiny"]) == 1
+
+
+def _serve(server, key: str, files: dict, name: str) -> tuple[str, str]:
+    from build_support import make_sdist
+
+    path, sha = make_sdist(server.folder / key, files, name=name)
+    return f"{server.url}/{key}/{path.name}", sha
+
+
+@pytest.mark.parametrize("isolation", [True, False])
+def test_dependency_wheels_are_installed_for_the_build_and_enter_the_key(isolation, tmp_path, shared_cache,
+                                                                         sdist_server):
+    from build_support import TINY_SETUP
+
+    root = make_project(tmp_path / "p", shared_cache)
+    dep_url, dep_sha = _serve(sdist_server, f"dep-{isolation}", tiny_files("wf-dep"), "wf-dep")
+    write_recipe(root, "wf-dep", f'''\
+        [package]
+        name = "wf-dep"
+        version = "1.0"
+        [source]
+        url = "{dep_url}"
+        sha256 = "{dep_sha}"
+        [test]
+        imports = ["wf_dep._speed"]
+        ''')
+    # setup.py imports the other recipe's package: the build fails unless its wheel is installed.
+    needs = tiny_files(setup_py="import wf_dep  # from the wf-dep recipe's wheel\n" + TINY_SETUP)
+    url, sha = _serve(sdist_server, f"needsdep-{isolation}", needs, "wf-tiny")
+    requires = "" if isolation else 'requires = ["setuptools>=68"]'
+    write_recipe(root, "wf-tiny", f'''\
+        [package]
+        name = "wf-tiny"
+        version = "1.0"
+        [source]
+        url = "{url}"
+        sha256 = "{sha}"
+        [build]
+        depends = ["wf-dep"]
+        isolation = {str(isolation).lower()}
+        {requires}
+        [test]
+        imports = ["wf_tiny._speed"]
+        ''')
+    dep = _build(root, "wf-dep")
+    assert dep.status == "built", dep.message
+    without = _build(root, "wf-tiny")
+    assert without.status == "failed" and "No module named 'wf_dep'" in without.message, without.message
+
+    first = _build(root, "wf-tiny", dependency_wheels=dep.wheels)
+    assert first.status == "built", first.message
+    assert _build(root, "wf-tiny", dependency_wheels=dep.wheels).status == "skipped"
+    # A new build of the dependency (other bytes) changes the dependent's key: rebuilt, next build tag.
+    dep2 = _build(root, "wf-dep", force=True)
+    assert dep2.status == "built" and store.sha256_file(dep2.wheels[0]) != store.sha256_file(dep.wheels[0])
+    second = _build(root, "wf-tiny", dependency_wheels=dep2.wheels)
+    assert second.status == "built", second.message
+    assert parse_wheel_filename(second.wheels[0].name)[2] == (1, "")
