@@ -5,6 +5,7 @@ C extension compiled, repaired by auditwheel and import-tested.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -201,3 +202,58 @@ def test_dependency_wheels_are_installed_for_the_build_and_enter_the_key(isolati
     second = _build(root, "wf-tiny", dependency_wheels=dep2.wheels)
     assert second.status == "built", second.message
     assert parse_wheel_filename(second.wheels[0].name)[2] == (1, "")
+
+
+IN_TREE_BACKEND = '''\
+# Like aio-libs' pep517_backend: an in-tree backend that imports a package its
+# build-system.requires forgot (expandvars), and keeps the config settings it got.
+import json
+import os
+
+import expandvars  # noqa: F401  (undeclared: the recipe's build.requires must bring it)
+from setuptools import build_meta as _orig
+from setuptools.build_meta import *  # noqa: F401,F403
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open(os.path.join("wf_tiny", "_settings.json"), "w") as f:
+        json.dump(config_settings or {}, f, sort_keys=True)
+    return _orig.build_wheel(wheel_directory, None, metadata_directory)
+'''
+
+
+def test_extra_requires_reach_the_isolated_env_and_config_settings_the_backend(tmp_path, shared_cache,
+                                                                              sdist_server):
+    files = tiny_files()
+    files["pyproject.toml"] = files["pyproject.toml"].replace(
+        'build-backend = "setuptools.build_meta"', 'build-backend = "backend"\nbackend-path = ["."]'
+    ) + '[tool.setuptools.package-data]\nwf_tiny = ["_settings.json"]\n'
+    files["backend.py"] = IN_TREE_BACKEND
+    url, sha = _serve(sdist_server, "backend", files, "wf-tiny")
+    root = make_project(tmp_path / "p", shared_cache)
+    check = ("python -c \"import json, importlib.resources as r; "
+             "print(json.loads(r.files('wf_tiny').joinpath('_settings.json').read_text()))\"")
+
+    def recipe(requires: str) -> None:
+        write_recipe(root, "wf-tiny", f'''\
+            [package]
+            name = "wf-tiny"
+            version = "1.0"
+            [source]
+            url = "{url}"
+            sha256 = "{sha}"
+            [build]
+            {requires}
+            config-settings = {{ setup-args = ["-Dblas=openblas", "-Dlapack=openblas"], build-args = "--profile=release --locked" }}
+            [test]
+            commands = {json.dumps([check])}
+            ''')
+
+    recipe("")
+    res = _build(root)
+    assert res.status == "failed" and "No module named 'expandvars'" in res.message, res.message
+    recipe('requires = ["expandvars"]')
+    res = _build(root)
+    assert res.status == "built", res.message
+    log = res.logs[0].read_text()
+    assert "{'build-args': '--profile=release --locked', 'setup-args': ['-Dblas=openblas', '-Dlapack=openblas']}" in log

@@ -53,6 +53,11 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1]))
     except BuildBackendException as e:
+        # The backend's own traceback (e.g. "No module named 'expandvars'" when the
+        # backend cannot even be imported) says more than build's summary.
+        inner = getattr(e.exception, "traceback", None)
+        if inner:
+            print(inner, file=sys.stderr, flush=True)
         print(f"[wheelfactory] build backend failed: {e}", file=sys.stderr, flush=True)
         sys.exit(3)
     except Exception as e:  # build.BuildException and friends: one line, the log has the rest

@@ -188,13 +188,17 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
     return wheel
 
 
+# Exception lines ("ModuleNotFoundError: …") and compiler errors ("x.c:3:1: error: …")
+# name the root cause; "Traceback"/"error" lines in general are the fallback.
+_CAUSE_LINE = re.compile(r"(^|\s)[A-Za-z_.]*(Error|Exception): |\berror: |fatal error|No matching distribution")
 _ERROR_LINE = re.compile(r"(\berror\b|Error:|ERROR|Traceback|No such file|not found)", re.I)
 
 
 def excerpt(output: str, limit: int = 3) -> str:
-    """The first error lines of a tool's output (the root cause comes first), else its last lines."""
-    lines = [l.rstrip() for l in output.splitlines() if l.strip()]
-    hits = [l.strip() for l in lines if _ERROR_LINE.search(l) and not l.startswith("[exit")]
-    chosen = hits[:limit] if hits else lines[-limit:]
+    """The lines of a tool's output that name the cause (the first come first), else its last lines."""
+    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith("[exit")]
+    causes = list(dict.fromkeys(l for l in lines if _CAUSE_LINE.search(l)))
+    hits = list(dict.fromkeys(l for l in lines if _ERROR_LINE.search(l)))
+    chosen = causes[:limit] or hits[:limit] or lines[-limit:]
     text = " | ".join(chosen)
     return (text[:600] + " …") if len(text) > 600 else text or "(no output)"

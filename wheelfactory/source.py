@@ -337,16 +337,17 @@ def check_patches(recipe: Recipe, patches_root: Path) -> list[Path]:
             for p in sorted(folder.iterdir()):
                 if p.is_dir():
                     continue
+                shown = (Path(patches_root.name) / p.relative_to(patches_root)).as_posix()
                 if p.name.endswith(".patch"):
                     if not p.is_file():
                         raise SourceError(
-                            f"{recipe.name}: patch {p} is missing (a dangling link); restore it or remove the link"
+                            f"{recipe.name}: patch {shown} is missing (a dangling link); restore it or remove the link"
                         )
                 elif not (p.name.startswith(".") or p.name.upper().startswith("README") or p.suffix == ".md"):
                     # e.g. fix.diff or fix.patch.txt: silently never applied is worse than an error.
                     raise SourceError(
-                        f"{recipe.name}: {p} is in the patch folder but is not a *.patch file, so it would "
-                        f"never be applied; rename it to *.patch or move it out of {folder}"
+                        f"{recipe.name}: {shown} is in the patch folder but is not a *.patch file, so it would "
+                        f"never be applied; rename it to *.patch or move it out of {Path(shown).parent}/"
                     )
     return recipe.patches(patches_root)
 
