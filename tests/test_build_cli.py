@@ -45,3 +45,16 @@ def test_no_recipe_named_is_a_usage_error(tmp_path, capsys):
     root = write_project(tmp_path / "p")
     assert pipeline.build_command([], root=root) == 2
     assert "name at least one recipe, or --all" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("filename, python, fits", [
+    ("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", "3.11", True),
+    ("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", "3.12", False),
+    ("a-1-cp39-abi3-manylinux_2_17_x86_64.whl", "3.11", True),
+    ("a-1-cp312-abi3-manylinux_2_17_x86_64.whl", "3.11", False),
+    ("a-1-py3-none-any.whl", "3.13", True),
+])
+def test_dependency_wheels_are_matched_to_each_python(filename, python, fits):
+    from pathlib import Path
+
+    assert pipeline.wheel_fits(Path(filename), python) is fits

@@ -127,8 +127,9 @@ def wheel_fits(wheel: Path, version: str) -> bool:
     for t in parse_wheel_filename(wheel.name)[3]:
         if t.interpreter in (f"cp{major}{minor}", f"py{major}{minor}", f"py{major}"):
             return True
-        if t.abi == "abi3" and t.interpreter.startswith("cp"):
-            if (major, int(t.interpreter[3:] or 0)) <= (major, minor):
+        if t.abi == "abi3" and t.interpreter.startswith(f"cp{major}"):
+            # cp39-abi3 installs on 3.9 and every later 3.x
+            if int(t.interpreter[len(f"cp{major}"):] or 0) <= minor:
                 return True
     return False
 
