@@ -131,6 +131,9 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
         target = "the best policy" if policy == "best" else plat
         why = _why_not(policy, arch, report, show_text, proc.stdout)
         if "too-recent" in why:
+            symbols = glibc_symbols_newer_than(wheel, policy)
+            if symbols:  # the functions to avoid, not just the version they carry
+                why += f"; symbols: {', '.join(symbols[:12])}" + (" …" if len(symbols) > 12 else "")
             hint = (f"build against an older glibc (an older rootfs suite or the manylinux container "
                     f"runner), or set repair.policy to the policy it reaches in {recipe.path}")
         elif "cannot be found" in why:
@@ -164,3 +167,43 @@ def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> 
     if proc.returncode != 0 or not new.is_file():
         raise RepairError(f"{name}: `wheel tags --build {build_tag}` did not produce {new.name}; see the log")
     return new
+
+
+def glibc_symbols_newer_than(wheel: Path, policy: str) -> list[str]:
+    """``name@GLIBC_X.Y`` of the glibc symbols the wheel's ELF files import that ``policy`` does not allow.
+
+    Read on the host with pyelftools (arch-independent), from .dynsym, .gnu.version and .gnu.version_r.
+    """
+    import io
+    import zipfile
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    m = re.match(r"manylinux_(\d+)_(\d+)$", policy)
+    if not m:
+        return []
+    limit = (int(m[1]), int(m[2]))
+    found: set[str] = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            with zf.open(name) as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            try:
+                elf = ELFFile(io.BytesIO(zf.read(name)))
+                versym, verneed = elf.get_section_by_name(".gnu.version"), elf.get_section_by_name(".gnu.version_r")
+                dynsym = elf.get_section_by_name(".dynsym")
+                if not (versym and verneed and dynsym):
+                    continue
+                version_of = {aux["vna_other"]: aux.name for _, auxs in verneed.iter_versions() for aux in auxs}
+                for i, sym in enumerate(dynsym.iter_symbols()):
+                    if sym["st_shndx"] != "SHN_UNDEF":
+                        continue
+                    ver = version_of.get(versym.get_symbol(i)["ndx"], "")
+                    g = _GLIBC.match(ver)
+                    if g and (int(g[1]), int(g[2])) > limit:
+                        found.add(f"{sym.name}@{ver}")
+            except ELFError:
+                continue
+    return sorted(found)
