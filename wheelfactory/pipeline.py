@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 from filelock import Timeout
 from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name, parse_wheel_filename
+from rich.markup import escape
 
 from . import compcache, graph, store, ui
 from .build import build_wheel, check_debian, ensure_tools
@@ -203,7 +204,6 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
 
     try:
         log.write(f"# {name} {recipe.version} on {runner.id}, target {config.arch}, {store.utcnow()}\n")
-        interpreters = select_pythons(config, runner, pythons)
         policy = policy_for(config, recipe)
         patches_root = config.path("patches")
         check_patches(recipe, patches_root)
@@ -211,24 +211,29 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
         fingerprint = recipe.fingerprint(patches_root)
 
         # Build keys first: what is stored already is skipped (and said so).
-        keys, deps_for, todo, kept = {}, {}, [], []
-        for v in interpreters:
+        keys, deps_for, stored_for = {}, {}, {}
+        records = store.load_records(dist)
+        for v in dict.fromkeys(list(pythons) if pythons else config.pythons):
             deps_for[v] = [w for w in dependency_wheels if wheel_fits(w, v)]
             keys[v] = store.build_key(recipe_fingerprint=fingerprint, source_id=sid, python=v,
                                       target=config.arch, policy=policy,
                                       dependencies=[store.sha256_file(w) for w in deps_for[v]])
-            stored = store.find_by_key(dist, keys[v])
+            stored = [r for r in records if r.get("build_key") == keys[v]]
             if stored and not force:
                 # (--force may have stored the same key under several build tags: the newest counts)
-                newest = max(stored, key=lambda r: r["build_tag"] or 0)
-                kept.append(dist / newest["filename"])
-            else:
-                todo.append(v)
+                stored_for[v] = dist / max(stored, key=lambda r: r["build_tag"] or 0)["filename"]
+        kept = list(stored_for.values())
+        # Asking the runner which Pythons it has costs a process per version (more
+        # under pyenv or emulation): a no-op whose every Python is stored skips it.
+        todo = []
+        if len(stored_for) < len(keys):
+            interpreters = select_pythons(config, runner, pythons)
+            todo = [v for v in interpreters if v not in stored_for]
         if not todo:
             result.status, result.wheels = "skipped", kept
             result.message = (f"already built (same build key): {', '.join(p.name for p in kept)}; "
                               f"--force builds it again with the next build tag")
-            ui.info(f"[bold]{name}[/bold] {recipe.version}: {result.message}")
+            ui.info(f"[bold]{name}[/bold] {recipe.version}: {escape(result.message)}")
             return result
 
         begin_attempt()
