@@ -380,7 +380,8 @@ class Rootfs:
         out = {"path": str(self.path), "ready": stamp is not None, "arch": self.arch, "suite": self.suite,
                "mirror": self.mirror}
         if stamp is None:
-            out["state"] = ("half-updated (an update was interrupted; the next build recreates it)"
+            out["state"] = ("half-updated (an update was interrupted; `nox -s rootfs -- update` or the next "
+                            "build finishes it)"
                             if (self.path / UPDATING).exists() else
                             "missing" if not self.path.exists() else "not a wheelfactory rootfs")
             return out
@@ -508,12 +509,13 @@ class Rootfs:
             "pythons": {v: version(f"python{v}") for v in pythons},
         }
 
-    def _write_stamp(self, root: Path, **fields) -> dict:
-        old = {}
-        try:
-            old = json.loads((root / STAMP).read_text())
-        except (OSError, ValueError):
-            pass
+    def _write_stamp(self, root: Path, base: dict | None = None, **fields) -> dict:
+        old = base or {}
+        if base is None:
+            try:
+                old = json.loads((root / STAMP).read_text())
+            except (OSError, ValueError):
+                pass
         stamp = {
             **old,
             "schema": STAMP_SCHEMA,
@@ -623,6 +625,12 @@ class Rootfs:
     def ensure(self, *, log: IO[str] | None = None) -> dict:
         """The stamp of a ready rootfs, creating it (or recreating a half-updated one) first if needed."""
         stamp = self.stamp()
+        if stamp is None and (self.path / UPDATING).is_file():
+            ui.warn(f"the rootfs at {self.path} was left half-updated by an interrupted update; finishing it")
+            try:
+                stamp = self.update()
+            except FactoryError as e:
+                ui.warn(f"finishing the update failed ({e}); the rootfs is made afresh")
         if stamp is None:
             with self._admin_lock():
                 stamp = self.stamp()
@@ -756,37 +764,46 @@ class Rootfs:
         return suite_pythons(offered)
 
     def update(self) -> dict:
-        """apt-get full-upgrade inside, packages completed, facts refreshed; untrusted while it runs."""
+        """apt-get full-upgrade inside, packages completed, facts refreshed; untrusted while it runs.
+
+        The stamp becomes the ``updating`` marker first (one rename), so an interrupted
+        update leaves a rootfs no build trusts; running ``update`` again finishes it.
+        """
+        marker = self.path / UPDATING
         with self._admin_lock():
-            if not self.ready:
+            if not self.ready and not marker.is_file():
                 self._create_locked(replace=False, log=None)
                 return self.stamp()
-            self.check_matches(self.stamp())
             with self._use_lock(shared=False), self._log(None) as lg:
+                if self.stamp_path.is_file():
+                    os.replace(self.stamp_path, marker)
+                else:
+                    ui.info("finishing an update that was interrupted")
+                old = json.loads(marker.read_text())
+                self.check_matches(old)
                 ui.info(f"updating the {self.arch} {self.suite} rootfs at {self.path}")
                 t0 = time.monotonic()
-                (self.path / UPDATING).write_text(utcnow() + "\n")
-                stamp_text = self.stamp_path.read_text()
-                self.stamp_path.unlink()
                 self._copy_host_files(self.path)
-                self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q && "
-                           "apt-get -y -q -o Dpkg::Options::=--force-confold full-upgrade"],
-                          log=lg, echo=_apt_progress)
-                want = list(BASE_PACKAGES) + list(self.extra_packages)
-                have = self._pythons_in(self.path)
-                offered = self.available(self.path)
-                for v in self.wanted_pythons:
-                    pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
-                    if v not in have and all(p in offered for p in pkgs):
-                        want += pkgs
-                want = self.missing(want)
-                if want:
-                    self._install(self.path, want, log=lg, why="base packages, target.pythons, [emulation].packages",
-                                  lists_fresh=True)
-                self._clean_apt(self.path)
-                self.stamp_path.write_text(stamp_text)
-                stamp = self._write_stamp(self.path, updated_at=utcnow(), suite_pythons=suite_pythons(offered))
-                (self.path / UPDATING).unlink()
+                try:
+                    self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q && "
+                               "apt-get -y -q -o Dpkg::Options::=--force-confold full-upgrade"],
+                              log=lg, echo=_apt_progress)
+                    want = list(BASE_PACKAGES) + list(self.extra_packages)
+                    have = self._pythons_in(self.path)
+                    offered = self.available(self.path)
+                    for v in self.wanted_pythons:
+                        pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
+                        if v not in have and all(p in offered for p in pkgs):
+                            want += pkgs
+                    want = self.missing(want)
+                    if want:
+                        self._install(self.path, want, log=lg, lists_fresh=True,
+                                      why="base packages, target.pythons, [emulation].packages")
+                finally:
+                    self._clean_apt(self.path)
+                stamp = self._write_stamp(self.path, base=old, updated_at=utcnow(),
+                                          suite_pythons=suite_pythons(offered))
+                marker.unlink()
                 ui.info(f"rootfs updated in {time.monotonic() - t0:.0f}s: glibc {stamp['glibc']}, gcc {stamp['gcc']}, "
                         f"Python {', '.join(stamp['pythons'])}")
                 return stamp
