@@ -1,0 +1,166 @@
+"""Emulated riscv64 builds: the factory's overhead, the rootfs's cost, and emulation's slowdown.
+
+    python benchmarks/bench_emulated.py [--recipe multidict] [--cache DIR] [--workdir DIR] [--max-ratio 1.1]
+
+Needs root, qemu-user-static, binfmt-support and mmdebstrap (as the emulated runner does).
+
+1. rootfs: created from scratch (timed; size measured) — or, with --cache pointing at a
+   cache folder that holds one already, its recorded creation time and size are reported;
+2. warm-up (not timed): one factory build, so the sdist, the tools venv and the pip/uv
+   caches exist for both timed runs;
+3. factory: the recipe built again through the whole pipeline (build, auditwheel repair,
+   verify in a bare riscv64 venv, store), with the compiler cache OFF so it really compiles;
+4. bare: `pip wheel --no-deps` of the same sdist, inside the same rootfs, with the same
+   Python (a plain venv, pip's own build isolation);
+5. native: the same recipe through the factory on this machine (--target host, ccache off),
+   for the emulated/native slowdown.
+
+Prints the numbers and a JSON summary; exits 1 when factory/bare is above --max-ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def project(root: Path, cache: Path, recipe: str, *, python: str, host: bool = False) -> Path:
+    from wheelfactory.config import host_arch
+
+    root.mkdir(parents=True, exist_ok=True)
+    target = (f'arch = "{host_arch()}"\npolicy = "best"\n' if host else "")
+    (root / "factory.toml").write_text(
+        f'[target]\n{target}pythons = ["{python}"]\n\n[paths]\ncache = "{cache}"\n\n[build]\nccache = false\n'
+    )
+    shutil.rmtree(root / "recipes" / recipe, ignore_errors=True)
+    shutil.copytree(REPO / "recipes" / recipe, root / "recipes" / recipe)
+    if (REPO / "patches" / recipe).is_dir():
+        shutil.rmtree(root / "patches" / recipe, ignore_errors=True)
+        shutil.copytree(REPO / "patches" / recipe, root / "patches" / recipe)
+    return root
+
+
+def factory_build(root: Path, recipe: str, *extra: str) -> float:
+    from wheelfactory import pipeline
+
+    for d in ("dist", "logs", "build"):
+        shutil.rmtree(root / d, ignore_errors=True)
+    start = time.monotonic()
+    rc = pipeline.build_command([recipe, *extra], root=root)
+    seconds = time.monotonic() - start
+    if rc != 0:
+        raise SystemExit(f"factory build of {recipe} failed (exit {rc}); see {root / 'logs'}")
+    return seconds
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", default="multidict")
+    p.add_argument("--python", default="3.13", help="X.Y the rootfs has (default 3.13)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="cache folder holding (or to hold) the rootfs; default: a fresh one (from-scratch rootfs)")
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--max-ratio", type=float, default=1.1)
+    p.add_argument("--no-native", action="store_true", help="skip the native build (slowdown factor)")
+    args = p.parse_args()
+
+    from wheelfactory.config import load_config
+    from wheelfactory.emulate import EmulatedRunner, emulation_problem
+    from wheelfactory.rootfs import Rootfs, human_size, tree_size
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-emulated-"))
+    cache = (args.cache or work / "cache").resolve()
+    root = project(work / "emulated", cache, args.recipe, python=args.python)
+    config = load_config(root)
+    problem = emulation_problem(config)
+    if problem:
+        raise SystemExit(f"emulation is not available: {problem}")
+    rootfs = Rootfs(config)
+    result: dict = {"recipe": args.recipe, "python": args.python}
+
+    # 1. the rootfs
+    if rootfs.ready:
+        stamp = rootfs.stamp()
+        result["rootfs_created_seconds"] = stamp.get("creation_seconds")
+        result["rootfs_reused"] = True
+        print(f"rootfs exists ({rootfs.path}); its creation took {stamp.get('creation_seconds')}s")
+    else:
+        t = time.monotonic()
+        rootfs.create()
+        result["rootfs_created_seconds"] = round(time.monotonic() - t, 1)
+        result["rootfs_reused"] = False
+    result["rootfs_size_bytes"] = tree_size(rootfs.path)
+    print(f"rootfs: {human_size(result['rootfs_size_bytes'])}, created in {result['rootfs_created_seconds']}s")
+
+    # 2. warm-up
+    print("warm-up factory build (not timed) …", flush=True)
+    result["warmup_seconds"] = round(factory_build(root, args.recipe), 1)
+
+    # 3. the factory
+    print("factory build (timed) …", flush=True)
+    factory = factory_build(root, args.recipe)
+    attempt = json.loads(next((root / "logs" / args.recipe).glob("*.json")).read_text())
+    result["factory_seconds"] = round(factory, 1)
+    result["factory_stages"] = attempt.get("stages")
+
+    # 4. bare pip wheel of the same sdist, same rootfs and Python
+    runner = EmulatedRunner(config)
+    sdists = sorted((cache / "sources").rglob(f"{args.recipe}-*.tar.gz")) or sorted(cache.rglob(f"{args.recipe}-*.tar.gz"))
+    if not sdists:
+        raise SystemExit(f"the {args.recipe} sdist is not in {cache}; the factory build should have cached it")
+    bare_dir = root / "build" / "bare"
+    shutil.rmtree(bare_dir, ignore_errors=True)
+    bare_dir.mkdir(parents=True)
+    sdist = bare_dir / sdists[0].name
+    shutil.copyfile(sdists[0], sdist)
+    log = io.StringIO()
+    runner.run([f"python{args.python}", "-m", "venv", str(bare_dir / "venv")], cwd=bare_dir, log=log)
+    print("bare pip wheel in the same rootfs (timed) …", flush=True)
+    t = time.monotonic()
+    proc = runner.run([str(bare_dir / "venv/bin/pip"), "wheel", "--no-deps", "-w", str(bare_dir / "out"), str(sdist)],
+                      cwd=bare_dir, log=log, check=False)
+    bare = time.monotonic() - t
+    if proc.returncode != 0:
+        print(log.getvalue()[-3000:])
+        raise SystemExit("pip wheel failed inside the rootfs")
+    result["bare_pip_wheel_seconds"] = round(bare, 1)
+    result["factory_over_bare"] = round(factory / bare, 3)
+
+    # 5. native, for the slowdown factor
+    if not args.no_native:
+        from wheelfactory.config import host_arch
+
+        native_root = project(work / "native", work / "native-cache", args.recipe,
+                              python=f"{sys.version_info[0]}.{sys.version_info[1]}", host=True)
+        print(f"native warm-up + build on {host_arch()} …", flush=True)
+        factory_build(native_root, args.recipe, "--target", "host")
+        native = factory_build(native_root, args.recipe, "--target", "host")
+        nattempt = json.loads(next((native_root / "logs" / args.recipe).glob("*.json")).read_text())
+        result["native_factory_seconds"] = round(native, 1)
+        result["native_stages"] = nattempt.get("stages")
+        result["emulated_over_native"] = round(factory / native, 1)
+        if (result["factory_stages"] or {}).get("build") and (nattempt.get("stages") or {}).get("build"):
+            result["emulated_over_native_build_stage"] = round(
+                result["factory_stages"]["build"] / nattempt["stages"]["build"], 1)
+
+    print(json.dumps(result, indent=2))
+    print(f"\nrootfs: created in {result['rootfs_created_seconds']}s, {human_size(result['rootfs_size_bytes'])}")
+    print(f"factory {result['factory_seconds']}s vs bare pip wheel {result['bare_pip_wheel_seconds']}s: "
+          f"{result['factory_over_bare']}x (target <= {args.max_ratio}x)")
+    if "emulated_over_native" in result:
+        print(f"emulated/native: {result['emulated_over_native']}x for the whole factory run "
+              f"({result.get('emulated_over_native_build_stage')}x for the build stage)")
+    return 0 if result["factory_over_bare"] <= args.max_ratio else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
