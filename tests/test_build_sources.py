@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 
 import pytest
 from packaging.utils import parse_wheel_filename
 
 from build_support import (  # noqa: F401 (fixtures)
     bare_venv, make_git_repo, make_project, run, sdist_server, shared_cache, tiny_files, tiny_recipe,
-    tree_snapshot, write_recipe,
+    write_recipe,
 )
 from wheelfactory import pipeline, store
 from wheelfactory.config import load_config

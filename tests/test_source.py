@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from build_support import (  # noqa: F401 (fixtures)
-    LocalServer, git, make_git_repo, make_sdist, sdist_server, tiny_files, write_recipe,
+    git, make_git_repo, sdist_server, tiny_files, write_recipe,
 )
 from conftest import write_project
 from wheelfactory import source

@@ -26,7 +26,7 @@ import traceback
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from filelock import Timeout
 from packaging.metadata import parse_email
@@ -391,86 +391,6 @@ def with_dependencies(recipes_root: Path, names: Sequence[str]) -> dict[str, Rec
     for n in names:
         visit(n, ())
     return loaded
-
-
-def topological(recipes: dict[str, Recipe]) -> list[Recipe]:
-    """Dependencies before dependents; otherwise by name."""
-    order: list[Recipe] = []
-    seen: set[str] = set()
-
-    def visit(r: Recipe, chain: tuple[str, ...]) -> None:
-        if r.name in seen:
-            return
-        if r.name in chain:
-            raise FactoryError(f"recipes depend on each other in a cycle: {' -> '.join(chain + (r.name,))}")
-        for dep in sorted(r["build"]["depends"] + r["runtime"]["depends"]):
-            if dep in recipes:
-                visit(recipes[dep], chain + (r.name,))
-        seen.add(r.name)
-        order.append(r)
-
-    for name in sorted(recipes):
-        visit(recipes[name], ())
-    return order
-
-
-def dependency_wheels(config: Config, recipe: Recipe, recipes: dict[str, Recipe]) -> list[Path]:
-    """dist/ wheels of the recipes ``recipe`` needs (build + run time, transitively through run time):
-    for each, the highest build tag of the recipe's current version per wheel tag set."""
-    needed, stack = set(), list(recipe["build"]["depends"] + recipe["runtime"]["depends"])
-    while stack:
-        dep = stack.pop()
-        if dep in needed:
-            continue
-        needed.add(dep)
-        if dep in recipes:
-            stack += recipes[dep]["runtime"]["depends"]
-    dist = config.path("dist")
-    best: dict[tuple, dict] = {}
-    for rec in store.load_records(dist):
-        dep = rec["recipe"]
-        if dep not in needed or (dep in recipes and rec["version"] != _norm_version(recipes[dep].version)):
-            continue
-        if rec.get("target") != config.arch:
-            continue
-        key = (dep, tuple(rec["tags"]))
-        if key not in best or (rec["build_tag"] or 0) > (best[key]["build_tag"] or 0):
-            best[key] = rec
-    return [dist / rec["filename"] for _, rec in sorted(best.items())]
-
-
-def _norm_version(v: str) -> str:
-    from packaging.version import Version
-
-    return str(Version(v))
-
-
-def run_serial(config: Config, recipes: list[Recipe], build_one: Callable[[Recipe], RecipeResult],
-               keep_going: bool) -> list[RecipeResult]:
-    """Build recipes one after another, dependencies first (``recipes`` is already in that order).
-
-    A recipe whose dependency did not end up in dist/ is not attempted; without
-    keep-going the first failure stops the run.
-    """
-    results: dict[str, RecipeResult] = {}
-    stopped_by = None
-    for r in recipes:
-        if stopped_by:
-            results[r.name] = RecipeResult(r.name, "skipped", version=r.version,
-                                           message=f"not attempted: {stopped_by} failed (--no-keep-going)")
-            continue
-        broken = [d for d in r["build"]["depends"] + r["runtime"]["depends"]
-                  if d in results and results[d].status in ("failed", "disabled")
-                  or d in results and results[d].status == "skipped" and not results[d].wheels]
-        if broken:
-            results[r.name] = RecipeResult(r.name, "skipped", version=r.version,
-                                           message=f"not built: its dependency {broken[0]} "
-                                                   f"{results[broken[0]].status if results[broken[0]].status != 'skipped' else 'was not built'}")
-            continue
-        results[r.name] = res = build_one(r)
-        if res.status == "failed" and not keep_going:
-            stopped_by = r.name
-    return [results[r.name] for r in recipes]
 
 
 def _print_table(config: Config, results: list[RecipeResult]) -> None:
