@@ -41,6 +41,8 @@ def test_url_source_builds_and_records_the_url(tmp_path, shared_cache, sdist_ser
     assert rec["source"] == {"kind": "url", "url": url, "sha256": sha, "git": None, "rev": None,
                              "commit": None, "subdirectory": None}
     assert not (root / "build" / "wf-tiny").exists()  # scratch removed after success
+    tools = rec["host"]["tools"]  # the versions that shaped the wheel
+    assert {"build", "auditwheel", "wheel", "pip"} <= set(tools) and tools["auditwheel"][0].isdigit()
 
 
 def test_git_source_with_subdirectory_records_the_resolved_commit(tmp_path, shared_cache):

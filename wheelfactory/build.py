@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -73,6 +73,7 @@ class Tools:
     dir: Path
     python: str  # its interpreter (same absolute path inside the runner)
     installer: str  # "uv" or "pip": what installs into build and test environments
+    versions: dict[str, str] = field(default_factory=dict)  # tool -> version, for the records
 
     def bin(self, name: str) -> str:
         return str(self.dir / "bin" / name)
@@ -99,7 +100,10 @@ def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -
             # is_symlink: under emulation bin/python points into the rootfs, not at a host file.
             py_link = venv / "bin" / "python"
             if {k: stamp.get(k) for k in want} == want and (py_link.is_symlink() or py_link.exists()):
-                return Tools(venv, str(venv / "bin" / "python"), stamp["installer"])
+                if "versions" not in stamp:  # a venv made before versions were recorded
+                    stamp["versions"] = _tool_versions(runner, str(venv / "bin" / "python"), base, log)
+                    stamp_path.write_text(json.dumps(stamp, indent=2))
+                return Tools(venv, str(venv / "bin" / "python"), stamp["installer"], stamp["versions"])
         log.write(f"\n# creating the tools venv {venv}\n")
         shutil.rmtree(venv, ignore_errors=True)
         env = index_env(config)
@@ -128,8 +132,23 @@ def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -
                     f"{runner.arch()} either). Install it with:\n  apt-get install -y patchelf"
                 )
         installer = "uv" if (venv / "bin" / "uv").exists() else "pip"
-        stamp_path.write_text(json.dumps({**want, "installer": installer}, indent=2))
-        return Tools(venv, py, installer)
+        versions = _tool_versions(runner, py, base, log)
+        stamp_path.write_text(json.dumps({**want, "installer": installer, "versions": versions}, indent=2))
+        return Tools(venv, py, installer, versions)
+
+
+def _tool_versions(runner, python: str, cwd: Path, log: IO[str]) -> dict[str, str]:
+    """Versions of the tools that shape a wheel (recorded with every build)."""
+    names = [re.split(r"[<>=!~ ;\[]", t, maxsplit=1)[0] for t in TOOLS + OPTIONAL_TOOLS]
+    script = ("import json, importlib.metadata as m\n"
+              "out = {}\n"
+              f"for n in {names!r}:\n"
+              "    try: out[n] = m.version(n)\n"
+              "    except m.PackageNotFoundError: pass\n"
+              "print('TOOLS=' + json.dumps(out))")
+    proc = runner.run([python, "-c", script], cwd=cwd, log=log, check=False)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("TOOLS=")), "TOOLS={}")
+    return json.loads(line.removeprefix("TOOLS="))
 
 
 def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, interpreter: str,

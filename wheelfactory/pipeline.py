@@ -15,6 +15,7 @@ under logs/NAME/, failed ones too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -152,6 +153,25 @@ def _rel(config: Config, path: Path | None) -> str | None:
         return str(path)
 
 
+@contextlib.contextmanager
+def _heartbeat(name: str, what: str, log_path: str | None, every: float = 120.0):
+    """A long stage (torch builds for hours on a board) says every few minutes that it is alive."""
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            ui.info(f"{escape(name)} {what}: still running after {(time.monotonic() - start) / 60:.0f} min "
+                    f"(tail -f {escape(log_path or '')})")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 # --- one recipe --------------------------------------------------------------------
 
 def build_recipe(config: Config, recipe: Recipe, runner: Runner, *, pythons: Sequence[str] | None = None,
@@ -255,20 +275,23 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
         attempt["source"] = tree.info
 
         ready = []  # (version, wheel, repaired, stage seconds, notes)
+        py_tools: dict[str, dict] = {}  # version -> tool versions (build, auditwheel, …)
         cache_stats: dict[str, dict | None] = {}  # version -> this build's ccache counts
         for v in todo:
             interp = interpreters[v]
             py_stages = {}
             t = time.monotonic()
             tools = ensure_tools(config, runner, v, interp, log)
+            py_tools[v] = tools.versions
             if time.monotonic() - t > 1:
                 stage_done("tools", f"py{v} tools venv ready ({tools.installer})")
             clock[0] = time.monotonic()
             deps = [deps_dir / w.name for w in deps_for[v]]
             cache_mark = compcache.stats_mark(extra_env)
-            raw = build_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp,
-                              project=tree.project, workdir=workdir, dependency_wheels=deps,
-                              extra_env=extra_env, log=log)
+            with _heartbeat(name, f"build py{v}", _rel(config, log_path)):
+                raw = build_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp,
+                                  project=tree.project, workdir=workdir, dependency_wheels=deps,
+                                  extra_env=extra_env, log=log)
             py_stages["build"] = time.monotonic() - clock[0]
             cache_stats[v] = compcache.read_stats(extra_env, since=cache_mark)
             stage_done("build", f"py{v} {raw.name}" + (f", {compcache.describe(cache_stats[v])}" if cache_stats[v] else ""))
@@ -321,7 +344,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
                 "patches": tree.patches,
                 "debian_runtime": list(recipe["runtime"]["debian"]),
                 "auditwheel": rep.show,
-                "host": host,
+                "host": {**host, "tools": py_tools.get(v, {})},
                 "duration": round(time.monotonic() - start, 3),
                 "stages": {**shared, **{k: round(s, 3) for k, s in py_stages.items()}},
                 "status": "ok",

@@ -18,7 +18,7 @@ A record (``dist/<wheel filename>.json``) holds:
     patches           patch files applied, relative to patches/ (in the order applied)
     debian_runtime    Debian packages the wheel needs at run time (from the recipe)
     auditwheel        `auditwheel show` text of the repaired wheel
-    host              runner facts (runner, hostname, arch, libc, rootfs…)
+    host              runner facts (runner, hostname, arch, libc, rootfs…; tools: {build, auditwheel, …: version})
     duration          seconds of the whole build attempt
     stages            {stage: seconds}
     status            "ok"
