@@ -1,6 +1,9 @@
 """Rebuild after an unrelated recipe change vs. the cold build: the compiler cache's gain.
 
-    python benchmarks/bench_rebuild.py [--recipe numpy] [--workdir DIR] [--max-ratio 0.4]
+    python benchmarks/bench_rebuild.py [--recipe numpy] [--python 3.12] [--workdir DIR] [--max-ratio 0.4]
+
+(numpy 2.5 needs Python >= 3.12: python3.12 must be on PATH; with pyenv, e.g.
+PYENV_VERSION=3.11.7:3.12.1.)
 
 1. warm-up: one build with a throwaway ccache folder, so downloads, the tools
    venv and the build requirements are cached for both timed runs;
@@ -28,12 +31,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default="numpy", help="a C-heavy recipe from recipes/ (default: numpy)")
     p.add_argument("--workdir", type=Path, default=None, help="project folder (default: a temporary one)")
+    p.add_argument("--python", default="3.12", help="the one Python X.Y to build for (default: 3.12)")
     p.add_argument("--max-ratio", type=float, default=0.4)
     p.add_argument("--no-warmup", action="store_true", help="skip step 1 (caches already warm)")
     args = p.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
-    root = make_project(work / "project", [args.recipe])
+    root = make_project(work / "project", [args.recipe], python=args.python)
     from wheelfactory.store import load_records
 
     if not args.no_warmup:
@@ -61,6 +65,7 @@ def main() -> int:
     result = {
         "benchmark": "rebuild-with-compiler-cache",
         "recipe": args.recipe,
+        "python": args.python,
         "cold_seconds": round(cold, 1),
         "rebuild_seconds": round(warm, 1),
         "ratio": round(ratio, 3),
