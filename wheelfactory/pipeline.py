@@ -182,6 +182,11 @@ def build_recipe(config: Config, recipe: Recipe, runner: Runner, *, pythons: Seq
     if recipe["package"]["disabled"]:
         return RecipeResult(recipe.name, "disabled", version=recipe.version,
                             message=f"disabled: {recipe['package']['disabled']}")
+    if getattr(runner, "builds_whole_recipe", False):
+        # The container runner (cibuildwheel) builds, repairs and tests by itself,
+        # takes the same lock and stores through store.py with the same records.
+        return runner.build_recipe(config, recipe, pythons=pythons, force=force,
+                                   dependency_wheels=list(dependency_wheels), extra_env=extra_env)
     lock = store.recipe_lock(config.path("build") / ".locks", recipe.name)
     try:
         lock.acquire(timeout=0.5)
