@@ -16,6 +16,15 @@ from wheelfactory.config import load_config
 from wheelfactory.runner import NativeRunner
 
 
+
+@pytest.fixture(autouse=True)
+def console_to_current_stderr(monkeypatch):
+    """Rich's console writes to whatever sys.stderr is now (capsys), even if an earlier
+    test left it pointing at an old stream."""
+    from wheelfactory import ui
+
+    monkeypatch.setattr(ui.console, "_file", None)
+
 C_SOURCE = """
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

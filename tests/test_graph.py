@@ -228,13 +228,13 @@ imports = ["{module}", "{module}._speed"]
 def _run(root, argv, capture):
     from wheelfactory import pipeline, ui
 
-    old = ui.console.file
+    old = ui.console._file  # None: "the current sys.stderr"; restore exactly that
     with open(capture, "w") as f:
         ui.console.file = f
         try:
             rc = pipeline.build_command(argv, root=root)
         finally:
-            ui.console.file = old
+            ui.console._file = old
     return rc, capture.read_text()
 
 

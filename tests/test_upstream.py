@@ -19,6 +19,15 @@ from wheelfactory.config import load_config
 from wheelfactory.errors import RecipeError
 from wheelfactory.recipe import load_recipe, parse_recipe
 
+
+@pytest.fixture(autouse=True)
+def console_to_current_stderr(monkeypatch):
+    """Rich's console writes to whatever sys.stderr is now (capsys), even if an earlier
+    test left it pointing at an old stream."""
+    from wheelfactory import ui
+
+    monkeypatch.setattr(ui.console, "_file", None)
+
 SHA = "a" * 64
 
 
