@@ -157,3 +157,32 @@ def test_runner_without_ccache_builds_uncached(cfg, tmp_path, capsys):
     assert "CCACHE_DIR" not in env and "PATH" not in env
     assert "CARGO_TARGET_DIR" in env and "CARGO_HOME" not in env  # native: cargo's own home is kept
     assert "ccache is not installed where builds run" in capsys.readouterr().err
+
+
+class CountingRunner(NativeRunner):
+    """A native runner that counts the commands it runs."""
+
+    id = "native-counting-test"
+
+    def __init__(self):
+        self.commands = []
+
+    def run(self, argv, **kw):
+        self.commands.append(list(argv))
+        return super().run(argv, **kw)
+
+
+def test_the_runner_is_asked_only_when_a_build_really_runs(cfg):
+    runner = CountingRunner()
+    env = compcache.prepare(cfg, runner, "multidict")
+    compcache.finish(env)  # a no-op attempt: everything already stored
+    assert runner.commands == [] and not (cfg.path("build") / "ccache-stats").exists()
+
+    env = compcache.prepare(cfg, runner, "multidict")
+    assert env["CCACHE_DIR"] and len(runner.commands) == 1  # the first real build probes once …
+    log = Path(env["CCACHE_STATSLOG"])
+    assert log.is_file()
+    other = compcache.prepare(cfg, runner, "frozenlist")
+    assert dict(other)["CCACHE_STATSLOG"] != str(log) and len(runner.commands) == 1  # … per runner
+    compcache.finish(env)
+    assert not log.exists()

@@ -33,8 +33,10 @@ import io
 import os
 import shlex
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import ui
 from .config import host_arch
@@ -139,12 +141,52 @@ def _masquerade(folder: Path, ccache: str, compilers: list[str]) -> None:
         os.replace(tmp, link)
 
 
-def prepare(config, runner, recipe_name: str, *, stats_log: Path | None = None) -> dict[str, str]:
+class CacheEnv(Mapping):
+    """The environment prepare() returns, worked out on first use.
+
+    The pipeline reads it only when it really builds, so an attempt that turns
+    out to be a no-op (every wheel already stored) never asks the runner
+    anything: no emulator start, no rootfs check.
+    """
+
+    def __init__(self, compute: Callable[[], dict[str, str]]):
+        self._compute = compute
+        self._env: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def resolved(self) -> bool:
+        return self._env is not None
+
+    def _get(self) -> dict[str, str]:
+        with self._lock:
+            if self._env is None:
+                self._env = self._compute()
+            return self._env
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return f"CacheEnv({self._env!r})" if self.resolved else "CacheEnv(<not needed yet>)"
+
+
+def prepare(config, runner, recipe_name: str, *, stats_log: Path | None = None) -> CacheEnv:
     """The environment for one build attempt of ``recipe_name`` (pass as ``extra_env``).
 
     ``stats_log`` is where ccache records this attempt's calls; default: a new
-    file under ``<build>/ccache-stats/``. Returns {} when every cache is off.
+    file under ``<build>/ccache-stats/``. Empty when every cache is off.
     """
+    return CacheEnv(lambda: _environment(config, runner, recipe_name, stats_log))
+
+
+def _environment(config, runner, recipe_name: str, stats_log: Path | None) -> dict[str, str]:
     env: dict[str, str] = {}
     tools: list[str] = []
     build_root = config.path("build")
@@ -231,7 +273,7 @@ HIT_COUNTERS = ("direct_cache_hit", "preprocessed_cache_hit")
 MISS_COUNTERS = ("cache_miss",)
 
 
-def stats_mark(env: dict[str, str] | None) -> int:
+def stats_mark(env: Mapping | None) -> int:
     """A position in this build's stats log; ``read_stats(env, since=mark)`` counts what came after."""
     path = (env or {}).get("CCACHE_STATSLOG")
     if not path:
@@ -242,7 +284,7 @@ def stats_mark(env: dict[str, str] | None) -> int:
         return 0
 
 
-def read_stats(env: dict[str, str] | None, since: int = 0) -> dict | None:
+def read_stats(env: Mapping | None, since: int = 0) -> dict | None:
     """The ccache hit counts of this build (after ``since``), or None when ccache was not used.
 
     {"tool": "ccache", "calls": N, "hits": H, "direct_hits": D, "preprocessed_hits": P,
@@ -314,8 +356,10 @@ def describe(stats: dict | None) -> str:
     return f"ccache {stats['hits']}/{cacheable} hits ({100 * stats['hits'] / cacheable:.0f}%)"
 
 
-def finish(env: dict[str, str] | None) -> None:
+def finish(env: Mapping | None) -> None:
     """Remove this attempt's stats log once its numbers are in the records."""
+    if isinstance(env, CacheEnv) and not env.resolved:
+        return  # nothing was built, nothing was made
     path = (env or {}).get("CCACHE_STATSLOG")
     if path:
         Path(path).unlink(missing_ok=True)
