@@ -110,6 +110,18 @@ def test_emulation_is_usable_and_binfmt_fixes_itself(runner):
     assert out.stdout.split() == ["None", "True"]
 
 
+def test_a_disabled_qemu_entry_is_enabled_again(runner):
+    subprocess.run(["update-binfmts", "--disable", "qemu-riscv64"], check=True, capture_output=True)
+    try:
+        entry = _binfmt_entry("riscv64")
+        assert entry is None or not entry["enabled"]
+        assert emulation_problem(runner.config) is None
+        assert _binfmt_entry("riscv64")["enabled"]
+    finally:
+        subprocess.run(["update-binfmts", "--enable", "qemu-riscv64"], capture_output=True)
+    assert runner.run(["uname", "-m"], cwd=build_dir(runner), log=io.StringIO()).stdout.strip() == "riscv64"
+
+
 def test_not_root_and_no_mmdebstrap_say_what_to_do(runner, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(os, "geteuid", lambda: 1000)

@@ -193,7 +193,9 @@ class EmulatedRunner:
             tmp.mkdir(mode=0o1777)
             os.chmod(tmp, 0o1777)
             try:
-                cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=dict(env or {}), binds=self.binds, tmp=tmp)
+                # pip's and uv's caches go to cache/, not into the rootfs (which stays small and disposable).
+                full_env = {"XDG_CACHE_HOME": str(self.config.path("cache") / "xdg" / self.id), **(env or {})}
+                cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp)
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
                 return run_streamed(cmd, display=display, cwd=cwd, log=log, check=check, timeout=timeout)
             finally:
