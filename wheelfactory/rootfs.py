@@ -779,7 +779,13 @@ class Rootfs:
                     os.replace(self.stamp_path, marker)
                 else:
                     ui.info("finishing an update that was interrupted")
-                old = json.loads(marker.read_text())
+                try:
+                    old = json.loads(marker.read_text())
+                except ValueError:
+                    old = None
+                if not isinstance(old, dict) or old.get("schema") != STAMP_SCHEMA:
+                    raise EnvironmentProblem(f"{marker} holds no stamp to finish the update from; "
+                                             f"recreate the rootfs: nox -s rootfs -- create --replace")
                 self.check_matches(old)
                 ui.info(f"updating the {self.arch} {self.suite} rootfs at {self.path}")
                 t0 = time.monotonic()
