@@ -529,3 +529,27 @@ def test_update_is_untrusted_while_it_runs_and_an_interrupted_one_is_finished(ru
     assert after["created_at"] == before["created_at"] and after["updated_at"] >= before["updated_at"]
     assert after["glibc"] and "3.13" in after["pythons"]
     assert runner.run(["python3.13", "-c", "print(6 * 7)"], cwd=build_dir(runner), log=io.StringIO()).stdout.strip() == "42"
+
+
+def test_remove_deletes_only_a_wheelfactory_rootfs(tmp_path, capsys):
+    where = tmp_path / "rootfs" / "riscv64-sid"
+    rfs = _fresh_rootfs(tmp_path, where)
+    assert rfs.info()["state"] == "missing"
+    where.mkdir(parents=True)
+    (where / "keep.txt").write_text("not ours")
+    with pytest.raises(EnvironmentProblem) as e:
+        rfs.remove()
+    assert "not a wheelfactory rootfs" in str(e.value) and (where / "keep.txt").exists()
+    assert rfs.info()["state"] == "not a wheelfactory rootfs"
+    # A (tiny) rootfs with a stamp, plus the leftovers of a killed creation and a killed command.
+    (where / "keep.txt").unlink()
+    (where / "etc").mkdir()
+    stamp = {"schema": rootfs_mod.STAMP_SCHEMA, "arch": "riscv64", "suite": "sid", "created_at": "2025-01-01T00:00:00Z"}
+    (where / rootfs_mod.STAMP).write_text(json.dumps(stamp))
+    (where.parent / ".riscv64-sid.creating-1-ab").mkdir()
+    (where.parent / ".riscv64-sid.run-1-cd").mkdir()
+    assert rfs.ready
+    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0
+    assert not where.exists() and not [p for p in where.parent.iterdir() if p.is_dir()]
+    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0  # nothing there: fine
+    assert "no rootfs" in capsys.readouterr().err
