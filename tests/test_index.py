@@ -165,7 +165,7 @@ def test_human_pages(tmp_path, real_wheels):  # noqa: F811
     build_index(cfg)
     idx = root / "index"
     home = (idx / "index.html").read_text()
-    assert '<a href="project/markupsafe/">markupsafe</a></td><td>2.1.5</td><td class="n">2</td><td>2025-02-03 04:05 UTC' in home
+    assert '<a href="project/markupsafe/">markupsafe</a></td><td>2.1.5</td><td class="n">2</td><td class="d">2025-02-03 04:05 UTC' in home
     assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ PACKAGE" in home
     page = (idx / "project/markupsafe/index.html").read_text()
     assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ markupsafe" in page
@@ -327,3 +327,37 @@ def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F81
     # The wheels are no longer co-hosted: their copies left the index.
     assert not (root / "index/files" / real_wheels["jinja2"].name).exists()
     assert (root / "index/files" / f"{real_wheels['jinja2'].name}.metadata").exists()
+
+
+def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    """Big generations run in worker processes; the result must be byte-identical to a serial run."""
+    from wheelfactory import index as index_mod
+
+    root, cfg = make(tmp_path, real_wheels)
+    serial = build_index(cfg, out=tmp_path / "serial", quiet=True)
+    monkeypatch.setattr(index_mod, "WORKERS", 2)
+    monkeypatch.setattr(index_mod, "PARALLEL_MIN_RECORDS", 1)
+    monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
+    forked = []
+    real_pool = index_mod.ProcessPoolExecutor
+
+    def counting_pool(*a, **kw):
+        forked.append(kw.get("mp_context"))
+        return real_pool(*a, **kw)
+
+    monkeypatch.setattr(index_mod, "ProcessPoolExecutor", counting_pool)
+    parallel = build_index(cfg, out=tmp_path / "parallel", quiet=True)
+    assert forked, "the worker processes were not used"
+    assert parallel.added == serial.added and parallel.projects_written == serial.projects_written
+
+    def files(d: Path) -> dict[str, bytes]:
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*")
+                if p.is_file() and ".wheelfactory" not in p.parts}
+
+    assert files(tmp_path / "parallel") == files(tmp_path / "serial")
+    # A bad record fails the same way from a worker, and the index stays as it was.
+    before = files(tmp_path / "parallel")
+    (root / "dist" / f"{real_wheels['jinja2'].name}.json").write_text('{"filename": 3}')
+    with pytest.raises(IndexProblem, match="record lacks"):
+        build_index(cfg, out=tmp_path / "parallel", full=True, quiet=True)
+    assert files(tmp_path / "parallel") == before

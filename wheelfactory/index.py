@@ -46,10 +46,14 @@ import datetime as _dt
 import hashlib
 import html
 import json
+import marshal
+import multiprocessing
 import os
 import re
 import shutil
 import time
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -61,11 +65,11 @@ from packaging.version import InvalidVersion, Version
 
 from . import __version__, ui
 from .config import Config, load_config
-from .errors import FactoryError, RecipeError
+from .errors import FactoryError
 from .recipe import parse_recipe, recipe_path
 
 # Bump when the format of any generated file changes: every page is then rewritten.
-FORMAT = "1"
+FORMAT = "2"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -74,10 +78,17 @@ FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
 STATE_DIR = ".wheelfactory"
-STATE = f"{STATE_DIR}/state.json"
+STATE = f"{STATE_DIR}/state.marshal"  # marshal: loads 10k records' summaries in milliseconds
 COMMIT = ".commit.json"  # inside the staging folder: its presence means "apply me"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILENAME = re.compile(r"^[A-Za-z0-9._+!-]+\.whl$")  # what a wheel name can hold: safe in HTML and paths
+_ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+_IO_THREADS = 4  # reading records from a cold disk overlaps well; writing files does not (measured)
+# Big generations (a first index, a full rebuild) spread over the CPU cores above these sizes.
+PARALLEL_MIN_RECORDS = 2000
+PARALLEL_MIN_PROJECTS = 300
+WORKERS: int | None = None  # worker processes; None = the idle cores
 _REQUIRED = ("name", "version", "filename", "sha256", "size", "tags", "metadata_sha256", "built_at")
 
 
@@ -101,8 +112,15 @@ class Settings:
     def file_url(self, filename: str, *, depth: int = 2) -> str:
         """The link to a wheel (or WHEEL.metadata / WHEEL.log) from a page ``depth`` folders deep."""
         if self.files_base:
-            return f"{self.files_base}/{quote(filename)}"
-        return "../" * depth + f"{FILES}/{quote(filename)}"
+            return f"{self.files_base}/{_quote(filename)}"
+        return "../" * depth + f"{FILES}/{_quote(filename)}"
+
+
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _quote(filename: str) -> str:
+    return filename if _URL_SAFE.match(filename) else quote(filename)
 
 
 def github_download_base(config: Config) -> str:
@@ -147,6 +165,8 @@ def settings_from(config: Config) -> Settings:
 
 def _iso_z(value: str, where: str) -> str:
     """Normalize a timestamp to the PEP 700 form yyyy-mm-ddThh:mm:ss[.ffffff]Z."""
+    if isinstance(value, str) and _ISO_Z.match(value):
+        return value  # what store.utcnow() writes
     try:
         t = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
@@ -163,17 +183,20 @@ def entry_from_record(rec: dict, where: str) -> dict:
     if missing:
         raise IndexProblem(f"{where}: record lacks {', '.join(missing)}; rebuild the wheel or delete the record")
     fn = rec["filename"]
+    if not isinstance(fn, str) or not _FILENAME.match(fn):
+        raise IndexProblem(f"{where}: 'filename' {fn!r} is not a valid wheel file name")
     try:
         name, version, build, _tags = parse_wheel_filename(fn)
     except InvalidWheelFilename as e:
         raise IndexProblem(f"{where}: 'filename' {fn!r} is not a valid wheel file name ({e})") from None
     if canonicalize_name(rec["name"]) != name:
         raise IndexProblem(f"{where}: 'name' {rec['name']!r} does not match the wheel file name {fn!r}")
-    try:
-        if Version(rec["version"]) != version:
-            raise IndexProblem(f"{where}: 'version' {rec['version']!r} does not match the wheel file name {fn!r}")
-    except InvalidVersion:
-        raise IndexProblem(f"{where}: 'version' {rec['version']!r} is not a valid version") from None
+    if rec["version"] != str(version):  # (the usual case needs no second parse)
+        try:
+            if Version(rec["version"]) != version:
+                raise IndexProblem(f"{where}: 'version' {rec['version']!r} does not match the wheel file name {fn!r}")
+        except InvalidVersion:
+            raise IndexProblem(f"{where}: 'version' {rec['version']!r} is not a valid version") from None
     build_tag = [build[0], build[1]] if build else None  # JSON-friendly (number, suffix)
     if rec.get("build_tag") not in (None, build[0] if build else None):
         raise IndexProblem(f"{where}: 'build_tag' {rec['build_tag']!r} does not match the wheel file name {fn!r}")
@@ -202,61 +225,93 @@ def entry_from_record(rec: dict, where: str) -> dict:
     }
 
 
-def read_record(path: Path) -> dict:
+def read_record(path: Path | str) -> dict:
     try:
-        rec = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
+        with open(path, "rb") as f:
+            return _parse_record(f.read(), path)
+    except OSError as e:
+        raise IndexProblem(f"{path}: unreadable dist record ({e}); rebuild the wheel or delete the record") from None
+
+
+def _parse_record(data: bytes, path) -> dict:
+    try:
+        rec = json.loads(data)
+    except ValueError as e:
         raise IndexProblem(f"{path}: unreadable dist record ({e}); rebuild the wheel or delete the record") from None
     if not isinstance(rec, dict):
         raise IndexProblem(f"{path}: a dist record must be a JSON object")
     return rec
 
 
+def _read_bytes(path: str) -> bytes | OSError:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        return e
+
+
+def _in_threads(fn, items: list) -> list:
+    """``[fn(x) for x in items]``, spread over a few threads in chunks (for I/O-bound work)."""
+    if len(items) < 256:
+        return [fn(x) for x in items]
+    n = _IO_THREADS
+    chunks = [items[i::n] for i in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        parts = list(pool.map(lambda chunk: [fn(x) for x in chunk], chunks))
+    out: list = [None] * len(items)
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
+
+
+# The per-record summary cached in the index state: a tuple (fast to load for 10,000
+# records). Pages are rendered from full entries, re-read only for changed projects.
+S_STAT, S_NAME, S_VERSION, S_RECIPE, S_SHA256, S_METADATA_SHA256, S_BUILT_AT, S_YANKED, S_LOG = range(9)
+
+
+def summary_of(entry: dict, stat: tuple) -> tuple:
+    return (stat, entry["name"], entry["version"], entry["recipe"], entry["sha256"], entry["metadata_sha256"],
+            entry["built_at"], entry["record_yanked"], entry["log"])
+
+
 @dataclass
 class Scan:
-    entries: dict[str, dict]  # filename -> entry
-    stats: dict[str, list[int]]  # filename -> stat key of its record
-    fresh: dict[str, dict]  # records read in this run (filename -> full record)
+    summaries: dict[str, tuple]  # filename -> summary (see S_*): cached, or filled by load_records()
+    misses: list[str]  # records to (re)read: new or changed since the cache
+    stats: dict[str, tuple]  # their stat keys
+    entries: dict[str, dict] = field(default_factory=dict)  # full entries of the records read in this run
 
 
-def scan_dist(dist: Path, cache: dict[str, dict]) -> Scan:
-    """Every record in dist/, re-reading only records whose file changed since ``cache``.
+def scan_dist(dist: Path, cache: dict[str, tuple], *, reread: bool = False) -> Scan:
+    """Which records of dist/ are unchanged since ``cache``, and which must be read.
 
-    A record without its wheel (or whose wheel has another size) is an error: the
-    index would link to a file that is not there.
+    A record is known by the stat (mtime, size, inode) of its file: the store
+    writes records atomically, so a rewritten record always differs. A record
+    without its wheel is an error (the index would link to a file that is not
+    there). Wheels themselves are never opened.
     """
-    scan = Scan({}, {}, {})
+    scan = Scan({}, [], {})
     if not dist.is_dir():
         return scan
-    with os.scandir(dist) as it:
+    with os.scandir(str(dist)) as it:
         names = {e.name: e for e in it}
-    orphans, mismatched = [], []
-    for rname, rentry in sorted(names.items()):
+    orphans = []
+    for rname in sorted(names):
         if not rname.endswith(".whl.json"):
             continue
-        fn = rname[: -len(".json")]
-        st = rentry.stat()
-        key = [st.st_mtime_ns, st.st_size, st.st_ino]
-        cached = cache.get(fn)
-        if cached is not None and cached["stat"] == key:
-            entry = cached["entry"]
-        else:
-            rec = read_record(dist / rname)
-            entry = entry_from_record(rec, str(dist / rname))
-            if entry["filename"] != fn:
-                raise IndexProblem(
-                    f"{dist / rname}: the record describes {entry['filename']!r}; "
-                    f"a record must be named after its wheel (WHEEL.json)"
-                )
-            scan.fresh[fn] = rec
-        wheel = names.get(fn)
-        if wheel is None:
+        fn = rname[:-5]
+        if fn not in names:
             orphans.append(fn)
             continue
-        if wheel.stat().st_size != entry["size"]:
-            mismatched.append(fn)
-        scan.entries[fn] = entry
-        scan.stats[fn] = key
+        st = names[rname].stat()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = cache.get(fn)
+        if cached is not None and cached[S_STAT] == key and not reread:
+            scan.summaries[fn] = cached
+        else:
+            scan.misses.append(fn)
+            scan.stats[fn] = key
     if orphans:
         listed = "\n".join(f"  - {dist / fn}.json" for fn in orphans)
         raise IndexProblem(
@@ -264,13 +319,135 @@ def scan_dist(dist: Path, cache: dict[str, dict]) -> Scan:
             f"{listed}\n  fix: restore the wheel(s), or delete the record(s) and rebuild; "
             f"the index was left as it was"
         )
+    return scan
+
+
+def _load_chunk(dist: str, staging: str, full: bool, skip: frozenset,
+                items: list[tuple[str, tuple, str | None]]) -> tuple[list, list[str]]:
+    """Read and check records; write the .metadata of those that need it into ``staging``.
+
+    ``items``: (filename, stat key, sha256 of the .metadata the index holds now, or None).
+    Returns ([(filename, entry, summary, wrote .metadata)], [wheels whose size differs]).
+    Runs in a worker process for big generations.
+    """
+    paths = [f"{dist}/{fn}.json" for fn, _, _ in items]
+    datas = _in_threads(_read_bytes, paths)
+    out, mismatched, writes = [], [], []
+    for (fn, stat, prev_msha), path, data in zip(items, paths, datas):
+        if isinstance(data, OSError):
+            raise IndexProblem(f"{path}: unreadable dist record ({data}); rebuild the wheel or delete the record")
+        rec = _parse_record(data, path)
+        entry = entry_from_record(rec, path)
+        if entry["filename"] != fn:
+            raise IndexProblem(
+                f"{path}: the record describes {entry['filename']!r}; a record must be named after its wheel (WHEEL.json)"
+            )
+        try:
+            if os.stat(f"{dist}/{fn}").st_size != entry["size"]:
+                mismatched.append(fn)
+        except FileNotFoundError:
+            raise IndexProblem(f"{path}: the record's wheel disappeared while indexing; re-run") from None
+        write = fn not in skip and (full or prev_msha != entry["metadata_sha256"])
+        if write:
+            writes.append((f"{staging}/{FILES}/{fn}.metadata", metadata_bytes(rec, path)))
+        out.append((fn, entry, summary_of(entry, stat), write))
+    if writes:
+        os.makedirs(f"{staging}/{FILES}", exist_ok=True)
+        for w in writes:
+            _write_file(w)
+    return out, mismatched
+
+
+def _render_chunk(staging: str, settings: "Settings", projects: list[tuple[str, list[dict]]]) -> list:
+    """Render and write the three pages of each project; returns [(name, latest, last built, wheels)]."""
+    writes, out = [], []
+    for name, files in projects:
+        html_page, json_page = render_simple_project(name, files, settings)
+        os.makedirs(f"{staging}/{SIMPLE}/{name}", exist_ok=True)
+        os.makedirs(f"{staging}/{PROJECT}/{name}", exist_ok=True)
+        writes += [
+            (f"{staging}/{SIMPLE}/{name}/index.html", html_page),
+            (f"{staging}/{SIMPLE}/{name}/index.json", json_page),
+            (f"{staging}/{PROJECT}/{name}/index.html", render_human_project(name, files, settings)),
+        ]
+        unyanked = [f for f in files if f["yanked"] is None] or files
+        out.append((name, unyanked[-1]["version"], max(f["built_at"] for f in files), len(files)))
+    for w in writes:
+        _write_file(w)
+    return out
+
+
+def _write_file(item: tuple[str, bytes]) -> None:
+    path, data = item
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+class _Workers:
+    """Run chunks of work in processes (fork) when there is enough of it, else right here."""
+
+    def __init__(self):
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # Only idle cores help (on a busy machine workers just add their overhead); the
+        # load average counts this process too.
+        idle = cpus - os.getloadavg()[0] + 1 if hasattr(os, "getloadavg") else cpus
+        self.n = WORKERS or max(1, min(cpus, 8, int(idle + 0.5)))
+        self.pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn, items: list, *args, threshold: int) -> list:
+        """``fn(*args, chunk)`` over chunks of ``items``; the results, in order."""
+        if not items:
+            return []
+        # Fork only from a single-threaded process (no lock can be held by another thread).
+        parallel = (self.n > 1 and len(items) >= threshold and threading.active_count() == 1
+                    and "fork" in multiprocessing.get_all_start_methods())
+        if not parallel:
+            return [fn(*args, items)]
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"))
+        k = self.n * 4
+        chunks = [items[i * len(items) // k:(i + 1) * len(items) // k] for i in range(k)]
+        futures = [self.pool.submit(fn, *args, c) for c in chunks if c]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def load_records(scan: Scan, dist: Path, staging: Path, old_files: dict, *, full: bool, skip: frozenset,
+                 stage: "_Stage", workers: _Workers) -> None:
+    """Read the records ``scan`` found new or changed, writing their .metadata as needed."""
+    items = [(fn, scan.stats[fn], (old_files.get(fn) or (None, None))[1]) for fn in scan.misses]
+    mismatched: list[str] = []
+    for loaded, bad in workers.map(_load_chunk, items, str(dist), str(staging), full, skip,
+                                   threshold=PARALLEL_MIN_RECORDS):
+        mismatched += bad
+        for fn, entry, summary, wrote in loaded:
+            scan.entries[fn] = entry
+            scan.summaries[fn] = summary
+            if wrote:
+                stage.record(f"{FILES}/{fn}.metadata")
     if mismatched:
-        listed = "\n".join(f"  - {dist / fn}" for fn in mismatched)
+        listed = "\n".join(f"  - {dist / fn}" for fn in sorted(mismatched))
         raise IndexProblem(
             f"{len(mismatched)} wheel(s) in dist/ differ in size from their record (replaced by hand?):\n"
             f"{listed}\n  fix: rebuild them (the build gets a new build tag); the index was left as it was"
         )
-    return scan
+
+
+def _entry(fn: str, scan: Scan, dist: Path) -> dict:
+    """The full entry of a record: from this run's reads, else read now (a changed project's other wheels)."""
+    e = scan.entries.get(fn)
+    if e is None:
+        e = scan.entries[fn] = entry_from_record(read_record(f"{dist}/{fn}.json"), f"{dist}/{fn}.json")
+    return e
 
 
 # --- yanks --------------------------------------------------------------------------
@@ -300,14 +477,12 @@ class Yanks:
         self.recipe_file: dict[str, str] = {}
         self.recipe_version: dict[tuple[str, Version], str] = {}
         root = config.path("recipes")
-        for name in sorted(set(recipes)):
+        present = set(os.listdir(root)) if root.is_dir() else set()
+        for name in sorted(set(recipes) & present):  # a retired recipe's wheels stay, without its yanks
             path = recipe_path(root, name)
-            if not path.is_file():
-                continue  # a retired recipe: its wheels stay, without recipe yanks
-            try:
-                r = parse_recipe(path)
-            except RecipeError:
-                raise
+            if not os.path.isfile(path):
+                continue
+            r = parse_recipe(path)
             for key, reason in r["yanked"].items():
                 if key.endswith(".whl"):
                     self.recipe_file[key] = reason
@@ -319,20 +494,25 @@ class Yanks:
                             f"{path}: [yanked] key {key!r} must be a version or a wheel file name"
                         ) from None
 
-    def reason(self, entry: dict) -> str | None:
-        fn = entry["filename"]
-        if fn in self.by_file:
-            return self.by_file[fn]
+    def key(self) -> str:
+        """Everything the yanks depend on (a change re-checks every wheel)."""
+        return repr([sorted(self.by_file.items()), sorted((n, str(v), r) for (n, v), r in self.by_version.items()),
+                     sorted(self.recipe_file.items()),
+                     sorted((n, str(v), r) for (n, v), r in self.recipe_version.items())])
+
+    def reason(self, summary: tuple, filename: str) -> str | None:
+        if filename in self.by_file:
+            return self.by_file[filename]
         vkey = None
         if self.by_version or self.recipe_version:
-            vkey = (entry["name"], Version(entry["version"]))
+            vkey = (summary[S_NAME], Version(summary[S_VERSION]))
             if vkey in self.by_version:
                 return self.by_version[vkey]
-        if fn in self.recipe_file:
-            return self.recipe_file[fn]
+        if filename in self.recipe_file:
+            return self.recipe_file[filename]
         if vkey is not None and vkey in self.recipe_version:
             return self.recipe_version[vkey]
-        return entry["record_yanked"]
+        return summary[S_YANKED]
 
 
 # --- rendering ----------------------------------------------------------------------
@@ -340,8 +520,10 @@ class Yanks:
 _e = html.escape
 
 
-def _sort_key(entry: dict) -> tuple:
-    return (Version(entry["version"]), _bt(entry["build_tag"]), entry["filename"])
+def sort_files(files: list[dict]) -> None:
+    """Oldest first: by version, then build tag (no tag first), then file name."""
+    versions = {v: Version(v) for v in {f["version"] for f in files}}
+    files.sort(key=lambda f: (versions[f["version"]], _bt(f["build_tag"]), f["filename"]))
 
 
 def _bt(bt) -> tuple:
@@ -379,7 +561,7 @@ def render_simple_project(name: str, files: list[dict], settings: Settings) -> t
             attrs = f' data-requires-python="{_e(f["requires_python"])}"' + attrs
         if f["yanked"] is not None:
             attrs += f' data-yanked="{_e(f["yanked"])}"'
-        lines.append(f'<a href="{url}#sha256={f["sha256"]}"{attrs}>{_e(fn)}</a><br>\n')
+        lines.append(f'<a href="{url}#sha256={f["sha256"]}"{attrs}>{fn}</a><br>\n')  # (names need no escaping)
         jf: dict[str, Any] = {
             "filename": fn,
             "url": url,
@@ -413,13 +595,13 @@ def render_simple_project(name: str, files: list[dict], settings: Settings) -> t
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 header{background:#24292f;color:#fff;padding:14px 28px}header a{color:#fff;text-decoration:none}
-header h1{margin:0;font-size:20px}main{max-width:1180px;margin:24px auto;padding:0 28px}
+header h1{margin:0;font-size:20px}header .crumb{font-weight:400;opacity:.8}main{max-width:1180px;margin:24px auto;padding:0 28px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 20px;margin-bottom:18px}
 h2{font-size:17px;margin:0 0 10px}pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;
 padding:9px 12px;overflow-x:auto;margin:6px 0}code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eaeef2;
-vertical-align:top}th{font-size:13px;color:#57606a;font-weight:600}td.n{text-align:right;white-space:nowrap}
-.tag{display:inline-block;background:#ddf4ff;color:#0969da;border-radius:10px;padding:0 8px;margin:1px 0;
+vertical-align:top}th{font-size:13px;color:#57606a;font-weight:600}.n{text-align:right}.n,.d{white-space:nowrap}
+.tag{display:inline-block;white-space:nowrap;background:#ddf4ff;color:#0969da;border-radius:10px;padding:0 8px;margin:1px 0;
 font:12px ui-monospace,monospace}.yank{background:#ffebe9;color:#cf222e;border-radius:10px;padding:0 8px;
 font-size:12px}.muted{color:#57606a;font-size:13px}a{color:#0969da}
 """
@@ -430,12 +612,13 @@ _URL_SCRIPT = (
 )
 
 
-def _human_page(title: str, heading_link: str, body: str, settings: Settings) -> bytes:
+def _human_page(title: str, heading_link: str, body: str, settings: Settings, crumb: str = "") -> bytes:
+    crumb = f' <span class="crumb">/ {_e(crumb)}</span>' if crumb else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f'<header><h1><a href="{heading_link}">{_e(settings.title)}</a></h1></header>\n'
+        f'<header><h1><a href="{heading_link}">{_e(settings.title)}</a>{crumb}</h1></header>\n'
         f"<main>\n{body}</main>\n{_URL_SCRIPT}\n</body>\n</html>\n"
     ).encode()
 
@@ -459,18 +642,19 @@ def _size(n: int) -> str:
     return ""
 
 
-def render_human_root(projects: dict[str, dict], settings: Settings) -> bytes:
+def render_human_root(projects: dict[str, tuple], settings: Settings) -> bytes:
+    """``projects``: name -> (latest version, last built, number of wheels)."""
     rows = "".join(
-        f'<tr><td><a href="{PROJECT}/{n}/">{n}</a></td><td>{_e(p["latest"])}</td>'
-        f'<td class="n">{p["count"]}</td><td>{_date(p["built_at"])}</td></tr>\n'
-        for n, p in sorted(projects.items())
+        f'<tr><td><a href="{PROJECT}/{n}/">{n}</a></td><td>{_e(latest)}</td>'
+        f'<td class="n">{count}</td><td class="d">{_date(built)}</td></tr>\n'
+        for n, (latest, built, count) in sorted(projects.items())
     )
     url = _index_url_code(settings, f"{SIMPLE}/")
     body = (
         "<section><h2>Install from this index</h2>\n"
         f"<pre><code>pip install --prefer-binary --extra-index-url {url} PACKAGE</code></pre>\n"
         f"<pre><code>uv pip install --index {url} PACKAGE</code></pre>\n"
-        f'<p class="muted">{len(projects)} projects, {sum(p["count"] for p in projects.values())} wheels. '
+        f'<p class="muted">{len(projects)} projects, {sum(p[2] for p in projects.values())} wheels. '
         f'Machine-readable: <a href="{SIMPLE}/">{SIMPLE}/</a> (PEP 503 HTML, PEP 691 JSON).</p></section>\n'
         "<section><h2>Projects</h2>\n<table>\n<thead><tr><th>Project</th><th>Latest version</th>"
         f'<th class="n">Wheels</th><th>Built</th></tr></thead>\n<tbody>\n{rows}</tbody></table></section>\n'
@@ -486,8 +670,11 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
             break
     url = _index_url_code(settings, f"../../{SIMPLE}/")
     debs = sorted({d for f in files if f["version"] == latest for d in f["debian_runtime"]})
+    built = max(f["built_at"] for f in files)
     parts = [
-        f"<section><h2>{_e(name)} {_e(latest)}</h2>\n",
+        f"<section><h2>Install {_e(name)}</h2>\n",
+        f'<p class="muted">Latest version {_e(latest)} &middot; {len(files)} wheel{"s" if len(files) != 1 else ""} '
+        f"&middot; last built {_date(built)}</p>\n",
         f"<pre><code>pip install --prefer-binary --extra-index-url {url} {_e(name)}</code></pre>\n",
         f"<pre><code>uv pip install --index {url} {_e(name)}</code></pre>\n",
     ]
@@ -514,14 +701,14 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
                 f'<span class="muted">sha256 {f["sha256"][:16]}&hellip;'
                 f'{" &middot; requires Python " + _e(f["requires_python"]) if f["requires_python"] else ""}'
                 f"</span></td><td>{tags}</td><td>{_e(_build_tag_str(f['build_tag'])) or '&mdash;'}</td>"
-                f'<td class="n">{_size(f["size"])}</td><td>{_date(f["built_at"])}</td><td>{deb}</td><td>{log}</td></tr>\n'
+                f'<td class="n">{_size(f["size"])}</td><td class="d">{_date(f["built_at"])}</td><td>{deb}</td><td>{log}</td></tr>\n'
             )
         parts.append(
-            f"<section><h2>{_e(name)} {_e(version)}</h2>\n<table>\n<thead><tr><th>File</th><th>Tags</th>"
+            f"<section><h2>Version {_e(version)}</h2>\n<table>\n<thead><tr><th>File</th><th>Tags</th>"
             "<th>Build</th><th class=\"n\">Size</th><th>Built</th><th>Debian runtime</th><th>Log</th></tr></thead>\n"
             f"<tbody>\n{''.join(rows)}</tbody></table></section>\n"
         )
-    return _human_page(f"{name} - {settings.title}", "../../", "".join(parts), settings)
+    return _human_page(f"{name} - {settings.title}", "../../", "".join(parts), settings, crumb=name)
 
 
 # --- the journal: stage, commit, apply ----------------------------------------------
@@ -574,21 +761,25 @@ def recover(live: Path) -> bool:
 
 
 class _Stage:
-    """Files written for one update, and the order they go live in."""
+    """Files written for one update, and the order they go live in.
+
+    Writes are queued and flushed by a few threads at once (the file system,
+    not Python, is the bottleneck of writing thousands of small files).
+    """
 
     ORDER = (FILES, SIMPLE + "/", PROJECT + "/", "root", STATE)
 
     def __init__(self, staging: Path):
-        self.dir = staging
+        self.dir = str(staging)
         self.groups: dict[str, list[str]] = {k: [] for k in self.ORDER}
         self._dirs: set[str] = set()
+        self._pending: list[tuple[str, bytes | Path, str]] = []  # (path, data or source, how)
 
-    def _path(self, rel: str) -> Path:
+    def _path(self, rel: str) -> str:
         parent = rel.rpartition("/")[0]
-        if parent and parent not in self._dirs:
-            (self.dir / parent).mkdir(parents=True, exist_ok=True)
-            self._dirs.add(parent)
-        return self.dir / rel
+        if parent:
+            self._dirs.add(parent)  # made by flush(), before the files
+        return f"{self.dir}/{rel}"
 
     def _group(self, rel: str) -> str:
         if rel == STATE:
@@ -600,22 +791,42 @@ class _Stage:
         return "root"
 
     def write(self, rel: str, data: bytes) -> None:
-        with open(self._path(rel), "wb") as f:
-            f.write(data)
+        self._pending.append((self._path(rel), data, "write"))
+        self.groups[self._group(rel)].append(rel)
+
+    def record(self, rel: str) -> None:
+        """A file a worker wrote into the staging folder itself."""
         self.groups[self._group(rel)].append(rel)
 
     def link(self, rel: str, source: Path) -> None:
         """A hard link to ``source`` (a copy across file systems)."""
-        dest = self._path(rel)
-        try:
-            os.link(source, dest)
-        except OSError:
-            shutil.copyfile(source, dest)
+        self._pending.append((self._path(rel), source, "link"))
         self.groups[self._group(rel)].append(rel)
 
     def copy(self, rel: str, source: Path) -> None:
-        shutil.copyfile(source, self._path(rel))
+        self._pending.append((self._path(rel), source, "copy"))
         self.groups[self._group(rel)].append(rel)
+
+    @staticmethod
+    def _do(item: tuple) -> None:
+        path, what, how = item
+        if how == "write":
+            _write_file((path, what))
+        elif how == "link":
+            try:
+                os.link(what, path)
+            except OSError:
+                shutil.copyfile(what, path)
+        else:
+            shutil.copyfile(what, path)
+
+    def flush(self) -> None:
+        for d in sorted(self._dirs):  # parents sort before children
+            os.makedirs(f"{self.dir}/{d}", exist_ok=True)
+        self._dirs.clear()
+        items, self._pending = self._pending, []
+        for item in items:
+            self._do(item)
 
     def moves(self) -> list[str]:
         return [rel for k in self.ORDER for rel in self.groups[k]]
@@ -662,29 +873,35 @@ class Report:
 
 
 def load_state(live: Path) -> dict | None:
+    """What the index at ``live`` holds (None if it has no state: not ours, or not yet written)."""
     p = live / STATE
-    if not p.is_file():
+    try:
+        data = p.read_bytes()
+    except OSError:
         return None
     try:
-        return json.loads(p.read_bytes())
-    except ValueError:
-        return None
+        state = marshal.loads(data)
+        return state if isinstance(state, dict) and state.get("format") else {"format": None}
+    except (ValueError, EOFError, TypeError):
+        return {"format": None}  # unreadable (another Python's marshal?): ours, rebuilt in full
 
 
-def _project_digest(settings_key: str, files: list[dict]) -> str:
-    return hashlib.sha256(
-        json.dumps([settings_key, sorted(files, key=lambda f: f["filename"])], sort_keys=True).encode()
-    ).hexdigest()
+def indexed_wheels(state: dict) -> list[dict]:
+    """What an index links to, per wheel (for publishing): name, hashes, build time, log."""
+    out = []
+    for fn, (sha, msha, log) in sorted(state["files"].items()):
+        out.append({"filename": fn, "sha256": sha, "metadata_sha256": msha,
+                    "built_at": state["records"][fn][S_BUILT_AT], "has_log": log is not None})
+    return out
 
 
-def _log_sig(entry: dict, root: Path, settings: Settings) -> list | None:
+def _log_sig(log: str | None, root: Path, settings: Settings) -> tuple | None:
     """(path, size) of the build log to publish beside the wheel, or None."""
-    if not settings.copy_logs or not entry["log"]:
+    if not settings.copy_logs or not log:
         return None
-    p = Path(entry["log"])
-    p = p if p.is_absolute() else root / p
+    p = log if os.path.isabs(log) else f"{root}/{log}"
     try:
-        return [str(p), p.stat().st_size]
+        return (p, os.stat(p).st_size)
     except OSError:
         return None
 
@@ -715,126 +932,31 @@ def build_index(
                 f"{live} exists but was not written by `invoke index` (no {STATE}); "
                 f"move it away or point paths.index elsewhere; nothing was changed"
             )
-        if old is not None and (old.get("format") != FORMAT or old.get("settings") != settings.key()):
-            full = True  # the page format or a setting changed: every page differs
-        report.full = full = full or old is None
-        cache = {} if old is None else old["records"]
-        scan = scan_dist(dist, cache)
-        excluded = set(exclude)
-        entries = {fn: e for fn, e in scan.entries.items() if fn not in excluded}
+        skey = settings.key()
+        compatible = old is not None and old.get("format") == FORMAT
+        if not compatible or old.get("settings") != skey:
+            full = True  # a first index, a new page format or changed settings: every page differs
+        report.full = full
+        cache: dict[str, tuple] = old["records"] if compatible else {}
+        old_files: dict[str, tuple] = old["files"] if compatible else {}
+        old_projects: dict[str, tuple] = old["projects"] if compatible else {}
 
-        yanks = Yanks(config, {e["recipe"] for e in entries.values()})
-        old_files: dict[str, dict] = {} if old is None else old["files"]
-        old_projects: dict[str, dict] = {} if old is None else old["projects"]
-
-        # Group per project; an entry's page view adds the yank and the log.
-        projects: dict[str, list[dict]] = {}
-        logs: dict[str, list | None] = {}
-        for fn, e in entries.items():
-            view = dict(e)
-            view["yanked"] = yanks.reason(e)
-            logs[fn] = _log_sig(e, config.root, settings)
-            view["has_log"] = logs[fn] is not None
-            projects.setdefault(e["name"], []).append(view)
-
-        # What changed, by sha256.
-        by_sha: dict[str, list[str]] = {}
-        for fn, e in entries.items():
-            by_sha.setdefault(e["sha256"], []).append(fn)
-            prev = old_files.get(fn)
-            if prev is None:
-                report.added.append(fn)
-            elif prev["sha256"] != e["sha256"]:
-                report.replaced.append({"filename": fn, "old_sha256": prev["sha256"], "new_sha256": e["sha256"]})
-        report.removed = sorted(fn for fn in old_files if fn not in entries)
-        report.duplicates = [sorted(v) for v in by_sha.values() if len(v) > 1]
-
+        scan = scan_dist(dist, cache, reread=full)
+        excluded = frozenset(exclude)
         staging = _staging_dir(live)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         stage = _Stage(staging)
-        skey = settings.key()
-        new_files: dict[str, dict] = {}
+        workers = _Workers()
         try:
-            # Per-wheel files: .metadata, the wheel (co-hosted), the log.
-            for fn, e in entries.items():
-                rec_files = {"sha256": e["sha256"], "metadata_sha256": e["metadata_sha256"], "log": logs[fn]}
-                prev = old_files.get(fn)
-                new_files[fn] = rec_files
-                if not full and prev == rec_files:
-                    continue
-                if full or prev is None or prev["metadata_sha256"] != e["metadata_sha256"]:
-                    stage.write(f"{FILES}/{fn}.metadata", _metadata_bytes(fn, scan, dist))
-                if not settings.files_base and (full or prev is None or prev["sha256"] != e["sha256"]):
-                    stage.link(f"{FILES}/{fn}", dist / fn)
-                if logs[fn] is not None and (full or prev is None or prev.get("log") != logs[fn]):
-                    stage.copy(f"{FILES}/{fn}.log", Path(logs[fn][0]))
-                report.files_written += 1
-
-            # Project pages, only where the project's digest changed.
-            summaries: dict[str, dict] = {}
-            for name in sorted(projects):
-                files = projects[name]
-                digest = _project_digest(skey, files)
-                prev = old_projects.get(name)
-                if not full and prev is not None and prev["digest"] == digest:
-                    summaries[name] = prev
-                    continue
-                files.sort(key=_sort_key)
-                html_page, json_page = render_simple_project(name, files, settings)
-                stage.write(f"{SIMPLE}/{name}/index.html", html_page)
-                stage.write(f"{SIMPLE}/{name}/index.json", json_page)
-                stage.write(f"{PROJECT}/{name}/index.html", render_human_project(name, files, settings))
-                unyanked = [f for f in files if f["yanked"] is None] or files
-                summaries[name] = {
-                    "digest": digest,
-                    "latest": unyanked[-1]["version"],
-                    "built_at": max(f["built_at"] for f in files),
-                    "count": len(files),
-                }
-                report.projects_written.append(name)
-
-            # Root pages: rewritten when their bytes change.
-            names = sorted(projects)
-            simple_html, simple_json = render_simple_root(names)
-            for rel, data in (
-                (f"{SIMPLE}/index.html", simple_html),
-                (f"{SIMPLE}/index.json", simple_json),
-                ("index.html", render_human_root(summaries, settings)),
-            ):
-                if full or _read_or_none(live / rel) != data:
-                    stage.write(rel, data)
-
-            # Deletions: files of removed wheels, pages of removed projects.
-            deletes = []
-            for fn in report.removed:
-                deletes += [f"{FILES}/{fn}.metadata", f"{FILES}/{fn}", f"{FILES}/{fn}.log"]
-            for fn, rec_files in new_files.items():
-                prev = old_files.get(fn)
-                if prev and prev.get("log") and not rec_files["log"]:
-                    deletes.append(f"{FILES}/{fn}.log")
-            for name in old_projects:
-                if name not in projects:
-                    deletes += [f"{SIMPLE}/{name}", f"{PROJECT}/{name}"]
-            if full and old is not None:
-                deletes += _strays(live, stage, settings, new_files, projects)
-
-            report.projects = len(projects)
-            report.wheels = len(entries)
-            state = {
-                "format": FORMAT,
-                "generator": f"wheelfactory {__version__}",
-                "settings": skey,
-                "files_base": settings.files_base,
-                "records": {fn: {"stat": scan.stats[fn], "entry": e} for fn, e in scan.entries.items()},
-                "files": new_files,
-                "projects": summaries,
-                "excluded": sorted(excluded & set(scan.entries)),
-            }
-            stage.write(STATE, json.dumps(state, separators=(",", ":")).encode())
+            load_records(scan, dist, staging, old_files, full=full, skip=excluded, stage=stage, workers=workers)
+            report, deletes = _generate(config, settings, skey, live, dist, old if compatible else None,
+                                        old_files, old_projects, scan, excluded, full, stage, workers, report)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        finally:
+            workers.close()
 
         if not live.exists():
             os.rename(staging, live)  # a first index: one atomic rename
@@ -847,6 +969,7 @@ def build_index(
             _apply(staging, live)
         else:
             # Nothing visible changed; refresh the record cache only.
+            (live / STATE_DIR).mkdir(exist_ok=True)
             os.replace(staging / STATE, live / STATE)
             shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
@@ -855,10 +978,160 @@ def build_index(
     return report
 
 
-def _metadata_bytes(fn: str, scan: Scan, dist: Path) -> bytes:
-    rec = scan.fresh.get(fn) or read_record(dist / f"{fn}.json")
+def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: Path, old: dict | None,
+              old_files: dict, old_projects: dict, scan: Scan, excluded: frozenset, full: bool, stage: _Stage,
+              workers: _Workers, report: Report) -> tuple[Report, list[str]]:
+    """Stage every changed file of the index; returns the report and what to delete.
+
+    Only wheels whose record was (re)read, or that are new to the index, are looked
+    at one by one (everything, when the yanks or the settings changed): an
+    unchanged record of an unchanged project costs nothing but its stat.
+    """
+    old_yanked: dict[str, str] = old["yanked"] if old else {}
+    old_by_project: dict[str, list[str]] = old["by_project"] if old else {}
+    summaries = scan.summaries
+    current = set(summaries) - excluded
+    yanks = Yanks(config, {summaries[fn][S_RECIPE] for fn in current})
+    yank_key = yanks.key()
+    full_check = full or old is None or old["yank_key"] != yank_key
+    removed = set(old_files) - current
+    recheck = current if full_check else (set(scan.stats) & current) | (current - set(old_files))
+
+    new_files = {fn: v for fn, v in old_files.items() if fn not in removed}
+    new_yanked = {fn: v for fn, v in old_yanked.items() if fn not in removed}
+    by_project = {name: [fn for fn in fns if fn not in removed] for name, fns in old_by_project.items()}
+    affected: set[str] = set()
+    for fn in removed:
+        cached = old["records"].get(fn) if old else None
+        name = cached[S_NAME] if cached else next((n for n, fns in old_by_project.items() if fn in fns), None)
+        if name:
+            affected.add(name)
+    members = {fn for fns in by_project.values() for fn in fns} if recheck else set()
+
+    for fn in sorted(recheck):
+        sm = summaries[fn]
+        name = sm[S_NAME]
+        y = yanks.reason(sm, fn)
+        prev = old_files.get(fn)
+        if full or prev is None or fn in scan.stats:
+            log = _log_sig(sm[S_LOG], config.root, settings)
+        else:
+            log = prev[2]  # copied into the index already; the source may be gone since
+        files_now = (sm[S_SHA256], sm[S_METADATA_SHA256], log)
+        if prev is None:
+            report.added.append(fn)
+        elif prev[0] != files_now[0]:
+            report.replaced.append({"filename": fn, "old_sha256": prev[0], "new_sha256": files_now[0]})
+        if fn not in members:
+            by_project.setdefault(name, []).append(fn)
+        if full or prev != files_now or fn in scan.stats or old_yanked.get(fn) != y:
+            affected.add(name)
+        new_files[fn] = files_now
+        if y is None:
+            new_yanked.pop(fn, None)
+        else:
+            new_yanked[fn] = y
+
+        # Per-wheel files: .metadata (written while reading changed records), the wheel
+        # (co-hosted), the log.
+        if not full and prev == files_now:
+            continue
+        sha, msha, _ = files_now
+        if fn not in scan.stats and (prev is None or prev[1] != msha):
+            # An unchanged record whose .metadata the index lacks (it was excluded before).
+            path = f"{dist}/{fn}.json"
+            stage.write(f"{FILES}/{fn}.metadata", metadata_bytes(read_record(path), path))
+        if not settings.files_base and (full or prev is None or prev[0] != sha):
+            stage.link(f"{FILES}/{fn}", dist / fn)
+        if log is not None and (full or prev is None or prev[2] != log):
+            stage.copy(f"{FILES}/{fn}.log", Path(log[0]))
+        report.files_written += 1
+    report.added.sort()
+    report.removed = sorted(removed)
+    by_project = {name: fns for name, fns in by_project.items() if fns}
+    # Duplicates: one content under several names.
+    counts: dict[str, int] = {}
+    for sha, _, _ in new_files.values():
+        counts[sha] = counts.get(sha, 0) + 1
+    if len(counts) < len(new_files):
+        dup = {sha for sha, n in counts.items() if n > 1}
+        groups: dict[str, list[str]] = {}
+        for fn, (sha, _, _) in new_files.items():
+            if sha in dup:
+                groups.setdefault(sha, []).append(fn)
+        report.duplicates = sorted(sorted(g) for g in groups.values())
+
+    # Project pages, only for the projects affected.
+    projects: dict[str, tuple] = {n: v for n, v in old_projects.items() if n in by_project and n not in affected}
+    to_render: list[tuple[str, list[dict]]] = []
+    for name in sorted(affected & set(by_project)):
+        files = []
+        for fn in by_project[name]:
+            view = dict(_entry(fn, scan, dist))
+            view["yanked"] = new_yanked.get(fn)
+            view["has_log"] = new_files[fn][2] is not None
+            files.append(view)
+        sort_files(files)
+        by_project[name] = [f["filename"] for f in files]
+        to_render.append((name, files))
+    for rendered in workers.map(_render_chunk, to_render, str(stage.dir), settings,
+                                threshold=PARALLEL_MIN_PROJECTS):
+        for name, latest, built, count in rendered:
+            projects[name] = (latest, built, count)
+            for rel in (f"{SIMPLE}/{name}/index.html", f"{SIMPLE}/{name}/index.json",
+                        f"{PROJECT}/{name}/index.html"):
+                stage.record(rel)
+            report.projects_written.append(name)
+    projects = dict(sorted(projects.items()))
+
+    # Root pages: rewritten when their bytes change.
+    names = list(projects)
+    simple_html, simple_json = render_simple_root(names)
+    for rel, data in (
+        (f"{SIMPLE}/index.html", simple_html),
+        (f"{SIMPLE}/index.json", simple_json),
+        ("index.html", render_human_root(projects, settings)),
+    ):
+        if full or _read_or_none(live / rel) != data:
+            stage.write(rel, data)
+
+    # Deletions: files of removed wheels, pages of removed projects.
+    deletes = []
+    for fn in report.removed:
+        deletes += [f"{FILES}/{fn}.metadata", f"{FILES}/{fn}", f"{FILES}/{fn}.log"]
+    for fn in recheck:
+        prev = old_files.get(fn)
+        if prev and prev[2] and not new_files[fn][2]:
+            deletes.append(f"{FILES}/{fn}.log")
+    for name in old_projects:
+        if name not in by_project:
+            deletes += [f"{SIMPLE}/{name}", f"{PROJECT}/{name}"]
+    if full and live.exists():
+        deletes += _strays(live, stage)
+
+    report.projects = len(by_project)
+    report.wheels = len(new_files)
+    state = {
+        "format": FORMAT,
+        "generator": f"wheelfactory {__version__}",
+        "settings": skey,
+        "files_base": settings.files_base,
+        "records": scan.summaries,  # every record of dist/, excluded ones too (a cache)
+        "files": new_files,  # what the index links to: (sha256, .metadata sha256, log (path, size))
+        "yanked": new_yanked,  # filename -> reason, yanked wheels only
+        "yank_key": yank_key,
+        "by_project": by_project,  # name -> its wheels, sorted as on the pages
+        "projects": projects,  # name -> (latest version, last built, number of wheels)
+        "excluded": sorted(excluded & set(scan.summaries)),
+    }
+    stage.write(STATE, marshal.dumps(state))
+    stage.flush()
+    return report, deletes
+
+
+def metadata_bytes(rec: dict, where) -> bytes:
+    """The PEP 658 file of a record: its core metadata text, checked against its hash."""
     text = rec.get("metadata")
-    where = dist / f"{fn}.json"
     if not isinstance(text, str) or not text:
         raise IndexProblem(f"{where}: the record lacks the core metadata text ('metadata'); rebuild the wheel")
     data = text.encode("utf-8")
@@ -874,11 +1147,9 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
 
 
-def _strays(live: Path, stage: _Stage, settings: Settings, files: dict, projects: dict) -> list[str]:
+def _strays(live: Path, stage: _Stage) -> list[str]:
     """On a full rebuild: everything in the live index that the new index does not hold."""
     keep = set(stage.moves())
-    for fn in files:
-        keep.add(f"{FILES}/{fn}.metadata")
     out = []
     for p in live.rglob("*"):
         if p.is_dir():

@@ -58,7 +58,8 @@ from . import ui
 from .config import Config, load_config
 from .errors import FactoryError
 from .github import AssetExists, GitHubError, Releases
-from .index import FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, load_state, settings_from
+from .index import (FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels, load_state,
+                    settings_from)
 from .store import sha256_file
 
 _SAFE_ASSET = re.compile(r"^[A-Za-z0-9._-]+$")  # names GitHub keeps as they are
@@ -108,14 +109,13 @@ def artifacts(config: Config, state: dict) -> list[Artifact]:
     """Every file the index links to, in upload order (wheel, then .metadata, then log)."""
     dist, files = config.path("dist"), config.path("index") / FILES
     out = []
-    for fn in sorted(state["files"]):
-        entry = state["records"][fn]["entry"]
-        info = state["files"][fn]
-        out.append(Artifact(fn, fn, "wheel", dist / fn, entry["sha256"], entry["built_at"]))
+    for w in indexed_wheels(state):
+        fn = w["filename"]
+        out.append(Artifact(fn, fn, "wheel", dist / fn, w["sha256"], w["built_at"]))
         out.append(Artifact(f"{fn}.metadata", fn, "metadata", files / f"{fn}.metadata",
-                            entry["metadata_sha256"], entry["built_at"]))
-        if info.get("log"):
-            out.append(Artifact(f"{fn}.log", fn, "log", files / f"{fn}.log", None, entry["built_at"]))
+                            w["metadata_sha256"], w["built_at"]))
+        if w["has_log"]:
+            out.append(Artifact(f"{fn}.log", fn, "log", files / f"{fn}.log", None, w["built_at"]))
     return out
 
 

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Index generation speed: wheelfactory vs dumb-pypi on the same 10,000 wheels.
+
+    python benchmarks/bench_index.py [--records 10000] [--projects 1000] [--repeat 3]
+
+Synthetic dist/ records (1,000 projects x 10 wheels: 3 versions x cp311/cp312/cp313
+plus one rebuild with a build tag, ~1.5 KB of core metadata each) are written
+in the store's format, with a placeholder wheel file of the recorded size
+beside each (the index never opens wheels; it checks they exist and their
+size). dumb-pypi (``pip install dumb-pypi``) gets the same list as JSON lines
+(filename, sha256, requires-python, upload time, core-metadata hash), the same
+files URL and title. Both run in this process; the best of ``--repeat`` runs
+counts, each into an empty output folder.
+
+Targets (exit status 1 when missed):
+  * full generation at least 3x faster than dumb-pypi, while also writing the
+    PEP 658 .metadata files and the PEP 691 JSON pages (dumb-pypi writes
+    neither: it writes PEP 503 HTML and PyPI-style JSON);
+  * regeneration after one new wheel at most 10% of a full generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wheelfactory.config import load_config  # noqa: E402
+from wheelfactory.index import build_index  # noqa: E402
+
+BASE_URL = "https://github.com/octo/riscv64-wheels/releases/download/wheels"
+TITLE = "riscv64 wheels"
+DESCRIPTION = ("A fast implementation of something useful, built for riscv64.\n\n" * 12)
+
+
+def metadata_text(name: str, version: str) -> str:
+    lines = [
+        "Metadata-Version: 2.1",
+        f"Name: {name}",
+        f"Version: {version}",
+        "Summary: A synthetic package for the index benchmark",
+        "Home-page: https://example.org/project",
+        "Author: Benchmark",
+        "License: MIT",
+        "Requires-Python: >=3.9",
+        "Requires-Dist: typing-extensions>=4.0",
+        "Requires-Dist: packaging>=23; extra == \"test\"",
+        "Classifier: Programming Language :: Python :: 3",
+        "Classifier: Operating System :: POSIX :: Linux",
+        "Provides-Extra: test",
+        "Description-Content-Type: text/markdown",
+        "",
+        DESCRIPTION,
+    ]
+    return "\n".join(lines)
+
+
+def make_record(name: str, version: str, py: str, build: int | None, n: int) -> dict:
+    tag = f"cp{py}-cp{py}-manylinux_2_39_riscv64"
+    dist_name = name.replace("-", "_")
+    filename = f"{dist_name}-{version}-{build}-{tag}.whl" if build else f"{dist_name}-{version}-{tag}.whl"
+    meta = metadata_text(name, version)
+    size = 50_000 + (n * 7919) % 3_000_000
+    return {
+        "schema": 1,
+        "name": name,
+        "version": version,
+        "filename": filename,
+        "build_tag": build,
+        "sha256": hashlib.sha256(filename.encode()).hexdigest(),
+        "size": size,
+        "tags": [tag],
+        "requires_python": ">=3.9",
+        "metadata": meta,
+        "metadata_sha256": hashlib.sha256(meta.encode()).hexdigest(),
+        "build_key": hashlib.sha256(f"key-{filename}".encode()).hexdigest(),
+        "python": f"3.{py[1:]}",
+        "target": "riscv64",
+        "policy": "manylinux_2_39",
+        "achieved_policy": "manylinux_2_39",
+        "recipe": name,
+        "source": {"kind": "sdist"},
+        "debian_runtime": ["libopenblas0"] if n % 7 == 0 else [],
+        "auditwheel": "",
+        "host": {"runner": "native", "hostname": "bench"},
+        "duration": 12.5,
+        "stages": {},
+        "status": "ok",
+        "log": None,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_700_000_000 + n * 60)),
+        "yanked": None,
+    }
+
+
+def synthetic_records(records: int, projects: int) -> list[dict]:
+    out = []
+    per = records // projects
+    n = 0
+    for p in range(projects):
+        name = f"project-{p:04d}"
+        combos = [(f"1.{v}.0", py, None) for v in range(3) for py in ("311", "312", "313")]
+        combos.append(("1.2.0", "313", 1))  # a rebuild of the newest version
+        for version, py, build in combos[:per]:
+            out.append(make_record(name, version, py, build, n))
+            n += 1
+    return out
+
+
+def write_dist(dist: Path, records: list[dict]) -> None:
+    dist.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        with open(dist / rec["filename"], "wb") as f:
+            f.truncate(rec["size"])  # a sparse placeholder of the recorded size
+        (dist / f"{rec['filename']}.json").write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+
+
+def dumb_pypi_list(records: list[dict], path: Path) -> None:
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps({
+                "filename": r["filename"],
+                "hash": f"sha256={r['sha256']}",
+                "requires_python": r["requires_python"],
+                "upload_timestamp": 1_700_000_000,
+                "core_metadata": f"sha256={r['metadata_sha256']}",
+            }) + "\n")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def count_files(d: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(d))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--projects", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each; the fastest counts (shared machines are noisy)")
+    ap.add_argument("--dir", default=None, help="where to work (default: the system temp folder); "
+                                                "e.g. /dev/shm to compare without disk noise")
+    args = ap.parse_args()
+    try:
+        from dumb_pypi import main as dumb_pypi
+    except ImportError:
+        print("dumb-pypi is not installed: pip install dumb-pypi", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="bench-index-", dir=args.dir) as tmp:
+        tmp = Path(tmp)
+        root = tmp / "project"
+        root.mkdir()
+        (root / "factory.toml").write_text(f'[index]\nfiles-base-url = "{BASE_URL}"\ntitle = "{TITLE}"\n')
+        records = synthetic_records(args.records, args.projects)
+        t = time.perf_counter()
+        write_dist(root / "dist", records)
+        dumb_pypi_list(records, tmp / "packages.jsonl")
+        print(f"setup: {len(records)} records across {args.projects} projects in {time.perf_counter() - t:.1f}s")
+        config = load_config(root)
+
+        # Interleaved runs, each into a new folder (deleting thousands of files right
+        # before a run slows the file system down for it): both see the same machine.
+        ours, theirs = [], []
+        for i in range(args.repeat):
+            index = tmp / f"index-{i}"
+            c, t = cpu_seconds(), time.perf_counter()
+            report = build_index(config, out=index, quiet=True)
+            ours.append((time.perf_counter() - t, cpu_seconds() - c))
+            assert report.wheels == len(records) and report.projects == args.projects
+
+            out = tmp / f"dumb-pypi-{i}"
+            c, t = cpu_seconds(), time.perf_counter()
+            dumb_pypi.main(["--package-list-json", str(tmp / "packages.jsonl"), "--output-dir", str(out),
+                            "--packages-url", BASE_URL, "--title", TITLE])
+            theirs.append((time.perf_counter() - t, cpu_seconds() - c))
+        ours_files, theirs_files = count_files(index), count_files(out)
+        metadata_files = len(list((index / "files").glob("*.metadata")))
+        json_pages = len(list((index / "simple").glob("*/index.json")))
+
+        # Regeneration after one new wheel (a new version of one project), repeated.
+        incremental = []
+        for i in range(max(5, args.repeat)):
+            rec = make_record(f"project-{(i * 37) % args.projects:04d}", f"2.{i}.0", "313", None, 10_000_000 + i)
+            write_dist(root / "dist", [rec])
+            t = time.perf_counter()
+            report = build_index(config, out=index, quiet=True)
+            incremental.append(time.perf_counter() - t)
+            assert report.added == [rec["filename"]] and len(report.projects_written) == 1
+
+    (full, full_cpu), (dumb, dumb_cpu) = min(ours), min(theirs)
+    inc = statistics.median(incremental)
+    speedup = dumb / full
+    ratio = inc / full
+    print()
+    print(f"{'':36}{'seconds':>9}{'cpu s':>8}  files written")
+    print(f"{'dumb-pypi full generation':36}{dumb:9.3f}{dumb_cpu:8.2f}  {theirs_files} (HTML, PyPI JSON; no PEP 658/691)")
+    print(f"{'wheelfactory full generation':36}{full:9.3f}{full_cpu:8.2f}  {ours_files} "
+          f"(incl. {metadata_files} PEP 658 .metadata, {json_pages} PEP 691 JSON pages)")
+    print(f"{'wheelfactory after one new wheel':36}{inc:9.3f}{'':8}  (median of {len(incremental)})")
+    print(f"all runs (wall s): wheelfactory {[round(x, 2) for x, _ in ours]}, dumb-pypi {[round(x, 2) for x, _ in theirs]}")
+    print()
+    print(f"full generation: {speedup:.1f}x faster than dumb-pypi (target >= 3x)")
+    print(f"one new wheel: {ratio * 100:.1f}% of a full generation (target <= 10%)")
+    ok = speedup >= 3 and ratio <= 0.10
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
