@@ -44,3 +44,13 @@ def write_recipe(root: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _reset_build_cancellation():
+    """An interrupted build_command leaves pipeline.CANCELLED set for its worker
+    threads; later tests in this process must start uncancelled."""
+    yield
+    from wheelfactory import pipeline
+
+    pipeline.CANCELLED.clear()
