@@ -6,11 +6,14 @@ installed there with `pip install -e .`, and a no-op build must stay instant.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
 
-ROOT = Path(__file__).parent
+# The project root; WHEELFACTORY_ROOT points the sessions at another checkout's
+# recipes, dist/ and index/ (the tests use it for throwaway projects).
+ROOT = Path(os.environ.get("WHEELFACTORY_ROOT") or Path(__file__).parent).resolve()
 nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "uv|virtualenv"
 
@@ -82,9 +85,6 @@ def rootfs(session: nox.Session) -> None:
 def clean_install(session: nox.Session) -> None:
     """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
     nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
-    import os
-
     from wheelfactory import cleaninstall
 
-    root = os.environ.get("WHEELFACTORY_ROOT") or ROOT
-    _engine().run(cleaninstall.clean_install_command, list(session.posargs), root=root)
+    _engine().run(cleaninstall.clean_install_command, list(session.posargs), root=ROOT)
