@@ -100,7 +100,7 @@ class FakeGitHub:
             server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, host))
             server.daemon_threads = True
             self.servers[host] = server
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -361,3 +361,22 @@ def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkey
     with pytest.raises(IndexProblem, match="record lacks"):
         build_index(cfg, out=tmp_path / "parallel", full=True, quiet=True)
     assert files(tmp_path / "parallel") == before
+
+
+def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):  # noqa: F811
+    root, cfg = make(tmp_path, real_wheels)
+    build_index(cfg)
+    idx = root / "index"
+    jinja_page = idx / "simple/jinja2/index.html"
+    before = jinja_page.stat().st_ino
+    text = (root / "factory.toml").read_text()
+    (root / "factory.toml").write_text(text + '[index]\nyanked = { "markupsafe==2.1.5" = "bad" }\n')
+    report = build_index(load_config(root))
+    assert report.projects_written == ["markupsafe"] and not report.added and not report.full
+    assert jinja_page.stat().st_ino == before
+    assert (idx / "simple/markupsafe/index.html").read_text().count('data-yanked="bad"') == 2
+    # And back: the yank is lifted.
+    (root / "factory.toml").write_text(text)
+    report = build_index(load_config(root))
+    assert report.projects_written == ["markupsafe"]
+    assert "data-yanked" not in (idx / "simple/markupsafe/index.html").read_text()

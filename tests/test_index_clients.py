@@ -38,10 +38,18 @@ def clean_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
+_MADE: dict[str, Path] = {}  # once per session, whichever test module asks first
+
+
+@pytest.fixture(scope="session")
 def pip_venv(tmp_path_factory) -> Path:
     """A bare venv with the current pip from PyPI (its --dry-run downloads no wheels)."""
-    d = tmp_path_factory.mktemp("pip-venv")
+    if "pip" not in _MADE:
+        _MADE["pip"] = _make_pip_venv(tmp_path_factory.mktemp("pip-venv"))
+    return _MADE["pip"]
+
+
+def _make_pip_venv(d: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True)
     py = d / "venv" / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, env=clean_env(d))
@@ -249,3 +257,26 @@ def test_absolute_links_to_files_on_another_host(tmp_path, real_wheels, pip_venv
         files_host.stop()
         if pages_host:
             pages_host.stop()
+
+
+def test_invoke_serve(served, tmp_path):
+    """The task itself: `invoke serve --port 0` serves the project's index until interrupted."""
+    import re
+    import signal
+
+    from conftest import REPO
+
+    root, _server = served
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(REPO), "serve", "--port", "0"],
+                            env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line
+        r = requests.get(m.group(1) + "simple/markupsafe/", headers={"Accept": JSON_TYPE}, timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"] == JSON_TYPE
+        assert r.json()["name"] == "markupsafe"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0

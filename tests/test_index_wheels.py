@@ -93,10 +93,18 @@ def _pip_wheel(req: str, dest: Path) -> Path:
     return new
 
 
+_MADE: dict[str, dict[str, Path]] = {}  # once per session, whichever test module asks first
+
+
 @pytest.fixture(scope="session")
 def real_wheels(tmp_path_factory) -> dict[str, Path]:
     """{'jinja2', 'markupsafe', 'markupsafe_rebuilt', 'markupsafe_stale'}: real wheel files."""
-    d = tmp_path_factory.mktemp("wheels")
+    if "wheels" not in _MADE:
+        _MADE["wheels"] = _make_wheels(tmp_path_factory.mktemp("wheels"))
+    return _MADE["wheels"]
+
+
+def _make_wheels(d: Path) -> dict[str, Path]:
     jinja2 = _pip_wheel(JINJA2, d)
     markupsafe = _pip_wheel(MARKUPSAFE, d)
     # The rebuild: same version, build tag 1 (a new file name, new bytes).

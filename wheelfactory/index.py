@@ -16,7 +16,7 @@ What is written under ``paths.index`` (default ``index/``)::
     files/WHEEL.log              the build log (``index.copy-logs``)
     index.html                   human root: projects, latest version, build date
     project/NAME/index.html      human page: install command, apt-get line, tags, sizes, log
-    .wheelfactory/state.json     what this index holds (not published)
+    .wheelfactory/state.marshal  what this index holds, and a cache of the records (not published)
 
 Links are relative (``../../files/WHEEL``) when the files are co-hosted with the
 index, or absolute (``index.files-base-url``/WHEEL) when the files live elsewhere,
@@ -30,9 +30,13 @@ into place (each rename is atomic) in an order that keeps every link resolvable
 at every instant: files first, project pages next, root pages, deletions last.
 A run interrupted during those renames is completed by the next run (a
 roll-forward journal); one interrupted before the commit file leaves the live
-index exactly as it was. Only the pages of projects whose records (or yanks, or
-settings) changed are rewritten; unchanged records are not even re-read (their
-summaries are cached by the record file's stat).
+index exactly as it was. (While the renames run, for microseconds, the HTML and
+JSON twins of one page may be one update apart; each is complete by itself.)
+
+Only the pages of projects whose records (or yanks, or settings) changed are
+rewritten; unchanged records are not even re-read: their summaries are cached,
+keyed by the stat of the record file. A big generation (a first index, a full
+rebuild) is spread over worker processes when the machine has idle cores.
 
 Every file is known by its sha256. A wheel whose file name was indexed before
 with different content is reported as *replaced* (a stale build must never hide
@@ -760,6 +764,19 @@ def recover(live: Path) -> bool:
     return False
 
 
+def link_or_copy(source, dest) -> None:
+    """Hard-link ``source`` to ``dest``; copy it when a link is impossible or would not be
+    readable by a web server (the store writes 0600 files) -- the copy is made 0644."""
+    if os.stat(source).st_mode & 0o044 == 0o044:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, dest)
+    os.chmod(dest, 0o644)
+
+
 class _Stage:
     """Files written for one update, and the order they go live in.
 
@@ -813,10 +830,7 @@ class _Stage:
         if how == "write":
             _write_file((path, what))
         elif how == "link":
-            try:
-                os.link(what, path)
-            except OSError:
-                shutil.copyfile(what, path)
+            link_or_copy(what, path)
         else:
             shutil.copyfile(what, path)
 

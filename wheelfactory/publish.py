@@ -58,8 +58,8 @@ from . import ui
 from .config import Config, load_config
 from .errors import FactoryError
 from .github import AssetExists, GitHubError, Releases
-from .index import (FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels, load_state,
-                    settings_from)
+from .index import (FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels,
+                    link_or_copy, load_state, settings_from)
 from .store import sha256_file
 
 _SAFE_ASSET = re.compile(r"^[A-Za-z0-9._-]+$")  # names GitHub keeps as they are
@@ -165,10 +165,7 @@ def _place(dest: Path, source: Path | None = None, data: bytes | None = None) ->
     if data is not None:
         tmp.write_bytes(data)
     else:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        link_or_copy(source, tmp)  # world-readable, for the web server
     os.replace(tmp, dest)
 
 

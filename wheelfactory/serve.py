@@ -159,7 +159,8 @@ class IndexServer(ThreadingHTTPServer):
 
     def start(self) -> "IndexServer":
         """Serve in a background thread (tests, check-index); stop with ``shutdown()``."""
-        threading.Thread(target=self.serve_forever, name="wheelfactory-serve", daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="wheelfactory-serve",
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
