@@ -298,17 +298,21 @@ def scan_dist(dist: Path, cache: dict[str, tuple], *, reread: bool = False) -> S
     scan = Scan({}, [], {})
     if not dist.is_dir():
         return scan
+    records, wheels = [], set()
     with os.scandir(str(dist)) as it:
-        names = {e.name: e for e in it}
+        for e in it:
+            name = e.name
+            if name.endswith(".whl.json"):
+                records.append(e)
+            elif name.endswith(".whl"):
+                wheels.add(name)
     orphans = []
-    for rname in sorted(names):
-        if not rname.endswith(".whl.json"):
-            continue
-        fn = rname[:-5]
-        if fn not in names:
+    for e in records:
+        fn = e.name[:-5]
+        if fn not in wheels:
             orphans.append(fn)
             continue
-        st = names[rname].stat()
+        st = e.stat()
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         cached = cache.get(fn)
         if cached is not None and cached[S_STAT] == key and not reread:
@@ -316,6 +320,8 @@ def scan_dist(dist: Path, cache: dict[str, tuple], *, reread: bool = False) -> S
         else:
             scan.misses.append(fn)
             scan.stats[fn] = key
+    scan.misses.sort()
+    orphans.sort()
     if orphans:
         listed = "\n".join(f"  - {dist / fn}.json" for fn in orphans)
         raise IndexProblem(
