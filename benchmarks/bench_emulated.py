@@ -71,6 +71,7 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--max-ratio", type=float, default=1.1)
     p.add_argument("--no-native", action="store_true", help="skip the native build (slowdown factor)")
+    p.add_argument("--no-warmup", action="store_true", help="skip step 2 (the caches are warm already)")
     args = p.parse_args()
 
     from wheelfactory.config import load_config
@@ -102,8 +103,9 @@ def main() -> int:
     print(f"rootfs: {human_size(result['rootfs_size_bytes'])}, created in {result['rootfs_created_seconds']}s")
 
     # 2. warm-up
-    print("warm-up factory build (not timed) …", flush=True)
-    result["warmup_seconds"] = round(factory_build(root, args.recipe), 1)
+    if not args.no_warmup:
+        print("warm-up factory build (not timed) …", flush=True)
+        result["warmup_seconds"] = round(factory_build(root, args.recipe), 1)
 
     # 3. the factory
     print("factory build (timed) …", flush=True)
@@ -141,7 +143,9 @@ def main() -> int:
         from wheelfactory.config import host_arch
 
         # The same Python version natively when this machine has it.
-        native_py = args.python if shutil.which(f"python{args.python}") else f"{sys.version_info[0]}.{sys.version_info[1]}"
+        from wheelfactory.runner import NativeRunner
+
+        native_py = args.python if NativeRunner().pythons([args.python]) else f"{sys.version_info[0]}.{sys.version_info[1]}"
         native_root = project(work / "native", work / "native-cache", args.recipe, python=native_py, host=True)
         result["native_python"] = native_py
         print(f"native warm-up + build on {host_arch()} …", flush=True)
