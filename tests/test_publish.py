@@ -99,3 +99,10 @@ def test_unknown_target_is_one_message(tmp_path, real_wheels):  # noqa: F811
     root = write_project(tmp_path / "p", config='[publish]\ntarget = "s3"\n')
     with pytest.raises(PublishError, match="publish.target 's3' is not one of: directory, github"):
         publish(load_config(root))
+
+
+def test_dry_run_changes_nothing(tmp_path, real_wheels):  # noqa: F811
+    root = project(tmp_path, real_wheels, "jinja2", "markupsafe")
+    report = publish(load_config(root), dry_run=True)
+    assert len(report.uploaded) == 5 and report.pages == "would be written"
+    assert not (root / "publish").exists() and not (root / "index").exists()

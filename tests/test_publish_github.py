@@ -381,3 +381,18 @@ def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F8
     assert gh.token not in r.stdout + r.stderr and "ghp_wrongToken" not in r.stdout + r.stderr
     assert snapshot_all(root, tmp_path, gh) == before
     assert not [e for e in gh.log if e[1] in ("POST", "DELETE")]
+
+
+def test_dry_run_changes_nothing(tmp_path, gh, real_wheels):  # noqa: F811
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "index"], check=True, capture_output=True,
+                   env={**os.environ, "WHEELFACTORY_ROOT": str(root)})
+    before = snapshot_all(root, tmp_path, gh)
+    r = run_invoke(root, "--dry-run", "--json", env_extra={"GITHUB_TOKEN": gh.token})
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert sorted(plan["uploaded"]) == sorted([real_wheels["jinja2"].name, f"{real_wheels['jinja2'].name}.metadata"])
+    assert plan["pages"] == "would be pushed"
+    assert snapshot_all(root, tmp_path, gh) == before
+    assert not [e for e in gh.log if e[1] in ("POST", "DELETE")]

@@ -988,9 +988,11 @@ def build_index(
             (staging / COMMIT).write_text(json.dumps(plan))  # the commit point
             _apply(staging, live)
         else:
-            # Nothing visible changed; refresh the record cache only.
-            (live / STATE_DIR).mkdir(exist_ok=True)
-            os.replace(staging / STATE, live / STATE)
+            # Nothing visible changed: refresh the record cache if a record was re-read
+            # (touched, rewritten with the same content); else leave the index byte for byte.
+            if scan.misses:
+                (live / STATE_DIR).mkdir(exist_ok=True)
+                os.replace(staging / STATE, live / STATE)
             shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - t0
     if not quiet:

@@ -40,6 +40,7 @@ Targets (``publish.target``):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -105,9 +106,9 @@ class PublishReport:
         }
 
 
-def artifacts(config: Config, state: dict) -> list[Artifact]:
+def artifacts(config: Config, state: dict, index_dir: Path | None = None) -> list[Artifact]:
     """Every file the index links to, in upload order (wheel, then .metadata, then log)."""
-    dist, files = config.path("dist"), config.path("index") / FILES
+    dist, files = config.path("dist"), (index_dir or config.path("index")) / FILES
     out = []
     for w in indexed_wheels(state):
         fn = w["filename"]
@@ -176,11 +177,14 @@ def publish_directory(config: Config, *, dry_run: bool = False) -> PublishReport
     if dest.resolve() == index_dir.resolve():
         raise PublishError(f"factory.toml: publish.directory is the index folder ({dest}); pick another folder")
     report = PublishReport(target=str(dest))
-    if not dry_run:
-        build_index(config)
+    with contextlib.ExitStack() as stack:
+        index_dir = _current_index(config, dry_run, stack)
+        return _publish_directory(config, index_dir, dest, report, dry_run=dry_run)
+
+
+def _publish_directory(config: Config, index_dir: Path, dest: Path, report: PublishReport, *,
+                       dry_run: bool) -> PublishReport:
     state = load_state(index_dir)
-    if state is None:
-        raise PublishError(f"{index_dir} holds no index; run `invoke index` first")
     marker = dest / ".wheelfactory-publish.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest.parent / f".{dest.name}.lock")):
@@ -189,7 +193,7 @@ def publish_directory(config: Config, *, dry_run: bool = False) -> PublishReport
             raise PublishError(
                 f"{dest} exists but was not written by `invoke publish`; move it away or set publish.directory"
             )
-        arts = artifacts(config, state)
+        arts = artifacts(config, state, index_dir)
         # 1. Files, each verified and placed atomically.
         for art in arts:
             target = dest / FILES / art.name
@@ -331,13 +335,28 @@ def _remote_built_at(asset: dict) -> str:
     return label[len("built "):] if label.startswith("built ") else asset.get("updated_at") or ""
 
 
+def _current_index(config: Config, dry_run: bool, stack: contextlib.ExitStack) -> Path:
+    """The index, brought up to date (a dry run builds a throwaway one: it changes nothing)."""
+    if not dry_run:
+        build_index(config)  # a record without its wheel stops here, before anything is published
+        return config.path("index")
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dry-run-index-"))) / "index"
+    build_index(config, out=tmp, quiet=True)
+    return tmp
+
+
 def publish_github(config: Config, *, dry_run: bool = False, force: bool = False) -> PublishReport:
     t = _github_preflight(config)
-    index_dir = config.path("index")
-    build_index(config)  # a record without its wheel stops here, before anything is uploaded
+    with contextlib.ExitStack() as stack:
+        index_dir = _current_index(config, dry_run, stack)
+        return _publish_github(config, t, index_dir, dry_run=dry_run, force=force)
+
+
+def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
+                    force: bool) -> PublishReport:
     state = load_state(index_dir)
     settings = settings_from(config)
-    arts = artifacts(config, state)
+    arts = artifacts(config, state, index_dir)
     report = PublishReport(target=f"{t.client.api} {config['publish']['repository']}@{t.tag}")
     release, created = (t.client.release_by_tag(t.tag), False) if dry_run else t.client.ensure_release(
         t.tag, t.tag, "Wheels published by wheelfactory. Install with the index on the project's Pages site.")
