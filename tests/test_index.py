@@ -172,7 +172,8 @@ def test_human_pages(tmp_path, real_wheels):  # noqa: F811
     assert "uv pip install --index https://wheels.example.org/simple/ markupsafe" in page
     # The Debian runtime packages of the latest version's wheels, as one apt-get line.
     assert "sudo apt-get install libnuma1 libopenblas0" in page
-    assert 'class="tag">cp311-cp311-manylinux_2_17_x86_64</span>' in page
+    for tag in records(root)[real_wheels["markupsafe"].name]["tags"]:
+        assert f'class="tag">{tag}</span>' in page
     assert "2025-01-02 03:04 UTC" in page and "2025-02-03 04:05 UTC" in page
     size = real_wheels["markupsafe"].stat().st_size
     assert f"{size / 1024:.1f} KiB" in page
