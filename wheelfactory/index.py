@@ -46,6 +46,7 @@ lists what was added, replaced and removed.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import hashlib
 import html
@@ -1019,16 +1020,18 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     removed = set(old_files) - current
     recheck = current if full_check else (set(scan.stats) & current) | (current - set(old_files))
 
-    new_files = {fn: v for fn, v in old_files.items() if fn not in removed}
-    new_yanked = {fn: v for fn, v in old_yanked.items() if fn not in removed}
-    by_project = {name: [fn for fn in fns if fn not in removed] for name, fns in old_by_project.items()}
+    new_files = dict(old_files)
+    new_yanked = dict(old_yanked)
+    by_project = dict(old_by_project)  # lists are copied before they change
     affected: set[str] = set()
     for fn in removed:
+        del new_files[fn]
+        new_yanked.pop(fn, None)
         cached = old["records"].get(fn) if old else None
         name = cached[S_NAME] if cached else next((n for n, fns in old_by_project.items() if fn in fns), None)
         if name:
             affected.add(name)
-    members = {fn for fns in by_project.values() for fn in fns} if recheck else set()
+            by_project[name] = [f for f in by_project[name] if f != fn]
 
     for fn in sorted(recheck):
         sm = summaries[fn]
@@ -1044,8 +1047,8 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
             report.added.append(fn)
         elif prev[0] != files_now[0]:
             report.replaced.append({"filename": fn, "old_sha256": prev[0], "new_sha256": files_now[0]})
-        if fn not in members:
-            by_project.setdefault(name, []).append(fn)
+        if fn not in old_files:  # (every indexed wheel is in its project's list)
+            by_project[name] = [*by_project.get(name, ()), fn]
         if full or prev != files_now or fn in scan.stats or old_yanked.get(fn) != y:
             affected.add(name)
         new_files[fn] = files_now
@@ -1072,9 +1075,7 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     report.removed = sorted(removed)
     by_project = {name: fns for name, fns in by_project.items() if fns}
     # Duplicates: one content under several names.
-    counts: dict[str, int] = {}
-    for sha, _, _ in new_files.values():
-        counts[sha] = counts.get(sha, 0) + 1
+    counts = collections.Counter(v[0] for v in new_files.values())
     if len(counts) < len(new_files):
         dup = {sha for sha, n in counts.items() if n > 1}
         groups: dict[str, list[str]] = {}
