@@ -41,6 +41,7 @@ def test_default_target_is_a_servable_directory(tmp_path, real_wheels):  # noqa:
         "simple/jinja2/index.html", "simple/jinja2/index.json", "simple/markupsafe/index.html",
         "simple/markupsafe/index.json", "project/jinja2/index.html", "project/markupsafe/index.html",
         f"files/{j}", f"files/{j}.metadata", f"files/{m}", f"files/{m}.metadata", f"files/{m}.log",
+        f"files/{j}.json", f"files/{m}.json",  # the dist records, for `invoke fetch-dist`
     }
     assert (out / "files" / m).read_bytes() == real_wheels["markupsafe"].read_bytes()
     assert check_index(str(out)).problems == []

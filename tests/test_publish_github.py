@@ -121,7 +121,8 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
     assert report.pages.startswith("pushed ") and not report.replaced
 
     assets = gh.assets(REPOSITORY, TAG)
-    assert set(assets) == set(report.uploaded)
+    assert set(assets) == set(report.uploaded) | {f"{j}.json", f"{m}.json"}  # + the dist records
+    assert report.records["uploaded"] == 2
     for name, a in assets.items():
         assert a["state"] == "uploaded"
         if name.endswith(".whl"):
@@ -129,7 +130,7 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
             assert a["digest"] == f"sha256:{rec['sha256']}" and a["label"] == f"built {rec['built_at']}"
     # Files first, index last: every asset was uploaded before the one push of the pages.
     uploads = [i for i, e in enumerate(gh.log) if e[0] == "uploads" and e[3] == 201]
-    assert len(uploads) == 5
+    assert len(uploads) == 7
 
     live = assert_live_consistent(tmp_path)
     assert not (live / "files").exists() and not (live / ".wheelfactory").exists()
@@ -166,7 +167,8 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
         (root / "dist" / f"{j}{suffix}").unlink()
     report = publish(load_config(root))
     assert sorted(report.pruned) == sorted([j, f"{j}.metadata"])
-    assert set(gh.assets(REPOSITORY, TAG)) == {m, f"{m}.metadata", f"{m}.log", rb, f"{rb}.metadata", f"{rb}.log"}
+    assert set(gh.assets(REPOSITORY, TAG)) == {m, f"{m}.metadata", f"{m}.log", rb, f"{rb}.metadata", f"{rb}.log",
+                                               f"{m}.json", f"{rb}.json"}
     live = assert_live_consistent(tmp_path)
     assert listed_files(live) == {m, rb}
 
@@ -210,9 +212,9 @@ def test_transient_faults_are_retried(tmp_path, gh, real_wheels, monkeypatch):  
     assert all(f.hits == 1 for f in faults)
     assert len(report.uploaded) == 5
     assets = gh.assets(REPOSITORY, TAG)
-    assert len(assets) == 5 and all(a["state"] == "uploaded" for a in assets.values())
+    assert len(assets) == 7 and all(a["state"] == "uploaded" for a in assets.values())
     for name, a in assets.items():
-        src = root / "dist" / name if name.endswith(".whl") else root / "index/files" / name
+        src = root / "dist" / name if name.endswith((".whl", ".whl.json")) else root / "index/files" / name
         assert a["_data"] == src.read_bytes()
     assert len([r for r in gh.repositories[REPOSITORY]["releases"].values()]) == 1
     assert_live_consistent(tmp_path)
@@ -258,7 +260,7 @@ def test_kill_in_the_middle_of_an_upload(tmp_path, gh, real_wheels, monkeypatch)
     hang.release.set()
     assert proc.returncode == -signal.SIGKILL
     assert gh.token not in out + err
-    assert len(gh.assets(REPOSITORY, TAG)) == 3  # jinja2's two, and one of the new ones
+    assert len(gh.assets(REPOSITORY, TAG)) == 4  # jinja2's two and its record, and one of the new ones
 
     assert pages_head(tmp_path) == head
     assert listed_files(assert_live_consistent(tmp_path)) == {real_wheels["jinja2"].name}

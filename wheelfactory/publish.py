@@ -61,11 +61,12 @@ from .errors import FactoryError
 from .github import AssetExists, GitHubError, Releases
 from .index import (FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels,
                     link_or_copy, load_state, settings_from)
-from .store import sha256_file
+from .store import record_path, sha256_file
 
 _SAFE_ASSET = re.compile(r"^[A-Za-z0-9._-]+$")  # names GitHub keeps as they are
-_OURS = (".whl", ".whl.metadata", ".whl.log")  # asset names publish manages (and may prune)
-CONTENT_TYPES = {"wheel": "application/octet-stream", "metadata": "text/plain", "log": "text/plain"}
+_OURS = (".whl", ".whl.metadata", ".whl.log", ".whl.json")  # asset names publish manages (and may prune)
+CONTENT_TYPES = {"wheel": "application/octet-stream", "metadata": "text/plain", "log": "text/plain",
+                 "record": "application/json"}
 
 
 class PublishError(FactoryError):
@@ -74,11 +75,15 @@ class PublishError(FactoryError):
 
 @dataclass
 class Artifact:
-    """One file the index links to: a wheel, its .metadata or its build log."""
+    """One published file: a wheel, its .metadata, its build log, or its dist record.
+
+    The record (``<wheel>.json``) is not linked by the index; it is published so that
+    ``invoke fetch-dist`` can restore dist/ from what is published (CI starts empty).
+    """
 
     name: str  # file / asset name
     wheel: str  # the wheel it belongs to
-    kind: str  # "wheel" | "metadata" | "log"
+    kind: str  # "wheel" | "metadata" | "log" | "record"
     source: Path
     sha256: str | None  # known from the record for wheels and .metadata
     built_at: str
@@ -96,18 +101,37 @@ class PublishReport:
     replaced: list[str] = field(default_factory=list)  # stale remote copies, flagged and replaced
     unchanged: int = 0
     pruned: list[str] = field(default_factory=list)
+    records: dict = field(default_factory=lambda: {"uploaded": 0, "replaced": 0, "unchanged": 0, "pruned": 0})
     pages: str = ""  # what happened to the pages ("pushed abc123", "unchanged", "written")
     interim: bool = False
 
     def as_dict(self) -> dict:
         return {
             "target": self.target, "uploaded": self.uploaded, "replaced": self.replaced,
-            "unchanged": self.unchanged, "pruned": self.pruned, "pages": self.pages, "interim_index": self.interim,
+            "unchanged": self.unchanged, "pruned": self.pruned, "records": self.records, "pages": self.pages,
+            "interim_index": self.interim,
         }
 
 
+def count(report: PublishReport, art: Artifact, what: str) -> None:
+    """Tally one file: index files by name (uploaded/replaced) or number; dist records by number."""
+    if art.kind == "record":
+        report.records[what] += 1
+    elif what == "unchanged":
+        report.unchanged += 1
+    else:
+        getattr(report, what).append(art.name)
+
+
+def _count_pruned(report: PublishReport, name: str) -> None:
+    if name.endswith(".whl.json"):
+        report.records["pruned"] += 1
+    else:
+        report.pruned.append(name)
+
+
 def artifacts(config: Config, state: dict, index_dir: Path | None = None) -> list[Artifact]:
-    """Every file the index links to, in upload order (wheel, then .metadata, then log)."""
+    """Every file to publish, in upload order (wheel, .metadata, log, then the dist record)."""
     dist, files = config.path("dist"), (index_dir or config.path("index")) / FILES
     out = []
     for w in indexed_wheels(state):
@@ -117,6 +141,8 @@ def artifacts(config: Config, state: dict, index_dir: Path | None = None) -> lis
                             w["metadata_sha256"], w["built_at"]))
         if w["has_log"]:
             out.append(Artifact(f"{fn}.log", fn, "log", files / f"{fn}.log", None, w["built_at"]))
+        # Last, so a published record always has its wheel beside it (fetch-dist relies on it).
+        out.append(Artifact(f"{fn}.json", fn, "record", record_path(dist, fn), None, w["built_at"]))
     return out
 
 
@@ -199,21 +225,22 @@ def _publish_directory(config: Config, index_dir: Path, dest: Path, report: Publ
             target = dest / FILES / art.name
             sha = art.digest()  # from the record; build logs (small) are hashed
             if published.get(art.name) == sha and target.is_file():
-                report.unchanged += 1
+                count(report, art, "unchanged")
                 continue
             if dry_run:
-                report.uploaded.append(art.name)
+                count(report, art, "uploaded")
                 continue
             if target.is_file():
                 old = sha256_file(target)
                 if old == sha:
                     published[art.name] = sha
-                    report.unchanged += 1
+                    count(report, art, "unchanged")
                     continue
-                ui.warn(f"{target}: stale copy (sha256 {old[:12]}…) replaced by the current build")
-                report.replaced.append(art.name)
+                if art.kind != "record":  # a record changes when the index annotates it (yanked, …)
+                    ui.warn(f"{target}: stale copy (sha256 {old[:12]}…) replaced by the current build")
+                count(report, art, "replaced")
             else:
-                report.uploaded.append(art.name)
+                count(report, art, "uploaded")
             if art.kind == "wheel":
                 _verify_file(art)
             _place(target, art.source)
@@ -251,7 +278,7 @@ def _publish_directory(config: Config, index_dir: Path, dest: Path, report: Publ
                 if p.is_file() and p.name not in wanted_files and not p.name.startswith("."):
                     p.unlink()
                     published.pop(p.name, None)
-                    report.pruned.append(p.name)
+                    _count_pruned(report, p.name)
         marker.write_text(json.dumps(published, indent=1, sort_keys=True))
     return report
 
@@ -375,7 +402,7 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
         elif asset.get("state") != "uploaded":
             stale.append((art, asset))  # a broken upload: nothing serves it
         elif asset.get("size") == art.source.stat().st_size and _remote_sha256(t, asset) == art.digest():
-            report.unchanged += 1
+            count(report, art, "unchanged")
         else:
             remote_built = _remote_built_at(asset)
             if art.kind == "wheel" and remote_built > art.built_at and not force:
@@ -389,19 +416,23 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
             "release's copies with dist/'s; nothing was changed"
         )
     for art, asset in stale:
-        if asset.get("state") == "uploaded":
+        if asset.get("state") == "uploaded" and art.kind != "record":
             ui.warn(f"{art.name}: the release holds different content under this name; replacing it with dist/'s")
     if dry_run:
-        report.uploaded = [a.name for a in todo]
-        report.replaced = [a.name for a, _ in stale]
+        for a in todo:
+            count(report, a, "uploaded")
+        for a, _ in stale:
+            count(report, a, "replaced")
         report.pages = "would be pushed"
         return report
 
     # While a live asset is replaced, the live index must not link to it: push an index
     # without the wheels whose files are not (yet) on the release as they should be.
-    live_replaced = {a.wheel for a, asset in stale if asset.get("state") == "uploaded"}
+    # (A record is not linked by the index: replacing it needs no interim index.)
+    live_replaced = {a.wheel for a, asset in stale if asset.get("state") == "uploaded" and a.kind != "record"}
     if live_replaced:
-        not_ready = live_replaced | {a.wheel for a in todo} | {a.wheel for a, _ in stale}
+        not_ready = (live_replaced | {a.wheel for a in todo if a.kind != "record"}
+                     | {a.wheel for a, _ in stale if a.kind != "record"})
         with tempfile.TemporaryDirectory(prefix="interim-index-") as tmp:
             interim = Path(tmp) / "index"
             build_index(config, out=interim, exclude=not_ready, quiet=True)
@@ -421,7 +452,7 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
             if old is not None:
                 t.client.delete_asset(old)
             _upload(t, release, art, data)
-            (report.replaced if old is not None and old.get("state") == "uploaded" else report.uploaded).append(art.name)
+            count(report, art, "replaced" if old is not None and old.get("state") == "uploaded" else "uploaded")
             progress.advance(bar, len(data))
             ui.info(f"  uploaded {art.name}")
 
@@ -453,7 +484,7 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
         for name, a in sorted(assets.items()):
             if name.endswith(_OURS) and name not in wanted:
                 t.client.delete_asset(a)
-                report.pruned.append(name)
+                _count_pruned(report, name)
     return report
 
 
@@ -570,7 +601,8 @@ def publish_command(root: Path | str | None = None, *, dry_run: bool = False, fo
     verb = "would upload" if dry_run else "uploaded"
     ui.info(
         f"published to {report.target}: {len(report.uploaded)} {verb}, {len(report.replaced)} replaced (stale), "
-        f"{report.unchanged} unchanged, {len(report.pruned)} pruned; index {report.pages}"
+        f"{report.unchanged} unchanged, {len(report.pruned)} pruned; dist records {report.records['uploaded']} "
+        f"{verb}, {report.records['replaced']} replaced, {report.records['unchanged']} unchanged, {report.records['pruned']} pruned; index {report.pages}"
     )
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
