@@ -39,6 +39,14 @@ def publish(c, dry_run=False, force=False, json=False):
     cli.run(publish_mod.publish_command, _index_root(), dry_run=dry_run, force=force, as_json=json)
 
 
+@task(name="fetch-dist", help={"json": "print the report as JSON"})
+def fetch_dist(c, json=False):
+    """Restore into dist/ the published wheels + records it lacks (CI: before `invoke publish`)."""
+    from wheelfactory import fetchdist
+
+    cli.run(fetchdist.fetch_dist_command, _index_root(), as_json=json)
+
+
 @task(help={"port": "port on 127.0.0.1 (0 = any free port)", "host": "address to bind (default 127.0.0.1)",
             "directory": "folder to serve (default: paths.index)"})
 def serve(c, port=8000, host="127.0.0.1", directory=""):
