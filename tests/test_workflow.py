@@ -101,15 +101,16 @@ def test_workflow_shape():
     assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False}
     assert publish["permissions"] == {"contents": "write"}
     runs = [s["run"].strip().splitlines()[-1] for s in publish["steps"] if "run" in s][1:]
-    assert runs == ["invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',
+    assert runs == ["invoke fetch-dist", "invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',
                     "invoke ci.mark-published"]
     clean = next(s for s in publish["steps"] if s.get("name") == "nox -s clean-install")
     assert clean["env"] == {"REQUIREMENTS": "${{ needs.plan.outputs.requirements }}"} and clean["shell"] == "bash"
-    token_step = next(s for s in publish["steps"] if s.get("run", "").strip() == "invoke publish")
-    assert token_step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}  # by name only
+    for command in ("invoke fetch-dist", "invoke publish"):  # fetch-dist reads the release
+        token_step = next(s for s in publish["steps"] if s.get("run", "").strip() == command)
+        assert token_step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}  # by name only
     # the secret reaches no other step
     text = (REPO / ".github/workflows/wheels.yml").read_text()
-    assert text.count("secrets.") == 1
+    assert text.count("secrets.") == 2
 
     plan = jobs["plan"]
     assert plan["permissions"] == {"contents": "read"}

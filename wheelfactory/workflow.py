@@ -18,7 +18,8 @@ One workflow builds every recipe on the boards, each job running exactly the
   pipeline reuses them, runs ``nox -s build-NAME``, uploads its wheels and
   records, and uploads the build logs always.
 * ``publish`` runs after all builds, on the main branch only, in a concurrency
-  group so two publishes never race: ``invoke publish``, ``invoke check-index``,
+  group so two publishes never race: ``invoke fetch-dist`` (the published
+  wheels and records back into ``dist/``), ``invoke publish``, ``invoke check-index``,
   ``nox -s clean-install``, then moves the published tag.
 
 The file is never edited by hand; a test fails when the committed file differs
@@ -293,13 +294,17 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
             "with": {"pattern": "dist-*", "path": dist, "merge-multiple": True},
         },
     ]
+    token_env = config["publish"]["token-env"]
+    token = {token_env: f"${{{{ secrets.{ci['publish-token-secret']} }}}}"}
+    # dist/ holds only this run's wheels; publish treats dist/ as the whole truth (and prunes),
+    # so first restore every published wheel + record dist/ lacks (reads the release: the token).
+    publish_steps.append({"name": "invoke fetch-dist", "env": dict(token), "run": "invoke fetch-dist"})
     for i, command in enumerate(ci["before-publish"]):
         publish_steps.append({"name": f"before-publish {i + 1}", "run": command})
-    token_env = config["publish"]["token-env"]
     publish_steps += [
         {
             "name": "invoke publish",
-            "env": {token_env: f"${{{{ secrets.{ci['publish-token-secret']} }}}}"},
+            "env": dict(token),
             "run": "invoke publish",
         },
         {"name": "invoke check-index", "run": "invoke check-index"},
