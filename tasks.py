@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from invoke import Collection, task
 
 from wheelfactory import cli
 
-ROOT = Path(__file__).parent
+# The project root; WHEELFACTORY_ROOT points the tasks at another checkout's
+# recipes, dist/ and index/ (the tests use it for throwaway projects).
+ROOT = Path(os.environ.get("WHEELFACTORY_ROOT") or Path(__file__).parent).resolve()
 
 
 # --- index / publish (issue: an index that cannot lie) ------------------------------
-
-def _index_root():
-    import os
-
-    return os.environ.get("WHEELFACTORY_ROOT") or ROOT
-
-
 @task(help={"full": "rewrite every page (default: only what changed)", "json": "print the change report as JSON"})
 def index(c, full=False, json=False):
     """Regenerate index/ from the dist/ records; reports added / replaced / removed wheels."""
     from wheelfactory import index as index_mod
 
-    cli.run(index_mod.index_command, _index_root(), full=full, as_json=json)
+    cli.run(index_mod.index_command, ROOT, full=full, as_json=json)
 
 
 @task(help={
@@ -36,7 +32,7 @@ def publish(c, dry_run=False, force=False, json=False):
     """Publish files first, index last ([publish].target: directory or github)."""
     from wheelfactory import publish as publish_mod
 
-    cli.run(publish_mod.publish_command, _index_root(), dry_run=dry_run, force=force, as_json=json)
+    cli.run(publish_mod.publish_command, ROOT, dry_run=dry_run, force=force, as_json=json)
 
 
 @task(name="fetch-dist", help={"json": "print the report as JSON"})
@@ -44,7 +40,7 @@ def fetch_dist(c, json=False):
     """Restore into dist/ the published wheels + records it lacks (CI: before `invoke publish`)."""
     from wheelfactory import fetchdist
 
-    cli.run(fetchdist.fetch_dist_command, _index_root(), as_json=json)
+    cli.run(fetchdist.fetch_dist_command, ROOT, as_json=json)
 
 
 @task(help={"port": "port on 127.0.0.1 (0 = any free port)", "host": "address to bind (default 127.0.0.1)",
@@ -53,7 +49,7 @@ def serve(c, port=8000, host="127.0.0.1", directory=""):
     """Serve index/ on 127.0.0.1 with PEP 691 content negotiation, for trying installs."""
     from wheelfactory import serve as serve_mod
 
-    cli.run(serve_mod.serve_command, _index_root(), host=host, port=int(port), directory=directory or None)
+    cli.run(serve_mod.serve_command, ROOT, host=host, port=int(port), directory=directory or None)
 
 
 @task(name="check-index", help={
@@ -65,7 +61,7 @@ def check_index(c, target="", quick=False, jobs=8):
     """Fetch every link of a published index: status, size, sha256, .metadata vs the wheel."""
     from wheelfactory import checkindex
 
-    cli.run(checkindex.check_index_command, _index_root(), target=target or None, quick=quick, jobs=int(jobs))
+    cli.run(checkindex.check_index_command, ROOT, target=target or None, quick=quick, jobs=int(jobs))
 
 
 # --- audit / new-recipe (issue: find what is missing) ------------------------------
@@ -73,11 +69,6 @@ def check_index(c, target="", quick=False, jobs=8):
 # requirements separated by spaces or commas ("vllm", "numpy>=2,<3 scipy"), plus
 # any number of `-r FILE` (pip requirements files); a file alone is given as the
 # positional (`invoke audit requirements.txt`), since invoke requires a positional.
-
-def _audit_root():
-    import os
-
-    return os.environ.get("WHEELFACTORY_ROOT") or ROOT
 
 
 @task(positional=["packages"], iterable=["requirement", "python"], help={
@@ -93,7 +84,7 @@ def audit(c, packages=None, requirement=None, json=False, write_recipes=False, p
     from wheelfactory import audit as audit_mod
 
     cli.run(audit_mod.audit_command, [packages] if packages else [], requirement_files=requirement or [],
-            root=_audit_root(), json_output=json, write_recipes=write_recipes, pythons=python or None,
+            root=ROOT, json_output=json, write_recipes=write_recipes, pythons=python or None,
             refresh=refresh)
 
 
@@ -108,7 +99,7 @@ def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
     """Scaffold recipes/NAME/recipe.toml from PyPI: version, sdist sha256, build backend and its settings."""
     from wheelfactory import scaffold
 
-    cli.run(scaffold.new_recipe_command, name, root=_audit_root(), version=version or None, git=git, rev=rev,
+    cli.run(scaffold.new_recipe_command, name, root=ROOT, version=version or None, git=git, rev=rev,
             subdirectory=subdirectory)
 
 
@@ -116,24 +107,19 @@ def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
 # Two namespaces, `ci` and `runners` (added to `ns` at the end of this file). The
 # functions are plain (not module-level Tasks) so they appear only there.
 
-def _ci_root():
-    import os
-
-    return os.environ.get("WHEELFACTORY_ROOT") or ROOT
-
 
 def _ci_workflow(c, check=False):
     """Generate .github/workflows/ from the recipes (--check: fail if the committed files differ)."""
     from wheelfactory import workflow
 
-    cli.run(workflow.workflow_command, _ci_root(), check=check)
+    cli.run(workflow.workflow_command, ROOT, check=check)
 
 
 def _ci_plan(c, base="", recipes="", event="", pr_base="", head_repo="", repo=""):
     """Which recipes get a build job: changed since --base (or, in CI, per --event); prints JSON."""
     from wheelfactory import workflow
 
-    cli.run(workflow.plan_command, _ci_root(), base=base, recipes=recipes, event=event, pr_base=pr_base,
+    cli.run(workflow.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
             head_repo=head_repo, repo=repo)
 
 
@@ -141,35 +127,35 @@ def _ci_mark_published(c, remote="origin"):
     """Move the [ci].published-tag tag to HEAD and push it (the publish job's last step)."""
     from wheelfactory import workflow
 
-    cli.run(workflow.mark_published, _ci_root(), remote=remote)
+    cli.run(workflow.mark_published, ROOT, remote=remote)
 
 
 def _runners_register(c, jit=False, replace=False, name="", no_start=False):
     """Register this board's runner once (--jit: run one just-in-time ephemeral runner)."""
     from wheelfactory import ghrunners
 
-    cli.run(ghrunners.register, _ci_root(), jit=jit, replace=replace, name=name, start=not no_start)
+    cli.run(ghrunners.register, ROOT, jit=jit, replace=replace, name=name, start=not no_start)
 
 
 def _runners_status(c, json=False):
     """List the runners of [runners].scope: online/offline, busy/idle, labels."""
     from wheelfactory import ghrunners
 
-    cli.run(ghrunners.status, _ci_root(), as_json=json)
+    cli.run(ghrunners.status, ROOT, as_json=json)
 
 
 def _runners_drain(c, name=""):
     """Wait until this board's runner is idle (bounded), then stop its service."""
     from wheelfactory import ghrunners
 
-    cli.run(ghrunners.drain, _ci_root(), name=name)
+    cli.run(ghrunners.drain, ROOT, name=name)
 
 
 def _runners_restart(c, name=""):
     """Drain, then restart the runner service and wait until it is online again."""
     from wheelfactory import ghrunners
 
-    cli.run(ghrunners.restart, _ci_root(), name=name)
+    cli.run(ghrunners.restart, ROOT, name=name)
 
 
 _ci_ns = Collection("ci")
@@ -184,7 +170,6 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
 
 
 # --- upstream tracking (issue: the catalog at speed) --------------------------------
-
 @task(iterable=["name"], help={
     "name": "recipe to check (repeatable; default: all)",
     "json": "print the report as JSON on stdout",
