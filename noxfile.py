@@ -29,7 +29,8 @@ def _engine():
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite: real sdists, real pip/uv/auditwheel, local HTTP servers."""
-    session.install("-e", ".[test]")
+    # pip too: the tests run the real pip of this venv (uv-made venvs have none).
+    session.install("pip", "-e", ".[test]")
     session.run("pytest", "-ra", *session.posargs)
 
 
