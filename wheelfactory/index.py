@@ -299,28 +299,33 @@ def scan_dist(dist: Path, cache: dict[str, tuple], *, reread: bool = False) -> S
     scan = Scan({}, [], {})
     if not dist.is_dir():
         return scan
-    records, wheels = [], set()
-    with os.scandir(str(dist)) as it:
-        for e in it:
-            name = e.name
-            if name.endswith(".whl.json"):
-                records.append(e)
-            elif name.endswith(".whl"):
-                wheels.add(name)
+    # listdir + stat relative to the folder: no DirEntry objects, no full-path lookups
+    # (the stat per record is the floor of an incremental run; scandir would not save it,
+    # Linux readdir gives no mtime or size).
+    names = os.listdir(dist)
+    wheels = {n for n in names if n.endswith(".whl")}
     orphans = []
-    for e in records:
-        fn = e.name[:-5]
-        if fn not in wheels:
-            orphans.append(fn)
-            continue
-        st = e.stat()
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        cached = cache.get(fn)
-        if cached is not None and cached[S_STAT] == key and not reread:
-            scan.summaries[fn] = cached
-        else:
-            scan.misses.append(fn)
-            scan.stats[fn] = key
+    summaries, misses, stats = scan.summaries, scan.misses, scan.stats
+    stat, get = os.stat, cache.get
+    fd = os.open(dist, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            if not name.endswith(".whl.json"):
+                continue
+            fn = name[:-5]
+            if fn not in wheels:
+                orphans.append(fn)
+                continue
+            st = stat(name, dir_fd=fd)
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            cached = get(fn)
+            if cached is not None and cached[S_STAT] == key and not reread:
+                summaries[fn] = cached
+            else:
+                misses.append(fn)
+                stats[fn] = key
+    finally:
+        os.close(fd)
     scan.misses.sort()
     orphans.sort()
     if orphans:
