@@ -49,23 +49,82 @@ def _tool_env(tools) -> dict[str, str]:
     return {"PATH": f"{tools.dir / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"}
 
 
+# `auditwheel repair` and then `auditwheel show` (of the repaired wheel, or — when the
+# repair fails — text and JSON of the original) in ONE interpreter: under emulation each
+# auditwheel process costs ~1.7 s of Python start-up and imports. auditwheel's own CLI
+# entry point runs each step (same arguments, same output as the commands); a marker
+# line before each show keeps the outputs apart.
+_MARK = "#wheelfactory-auditwheel"
+_REPAIR_AND_SHOW = r"""
+import sys, traceback
+from pathlib import Path
+from auditwheel.main import main
+
+MARK = @MARK@
+
+def auditwheel(*argv):
+    sys.argv = ["auditwheel", *argv]
+    try:
+        rc = main() or 0
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Exception:
+        traceback.print_exc()
+        rc = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return rc
+
+wheel, outdir, *repair_args = sys.argv[1:]
+rc = auditwheel("repair", *repair_args, "-w", outdir, wheel)
+print(f"{MARK} repair exit {rc}", flush=True)
+repaired = sorted(Path(outdir).glob("*.whl"))
+if rc == 0 and len(repaired) == 1:
+    print(f"{MARK} show", flush=True)
+    auditwheel("show", str(repaired[0]))
+else:
+    print(f"{MARK} show", flush=True)
+    auditwheel("show", wheel)
+    print(f"{MARK} json", flush=True)
+    auditwheel("show", "--json", wheel)
+sys.exit(rc)
+""".replace("@MARK@", repr(_MARK))
+
+
+def _section(out: str, name: str) -> str | None:
+    """The output between the marker line ``name`` and the next marker (None if absent)."""
+    lines = out.splitlines()
+    head = f"{_MARK} {name}"
+    if head not in lines:
+        return None
+    rest = lines[lines.index(head) + 1:]
+    end = next((i for i, l in enumerate(rest) if l.startswith(_MARK)), len(rest))
+    return "\n".join(rest[:end])
+
+
+def _clean(text: str) -> str:
+    return "\n".join(l for l in text.splitlines() if not _LOG_NOISE.match(l)).strip()
+
+
+def _json_report(out: str | None) -> dict | None:
+    if not out:
+        return None
+    start, end = out.find("{"), out.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        return json.loads(out[start:end + 1])
+    except json.JSONDecodeError:
+        return None
+
+
 def show(runner, tools, wheel: Path, log: IO[str]) -> tuple[str, dict | None]:
     """`auditwheel show` text and (where the auditwheel has --json) its JSON report."""
     env = _tool_env(tools)
     text = runner.run([tools.bin("auditwheel"), "show", str(wheel)], cwd=wheel.parent, env=env, log=log, check=False)
-    report = None
     js = runner.run([tools.bin("auditwheel"), "show", "--json", str(wheel)], cwd=wheel.parent, env=env, log=log,
                     check=False)
-    if js.returncode == 0:
-        out = js.stdout
-        start, end = out.find("{"), out.rfind("}")
-        if start >= 0 and end > start:
-            try:
-                report = json.loads(out[start:end + 1])
-            except json.JSONDecodeError:
-                report = None
-    clean = "\n".join(l for l in text.stdout.splitlines() if not _LOG_NOISE.match(l)).strip()
-    return clean, report
+    return _clean(text.stdout), (_json_report(js.stdout) if js.returncode == 0 else None)
 
 
 def _reached(tags: Sequence[str]) -> str | None:
@@ -121,15 +180,21 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     plat = plat_for(policy, arch)
-    cmd = [tools.bin("auditwheel"), "repair", "--plat", plat, "-w", str(outdir)]
+    args = ["--plat", plat]
     for soname in recipe["repair"]["exclude"]:
-        cmd += ["--exclude", soname]
-    proc = runner.run([*cmd, str(wheel)], cwd=outdir, env=_tool_env(tools), log=log, check=False)
+        args += ["--exclude", soname]
+    proc = runner.run([tools.python, "-c", _REPAIR_AND_SHOW, str(wheel), str(outdir), *args], cwd=outdir,
+                      env=_tool_env(tools), log=log, check=False)
     repaired = sorted(outdir.glob("*.whl"))
+    repair_out = proc.stdout.split(f"{_MARK} repair exit", 1)[0]
     if proc.returncode != 0 or len(repaired) != 1:
-        show_text, report = show(runner, tools, wheel, log)
+        show_out = _section(proc.stdout, "show")
+        if show_out is None:  # the script died before its shows: run them on their own
+            show_text, report = show(runner, tools, wheel, log)
+        else:
+            show_text, report = _clean(show_out), _json_report(_section(proc.stdout, "json"))
         target = "the best policy" if policy == "best" else plat
-        why = _why_not(policy, arch, report, show_text, proc.stdout)
+        why = _why_not(policy, arch, report, show_text, repair_out)
         if "too-recent" in why:
             symbols = glibc_symbols_newer_than(wheel, policy)
             if symbols:  # the functions to avoid, not just the version they carry
@@ -150,7 +215,8 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
             f"{recipe.name}: auditwheel left a bare {platforms[0]} wheel ({out.name}); it would not install "
             f"on other machines, so it is not stored. The wheel reaches no manylinux policy: see the log"
         )
-    show_text, _ = show(runner, tools, out, log)
+    show_out = _section(proc.stdout, "show")
+    show_text = _clean(show_out) if show_out is not None else show(runner, tools, out, log)[0]
     return Repaired(out, show_text, _reached(platforms) or policy)
 
 
