@@ -10,7 +10,9 @@ beside each (the index never opens wheels; it checks they exist and their
 size). dumb-pypi (``pip install dumb-pypi``) gets the same list as JSON lines
 (filename, sha256, requires-python, upload time, core-metadata hash), the same
 files URL and title. Both run in this process; the best of ``--repeat`` runs
-counts, each into an empty output folder.
+counts, each into an empty output folder. Regeneration after one new wheel is
+measured the same way (fastest of at least 5, each adding one real wheel), so the
+ratio compares like with like on a noisy machine; its median is printed too.
 
 Targets (exit status 1 when missed):
   * full generation at least 3x faster than dumb-pypi, while also writing the
@@ -201,7 +203,7 @@ def main() -> int:
             assert report.added == [rec["filename"]] and len(report.projects_written) == 1
 
     (full, full_cpu), (dumb, dumb_cpu) = min(ours), min(theirs)
-    inc = statistics.median(incremental)
+    inc, inc_median = min(incremental), statistics.median(incremental)
     speedup = dumb / full
     ratio = inc / full
     print()
@@ -209,8 +211,10 @@ def main() -> int:
     print(f"{'dumb-pypi full generation':36}{dumb:9.3f}{dumb_cpu:8.2f}  {theirs_files} (HTML, PyPI JSON; no PEP 658/691)")
     print(f"{'wheelfactory full generation':36}{full:9.3f}{full_cpu:8.2f}  {ours_files} "
           f"(incl. {metadata_files} PEP 658 .metadata, {json_pages} PEP 691 JSON pages)")
-    print(f"{'wheelfactory after one new wheel':36}{inc:9.3f}{'':8}  (median of {len(incremental)})")
-    print(f"all runs (wall s): wheelfactory {[round(x, 2) for x, _ in ours]}, dumb-pypi {[round(x, 2) for x, _ in theirs]}")
+    print(f"{'wheelfactory after one new wheel':36}{inc:9.3f}{'':8}  (fastest of {len(incremental)}; "
+          f"median {inc_median:.3f})")
+    print(f"all runs (wall s): wheelfactory {[round(x, 2) for x, _ in ours]}, dumb-pypi {[round(x, 2) for x, _ in theirs]}, "
+          f"one new wheel {[round(x, 3) for x in incremental]}")
     print()
     print(f"full generation: {speedup:.1f}x faster than dumb-pypi (target >= 3x)")
     print(f"one new wheel: {ratio * 100:.1f}% of a full generation (target <= 10%)")
