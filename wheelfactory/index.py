@@ -428,13 +428,15 @@ class _Workers:
         """``fn(*args, chunk)`` over chunks of ``items``; the results, in order."""
         if not items:
             return []
-        # Fork only from a single-threaded process (no lock can be held by another thread).
-        parallel = (self.n > 1 and len(items) >= threshold and threading.active_count() == 1
-                    and "fork" in multiprocessing.get_all_start_methods())
-        if not parallel:
+        if self.n <= 1 or len(items) < threshold:
             return [fn(*args, items)]
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"))
+            # fork is cheapest, but only safe from a single-threaded process (another
+            # thread could hold a lock the child inherits); otherwise use a fork server.
+            methods = multiprocessing.get_all_start_methods()
+            method = "fork" if threading.active_count() == 1 and "fork" in methods else (
+                "forkserver" if "forkserver" in methods else "spawn")
+            self.pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context(method))
         k = self.n * 4
         chunks = [items[i * len(items) // k:(i + 1) * len(items) // k] for i in range(k)]
         futures = [self.pool.submit(fn, *args, c) for c in chunks if c]
