@@ -63,7 +63,15 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
     install += [str(wheel), *recipe["test"]["requires"]]
     # UV_LINK_MODE: the uv cache is on another filesystem; copy without a warning.
     env = {**index_env(config), **bare_env(venv), "UV_LINK_MODE": "copy"}
-    proc = runner.run(install, cwd=cwd, env=env, log=log, check=False)
+    if tools.installer == "uv":
+        # uv has no --prefer-binary: resolve with wheels only first (an older release
+        # with a wheel beats a newer sdist, as pip's --prefer-binary does), and only
+        # when no wheel-only solution exists, allow source builds.
+        proc = runner.run([*install, "--no-build"], cwd=cwd, env=env, log=log, check=False)
+        if proc.returncode != 0:
+            proc = runner.run(install, cwd=cwd, env=env, log=log, check=False)
+    else:
+        proc = runner.run(install, cwd=cwd, env=env, log=log, check=False)
     if proc.returncode != 0:
         raise VerifyError(
             f"{recipe.name}: installing {wheel.name} into a bare venv (Python {version}) failed: "
