@@ -50,8 +50,8 @@ def _as_mapping(recipes: Mapping[str, Recipe] | Iterable[Recipe]) -> dict[str, R
     return {r.name: r for r in recipes}
 
 
-def closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
-    """Everything ``name`` needs, transitively (build and runtime), nearest first; not ``name`` itself."""
+def _walk(recipes: Mapping[str, Recipe], name: str, next_of) -> list[str]:
+    """Breadth-first from ``name``'s direct needs, following ``next_of(recipe)``; nearest first."""
     order: dict[str, None] = {}
     stack = list(needs(recipes[name]))
     while stack:
@@ -60,24 +60,20 @@ def closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
             continue
         order[dep] = None
         if dep in recipes:
-            stack.extend(needs(recipes[dep]))
+            stack.extend(next_of(recipes[dep]))
     return list(order)
+
+
+def closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
+    """Everything ``name`` needs, transitively (build and runtime), nearest first; not ``name`` itself."""
+    return _walk(recipes, name, needs)
 
 
 def install_closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
     """The recipes whose wheels ``name``'s build gets: what it needs directly (build and
     runtime), plus, transitively, what those need at run time to install. A dependency's
     own build dependencies are not needed to install its wheel."""
-    order: dict[str, None] = {}
-    stack = list(needs(recipes[name]))
-    while stack:
-        dep = stack.pop(0)
-        if dep in order or dep == name:
-            continue
-        order[dep] = None
-        if dep in recipes:
-            stack.extend(canonicalize_name(d) for d in recipes[dep]["runtime"]["depends"])
-    return list(order)
+    return _walk(recipes, name, lambda r: [canonicalize_name(d) for d in r["runtime"]["depends"]])
 
 
 def select(all_recipes: Mapping[str, Recipe], names: Sequence[str], *, where: str = "") -> dict[str, Recipe]:
