@@ -381,3 +381,107 @@ def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):  # noqa: 
     report = build_index(load_config(root))
     assert report.projects_written == ["markupsafe"]
     assert "data-yanked" not in (idx / "simple/markupsafe/index.html").read_text()
+
+
+def _synthetic_record(name: str, version: str, py: str, build: int | None, salt: str, *, log: str | None,
+                      yanked: str | None = None) -> dict:
+    """A dist record in the store's format (the index reads records only, never wheels)."""
+    tag = f"cp{py}-cp{py}-manylinux_2_39_riscv64"
+    stem = f"{name.replace('-', '_')}-{version}" + (f"-{build}" if build else "")
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n\n{salt}\n"
+    return {
+        "schema": 1, "name": name, "version": version, "filename": f"{stem}-{tag}.whl", "build_tag": build,
+        "sha256": hashlib.sha256(f"{stem}-{tag}-{salt}".encode()).hexdigest(), "size": 1000 + len(salt),
+        "tags": [tag], "requires_python": ">=3.9", "metadata": meta,
+        "metadata_sha256": hashlib.sha256(meta.encode()).hexdigest(), "recipe": name,
+        "debian_runtime": ["libgomp1"] if len(name) % 2 else [], "log": log, "yanked": yanked,
+        "built_at": f"2026-01-{1 + len(salt) % 28:02d}T10:00:00Z", "python": f"3.{py[1:]}",
+        "policy": "manylinux_2_39", "achieved_policy": "manylinux_2_39", "status": "ok",
+    }
+
+
+def _put(dist: Path, rec: dict) -> None:
+    (dist / rec["filename"]).write_bytes(b"\0" * rec["size"])
+    tmp = dist / f".{rec['filename']}.json.tmp"
+    tmp.write_text(json.dumps(rec))
+    os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
+    """Random changes to dist/ (new wheels, rebuilds under the same name, removals,
+    yanks in the config and in recipes, exclusions, build logs appearing and going):
+    after each, the incrementally updated index is byte for byte the one a full
+    rebuild writes, serially or in worker processes."""
+    import random
+
+    from wheelfactory import index as index_mod
+
+    rng = random.Random(seed)
+    names = [f"pkg-{i:02d}" for i in range(12)]
+    root = write_project(tmp_path / "p", recipes=[])
+    dist, logs = root / "dist", root / "logs"
+    dist.mkdir()
+    logs.mkdir()
+    base_config = (root / "factory.toml").read_text()
+    live: dict[str, dict] = {}
+    config_yanks: dict[str, str] = {}
+
+    def files(d: Path) -> dict[str, bytes]:
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+                if p.is_file() and ".wheelfactory" not in p.parts}
+
+    for step in range(14):
+        for _ in range(rng.randint(1, 6)):
+            op = rng.choice(["add", "add", "rebuild-same-name", "remove", "yank-config", "yank-recipe", "log"])
+            name = rng.choice(names)
+            if op == "add" or not live:
+                rec = _synthetic_record(name, f"1.{rng.randint(0, 3)}.0", rng.choice(["311", "312", "313"]),
+                                        rng.choice([None, None, 1, 2]), f"s{step}-{rng.random()}", log=None)
+                live[rec["filename"]] = rec
+                _put(dist, rec)
+            elif op == "rebuild-same-name":
+                rec = dict(live[rng.choice(sorted(live))])
+                salt = f"rebuilt-{step}-{rng.random()}"
+                rec["sha256"] = hashlib.sha256(salt.encode()).hexdigest()
+                rec["size"] += 1
+                _put(dist, rec)
+                live[rec["filename"]] = rec
+            elif op == "remove":
+                fn = rng.choice(sorted(live))
+                del live[fn]
+                (dist / f"{fn}.json").unlink()
+                (dist / fn).unlink()
+            elif op == "yank-config":
+                fn = rng.choice(sorted(live))
+                if fn in config_yanks:
+                    del config_yanks[fn]
+                else:
+                    config_yanks[fn] = f"broken in step {step}"
+            elif op == "yank-recipe":
+                rec = live[rng.choice(sorted(live))]
+                write_recipe(root, rec["recipe"], f'[package]\nname = "{rec["recipe"]}"\nversion = "{rec["version"]}"\n'
+                             f'[source]\nsha256 = "{"0" * 64}"\n[yanked]\n"{rec["version"]}" = "recipe says no ({step})"\n')
+            else:  # a build log appears, or goes away
+                rec = dict(live[rng.choice(sorted(live))])
+                log = logs / f"{rec['filename']}.log"
+                if rec["log"]:
+                    rec["log"] = None
+                else:
+                    log.write_text(f"build log {step}\n")
+                    rec["log"] = f"logs/{log.name}"
+                _put(dist, rec)
+                live[rec["filename"]] = rec
+        yanked = "".join(f'"{fn}" = "{why}"\n' for fn, why in sorted(config_yanks.items()))
+        (root / "factory.toml").write_text(base_config + (f"[index.yanked]\n{yanked}" if yanked else ""))
+        cfg = load_config(root)
+        exclude = [rng.choice(sorted(live))] if live and rng.random() < 0.25 else []
+
+        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
+        monkeypatch.setattr(index_mod, "WORKERS", 2 if step % 2 else 1)
+        monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
+        full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True)
+        monkeypatch.setattr(index_mod, "WORKERS", None)
+        monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 300)
+        assert full.full and full.wheels == len(live) - len(exclude)
+        assert files(root / "inc") == files(root / f"full-{step}"), f"step {step}: the incremental index differs"
