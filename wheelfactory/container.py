@@ -555,6 +555,7 @@ def store_built_wheels(config, recipe: Recipe, wheelhouse: Path, *, todo: Sequen
     Nothing is stored unless every wanted Python has its wheel and all are ready.
     """
     from .build import ensure_tools
+    from .pipeline import make_record
     from .repair import show, with_build_tag
     from .runner import NativeRunner
 
@@ -580,11 +581,7 @@ def store_built_wheels(config, recipe: Recipe, wheelhouse: Path, *, todo: Sequen
         platforms = sorted({t.platform for t in wtags})
         if any(p.startswith("linux_") for p in platforms):
             raise BuildError(f"{name}: cibuildwheel left a bare {platforms[0]} wheel ({wheel.name}); it is not stored")
-        tag = None
-        for t in sorted(str(t) for t in wtags):
-            n = store.next_build_tag(dist, canonicalize_name(recipe.project), str(wversion), t)
-            if n is not None and (tag is None or n > tag):
-                tag = n
+        tag = store.next_build_tag(dist, canonicalize_name(recipe.project), str(wversion), [str(t) for t in wtags])
         if tag is not None:
             wheel = with_build_tag(host_runner, tools, wheel, tag, log)
         show_text, _ = show(host_runner, tools, wheel, log)
@@ -592,7 +589,7 @@ def store_built_wheels(config, recipe: Recipe, wheelhouse: Path, *, todo: Sequen
     # Every Python is ready: now, and only now, dist/ changes.
     stored = []
     for v, wheel, show_text, achieved in ready:
-        record = pipeline_record(config, recipe, wheel, build_key=keys[v], python=v, policy=policy,
+        record = make_record(config, recipe, wheel, build_key=keys[v], python=v, policy=policy,
                                  achieved=achieved, source=source, patches=patches, auditwheel=show_text,
                                  host=host, duration=time.monotonic() - start, stages=stages, log=log_rel,
                                  notes=[note])
@@ -608,45 +605,3 @@ def _reached(platforms: Sequence[str]) -> str | None:
             found.append((int(m[1]), int(m[2])))
     return f"manylinux_{min(found)[0]}_{min(found)[1]}" if found else None
 
-
-def pipeline_record(config, recipe: Recipe, wheel: Path, *, build_key: str, python: str, policy: str, achieved: str,
-                    source: dict, patches: list[str], auditwheel: str, host: dict, duration: float, stages: dict,
-                    log: str | None, notes: list[str]) -> dict:
-    """A dist record with every field store.py documents (the same shape the pipeline writes)."""
-    import hashlib
-
-    from packaging.metadata import parse_email
-
-    from .pipeline import wheel_metadata
-
-    metadata = wheel_metadata(wheel)
-    raw_meta, _ = parse_email(metadata)
-    wname, wversion, build_tag, wtags = parse_wheel_filename(wheel.name)
-    return {
-        "name": str(wname),
-        "version": str(wversion),
-        "build_tag": build_tag[0] if build_tag else None,
-        "sha256": store.sha256_file(wheel),
-        "size": wheel.stat().st_size,
-        "tags": sorted(str(t) for t in wtags),
-        "requires_python": raw_meta.get("requires_python"),
-        "metadata": metadata,
-        "metadata_sha256": hashlib.sha256(metadata.encode("utf-8")).hexdigest(),
-        "build_key": build_key,
-        "python": python,
-        "target": config.arch,
-        "policy": policy,
-        "achieved_policy": achieved,
-        "recipe": recipe.name,
-        "source": source,
-        "patches": patches,
-        "debian_runtime": list(recipe["runtime"]["debian"]),
-        "auditwheel": auditwheel,
-        "host": host,
-        "duration": round(duration, 3),
-        "stages": stages,
-        "status": "ok",
-        "log": log,
-        "notes": notes,
-        "yanked": None,
-    }

@@ -136,6 +136,44 @@ def wheel_fits(wheel: Path, version: str) -> bool:
     return False
 
 
+def make_record(config: Config, recipe: Recipe, wheel: Path, *, build_key: str, python: str, policy: str,
+                achieved: str, source: dict, patches: list[str], auditwheel: str, host: dict, duration: float,
+                stages: dict, log: str | None, notes: list[str], **extra) -> dict:
+    """The dist record of a verified wheel: every field store.py documents (every runner writes these)."""
+    metadata = wheel_metadata(wheel)
+    raw_meta, _ = parse_email(metadata)
+    wname, wversion, build_tag, wtags = parse_wheel_filename(wheel.name)
+    return {
+        "name": str(wname),
+        "version": str(wversion),
+        "build_tag": build_tag[0] if build_tag else None,
+        "sha256": store.sha256_file(wheel),
+        "size": wheel.stat().st_size,
+        "tags": sorted(str(t) for t in wtags),
+        "requires_python": raw_meta.get("requires_python"),
+        "metadata": metadata,
+        "metadata_sha256": hashlib.sha256(metadata.encode("utf-8")).hexdigest(),
+        "build_key": build_key,
+        "python": python,
+        "target": config.arch,
+        "policy": policy,
+        "achieved_policy": achieved,
+        "recipe": recipe.name,
+        "source": source,
+        "patches": patches,
+        "debian_runtime": list(recipe["runtime"]["debian"]),
+        "auditwheel": auditwheel,
+        "host": host,
+        "duration": round(duration, 3),
+        "stages": stages,
+        "status": "ok",
+        "log": log,
+        "notes": notes,
+        **extra,
+        "yanked": None,
+    }
+
+
 def wheel_metadata(wheel: Path) -> str:
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
@@ -303,12 +341,8 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
             rep = repair_wheel(runner, tools, recipe=recipe, wheel=raw, outdir=workdir / "repaired" / f"py{v}",
                                policy=policy, arch=config.arch, log=log)
             wheel = rep.wheel
-            tags = sorted(str(t) for t in parse_wheel_filename(wheel.name)[3])
-            tag = store.next_build_tag(dist, canonicalize_name(recipe.project), _wheel_version(wheel), tags[0])
-            for other in tags[1:]:
-                n = store.next_build_tag(dist, canonicalize_name(recipe.project), _wheel_version(wheel), other)
-                if n is not None and (tag is None or n > tag):
-                    tag = n
+            tag = store.next_build_tag(dist, canonicalize_name(recipe.project), _wheel_version(wheel),
+                                       [str(t) for t in parse_wheel_filename(wheel.name)[3]])
             if tag is not None:
                 wheel = with_build_tag(runner, tools, wheel, tag, log)
             py_stages["repair"] = time.monotonic() - clock[0]
@@ -326,38 +360,12 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
         host = {**runner.describe(), "runner_id": runner.id}
         shared = {k: round(s, 3) for k, s in stages.items() if k in ("fetch", "unpack", "patch")}
         for v, wheel, rep, py_stages, notes in ready:
-            metadata = wheel_metadata(wheel)
-            raw_meta, _ = parse_email(metadata)
-            wname, wversion, build_tag, wtags = parse_wheel_filename(wheel.name)
-            record = {
-                "name": str(wname),
-                "version": str(wversion),
-                "build_tag": build_tag[0] if build_tag else None,
-                "sha256": store.sha256_file(wheel),
-                "size": wheel.stat().st_size,
-                "tags": sorted(str(t) for t in wtags),
-                "requires_python": raw_meta.get("requires_python"),
-                "metadata": metadata,
-                "metadata_sha256": hashlib.sha256(metadata.encode("utf-8")).hexdigest(),
-                "build_key": keys[v],
-                "python": v,
-                "target": config.arch,
-                "policy": policy,
-                "achieved_policy": rep.achieved_policy,
-                "recipe": name,
-                "source": tree.info,
-                "patches": tree.patches,
-                "debian_runtime": list(recipe["runtime"]["debian"]),
-                "auditwheel": rep.show,
-                "host": {**host, "tools": py_tools.get(v, {})},
-                "duration": round(time.monotonic() - start, 3),
-                "stages": {**shared, **{k: round(s, 3) for k, s in py_stages.items()}},
-                "status": "ok",
-                "log": _rel(config, log_path),
-                "notes": notes,
-                "compiler_cache": cache_stats.get(v),
-                "yanked": None,
-            }
+            record = make_record(
+                config, recipe, wheel, build_key=keys[v], python=v, policy=policy, achieved=rep.achieved_policy,
+                source=tree.info, patches=tree.patches, auditwheel=rep.show,
+                host={**host, "tools": py_tools.get(v, {})}, duration=time.monotonic() - start,
+                stages={**shared, **{k: round(s, 3) for k, s in py_stages.items()}}, log=_rel(config, log_path),
+                notes=notes, compiler_cache=cache_stats.get(v))
             dest = store.store_wheel(dist, wheel, record)
             result.wheels.append(dest)
             attempt["pythons"][v] = {"status": "built", "wheel": dest.name, "build_key": keys[v]}

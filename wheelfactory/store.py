@@ -149,15 +149,17 @@ def find_by_key(dist: Path, key: str) -> list[dict]:
     return [r for r in load_records(dist) if r.get("build_key") == key]
 
 
-def next_build_tag(dist: Path, name: str, version: str, tag: str) -> int | None:
+def next_build_tag(dist: Path, name: str, version: str, tags: Iterable[str]) -> int | None:
     """Build tag for a new build whose key is not stored yet.
 
-    None when no wheel of this name, version and tag exists; otherwise one more
-    than the highest build tag used so far (a first build without a tag counts as 0).
+    None when no wheel of this name and version shares one of ``tags``; otherwise
+    one more than the highest build tag used so far among those (a first build
+    without a tag counts as 0), so the new file name is never one already used.
     """
+    tags = set(tags)
     used = []
     for r in load_records(dist):
-        if r["name"] == name and r["version"] == version and tag in r["tags"]:
+        if r["name"] == name and r["version"] == version and tags.intersection(r["tags"]):
             used.append(r["build_tag"] or 0)
     return None if not used else max(used) + 1
 
