@@ -258,3 +258,32 @@ def test_extra_requires_reach_the_isolated_env_and_config_settings_the_backend(t
     assert res.status == "built", res.message
     log = res.logs[0].read_text()
     assert "{'build-args': '--profile=release --locked', 'setup-args': ['-Dblas=openblas', '-Dlapack=openblas']}" in log
+
+
+def test_verify_installs_our_dependency_wheel_not_the_index_build(tmp_path, shared_cache, sdist_server):
+    """A recipe's dependency is on PyPI too (newer releases, manylinux wheels): the
+    verify venv must get our wheel of it, the one the dependent was built against."""
+    root = make_project(tmp_path / "p", shared_cache, recipes=["multidict"])
+    dep = _build(root, "multidict")
+    assert dep.status == "built", dep.message
+    files = tiny_files()
+    files["pyproject.toml"] = files["pyproject.toml"].replace(
+        'requires-python = ">=3.8"', 'requires-python = ">=3.8"\ndependencies = ["multidict"]')
+    url, sha = _serve(sdist_server, "needs-multidict", files, "wf-tiny")
+    write_recipe(root, "wf-tiny", f'''\
+        [package]
+        name = "wf-tiny"
+        version = "1.0"
+        [source]
+        url = "{url}"
+        sha256 = "{sha}"
+        [runtime]
+        depends = ["multidict"]
+        [test]
+        imports = ["wf_tiny._speed", "multidict"]
+        ''')
+    res = _build(root, "wf-tiny", dependency_wheels=dep.wheels)
+    assert res.status == "built", res.message
+    log = res.logs[-1].read_text()
+    ours = dep.wheels[0].name
+    assert f"+ multidict==7.2.1 (from file://" in log and f"/deps/{ours})" in log, log[-3000:]

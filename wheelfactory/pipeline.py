@@ -348,7 +348,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
             py_stages["repair"] = time.monotonic() - clock[0]
             stage_done("repair", f"py{v} {rep.achieved_policy}" + (f", build tag {tag}" if tag is not None else ""))
             notes = verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
-                                 find_links=deps_dir, workdir=workdir, log=log)
+                                 find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
             for note in notes:
                 log.write(f"\n# note: {note}\n")
             py_stages["verify"] = time.monotonic() - clock[0]

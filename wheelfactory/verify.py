@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import IO, Sequence
 
+from packaging.utils import parse_wheel_filename
+
 from .build import excerpt, index_env
 from .errors import VerifyError
 from .recipe import Recipe
@@ -45,8 +47,15 @@ def bare_env(venv: Path) -> dict[str, str]:
 
 
 def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpreter: str, wheel: Path,
-                 find_links: Path | None, workdir: Path, log: IO[str]) -> list[str]:
-    """Install ``wheel`` in a bare venv and run imports and commands; return notes for the log/record."""
+                 find_links: Path | None, workdir: Path, log: IO[str], pinned: Sequence[Path] = ()) -> list[str]:
+    """Install ``wheel`` in a bare venv and run imports and commands; return notes for the log/record.
+
+    ``pinned``: our wheels of the recipe's dependencies (for this Python). With uv,
+    when the wheel needs one of them, that very file is installed (a constraint
+    naming it), never the index's build or a newer release; a requirement it cannot
+    meet fails the verify. pip's constraints take no file names: there our wheels
+    are only offered beside the index (--find-links).
+    """
     vdir = workdir / "verify" / f"py{version}"
     shutil.rmtree(vdir, ignore_errors=True)
     cwd = vdir / "cwd"
@@ -60,6 +69,13 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
     install = tools.install_cmd(py, [], config)
     if find_links and any(find_links.glob("*.whl")):
         install += ["--find-links", str(find_links)]
+    if pinned and tools.installer == "uv":
+        # With --find-links alone uv took PyPI's newer release (or its build of the
+        # same version) over ours; a constraint that names our file leaves it no choice.
+        constraints = vdir / "constraints.txt"
+        constraints.write_text("".join(f"{parse_wheel_filename(w.name)[0]} @ {Path(os.path.abspath(w)).as_uri()}\n"
+                                       for w in pinned))
+        install += ["--constraint", str(constraints)]
     install += [str(wheel), *recipe["test"]["requires"]]
     # UV_LINK_MODE: the uv cache is on another filesystem; copy without a warning.
     env = {**index_env(config), **bare_env(venv), "UV_LINK_MODE": "copy"}
