@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 import threading
 
 import pytest
@@ -147,6 +148,12 @@ def test_builds_of_one_recipe_are_serialized_others_go_side_by_side(tmp_path, sh
     assert len([r for r in store.load_records(root / "dist") if r["recipe"] == "wf-tiny"]) == 1
 
 
+def _url_recipe(root, name: str, url: str, sha: str, rest: str = "") -> None:
+    """A recipe of version 1.0 whose source is ``url``; ``rest``: its other tables."""
+    write_recipe(root, name, f'[package]\nname = "{name}"\nversion = "1.0"\n[source]\nurl = "{url}"\n'
+                             f'sha256 = "{sha}"\n' + textwrap.dedent(rest))
+
+
 def _serve(server, key: str, files: dict, name: str) -> tuple[str, str]:
     from build_support import make_sdist
 
@@ -161,13 +168,7 @@ def test_dependency_wheels_are_installed_for_the_build_and_enter_the_key(isolati
 
     root = make_project(tmp_path / "p", shared_cache)
     dep_url, dep_sha = _serve(sdist_server, f"dep-{isolation}", tiny_files("wf-dep"), "wf-dep")
-    write_recipe(root, "wf-dep", f'''\
-        [package]
-        name = "wf-dep"
-        version = "1.0"
-        [source]
-        url = "{dep_url}"
-        sha256 = "{dep_sha}"
+    _url_recipe(root, "wf-dep", dep_url, dep_sha, '''\
         [test]
         imports = ["wf_dep._speed"]
         ''')
@@ -175,13 +176,7 @@ def test_dependency_wheels_are_installed_for_the_build_and_enter_the_key(isolati
     needs = tiny_files(setup_py="import wf_dep  # from the wf-dep recipe's wheel\n" + TINY_SETUP)
     url, sha = _serve(sdist_server, f"needsdep-{isolation}", needs, "wf-tiny")
     requires = "" if isolation else 'requires = ["setuptools>=68"]'
-    write_recipe(root, "wf-tiny", f'''\
-        [package]
-        name = "wf-tiny"
-        version = "1.0"
-        [source]
-        url = "{url}"
-        sha256 = "{sha}"
+    _url_recipe(root, "wf-tiny", url, sha, f'''\
         [build]
         depends = ["wf-dep"]
         isolation = {str(isolation).lower()}
@@ -270,13 +265,7 @@ def test_verify_installs_our_dependency_wheel_not_the_index_build(tmp_path, shar
     files["pyproject.toml"] = files["pyproject.toml"].replace(
         'requires-python = ">=3.8"', 'requires-python = ">=3.8"\ndependencies = ["multidict"]')
     url, sha = _serve(sdist_server, "needs-multidict", files, "wf-tiny")
-    write_recipe(root, "wf-tiny", f'''\
-        [package]
-        name = "wf-tiny"
-        version = "1.0"
-        [source]
-        url = "{url}"
-        sha256 = "{sha}"
+    _url_recipe(root, "wf-tiny", url, sha, '''\
         [runtime]
         depends = ["multidict"]
         [test]

@@ -466,7 +466,7 @@ def _render_projects(job: Job, tasks: list[Task]) -> tuple[list[Done], list[str]
             if log is not None and (prev is None or prev[2] != log):
                 copies.append((log[0], f"{staging}/{FILES}/{fn}.log"))
                 file_rels.append(f"{FILES}/{fn}.log")
-            yank = yanks.reason(e, fn)
+            yank = yanks.reason(fn, e["name"], e["version"], e["recipe"], e["record_yanked"])
             records.append((fn, summary, log, yank, True, prev != now))
             e["yanked"] = yank
             e["has_log"] = log is not None
@@ -560,7 +560,7 @@ class Yanks:
     the index, without its yanks.
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, cache: dict[str, tuple] | None = None):
         self.by_file: dict[str, str] = {}
         self.by_version: dict[tuple[str, Version], str] = {}
         where = str(config.source or config.root / "factory.toml")
@@ -585,7 +585,7 @@ class Yanks:
         self._new: dict[str, tuple | None] = {}
         # What earlier runs read: recipe -> (stat key of its file, its name, its [yanked] table).
         # Parsing a recipe costs ~0.2 ms; an index of 100 recipes would pay 20 ms every run.
-        self.cache: dict[str, tuple] = {}
+        self.cache: dict[str, tuple] = dict(cache or {})
 
     def _recipe(self, recipe: str) -> tuple | None:
         if recipe in self.recipes:
@@ -643,13 +643,9 @@ class Yanks:
         return repr([sorted(self.by_file.items()), sorted((n, str(v), r) for (n, v), r in self.by_version.items()),
                      parts])
 
-    def reason(self, e, filename: str) -> str | None:
-        """The yank reason of one wheel (``e``: its entry or Summary), or None: not yanked.
-        The config wins over the recipe, which wins over the record."""
-        if isinstance(e, dict):
-            name, version, recipe, record_yanked = e["name"], e["version"], e["recipe"], e["record_yanked"]
-        else:
-            name, version, recipe, record_yanked = e.name, e.version, e.recipe, e.yanked
+    def reason(self, filename: str, name: str, version: str, recipe: str, record_yanked: str | None) -> str | None:
+        """The yank reason of one wheel, or None: not yanked.
+        The config wins over the recipe, which wins over the record's own reason."""
         if filename in self.by_file:
             return self.by_file[filename]
         if self.by_version:
@@ -1130,8 +1126,7 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     indexed_now = in_dist.keys() - excluded if excluded else in_dist.keys()
     gone = old_records.keys() - in_dist.keys()  # records no longer in dist/
     removed = indexed_before - indexed_now
-    yanks = Yanks(config)
-    yanks.cache = dict(old["recipe_cache"])
+    yanks = Yanks(config, cache=old["recipe_cache"])
 
     # Which projects to render.
     if full:
@@ -1146,7 +1141,7 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
             # The yanks changed: every wheel's reason is checked (its page is rendered only if it changed).
             for fn in indexed_now - scan.misses:
                 s = unpack_summary(old_records[fn][1])
-                if yanks.reason(s, fn) != old_yanked.get(fn):
+                if yanks.reason(fn, s.name, s.version, s.recipe, s.yanked) != old_yanked.get(fn):
                     affected.add(s.name)
         members = {name: [fn for fn in old_by_project.get(name, ()) if fn in in_dist] for name in affected}
         for fn in extra:

@@ -476,7 +476,8 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
                else "\n  re-run `invoke publish`")
         )
 
-    report.pages = push_pages(t, index_dir, settings.files_base, f"Index: {len(indexed_wheels(state))} wheels")
+    wheels = sum(a.kind == "wheel" for a in arts)
+    report.pages = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels")
 
     # Last: assets the live index no longer links to.
     if config["publish"]["prune"]:
