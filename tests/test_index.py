@@ -407,6 +407,28 @@ def _put(dist: Path, rec: dict) -> None:
     os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
 
 
+def test_forked_scan_gives_the_keys_of_a_serial_one(tmp_path):
+    """A forked helper stats the second half of the records: the same keys as one
+    process, and None for a record that went away between listing and stat."""
+    from wheelfactory import index as index_mod
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    names = [f"p{i}-1.0-py3-none-any.whl.json" for i in range(50)]
+    for i, n in enumerate(names):
+        (dist / n).write_text("x" * i)
+    names.insert(40, "gone-1.0-py3-none-any.whl.json")  # in the second half: the child's
+    fd = os.open(dist, os.O_RDONLY)
+    try:
+        serial = index_mod._stat_keys(names, fd)
+        forked = index_mod._stat_keys_forked(names, fd)
+    finally:
+        os.close(fd)
+    assert forked == serial
+    assert serial[40] is None and None not in serial[:40] + serial[41:]
+    assert len(set(serial) - {None}) == 50
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
     """Random changes to dist/ (new wheels, rebuilds under the same name, removals,
@@ -430,6 +452,14 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
     def files(d: Path) -> dict[str, bytes]:
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
                 if p.is_file() and ".wheelfactory" not in p.parts}
+
+    def state(d: Path) -> dict:
+        """The index's state, with every shard read (a shard never written holds nothing)."""
+        held = index_mod.load_state(d)
+        del held["generator"]
+        shards = index_mod.Shards(d)
+        held["shards"] = {i: shards._file(i) for i in range(index_mod.SHARDS)}
+        return held
 
     for step in range(14):
         for _ in range(rng.randint(1, 6)):
@@ -477,11 +507,15 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
         cfg = load_config(root)
         exclude = [rng.choice(sorted(live))] if live and rng.random() < 0.25 else []
 
-        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
+        # Every other incremental run stats dist/ with a forked helper.
         monkeypatch.setattr(index_mod, "WORKERS", 2 if step % 2 else 1)
+        monkeypatch.setattr(index_mod, "SCAN_FORK_MIN", 1)
+        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
+        monkeypatch.setattr(index_mod, "SCAN_FORK_MIN", 4000)
         monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
         full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True)
         monkeypatch.setattr(index_mod, "WORKERS", None)
         monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 300)
         assert full.full and full.wheels == len(live) - len(exclude)
         assert files(root / "inc") == files(root / f"full-{step}"), f"step {step}: the incremental index differs"
+        assert state(root / "inc") == state(root / f"full-{step}"), f"step {step}: the incremental state differs"

@@ -16,7 +16,8 @@ What is written under ``paths.index`` (default ``index/``)::
     files/WHEEL.log              the build log (``index.copy-logs``)
     index.html                   human root: projects, latest version, build date
     project/NAME/index.html      human page: install command, apt-get line, tags, sizes, log
-    .wheelfactory/state.marshal  what this index holds, and a cache of the records (not published)
+    .wheelfactory/state.marshal  what this index holds: each record's stat key (not published)
+    .wheelfactory/shards/NN.marshal  each record's summary, by project (not published)
 
 Links are relative (``../../files/WHEEL``) when the files are co-hosted with the
 index, or absolute (``index.files-base-url``/WHEEL) when the files live elsewhere,
@@ -35,8 +36,11 @@ JSON twins of one page may be one update apart; each is complete by itself.)
 
 Work is done per project. A project is rendered again only when one of its
 records is new, changed or gone, or one of its yanks changed; an unchanged record
-is not even re-read: the state keeps a one-string summary of it, keyed by the
-stat of the record file. A big generation (a first index, a full rebuild) is
+is not even re-read: the state knows it by the stat of its file, and keeps a
+one-string summary of it in the shard file of its project, which is read only
+when that project is rendered. dist/ is listed and every record stat'ed on each
+run (a record overwritten in place changes nothing else); with an idle core, a
+forked helper does half of the stats. A big generation (a first index, a full rebuild) is
 spread over worker processes when the machine has idle cores: each reads, checks
 and renders whole projects, so only small summaries travel back.
 
@@ -57,8 +61,9 @@ import multiprocessing
 import os
 import re
 import shutil
-import time
 import threading
+import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +80,7 @@ from .errors import FactoryError
 from .recipe import parse_recipe, recipe_path
 
 # Bump when the format of any generated file changes: every page is then rewritten.
-FORMAT = "4"
+FORMAT = "5"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -84,7 +89,9 @@ FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
 STATE_DIR = ".wheelfactory"
-STATE = f"{STATE_DIR}/state.marshal"  # marshal: loads 10k records' summaries in milliseconds
+STATE = f"{STATE_DIR}/state.marshal"  # marshal: what every run needs (a stat key per record), in about a ms
+SHARD_DIR = f"{STATE_DIR}/shards"  # the records' summaries, by project: read only for the projects a run renders
+SHARDS = 64
 COMMIT = ".commit.json"  # inside the staging folder: its presence means "apply me"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -94,6 +101,7 @@ _IO_THREADS = 4  # reading records from a cold disk overlaps well; writing files
 # Big generations (a first index, a full rebuild) spread over the CPU cores above these sizes.
 PARALLEL_MIN_RECORDS = 2000
 PARALLEL_MIN_PROJECTS = 300
+SCAN_FORK_MIN = 4000  # records; below this, forking a helper to stat half costs more than it saves
 WORKERS: int | None = None  # worker processes; None = the idle cores
 _REQUIRED = ("name", "version", "filename", "sha256", "size", "tags", "metadata_sha256", "built_at")
 
@@ -325,27 +333,97 @@ def project_of(filename: str) -> str:
     return canonicalize_name(filename.partition("-")[0])
 
 
+def sha_prefix(packed: str | tuple) -> int:
+    """The first 28 bits of a summary's sha256 (an int marshal stores in 5 bytes): it
+    narrows the search for duplicate contents to a few candidates, which are then
+    compared on the full hash."""
+    return int(_sha(packed)[:7], 16)
+
+
+class Shards:
+    """The cold part of the state: each project's indexed wheels in page order and the
+    summary of each of its records, in SHARDS files chosen by a hash of the project name.
+
+    An incremental run reads and rewrites only the files of the projects it renders
+    (a few dozen KB), where one state file of every summary cost a tenth of the run to
+    load, save and rename. ``at`` is the index to read; None starts empty.
+    """
+
+    def __init__(self, at: Path | None):
+        self.dir = at / SHARD_DIR if at is not None else None
+        self.files: dict[int, dict[str, tuple[list[str], dict]]] = {}
+        self.changed: set[int] = set() if at is not None else set(range(SHARDS))  # a new set: all written
+
+    @staticmethod
+    def number(name: str) -> int:
+        return zlib.crc32(name.encode()) % SHARDS
+
+    def _file(self, i: int) -> dict:
+        f = self.files.get(i)
+        if f is None:
+            f = {}
+            if self.dir is not None:
+                try:
+                    f = marshal.loads((self.dir / f"{i:02d}.marshal").read_bytes())
+                except FileNotFoundError:
+                    pass
+            self.files[i] = f
+        return f
+
+    def project(self, name: str) -> tuple[list[str], dict]:
+        """(the project's indexed wheels in page order, each of its records' packed summary)."""
+        return self._file(self.number(name)).get(name, ([], {}))
+
+    def summary(self, fn: str) -> str | tuple:
+        return self.project(project_of(fn))[1][fn]
+
+    def put(self, name: str, order: list[str], summaries: dict) -> None:
+        i = self.number(name)
+        if summaries:
+            self._file(i)[name] = (order, summaries)
+        else:
+            self._file(i).pop(name, None)
+        self.changed.add(i)
+
+    def drop(self, fn: str) -> None:
+        """Forget a record that left dist/."""
+        name = project_of(fn)
+        order, summaries = self.project(name)
+        if fn in summaries:
+            self.put(name, [x for x in order if x != fn], {k: v for k, v in summaries.items() if k != fn})
+
+    def written(self) -> list[tuple[str, bytes]]:
+        """The changed files, as (path in the index, bytes); sorted by project name, so the
+        bytes do not depend on the order the projects were rendered in."""
+        return [(f"{SHARD_DIR}/{i:02d}.marshal", marshal.dumps(dict(sorted(self._file(i).items()))))
+                for i in sorted(self.changed)]
+
+
 # --- which records changed ------------------------------------------------------------
 
 
 @dataclass
 class Scan:
     stats: dict[str, int]  # every record of dist/ (by wheel file name) -> its stat key
-    misses: set[str]  # those to (re)read: new or changed since the state (all, on a full run)
+    misses: set[str] = field(default_factory=set)  # those to (re)read: see compare()
+
+    def compare(self, old_records: dict[str, int], *, reread: bool = False) -> None:
+        """Find the records whose stat key differs from the state's ``old_records`` (all: ``reread``)."""
+        get = old_records.get
+        self.misses = set(self.stats) if reread else {fn for fn, key in self.stats.items() if get(fn) != key}
 
 
-def scan_dist(dist: Path, old_records: dict[str, tuple], *, reread: bool = False) -> Scan:
-    """Every record of dist/, and which are new or changed since the state's ``old_records``.
+def scan_dist(dist: Path, *, helpers: int = 1) -> Scan:
+    """Every record of dist/ and its stat key (``Scan.compare`` then finds what changed).
 
     A record is known by the stat (mtime, size, inode) of its file: the store
     writes records atomically, so a rewritten record always differs, and a record
     overwritten in place (``cp``) has a new mtime. A record without its wheel is an
     error (the index would link to a file that is not there). Wheels themselves are
-    never opened.
+    never opened. With ``helpers`` > 1 idle cores, a forked process stats half.
     """
-    scan = Scan({}, set())
     if not dist.is_dir():
-        return scan
+        return Scan({})
     names = os.listdir(dist)
     present = set(names)
     jsons = [n for n in names if n.endswith(".whl.json")]
@@ -359,22 +437,66 @@ def scan_dist(dist: Path, old_records: dict[str, tuple], *, reread: bool = False
         )
     # One stat per record, relative to the folder (no full-path lookups): this is the
     # floor of an incremental run. Linux's readdir gives no mtime or size.
-    stats, misses = scan.stats, scan.misses
-    stat, get = os.stat, old_records.get
     fd = os.open(dist, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for name in jsons:
-            st = stat(name, dir_fd=fd)
-            fn = name[:-5]
-            # One small int per record (cheap to store and load): ints hash the same in every
-            # run of one Python; another Python at worst re-reads every record once.
-            key = stats[fn] = hash((st.st_mtime_ns, st.st_size, st.st_ino))
-            cached = get(fn)
-            if reread or cached is None or cached[0] != key:
-                misses.add(fn)
+        if helpers > 1 and len(jsons) >= SCAN_FORK_MIN and threading.active_count() == 1:
+            keys = _stat_keys_forked(jsons, fd)
+        else:
+            keys = _stat_keys(jsons, fd)
     finally:
         os.close(fd)
-    return scan
+    if None in keys:
+        name = jsons[keys.index(None)]
+        raise IndexProblem(f"{dist / name}: the record disappeared while indexing; re-run `invoke index`")
+    return Scan({name[:-5]: key for name, key in zip(jsons, keys)})
+
+
+def _stat_keys(names: list[str], fd: int) -> list[int | None]:
+    """The stat key of each file (None if it is gone): one small int (cheap to store and
+    load) that hashes the same in every run of one Python; another Python at worst
+    re-reads every record once."""
+    stat, keys = os.stat, []
+    for name in names:
+        try:
+            st = stat(name, dir_fd=fd)
+        except FileNotFoundError:
+            keys.append(None)
+            continue
+        keys.append(hash((st.st_mtime_ns, st.st_size, st.st_ino)))
+    return keys
+
+
+def _stat_keys_forked(names: list[str], fd: int) -> list[int | None]:
+    """``_stat_keys`` with the second half done by a forked child, at the same time.
+
+    A stat is a system call (about 3 µs on a VM): two cores halve the scan. Only
+    called from a single-threaded process (fork copies no other thread's locks).
+    The child sends its keys through a pipe as marshal and exits without cleanup.
+    """
+    half = len(names) // 2
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            data = memoryview(marshal.dumps(_stat_keys(names[half:], fd)))
+            while data:
+                data = data[os.write(w, data):]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        mine = _stat_keys(names[:half], fd)
+        with open(r, "rb", closefd=False) as pipe:
+            data = pipe.read()
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return mine + _stat_keys(names[half:], fd)  # the child failed: do its half here
+    return mine + marshal.loads(data)
 
 
 # --- reading and rendering projects ---------------------------------------------------
@@ -623,15 +745,19 @@ class Yanks:
                     raise IndexProblem(f"{path}: [yanked] key {key!r} must be a version or a wheel file name") from None
         return files, versions
 
-    def loaded(self) -> dict[str, tuple | None]:
-        """The recipes read since the last call (a worker process sends them back)."""
+    def loaded(self) -> dict[str, tuple]:
+        """The recipes read since the last call, with their cache entries (a worker
+        process sends them back)."""
         new, self._new = self._new, {}
-        return new
+        return {recipe: (found, self.cache.get(recipe)) for recipe, found in new.items()}
 
-    def adopt(self, loaded: dict[str, tuple | None]) -> None:
-        """Use what a worker read, so the key describes the yanks the pages were rendered with."""
-        for recipe, found in loaded.items():
+    def adopt(self, loaded: dict[str, tuple]) -> None:
+        """Use what a worker read, so the key describes the yanks the pages were rendered
+        with, and the next run's cache holds what the worker parsed."""
+        for recipe, (found, cached) in loaded.items():
             self.recipes.setdefault(recipe, found)
+            if cached is not None:
+                self.cache.setdefault(recipe, cached)
 
     def key(self, recipes: Iterable[str]) -> str:
         """Everything the yanks of these recipes' wheels depend on (a change re-checks every wheel)."""
@@ -928,7 +1054,7 @@ class _Stage:
     """Files staged for one update, and the order they go live in: each wheel's own
     files first, then project pages, root pages, and the state last."""
 
-    ORDER = (FILES, SIMPLE + "/", PROJECT + "/", "root", STATE)
+    ORDER = (FILES, SIMPLE + "/", PROJECT + "/", "root", SHARD_DIR, STATE)
 
     def __init__(self, staging: Path):
         self.dir = str(staging)
@@ -936,8 +1062,9 @@ class _Stage:
         self._pending: list[tuple[str, bytes]] = []
 
     def write(self, rel: str, data: bytes) -> None:
-        """A root page or the state (written by flush())."""
-        self.groups[STATE if rel == STATE else "root"].append(rel)
+        """A root page or a part of the state (written by flush())."""
+        group = STATE if rel == STATE else SHARD_DIR if rel.startswith(SHARD_DIR + "/") else "root"
+        self.groups[group].append(rel)
         self._pending.append((f"{self.dir}/{rel}", data))
 
     def staged(self, files: list[str], pages: list[str]) -> None:
@@ -948,7 +1075,7 @@ class _Stage:
 
     def visible(self) -> bool:
         """Whether anything a client sees was staged."""
-        return any(self.groups[k] for k in self.ORDER if k != STATE)
+        return any(self.groups[k] for k in self.ORDER if k not in (SHARD_DIR, STATE))
 
     def flush(self) -> None:
         items, self._pending = self._pending, []
@@ -1014,14 +1141,15 @@ def load_state(live: Path) -> dict | None:
         return {"format": None}  # unreadable (another Python's marshal?): ours, rebuilt in full
 
 
-def indexed_wheels(state: dict) -> list[dict]:
-    """What an index links to, per wheel (for publishing): name, hashes, build time, log."""
-    excluded, logs = set(state["excluded"]), state["logs"]
+def indexed_wheels(state: dict, live: Path) -> list[dict]:
+    """What the index at ``live`` (with its loaded ``state``) links to, per wheel (for
+    publishing): name, hashes, build time, log."""
+    excluded, logs, shards = set(state["excluded"]), state["logs"], Shards(live)
     out = []
-    for fn, (_, packed) in sorted(state["records"].items()):
+    for fn in sorted(state["records"]):
         if fn in excluded:
             continue
-        s = unpack_summary(packed)
+        s = unpack_summary(shards.summary(fn))
         out.append({"filename": fn, "sha256": s.sha256, "metadata_sha256": s.metadata_sha256,
                     "built_at": s.built_at, "has_log": fn in logs})
     return out
@@ -1058,6 +1186,9 @@ def build_index(
     report = Report(index=live, mode=settings.files_base or "co-hosted")
     with _lock(live):
         report.recovered = recover(live)
+        workers = _Workers()  # (its processes start only when a big generation needs them)
+        # Before the state is loaded: a forked helper costs least while this process is small.
+        scan = scan_dist(dist, helpers=workers.n)
         old = load_state(live)
         if old is None and live.exists() and any(live.iterdir()):
             raise IndexProblem(
@@ -1071,15 +1202,14 @@ def build_index(
             full = True  # changed settings: every page differs
         report.full = full
 
-        scan = scan_dist(dist, old["records"] if old else {}, reread=full)
+        scan.compare(old["records"] if old else {}, reread=full)
         staging = _staging_dir(live)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         stage = _Stage(staging)
-        workers = _Workers()
         try:
-            deletes = _generate(config, settings, skey, live, dist, old, scan, frozenset(exclude), full, stage,
-                                workers, report)
+            deletes, state = _generate(config, settings, skey, live, dist, old, scan, frozenset(exclude), full,
+                                       stage, workers, report)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -1088,17 +1218,13 @@ def build_index(
 
         if not live.exists():
             os.rename(staging, live)  # a first index: one atomic rename
-        elif stage.visible() or deletes or report.replaced:
+        elif stage.visible() or deletes or report.replaced or stage.groups[SHARD_DIR] or state != old:
+            # (Only the state changes when, say, a record left out of the index left dist/.)
             plan = {"moves": stage.moves(), "deletes": deletes}
             (staging / COMMIT).write_text(json.dumps(plan))  # the commit point
             _apply(staging, live)
         else:
-            # Nothing visible changed: keep the new state if a record was re-read
-            # (touched, rewritten with the same content); else leave the index byte for byte.
-            if scan.misses:
-                (live / STATE_DIR).mkdir(exist_ok=True)
-                os.replace(staging / STATE, live / STATE)
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)  # nothing changed: the index stays byte for byte
     report.seconds = time.perf_counter() - t0
     if not quiet:
         _print_report(report)
@@ -1106,19 +1232,20 @@ def build_index(
 
 
 def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: Path, old: dict | None, scan: Scan,
-              exclude: frozenset, full: bool, stage: _Stage, workers: _Workers, report: Report) -> list[str]:
-    """Stage every changed file of the index and its new state; returns what to delete.
+              exclude: frozenset, full: bool, stage: _Stage, workers: _Workers, report: Report) -> tuple[list, dict]:
+    """Stage every changed file of the index and its new state; returns what to delete, and the state.
 
     Work is done per project: a project is rendered again when one of its records is
     new, changed or gone, or a wheel's yank changed. An unchanged record of an
     unchanged project costs nothing but its stat.
     """
-    old = old or {"records": {}, "excluded": [], "logs": {}, "yanked": {}, "by_project": {}, "projects": {},
+    old_shards = Shards(live if old else None)
+    shards = Shards(None) if full else old_shards  # (a full run writes every shard anew)
+    old = old or {"records": {}, "shas": {}, "excluded": [], "logs": {}, "yanked": {}, "projects": {},
                   "recipes": [], "yank_key": None, "recipe_cache": {}}
-    old_records: dict[str, tuple] = old["records"]
+    old_records: dict[str, int] = old["records"]
     old_logs: dict[str, tuple] = old["logs"]
     old_yanked: dict[str, str] = old["yanked"]
-    old_by_project: dict[str, list[str]] = old["by_project"]
     in_dist = scan.stats
     excluded = exclude & in_dist.keys()
     # (Key views, not copies, in the usual case of no exclusions: these are 10,000 names.)
@@ -1140,17 +1267,17 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
         if yanks.key(old["recipes"]) != old["yank_key"]:
             # The yanks changed: every wheel's reason is checked (its page is rendered only if it changed).
             for fn in indexed_now - scan.misses:
-                s = unpack_summary(old_records[fn][1])
+                s = unpack_summary(old_shards.summary(fn))
                 if yanks.reason(fn, s.name, s.version, s.recipe, s.yanked) != old_yanked.get(fn):
                     affected.add(s.name)
-        members = {name: [fn for fn in old_by_project.get(name, ()) if fn in in_dist] for name in affected}
+        members = {name: [fn for fn in old_shards.project(name)[0] if fn in in_dist] for name in affected}
         for fn in extra:
             members[project_of(fn)].append(fn)
     tasks = []
     for name in sorted(members):
         fns = sorted(set(members[name]))
-        before = {fn: (_sha(old_records[fn][1]), _msha(old_records[fn][1]), old_logs.get(fn))
-                  for fn in fns if fn in indexed_before}
+        held = old_shards.project(name)[1]
+        before = {fn: (_sha(held[fn]), _msha(held[fn]), old_logs.get(fn)) for fn in fns if fn in indexed_before}
         tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
 
     job = Job(str(dist), stage.dir, str(config.root), settings, yanks, full, excluded)
@@ -1158,11 +1285,13 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
 
     # Merge: the new state, and the report.
     records = {} if full else dict(old_records)
+    shas: dict[str, int] = {} if full else dict(old["shas"])
     for fn in gone:
-        del records[fn]
+        del records[fn], shas[fn]
+        if not full:
+            shards.drop(fn)
     logs = {fn: v for fn, v in old_logs.items() if fn in indexed_now}
     yanked = {fn: v for fn, v in old_yanked.items() if fn in indexed_now}
-    by_project = dict(old_by_project)
     projects: dict[str, tuple] = dict(old["projects"])
     deletes: list[str] = []
     mismatched: list[str] = []
@@ -1170,14 +1299,18 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
         mismatched += bad
         yanks.adopt(loaded)
         for d in done:
+            held = old_shards.project(d.name)[1]
+            summaries = {} if full else dict(shards.project(d.name)[1])
             for fn, summary, log, yank, indexed, wrote in d.records:
-                records[fn] = (in_dist[fn], summary)
+                records[fn] = in_dist[fn]
+                shas[fn] = sha_prefix(summary)
+                summaries[fn] = summary
                 if not indexed:
                     continue
                 if fn not in indexed_before:
                     report.added.append(fn)
                 else:
-                    old_sha = _sha(old_records[fn][1])
+                    old_sha = _sha(held[fn])
                     if old_sha != _sha(summary):
                         report.replaced.append({"filename": fn, "old_sha256": old_sha, "new_sha256": _sha(summary)})
                     if old_logs.get(fn) and not log:
@@ -1192,12 +1325,11 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
                     yanked[fn] = yank
                 report.files_written += wrote
             stage.staged(*d.staged)
+            shards.put(d.name, d.order, summaries)
             if d.order:
-                by_project[d.name] = d.order
                 projects[d.name] = d.info
                 report.projects_written.append(d.name)
             else:
-                by_project.pop(d.name, None)
                 projects.pop(d.name, None)
     if mismatched:
         listed = "\n".join(f"  - {dist / fn}" for fn in sorted(mismatched))
@@ -1210,12 +1342,16 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     report.removed = sorted(removed)
 
     # Duplicates: one content under several names.
-    shas = [v[1][:64] if type(v[1]) is str else v[1][0] for v in records.values()]  # (_sha, inlined: 10k calls)
-    if len(set(shas)) < len(shas):  # (usually: no two records with one content)
-        by_sha: dict[str, list[str]] = {}
+    if len(set(shas.values())) < len(shas):  # (usually: no two records with one content)
+        by_prefix: dict[int, list[str]] = {}
         for fn in indexed_now:
-            by_sha.setdefault(_sha(records[fn][1]), []).append(fn)
+            by_prefix.setdefault(shas[fn], []).append(fn)
+        by_sha: dict[str, list[str]] = {}
+        for group in by_prefix.values():
+            for fn in group if len(group) > 1 else ():
+                by_sha.setdefault(_sha(shards.summary(fn)), []).append(fn)
         report.duplicates = sorted(sorted(g) for g in by_sha.values() if len(g) > 1)
+
 
     # Root pages: rewritten when their bytes change (the simple root lists names only).
     projects = dict(sorted(projects.items()))
@@ -1243,19 +1379,21 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
         "generator": f"wheelfactory {__version__}",
         "settings": skey,
         "files_base": settings.files_base,
-        "records": records,  # every record of dist/ (excluded ones too): (stat key, packed Summary)
+        "records": records,  # every record of dist/ (excluded ones too) -> its stat key
+        "shas": shas,  # the same -> sha_prefix() (their summaries are in the shards)
         "excluded": sorted(excluded),  # records left out of this index
         "logs": logs,  # build logs copied beside indexed wheels: filename -> (source path, size)
         "yanked": yanked,  # filename -> reason, yanked wheels only
         "recipes": recipes,  # the recipes of the indexed wheels
         "yank_key": yanks.key(recipes),
         "recipe_cache": {r: yanks.cache[r] for r in recipes if r in yanks.cache},  # see Yanks.cache
-        "by_project": by_project,  # name -> its wheels, sorted as on the pages
         "projects": projects,  # name -> (latest version, last built, number of wheels, recipes, root page row)
     }
+    for rel, data in shards.written():
+        stage.write(rel, data)
     stage.write(STATE, marshal.dumps(state))
     stage.flush()
-    return deletes
+    return deletes, state
 
 
 def metadata_bytes(rec: dict, where) -> bytes:

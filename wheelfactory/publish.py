@@ -130,11 +130,11 @@ def _count_pruned(report: PublishReport, name: str) -> None:
         report.pruned.append(name)
 
 
-def artifacts(config: Config, state: dict, index_dir: Path | None = None) -> list[Artifact]:
+def artifacts(config: Config, state: dict, index_dir: Path) -> list[Artifact]:
     """Every file to publish, in upload order (wheel, .metadata, log, then the dist record)."""
-    dist, files = config.path("dist"), (index_dir or config.path("index")) / FILES
+    dist, files = config.path("dist"), index_dir / FILES
     out = []
-    for w in indexed_wheels(state):
+    for w in indexed_wheels(state, index_dir):
         fn = w["filename"]
         out.append(Artifact(fn, fn, "wheel", dist / fn, w["sha256"], w["built_at"]))
         out.append(Artifact(f"{fn}.metadata", fn, "metadata", files / f"{fn}.metadata",
