@@ -407,26 +407,32 @@ def _put(dist: Path, rec: dict) -> None:
     os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
 
 
-def test_forked_scan_gives_the_keys_of_a_serial_one(tmp_path):
-    """A forked helper stats the second half of the records: the same keys as one
-    process, and None for a record that went away between listing and stat."""
-    from wheelfactory import index as index_mod
+def test_stat_helper_gives_the_keys_of_this_process(tmp_path):
+    """The helper process stats part of the records: the same keys as this process,
+    and None for a record that went away between listing and stat."""
+    from wheelfactory.statkeys import StatHelper, stat_keys
 
     dist = tmp_path / "dist"
     dist.mkdir()
     names = [f"p{i}-1.0-py3-none-any.whl.json" for i in range(50)]
     for i, n in enumerate(names):
         (dist / n).write_text("x" * i)
-    names.insert(40, "gone-1.0-py3-none-any.whl.json")  # in the second half: the child's
+    names.insert(40, "gone-1.0-py3-none-any.whl.json")  # in the helper's part
     fd = os.open(dist, os.O_RDONLY)
     try:
-        serial = index_mod._stat_keys(names, fd)
-        forked = index_mod._stat_keys_forked(names, fd)
+        here = stat_keys(names, fd)
     finally:
         os.close(fd)
-    assert forked == serial
-    assert serial[40] is None and None not in serial[:40] + serial[41:]
-    assert len(set(serial) - {None}) == 50
+    helper = StatHelper(dist)
+    helper.send(names[30:])
+    assert helper.join() == here[30:] and not helper.failed
+    # A helper that dies: its part is done here.
+    helper = StatHelper(dist)
+    helper.proc.kill()
+    helper.send(names[30:])
+    assert helper.join() == here[30:] and helper.failed
+    assert here[40] is None and None not in here[:40] + here[41:]
+    assert len(set(here) - {None}) == 50
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -507,11 +513,11 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
         cfg = load_config(root)
         exclude = [rng.choice(sorted(live))] if live and rng.random() < 0.25 else []
 
-        # Every other incremental run stats dist/ with a forked helper.
+        # Every other incremental run stats dist/ with a helper process.
         monkeypatch.setattr(index_mod, "WORKERS", 2 if step % 2 else 1)
-        monkeypatch.setattr(index_mod, "SCAN_FORK_MIN", 1)
+        monkeypatch.setattr(index_mod, "SCAN_HELPER_MIN", 1)
         build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
-        monkeypatch.setattr(index_mod, "SCAN_FORK_MIN", 4000)
+        monkeypatch.setattr(index_mod, "SCAN_HELPER_MIN", 4000)
         monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
         full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True)
         monkeypatch.setattr(index_mod, "WORKERS", None)

@@ -40,7 +40,7 @@ is not even re-read: the state knows it by the stat of its file, and keeps a
 one-string summary of it in the shard file of its project, which is read only
 when that project is rendered. dist/ is listed and every record stat'ed on each
 run (a record overwritten in place changes nothing else); with an idle core, a
-forked helper does half of the stats. A big generation (a first index, a full rebuild) is
+helper process does half of the stats (``statkeys``). A big generation (a first index, a full rebuild) is
 spread over worker processes when the machine has idle cores: each reads, checks
 and renders whole projects, so only small summaries travel back.
 
@@ -78,6 +78,7 @@ from . import __version__, ui
 from .config import Config, load_config
 from .errors import FactoryError
 from .recipe import parse_recipe, recipe_path
+from .statkeys import StatHelper, stat_keys
 
 # Bump when the format of any generated file changes: every page is then rewritten.
 FORMAT = "5"
@@ -101,7 +102,7 @@ _IO_THREADS = 4  # reading records from a cold disk overlaps well; writing files
 # Big generations (a first index, a full rebuild) spread over the CPU cores above these sizes.
 PARALLEL_MIN_RECORDS = 2000
 PARALLEL_MIN_PROJECTS = 300
-SCAN_FORK_MIN = 4000  # records; below this, forking a helper to stat half costs more than it saves
+SCAN_HELPER_MIN = 4000  # records (in the state); below this, a helper process costs more than it saves
 WORKERS: int | None = None  # worker processes; None = the idle cores
 _REQUIRED = ("name", "version", "filename", "sha256", "size", "tags", "metadata_sha256", "built_at")
 
@@ -413,90 +414,49 @@ class Scan:
         self.misses = set(self.stats) if reread else {fn for fn, key in self.stats.items() if get(fn) != key}
 
 
-def scan_dist(dist: Path, *, helpers: int = 1) -> Scan:
+def scan_dist(dist: Path, *, helper: StatHelper | None = None) -> Scan:
     """Every record of dist/ and its stat key (``Scan.compare`` then finds what changed).
 
     A record is known by the stat (mtime, size, inode) of its file: the store
     writes records atomically, so a rewritten record always differs, and a record
     overwritten in place (``cp``) has a new mtime. A record without its wheel is an
     error (the index would link to a file that is not there). Wheels themselves are
-    never opened. With ``helpers`` > 1 idle cores, a forked process stats half.
+    never opened. A ``helper`` (started before, so it is up by now) stats half.
     """
-    if not dist.is_dir():
-        return Scan({})
-    names = os.listdir(dist)
-    present = set(names)
-    jsons = [n for n in names if n.endswith(".whl.json")]
-    orphans = sorted(n[:-5] for n in jsons if n[:-5] not in present)
-    if orphans:
-        listed = "\n".join(f"  - {dist / fn}.json" for fn in orphans)
-        raise IndexProblem(
-            f"{len(orphans)} dist record(s) without their wheel; the index would link to missing files:\n"
-            f"{listed}\n  fix: restore the wheel(s), or delete the record(s) and rebuild; "
-            f"the index was left as it was"
-        )
-    # One stat per record, relative to the folder (no full-path lookups): this is the
-    # floor of an incremental run. Linux's readdir gives no mtime or size.
-    fd = os.open(dist, os.O_RDONLY | os.O_DIRECTORY)
+    keys: list = []
+    helper_keys: list = []
+    fd = None
     try:
-        if helpers > 1 and len(jsons) >= SCAN_FORK_MIN and threading.active_count() == 1:
-            keys = _stat_keys_forked(jsons, fd)
-        else:
-            keys = _stat_keys(jsons, fd)
+        if not dist.is_dir():
+            return Scan({})
+        names = os.listdir(dist)
+        jsons = [n for n in names if n.endswith(".whl.json")]
+        cut = len(jsons) // 2 if helper is not None else len(jsons)
+        if helper is not None:
+            helper.send(jsons[cut:])
+        present = set(names)
+        orphans = sorted(n[:-5] for n in jsons if n[:-5] not in present)
+        if orphans:
+            listed = "\n".join(f"  - {dist / fn}.json" for fn in orphans)
+            raise IndexProblem(
+                f"{len(orphans)} dist record(s) without their wheel; the index would link to missing files:\n"
+                f"{listed}\n  fix: restore the wheel(s), or delete the record(s) and rebuild; "
+                f"the index was left as it was"
+            )
+        # One stat per record, relative to the folder (no full-path lookups). Linux's
+        # readdir gives no mtime or size.
+        fd = os.open(dist, os.O_RDONLY | os.O_DIRECTORY)
+        keys = stat_keys(jsons[:cut], fd)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
+        if helper is not None:
+            helper_keys = helper.join()  # (always: it is a process to reap)
+    keys += helper_keys
     if None in keys:
         name = jsons[keys.index(None)]
         raise IndexProblem(f"{dist / name}: the record disappeared while indexing; re-run `invoke index`")
     return Scan({name[:-5]: key for name, key in zip(jsons, keys)})
-
-
-def _stat_keys(names: list[str], fd: int) -> list[int | None]:
-    """The stat key of each file (None if it is gone): one small int (cheap to store and
-    load) that hashes the same in every run of one Python; another Python at worst
-    re-reads every record once."""
-    stat, keys = os.stat, []
-    for name in names:
-        try:
-            st = stat(name, dir_fd=fd)
-        except FileNotFoundError:
-            keys.append(None)
-            continue
-        keys.append(hash((st.st_mtime_ns, st.st_size, st.st_ino)))
-    return keys
-
-
-def _stat_keys_forked(names: list[str], fd: int) -> list[int | None]:
-    """``_stat_keys`` with the second half done by a forked child, at the same time.
-
-    A stat is a system call (about 3 µs on a VM): two cores halve the scan. Only
-    called from a single-threaded process (fork copies no other thread's locks).
-    The child sends its keys through a pipe as marshal and exits without cleanup.
-    """
-    half = len(names) // 2
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(r)
-            data = memoryview(marshal.dumps(_stat_keys(names[half:], fd)))
-            while data:
-                data = data[os.write(w, data):]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    try:
-        mine = _stat_keys(names[:half], fd)
-        with open(r, "rb", closefd=False) as pipe:
-            data = pipe.read()
-    finally:
-        os.close(r)
-        _, status = os.waitpid(pid, 0)
-    if status != 0:
-        return mine + _stat_keys(names[half:], fd)  # the child failed: do its half here
-    return mine + marshal.loads(data)
 
 
 # --- reading and rendering projects ---------------------------------------------------
@@ -1186,9 +1146,6 @@ def build_index(
     report = Report(index=live, mode=settings.files_base or "co-hosted")
     with _lock(live):
         report.recovered = recover(live)
-        workers = _Workers()  # (its processes start only when a big generation needs them)
-        # Before the state is loaded: a forked helper costs least while this process is small.
-        scan = scan_dist(dist, helpers=workers.n)
         old = load_state(live)
         if old is None and live.exists() and any(live.iterdir()):
             raise IndexProblem(
@@ -1202,6 +1159,11 @@ def build_index(
             full = True  # changed settings: every page differs
         report.full = full
 
+        workers = _Workers()  # (its processes start only when a big generation needs them)
+        # A helper process stats half of a big dist/ when a core is idle; started first,
+        # it gets going while this process lists the folder.
+        big = old is not None and len(old["records"]) >= SCAN_HELPER_MIN
+        scan = scan_dist(dist, helper=StatHelper.start(dist) if big and workers.n > 1 else None)
         scan.compare(old["records"] if old else {}, reread=full)
         staging = _staging_dir(live)
         shutil.rmtree(staging, ignore_errors=True)
