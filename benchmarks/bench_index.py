@@ -148,6 +148,16 @@ def count_files(d: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(d))
 
 
+def creation_cost(d: Path, n: int = 2000) -> float:
+    """Microseconds to create, write and close one small file in the new folder ``d``: the
+    state of the file system, printed with the results (both full runs scale with it)."""
+    d.mkdir()
+    t = time.perf_counter()
+    for i in range(n):
+        (d / f"f{i}").write_bytes(b"x" * 1500)
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--records", type=int, default=10_000)
@@ -172,6 +182,7 @@ def main() -> int:
         write_dist(root / "dist", records)
         dumb_pypi_list(records, tmp / "packages.jsonl")
         print(f"setup: {len(records)} records across {args.projects} projects in {time.perf_counter() - t:.1f}s")
+        probe_before = creation_cost(tmp / "probe-before")
         config = load_config(root)
 
         # One untimed run of each first: right after the setup's 20,000 new files the
@@ -212,6 +223,7 @@ def main() -> int:
             records.append(rec)  # the next round's full generations, both tools, include it
             dumb_pypi_list(records, tmp / "packages.jsonl")
         ours_files, theirs_files = count_files(index), count_files(out)
+        probe_after = creation_cost(tmp / "probe-after")
         metadata_files = len(list((index / "files").glob("*.metadata")))
         json_pages = len(list((index / "simple").glob("*/index.json")))
 
@@ -229,6 +241,8 @@ def main() -> int:
           f"median {inc_median:.3f}, {inc_median / full_median * 100:.1f}% of the median full run)")
     print(f"all runs (wall s): wheelfactory {[round(x, 2) for x, _ in ours]}, dumb-pypi {[round(x, 2) for x, _ in theirs]}, "
           f"one new wheel {[round(x, 3) for x in incremental]}")
+    print(f"file system: {probe_before:.0f} µs per small file created before the runs, {probe_after:.0f} µs after "
+          f"(this VM: ~20 µs normally, several hundred for minutes after a large delete)")
     print()
     print(f"full generation: {speedup:.1f}x faster than dumb-pypi (target >= 3x)")
     print(f"one new wheel: {ratio * 100:.1f}% of a full generation (target <= 10%)")
