@@ -243,6 +243,10 @@ def main() -> int:
           f"one new wheel {[round(x, 3) for x in incremental]}")
     print(f"file system: {probe_before:.0f} µs per small file created before the runs, {probe_after:.0f} µs after "
           f"(this VM: ~20 µs normally, several hundred for minutes after a large delete)")
+    if max(probe_before, probe_after) > 100:
+        print("warning: creating files is slow here right now, so both full generations measure mostly the "
+              "file system (ext4 without a journal skips recently deleted inodes when it allocates one); "
+              "run again later, or in a folder whose file system had no large delete")
     print()
     print(f"full generation: {speedup:.1f}x faster than dumb-pypi (target >= 3x)")
     print(f"one new wheel: {ratio * 100:.1f}% of a full generation (target <= 10%)")
