@@ -407,6 +407,31 @@ def _put(dist: Path, rec: dict) -> None:
     os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
 
 
+def test_a_damaged_shard_is_named_and_a_full_rebuild_mends_it(tmp_path):
+    from wheelfactory import index as index_mod
+
+    root = write_project(tmp_path / "p", recipes=[])
+    dist = root / "dist"
+    dist.mkdir()
+    recs = [_synthetic_record(f"pkg-{i}", "1.0.0", "312", None, f"s{i}", log=None) for i in range(3)]
+    for rec in recs:
+        _put(dist, rec)
+    cfg = load_config(root)
+    build_index(cfg, quiet=True)
+    idx = root / "index"
+    shard = idx / index_mod.SHARD_DIR / f"{index_mod.Shards.number('pkg-1'):02d}.marshal"
+    shard.write_bytes(b"\xff not marshal")
+    before = {p: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
+    newer = _synthetic_record("pkg-1", "1.1.0", "312", None, "s9", log=None)
+    _put(dist, newer)
+    with pytest.raises(index_mod.IndexProblem, match=r"shards/\d\d\.marshal: damaged.*invoke index --full"):
+        build_index(cfg, quiet=True)
+    assert {p: p.read_bytes() for p in idx.rglob("*") if p.is_file()} == before  # nothing changed
+    report = build_index(cfg, full=True, quiet=True)
+    assert newer["filename"] in report.added and report.wheels == 4
+    assert build_index(cfg, quiet=True).changed is False
+
+
 def test_stat_helper_gives_the_keys_of_this_process(tmp_path):
     """The helper process stats part of the records: the same keys as this process,
     and None for a record that went away between listing and stat."""

@@ -352,8 +352,9 @@ class Shards:
     load, save and rename. ``at`` is the index to read; None starts empty.
     """
 
-    def __init__(self, at: Path | None):
+    def __init__(self, at: Path | None, *, lenient: bool = False):
         self.dir = at / SHARD_DIR if at is not None else None
+        self.lenient = lenient  # a damaged file reads as empty (a full rebuild does not need it)
         self.files: dict[int, dict[str, tuple[list[str], dict]]] = {}
         self.changed: set[int] = set() if at is not None else set(range(SHARDS))  # a new set: all written
 
@@ -366,10 +367,16 @@ class Shards:
         if f is None:
             f = {}
             if self.dir is not None:
+                path = self.dir / f"{i:02d}.marshal"
                 try:
-                    f = marshal.loads((self.dir / f"{i:02d}.marshal").read_bytes())
+                    f = marshal.loads(path.read_bytes())
                 except FileNotFoundError:
                     pass
+                except (EOFError, ValueError, TypeError):
+                    if not self.lenient:
+                        raise IndexProblem(f"{path}: damaged (part of the index's state); rebuild the index "
+                                           f"with `invoke index --full`; nothing was changed") from None
+                    ui.warn(f"{path}: damaged; its wheels cannot be checked for a changed sha256 this once")
             self.files[i] = f
         return f
 
@@ -1204,7 +1211,7 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     new, changed or gone, or a wheel's yank changed. An unchanged record of an
     unchanged project costs nothing but its stat.
     """
-    old_shards = Shards(live if old else None)
+    old_shards = Shards(live if old else None, lenient=full)
     shards = Shards(None) if full else old_shards  # (a full run writes every shard anew)
     old = old or {"records": {}, "shas": {}, "excluded": [], "logs": {}, "yanked": {}, "projects": {},
                   "recipes": [], "yank_key": None, "recipe_cache": {}}
@@ -1244,8 +1251,10 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     tasks = []
     for name in sorted(members):
         fns = sorted(set(members[name]))
-        held = old_shards.project(name)[1]
-        before = {fn: (_sha(held[fn]), _msha(held[fn]), old_logs.get(fn)) for fn in fns if fn in indexed_before}
+        # (A full run rewrites every file: it needs no "before".)
+        held = {} if full else old_shards.project(name)[1]
+        before = {fn: (_sha(held[fn]), _msha(held[fn]), old_logs.get(fn)) for fn in fns
+                  if fn in indexed_before and not full}
         tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
 
     job = Job(str(dist), stage.dir, str(config.root), settings, yanks, full, excluded)
@@ -1277,7 +1286,7 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
                     continue
                 if fn not in indexed_before:
                     report.added.append(fn)
-                else:
+                elif fn in held:  # (not in it: a damaged shard, on a full rebuild)
                     old_sha = _sha(held[fn])
                     if old_sha != _sha(summary):
                         report.replaced.append({"filename": fn, "old_sha256": old_sha, "new_sha256": _sha(summary)})
