@@ -242,7 +242,7 @@ def main() -> int:
     print(f"all runs (wall s): wheelfactory {[round(x, 2) for x, _ in ours]}, dumb-pypi {[round(x, 2) for x, _ in theirs]}, "
           f"one new wheel {[round(x, 3) for x in incremental]}")
     print(f"file system: {probe_before:.0f} µs per small file created before the runs, {probe_after:.0f} µs after "
-          f"(this VM: ~20 µs normally, several hundred for minutes after a large delete)")
+          f"(this VM: 20–40 µs normally, several hundred for minutes after a large delete)")
     if max(probe_before, probe_after) > 100:
         print("warning: creating files is slow here right now, so both full generations measure mostly the "
               "file system (ext4 without a journal skips recently deleted inodes when it allocates one); "
