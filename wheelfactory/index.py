@@ -1251,10 +1251,10 @@ def _generate(config: Config, settings: Settings, skey: str, live: Path, dist: P
     tasks = []
     for name in sorted(members):
         fns = sorted(set(members[name]))
-        # (A full run rewrites every file: it needs no "before".)
-        held = {} if full else old_shards.project(name)[1]
-        before = {fn: (_sha(held[fn]), _msha(held[fn]), old_logs.get(fn)) for fn in fns
-                  if fn in indexed_before and not full}
+        before = {}  # (a full run rewrites every file: it needs none)
+        if not full:
+            held = old_shards.project(name)[1]
+            before = {fn: (_sha(held[fn]), _msha(held[fn]), old_logs.get(fn)) for fn in fns if fn in indexed_before}
         tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
 
     job = Job(str(dist), stage.dir, str(config.root), settings, yanks, full, excluded)
