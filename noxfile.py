@@ -43,7 +43,7 @@ def _build_args(session: nox.Session) -> list[str]:
 @nox.session(name="build", python=False)
 def build(session: nox.Session) -> None:
     """Build the recipes named after `--` (and what they need): nox -s build -- numpy cffi."""
-    from wheelfactory import pipeline
+    from wheelfactory.build import pipeline
 
     _engine().run(pipeline.build_command, _build_args(session), root=ROOT)
 
@@ -51,14 +51,14 @@ def build(session: nox.Session) -> None:
 @nox.session(name="build-all", python=False)
 def build_all(session: nox.Session) -> None:
     """Build every recipe, dependency-ordered."""
-    from wheelfactory import pipeline
+    from wheelfactory.build import pipeline
 
     _engine().run(pipeline.build_command, ["--all", *_build_args(session)], root=ROOT)
 
 
 def _make_build_session(name: str) -> None:
     def session_fn(session: nox.Session) -> None:
-        from wheelfactory import pipeline
+        from wheelfactory.build import pipeline
 
         _engine().run(pipeline.build_command, [name, *_build_args(session)], root=ROOT)
 
@@ -75,7 +75,7 @@ for _recipe in sorted(p.parent.name for p in (ROOT / "recipes").glob("*/recipe.t
 @nox.session(name="rootfs", python=False)
 def rootfs(session: nox.Session) -> None:
     """The emulated build rootfs: nox -s rootfs -- create [--replace] | update | remove | info [--json]."""
-    from wheelfactory import rootfs as rootfs_mod
+    from wheelfactory.runners import rootfs as rootfs_mod
 
     _engine().run(rootfs_mod.rootfs_command, list(session.posargs), root=ROOT)
 
@@ -86,6 +86,6 @@ def rootfs(session: nox.Session) -> None:
 def clean_install(session: nox.Session) -> None:
     """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
     nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
-    from wheelfactory import cleaninstall
+    from wheelfactory.audit import clean_install as cleaninstall
 
     _engine().run(cleaninstall.clean_install_command, list(session.posargs), root=ROOT)

@@ -18,7 +18,7 @@ ROOT = Path(os.environ.get("WHEELFACTORY_ROOT") or Path(__file__).parent).resolv
 @task(help={"full": "rewrite every page (default: only what changed)", "json": "print the change report as JSON"})
 def index(c, full=False, json=False):
     """Regenerate index/ from the dist/ records; reports added / replaced / removed wheels."""
-    from wheelfactory import index as index_mod
+    from wheelfactory.index import core as index_mod
 
     cli.run(index_mod.index_command, ROOT, full=full, as_json=json)
 
@@ -30,7 +30,7 @@ def index(c, full=False, json=False):
 })
 def publish(c, dry_run=False, force=False, json=False):
     """Publish files first, index last ([publish].target: directory or github)."""
-    from wheelfactory import publish as publish_mod
+    from wheelfactory.publish import core as publish_mod
 
     cli.run(publish_mod.publish_command, ROOT, dry_run=dry_run, force=force, as_json=json)
 
@@ -38,7 +38,7 @@ def publish(c, dry_run=False, force=False, json=False):
 @task(name="fetch-dist", help={"json": "print the report as JSON"})
 def fetch_dist(c, json=False):
     """Restore into dist/ the published wheels + records it lacks (CI: before `invoke publish`)."""
-    from wheelfactory import fetchdist
+    from wheelfactory.publish import fetch as fetchdist
 
     cli.run(fetchdist.fetch_dist_command, ROOT, as_json=json)
 
@@ -47,7 +47,7 @@ def fetch_dist(c, json=False):
             "directory": "folder to serve (default: paths.index)"})
 def serve(c, port=8000, host="127.0.0.1", directory=""):
     """Serve index/ on 127.0.0.1 with PEP 691 content negotiation, for trying installs."""
-    from wheelfactory import serve as serve_mod
+    from wheelfactory.index import serve as serve_mod
 
     cli.run(serve_mod.serve_command, ROOT, host=host, port=int(port), directory=directory or None)
 
@@ -59,7 +59,7 @@ def serve(c, port=8000, host="127.0.0.1", directory=""):
 })
 def check_index(c, target="", quick=False, jobs=8):
     """Fetch every link of a published index: status, size, sha256, .metadata vs the wheel."""
-    from wheelfactory import checkindex
+    from wheelfactory.index import check as checkindex
 
     cli.run(checkindex.check_index_command, ROOT, target=target or None, quick=quick, jobs=int(jobs))
 
@@ -81,7 +81,7 @@ def check_index(c, target="", quick=False, jobs=8):
 })
 def audit(c, packages=None, requirement=None, json=False, write_recipes=False, python=None, refresh=False):
     """Resolve the full dependency tree for the target and list what lacks riscv64 wheels (exit 2)."""
-    from wheelfactory import audit as audit_mod
+    from wheelfactory.audit import core as audit_mod
 
     cli.run(audit_mod.audit_command, [packages] if packages else [], requirement_files=requirement or [],
             root=ROOT, json_output=json, write_recipes=write_recipes, pythons=python or None,
@@ -97,7 +97,7 @@ def audit(c, packages=None, requirement=None, json=False, write_recipes=False, p
 })
 def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
     """Scaffold recipes/NAME/recipe.toml from PyPI: version, sdist sha256, build backend and its settings."""
-    from wheelfactory import scaffold
+    from wheelfactory.audit import scaffold
 
     cli.run(scaffold.new_recipe_command, name, root=ROOT, version=version or None, git=git, rev=rev,
             subdirectory=subdirectory)
@@ -110,14 +110,14 @@ def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
 
 def _ci_workflow(c, check=False):
     """Generate .github/workflows/ from the recipes (--check: fail if the committed files differ)."""
-    from wheelfactory import workflow
+    from wheelfactory.ci import workflow
 
     cli.run(workflow.workflow_command, ROOT, check=check)
 
 
 def _ci_plan(c, base="", recipes="", event="", pr_base="", head_repo="", repo=""):
     """Which recipes get a build job: changed since --base (or, in CI, per --event); prints JSON."""
-    from wheelfactory import workflow
+    from wheelfactory.ci import workflow
 
     cli.run(workflow.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
             head_repo=head_repo, repo=repo)
@@ -125,35 +125,35 @@ def _ci_plan(c, base="", recipes="", event="", pr_base="", head_repo="", repo=""
 
 def _ci_mark_published(c, remote="origin"):
     """Move the [ci].published-tag tag to HEAD and push it (the publish job's last step)."""
-    from wheelfactory import workflow
+    from wheelfactory.ci import workflow
 
     cli.run(workflow.mark_published, ROOT, remote=remote)
 
 
 def _runners_register(c, jit=False, replace=False, name="", no_start=False):
     """Register this board's runner once (--jit: run one just-in-time ephemeral runner)."""
-    from wheelfactory import ghrunners
+    from wheelfactory.ci import runners as ghrunners
 
     cli.run(ghrunners.register, ROOT, jit=jit, replace=replace, name=name, start=not no_start)
 
 
 def _runners_status(c, json=False):
     """List the runners of [runners].scope: online/offline, busy/idle, labels."""
-    from wheelfactory import ghrunners
+    from wheelfactory.ci import runners as ghrunners
 
     cli.run(ghrunners.status, ROOT, as_json=json)
 
 
 def _runners_drain(c, name=""):
     """Wait until this board's runner is idle (bounded), then stop its service."""
-    from wheelfactory import ghrunners
+    from wheelfactory.ci import runners as ghrunners
 
     cli.run(ghrunners.drain, ROOT, name=name)
 
 
 def _runners_restart(c, name=""):
     """Drain, then restart the runner service and wait until it is online again."""
-    from wheelfactory import ghrunners
+    from wheelfactory.ci import runners as ghrunners
 
     cli.run(ghrunners.restart, ROOT, name=name)
 
@@ -177,7 +177,7 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
 })
 def outdated(c, name=None, json=False, target=None):
     """Recipes behind PyPI, and those upstream now ships target wheels for (retire candidates)."""
-    from wheelfactory import upstream
+    from wheelfactory.audit import upstream
 
     cli.run(upstream.outdated_command, ROOT, name or (), json_out=json, target=target)
 
@@ -193,7 +193,7 @@ def outdated(c, name=None, json=False, target=None):
 })
 def bump(c, name, version=None, target=None, runner=None, python=None, commit=False, json=False):
     """Bump version+sha256 of NAME; the change is kept only if it builds and verifies."""
-    from wheelfactory import upstream
+    from wheelfactory.audit import upstream
 
     names = [n.strip() for n in name.split(",") if n.strip()]
     cli.run(upstream.bump_command, ROOT, names, version=version, target=target, runner=runner,
@@ -209,7 +209,7 @@ def bump(c, name, version=None, target=None, runner=None, python=None, commit=Fa
 })
 def bump_outdated(c, target=None, runner=None, python=None, commit=False, json=False):
     """Bump every recipe behind upstream, at most [upstream].max-bumps per run."""
-    from wheelfactory import upstream
+    from wheelfactory.audit import upstream
 
     cli.run(upstream.bump_command, ROOT, (), target=target, runner=runner, pythons=python or None,
             commit=commit, json_out=json)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO))
 
 def make_project(root: Path, recipes: list[str], *, config: str = "", python: str | None = None) -> Path:
     """factory.toml for the host arch + copies of the repo's recipes (and patches)."""
-    from wheelfactory.config import host_arch
+    from wheelfactory.settings.factory import host_arch
 
     python = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
     root.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def clear_outputs(root: Path) -> None:
 
 
 def timed_build(root: Path, argv: list[str]) -> float:
-    from wheelfactory import pipeline
+    from wheelfactory.build import pipeline
 
     start = time.monotonic()
     rc = pipeline.build_command([*argv, "--target", "host"], root=root)

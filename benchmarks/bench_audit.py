@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from wheelfactory import audit  # noqa: E402
-from wheelfactory.config import load_config  # noqa: E402
+from wheelfactory.audit import core as audit  # noqa: E402
+from wheelfactory.settings.factory import load_config  # noqa: E402
 
 COLD_MAX, WARM_MAX = 1.5, 0.2
 
@@ -62,7 +62,7 @@ def main(requirements: list[str]) -> int:
 
         # The audit, cold (empty cache/ and uv cache), then warm.
         audit_env = {**base_env, "UV_CACHE_DIR": str(Path(tmp) / "uv-cache-audit")}
-        cmd = [sys.executable, "-m", "wheelfactory.audit", *requirements, "--json"]
+        cmd = [sys.executable, "-m", "wheelfactory.audit.core", *requirements, "--json"]
         t_cold, cold = timed(cmd, audit_env)
         t_warm, warm = timed(cmd, audit_env)
         for r in (cold, warm):

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import write_project  # noqa: E402
 
-from wheelfactory import store  # noqa: E402
+from wheelfactory.build import store  # noqa: E402
 
 NAME = "multidict"
 
@@ -40,7 +40,7 @@ def _project(root: Path, cache: Path) -> Path:
 def _quiet_build(root: Path, *argv: str) -> float:
     t = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from wheelfactory import pipeline, cli; "
+        "import sys; from pathlib import Path; from wheelfactory import cli; from wheelfactory.build import pipeline; "
         f"cli.run(pipeline.build_command, sys.argv[1:], root=Path({str(root)!r}))"), *argv],
         capture_output=True, text=True)
     took = time.monotonic() - t

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 
 def project(root: Path, cache: Path, recipe: str, *, python: str, host: bool = False) -> Path:
-    from wheelfactory.config import host_arch
+    from wheelfactory.settings.factory import host_arch
 
     root.mkdir(parents=True, exist_ok=True)
     target = (f'arch = "{host_arch()}"\npolicy = "best"\n' if host else "")
@@ -53,7 +53,7 @@ def project(root: Path, cache: Path, recipe: str, *, python: str, host: bool = F
 
 
 def factory_build(root: Path, recipe: str, *extra: str) -> float:
-    from wheelfactory import pipeline
+    from wheelfactory.build import pipeline
 
     for d in ("dist", "logs", "build"):
         shutil.rmtree(root / d, ignore_errors=True)
@@ -100,9 +100,9 @@ def main() -> int:
     p.add_argument("--no-warmup", action="store_true", help="skip step 2 (the caches are warm already)")
     args = p.parse_args()
 
-    from wheelfactory.config import load_config
-    from wheelfactory.emulate import EmulatedRunner, emulation_problem
-    from wheelfactory.rootfs import Rootfs, human_size, tree_size
+    from wheelfactory.settings.factory import load_config
+    from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
+    from wheelfactory.runners.rootfs import Rootfs, human_size, tree_size
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-emulated-"))
     cache = (args.cache or work / "cache").resolve()
@@ -154,10 +154,10 @@ def main() -> int:
 
     # 5. native, for the slowdown factor
     if not args.no_native:
-        from wheelfactory.config import host_arch
+        from wheelfactory.settings.factory import host_arch
 
         # The same Python version natively when this machine has it.
-        from wheelfactory.runner import NativeRunner
+        from wheelfactory.runners import NativeRunner
 
         native_py = args.python if NativeRunner().pythons([args.python]) else f"{sys.version_info[0]}.{sys.version_info[1]}"
         native_root = project(work / "native", work / "native-cache", args.recipe, python=native_py, host=True)

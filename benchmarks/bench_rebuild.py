@@ -38,7 +38,7 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
     root = make_project(work / "project", [args.recipe], python=args.python)
-    from wheelfactory.store import load_records
+    from wheelfactory.build.store import load_records
 
     if not args.no_warmup:
         set_build_config(root, 'ccache-dir = "cache/ccache-warmup"')

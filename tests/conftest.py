@@ -17,7 +17,7 @@ def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host
     ``host_target`` aims the config at this machine's arch (policy "best") so
     the whole pipeline runs natively on any host.
     """
-    from wheelfactory.config import host_arch
+    from wheelfactory.settings.factory import host_arch
 
     root.mkdir(parents=True, exist_ok=True)
     target = (
@@ -51,6 +51,6 @@ def _reset_build_cancellation():
     """An interrupted build_command leaves pipeline.CANCELLED set for its worker
     threads; later tests in this process must start uncancelled."""
     yield
-    from wheelfactory import pipeline
+    from wheelfactory.build import pipeline
 
     pipeline.CANCELLED.clear()

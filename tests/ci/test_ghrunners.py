@@ -1,0 +1,375 @@
+"""Runner management against a local server speaking GitHub's runner API, with a fake service manager.
+
+The fake ``systemctl`` asks the server, at the moment it is told to stop, whether
+the runner is busy, and fails loudly (``STOPPED WHILE BUSY``) if it is: the
+proof that drain/restart never kill an in-flight build.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, write_project
+from fakes.github_runners import FakeGitHub
+from wheelfactory.ci import runners as ghrunners
+from wheelfactory.settings.factory import load_config
+from wheelfactory.errors import ConfigError, EnvironmentProblem, FactoryError
+from wheelfactory._util.http import session
+
+FAKE = Path(__file__).parents[1] / "fakes" / "github_runners.py"
+MACHINE_A = "4c1f0e2a9b3d4e5f8a7b6c5d4e3f2a1b"
+MACHINE_B = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+
+
+@pytest.fixture
+def gh():
+    with FakeGitHub(scopes=("octo/wheels", "octo-org")) as fake:
+        yield fake
+
+
+def board(tmp_path: Path, gh: FakeGitHub, *, machine_id: str = MACHINE_A, name: str = "board",
+          scope: str = "octo/wheels", extra: str = "") -> Path:
+    """A project on one board: runner folder, machine-id, settings pointing at the fakes."""
+    home = tmp_path / name
+    (home / "runner").mkdir(parents=True)
+    (home / "machine-id").write_text(machine_id + "\n")
+    py = sys.executable
+    configure = [py, str(FAKE), "config", "--unattended", "--url", "{url}", "--name", "{name}",
+                 "--labels", "{labels}", "--work", "{work}"]
+    settings = {
+        "api-url": json.dumps(gh.url),
+        "scope": json.dumps(scope),
+        "service-command": json.dumps(f"{py} {FAKE} systemctl"),
+        "service-name": '"github-runner"',
+        "configure-command": json.dumps(configure),
+        "jit-command": json.dumps([py, str(FAKE), "jit-run"]),
+        "runner-dir": json.dumps(str(home / "runner")),
+        "machine-id-file": json.dumps(str(home / "machine-id")),
+        "drain-timeout": "3",
+        "poll-interval": "1",
+        "online-timeout": "5",
+    }
+    for line in filter(None, extra.splitlines()):  # "key = value" lines override the defaults
+        key, value = line.split("=", 1)
+        settings[key.strip()] = value.strip()
+    body = "\n".join(f"{k} = {v}" for k, v in settings.items())
+    return write_project(home / "project", config=f"[runners]\n{body}\n")
+
+
+@pytest.fixture
+def env(gh, tmp_path, monkeypatch):
+    log = tmp_path / "service.log"
+    monkeypatch.setenv("GITHUB_TOKEN", gh.admin_token)
+    monkeypatch.setenv("FAKE_GITHUB_URL", gh.url)
+    monkeypatch.setenv("FAKE_SERVICE_LOG", str(log))
+    monkeypatch.delenv("FAKE_JIT_FAIL", raising=False)
+    return log
+
+
+def name_of(root: Path, hostname: str = "bananapif3-1") -> str:
+    return ghrunners.this_runner_name(load_config(root), hostname)
+
+
+def service_log(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def files_containing(top: Path, secret: str) -> list[Path]:
+    return [p for p in top.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def test_boards_cloned_from_one_image_get_different_names(tmp_path):
+    a = ghrunners.runner_name("bananapif3-1", MACHINE_A)
+    b = ghrunners.runner_name("bananapif3-1", MACHINE_B)
+    assert a != b and a.startswith("bananapif3-1-") and b.startswith("bananapif3-1-")
+    assert ghrunners.runner_name("bananapif3-1.lan.example.org", MACHINE_A) == a  # stable, domain dropped
+    bad = tmp_path / "machine-id"
+    bad.write_text("uninitialized\n")
+    with pytest.raises(EnvironmentProblem, match="does not hold a machine id.*systemd-machine-id-setup"):
+        ghrunners.read_machine_id(bad)
+    with pytest.raises(EnvironmentProblem, match="cannot read"):
+        ghrunners.read_machine_id(tmp_path / "missing")
+
+
+# --- register ----------------------------------------------------------------------------
+
+
+def test_register_two_cloned_boards_once_each(gh, env, tmp_path, monkeypatch):
+    a = board(tmp_path, gh, machine_id=MACHINE_A, name="a")
+    b = board(tmp_path, gh, machine_id=MACHINE_B, name="b")
+    for root in (a, b):
+        monkeypatch.setenv("FAKE_RUNNER_NAME", name_of(root))
+        assert ghrunners.register(root, hostname="bananapif3-1") == 0
+    names = sorted(r["name"] for r in gh.runners.values())
+    assert names == sorted([name_of(a), name_of(b)]) and names[0] != names[1]
+    for r in gh.runners.values():
+        assert [lab["name"] for lab in r["labels"]] == ["self-hosted", "linux", "riscv64"]
+        assert r["status"] == "online"  # the service was started
+    assert service_log(env) == ["start github-runner busy=False"] * 2
+    # Each registration used its own fresh token, and none was stored anywhere.
+    assert len(gh.issued) == 2
+    for token in gh.issued:
+        assert files_containing(tmp_path, token) == []
+    assert (tmp_path / "a/runner/.runner").is_file()
+
+
+def test_register_via_invoke_never_shows_the_token(gh, env, tmp_path):
+    root = board(tmp_path, gh)
+    me = ghrunners.this_runner_name(load_config(root))  # the real hostname of this machine
+    run_env = {**os.environ, "WHEELFACTORY_ROOT": str(root), "FAKE_RUNNER_NAME": me}
+    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "runners.register"],
+                          env=run_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"registered {me}" in proc.stderr
+    assert "Runner successfully added" in proc.stderr  # the configure command's output is shown…
+    [token] = gh.issued
+    assert token not in proc.stdout + proc.stderr  # …without the token
+    assert gh.admin_token not in proc.stdout + proc.stderr
+    assert files_containing(tmp_path, token) == []
+
+
+def test_a_copied_machine_id_never_takes_over_the_other_board(gh, env, tmp_path, monkeypatch):
+    a = board(tmp_path, gh, machine_id=MACHINE_A, name="a")
+    clone = board(tmp_path, gh, machine_id=MACHINE_A, name="clone")
+    monkeypatch.setenv("FAKE_RUNNER_NAME", name_of(a))
+    ghrunners.register(a, hostname="bananapif3-1")
+    before = json.dumps(gh.runners, sort_keys=True)
+    with pytest.raises(FactoryError) as e:
+        ghrunners.register(clone, hostname="bananapif3-1")
+    msg = str(e.value)
+    assert "already registered" in msg and "cloned image" in msg and "systemd-machine-id-setup" in msg
+    assert json.dumps(gh.runners, sort_keys=True) == before
+    assert len(gh.issued) == 1  # no token was even asked for
+    # The same board registering again says so explicitly.
+    ghrunners.register(a, hostname="bananapif3-1", replace=True)
+    assert [r["name"] for r in gh.runners.values()] == [name_of(a)]
+
+
+def test_missing_token(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh)
+    monkeypatch.delenv("GITHUB_TOKEN")
+    with pytest.raises(EnvironmentProblem, match=r"\$GITHUB_TOKEN is not set.*admin rights on octo/wheels"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    assert gh.requests == []
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda gh, mp: mp.setenv("GITHUB_TOKEN", "ghp_" + "x" * 36), "rejected the token in $GITHUB_TOKEN (401 Bad credentials)"),
+    (lambda gh, mp: mp.setenv("GITHUB_TOKEN", gh.read_token), "may not create a runner registration token (403"),
+    (lambda gh, mp: setattr(gh, "scopes", {"someone/else"}), "does not know the repository octo/wheels"),
+    (lambda gh, mp: gh.fail_next.append(("POST", "registration-token$", 422)), "refused to create a runner registration"),
+])
+def test_api_errors_have_one_clear_message(gh, env, tmp_path, monkeypatch, setup, message):
+    root = board(tmp_path, gh)
+    setup(gh, monkeypatch)
+    with pytest.raises(FactoryError) as e:
+        ghrunners.register(root, hostname="bananapif3-1")
+    assert message in str(e.value)
+    assert gh.runners == {} and service_log(env) == []
+    assert not (tmp_path / "board/runner/.runner").exists()
+
+
+def test_an_expired_token_is_never_used(gh, env, tmp_path):
+    root = board(tmp_path, gh)
+    gh.token_lifetime = dt.timedelta(seconds=-5)  # as if this board's clock were far ahead
+    with pytest.raises(FactoryError, match="already expired here. Fix the clock"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    assert gh.runners == {} and service_log(env) == []
+    assert not (tmp_path / "board/runner/.runner").exists()
+
+
+def test_configure_failure_leaves_nothing_started(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh)
+    # The runner program presents a token the server does not accept (as after an hour's delay).
+    real = ghrunners._run_secret
+
+    def stale_token(argv, *, env, cwd, secret, what):
+        return real(argv, env={**env, "ACTIONS_RUNNER_INPUT_TOKEN": "EXPIRED"}, cwd=cwd, secret=secret, what=what)
+
+    monkeypatch.setattr(ghrunners, "_run_secret", stale_token)
+    with pytest.raises(FactoryError, match=r"failed to register .* \(exit 1\)"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    assert gh.runners == {} and service_log(env) == []
+
+
+def test_retries_a_flaky_api_and_explains_a_dead_one(gh, env, tmp_path, capsys):
+    root = board(tmp_path, gh)
+    gh.add_runner("x")
+    gh.fail_next += [("GET", "/actions/runners$", 502), ("GET", "/actions/runners$", 503)]
+    ghrunners.status(root, as_json=True, http=session(retries=3, backoff=0))
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["x"]
+    gh.fail_next += [("GET", "/actions/runners$", 500)] * 3
+    with pytest.raises(FactoryError, match="answered 500 Server Error when trying to list runners"):
+        ghrunners.status(root, http=session(retries=2, backoff=0))
+    gh.server.shutdown()
+    gh.server.server_close()
+    with pytest.raises(FactoryError, match="cannot reach the GitHub API at http://127.0.0.1"):
+        ghrunners.status(root, http=session(retries=0))
+
+
+def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
+    root = board(tmp_path, gh, extra='labels = ["self-hosted", "risc v"]')
+    with pytest.raises(ConfigError, match="'risc v': labels are letters"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b2", scope="not a/scope/at all")
+    with pytest.raises(ConfigError, match="neither OWNER/REPO nor an organization"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b3", extra='configure-command = ["./config.sh", "--tokn", "{tokn}"]')
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{tokn\}"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b4", extra='kind = "github-act-runner"\njit-command = []')
+    with pytest.raises(ConfigError, match="has no default jit command; set \\[runners\\].jit-command"):
+        ghrunners.register(root, jit=True, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b5", extra='kind = "gitea"')
+    with pytest.raises(ConfigError, match="kind 'gitea' is not one of official, github-act-runner"):
+        ghrunners.register(root, hostname="bananapif3-1")
+    assert gh.requests == []
+
+
+# --- just-in-time ------------------------------------------------------------------------------
+
+
+def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkeypatch, capsys):
+    root = board(tmp_path, gh, scope="octo-org")
+    ghrunners.register(root, jit=True, hostname="bananapif3-1")
+    [encoded] = gh.issued
+    out = capsys.readouterr()
+    assert "Connected to GitHub as " + name_of(root) in out.err
+    assert encoded not in out.out + out.err and files_containing(tmp_path, encoded) == []
+    assert any(p.endswith("/orgs/octo-org/actions/runners/generate-jitconfig") for _, p in gh.requests)
+    # The ephemeral runner is still listed (offline); the next run replaces it.
+    monkeypatch.setenv("FAKE_JIT_FAIL", "1")
+    with pytest.raises(FactoryError, match="failed to run the just-in-time runner"):
+        ghrunners.register(root, jit=True, hostname="bananapif3-1")
+    assert gh.runners == {}  # nothing half-done: the runner that never ran is deleted
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def test_status_lists_busy_and_idle_and_pages(gh, env, tmp_path, capsys):
+    root = board(tmp_path, gh)
+    gh.add_runner(name_of(root), busy=True)
+    gh.add_runner("old-board", status="offline", labels=("self-hosted", "linux"))
+    for i in range(149):
+        gh.add_runner(f"pool-{i:03d}", labels=("self-hosted", "linux", "x64"))
+    ghrunners.status(root, as_json=True, hostname="bananapif3-1")
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 151  # two pages of 100
+    assert rows[name_of(root)] | {"id": 0} == {"id": 0, "name": name_of(root), "status": "online", "busy": True,
+                                               "labels": ["self-hosted", "linux", "riscv64"], "this_board": True}
+    assert rows["old-board"]["busy"] is False and rows["old-board"]["status"] == "offline"
+
+    ghrunners.status(root, hostname="bananapif3-1")
+    err = capsys.readouterr().err
+    assert "(this board)" in err and "busy" in err and "idle" in err and "151 runners: 150 online, 1 busy" in err
+    assert "no online runner carries" not in err
+    gh.runners[gh.by_name(name_of(root))["id"]]["status"] = "offline"
+    ghrunners.status(root, hostname="bananapif3-1")
+    assert "no online runner carries all of self-hosted, linux, riscv64" in capsys.readouterr().err
+
+
+# --- drain / restart: a busy runner is never stopped ------------------------------------------
+
+
+def registered(gh, root, monkeypatch, *, busy=False) -> dict:
+    name = name_of(root)
+    monkeypatch.setenv("FAKE_RUNNER_NAME", name)
+    rid = gh.add_runner(name, busy=busy)
+    return gh.runners[rid]
+
+
+def test_drain_an_idle_runner_stops_it_and_keeps_its_labels(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh)
+    runner = registered(gh, root, monkeypatch)
+    assert ghrunners.drain(root, hostname="bananapif3-1") == 0
+    assert service_log(env) == ["stop github-runner busy=False"]
+    assert runner["status"] == "offline"
+    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+
+
+def test_drain_waits_for_the_job_to_finish(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh, extra="drain-timeout = 30")
+    runner = registered(gh, root, monkeypatch, busy=True)
+    gh.busy_for_gets[runner["id"]] = 2  # the job ends after two more looks
+    start = time.monotonic()
+    ghrunners.drain(root, hostname="bananapif3-1")
+    assert time.monotonic() - start >= 1.5  # it polled (poll-interval = 1), it did not stop at once
+    assert service_log(env) == ["stop github-runner busy=False"]
+    calls = [(m, p.rsplit("/", 1)[-1]) for m, p in gh.requests if not p.startswith("/_fake")]
+    # labels off (no new job lands) -> wait until idle -> (stop) -> labels back
+    assert calls.index(("DELETE", "labels")) < calls.index(("PUT", "labels"))
+    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+
+
+def test_a_runner_that_stays_busy_is_never_stopped(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh, extra="drain-timeout = 2")
+    runner = registered(gh, root, monkeypatch, busy=True)
+    me = name_of(root, hostname="bananapif3-1")
+    run_env = {**os.environ, "WHEELFACTORY_ROOT": str(root)}
+    for task in ("runners.drain", "runners.restart"):
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), task, "--name", me],
+                              env=run_env, capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert "still running a job after 2 s" in proc.stderr and "was NOT stopped" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert time.monotonic() - start < 20  # bounded
+    assert service_log(env) == []  # the service manager was never even called
+    assert runner["busy"] is True and runner["status"] == "online"
+    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]  # put back
+
+
+def test_the_fake_service_manager_does_catch_a_stop_while_busy(gh, env, tmp_path, monkeypatch):
+    """The proof above can fail: stopping a busy runner directly is flagged by the fake."""
+    root = board(tmp_path, gh)
+    registered(gh, root, monkeypatch, busy=True)
+    with pytest.raises(FactoryError, match="exit 3"):
+        ghrunners.service(load_config(root), "stop")
+    assert service_log(env) == ["stop github-runner busy=True", "STOPPED WHILE BUSY"]
+
+
+def test_restart_waits_then_restarts_and_sees_it_online(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh, extra="drain-timeout = 30")
+    runner = registered(gh, root, monkeypatch, busy=True)
+    gh.busy_for_gets[runner["id"]] = 1
+    assert ghrunners.restart(root, hostname="bananapif3-1") == 0
+    assert service_log(env) == ["stop github-runner busy=False", "start github-runner busy=False"]
+    assert runner["status"] == "online"
+    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+
+
+def test_drain_an_unknown_runner(gh, env, tmp_path):
+    root = board(tmp_path, gh)
+    with pytest.raises(FactoryError, match="lists no runner named bananapif3-1-"):
+        ghrunners.drain(root, hostname="bananapif3-1")
+    assert service_log(env) == []
+
+
+def test_service_manager_failure_is_reported_and_labels_return(gh, env, tmp_path, monkeypatch):
+    root = board(tmp_path, gh)
+    runner = registered(gh, root, monkeypatch)
+    monkeypatch.setenv("FAKE_SERVICE_EXIT", "5")
+    with pytest.raises(FactoryError, match=r"systemctl stop github-runner` failed \(exit 5\)"):
+        ghrunners.drain(root, hostname="bananapif3-1")
+    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+    bad = board(tmp_path, gh, name="nosvc", extra='service-command = "/nonexistent/systemctl"')
+    with pytest.raises(EnvironmentProblem, match="cannot run the service manager '/nonexistent/systemctl'"):
+        ghrunners.service(load_config(bad), "stop")
+
+
+def test_server_url_for_github_and_enterprise():
+    assert ghrunners.server_url("https://api.github.com") == "https://github.com"
+    assert ghrunners.server_url("https://ghe.example.org/api/v3") == "https://ghe.example.org"
+    assert ghrunners.server_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

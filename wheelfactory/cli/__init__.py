@@ -1,0 +1,27 @@
+"""The one place that turns engine errors into a message and an exit code.
+
+noxfile.py and tasks.py call ``run(fn, ...)``; a FactoryError prints its one
+clear message (no traceback) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from ..errors import FactoryError
+from .. import ui
+
+
+def run(fn: Callable[..., int | None], *args: Any, **kwargs: Any) -> None:
+    """Call an engine command; exit with its status, or 1 with the error's message."""
+    try:
+        status = fn(*args, **kwargs)
+    except FactoryError as e:
+        ui.error(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        ui.error("interrupted; dist/ and index/ are left as they were")
+        sys.exit(130)
+    if status:
+        sys.exit(int(status))

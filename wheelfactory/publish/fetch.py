@@ -1,0 +1,210 @@
+"""``invoke fetch-dist``: bring back into dist/ what is already published.
+
+``invoke publish`` treats dist/ as the whole truth (and, with ``publish.prune``,
+removes what dist/ no longer holds). A CI publish job starts with an empty dist/
+holding only the wheels of its own run, so before publishing it restores every
+published wheel with its dist record: publish puts the record
+(``<wheel>.json``) beside each wheel — in ``files/`` of the directory target, as
+a release asset on GitHub.
+
+Rules:
+
+* Only what dist/ does not have is fetched. A dist/ record that differs from the
+  published one (a newer local state) is left alone and reported.
+* Each wheel is checked against its record (size and sha256) before it is stored
+  with :func:`wheelfactory.store.store_wheel` (wheel first, then record, atomically).
+* All or nothing: everything is downloaded into a temporary folder and checked
+  first. A published record that is unreadable, or whose wheel is missing or does
+  not match, stops the command with one message naming it, and dist/ is unchanged.
+* A published wheel without a record (published before records were) cannot be
+  restored; it is reported, because the next pruning publish would drop it.
+
+The GitHub target reads the release ``publish.release-tag`` of
+``publish.repository`` through ``publish.api-url``, with the token from the
+environment variable named by ``publish.token-env`` when it is set (a public
+release can be read without one). The token is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..build import store
+from .. import ui
+from ..settings.factory import Config, load_config
+from ..errors import FactoryError
+from .._util.github import Releases
+from ..index.core import FILES
+
+RECORD_SUFFIX = ".json"
+
+
+class FetchDistError(FactoryError):
+    """The published files cannot be restored as they are; dist/ was not changed."""
+
+
+@dataclass
+class FetchReport:
+    source: str
+    fetched: list[str] = field(default_factory=list)  # wheels restored with their records
+    present: int = 0  # already in dist/, record identical
+    kept: list[str] = field(default_factory=list)  # dist/ has a different record: left alone
+    without_record: list[str] = field(default_factory=list)  # published wheels that cannot be restored
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "fetched": self.fetched, "present": self.present, "kept": self.kept,
+                "without_record": self.without_record}
+
+
+@dataclass
+class Published:
+    """What a publish target holds: wheel names with and without a record, and how to read them."""
+
+    where: str
+    records: list[str]  # wheel file names that have a published record
+    wheels: set[str]  # wheel file names published
+    read_record: Callable[[str], bytes]
+    fetch_wheel: Callable[[str, Path], None]  # (wheel name, destination file)
+
+
+def _directory_source(config: Config) -> Published:
+    dest = Path(config["publish"]["directory"])
+    files = (dest if dest.is_absolute() else config.root / dest) / FILES
+    names = sorted(p.name for p in files.iterdir() if p.is_file()) if files.is_dir() else []
+
+    def fetch_wheel(name: str, out: Path) -> None:
+        store.atomic_copy(files / name, out)
+
+    return Published(
+        where=str(files),
+        records=[n[: -len(RECORD_SUFFIX)] for n in names if n.endswith(".whl" + RECORD_SUFFIX)],
+        wheels={n for n in names if n.endswith(".whl")},
+        read_record=lambda name: (files / f"{name}{RECORD_SUFFIX}").read_bytes(),
+        fetch_wheel=fetch_wheel,
+    )
+
+
+def _github_source(config: Config) -> Published:
+    pub = config["publish"]
+    token = os.environ.get(pub["token-env"], "")
+    client = Releases(pub["api-url"], pub["repository"], token, timeout=pub["timeout"], retries=pub["retries"],
+                      token_env=pub["token-env"])
+    if not token:
+        client.session.headers.pop("Authorization", None)  # a public release needs none
+    where = f"{client.api} {pub['repository']}@{pub['release-tag']}"
+    client.repository_info()  # a wrong repository is an error, not "nothing published"
+    release = client.release_by_tag(pub["release-tag"])
+    assets = {a["name"]: a for a in client.assets(release) if a.get("state") == "uploaded"} if release else {}
+
+    def fetch_wheel(name: str, out: Path) -> None:
+        store.atomic_write_bytes(out, client.download(assets[name]))
+
+    return Published(
+        where=where,
+        records=sorted(n[: -len(RECORD_SUFFIX)] for n in assets if n.endswith(".whl" + RECORD_SUFFIX)),
+        wheels={n for n in assets if n.endswith(".whl")},
+        read_record=lambda name: client.download(assets[f"{name}{RECORD_SUFFIX}"]),
+        fetch_wheel=fetch_wheel,
+    )
+
+
+def published_source(config: Config) -> Published:
+    target = config["publish"]["target"]
+    if target == "directory":
+        return _directory_source(config)
+    if target == "github":
+        return _github_source(config)
+    raise FetchDistError(f"{config.source or 'factory.toml'}: publish.target {target!r} is not one of: directory, github")
+
+
+def _check_record(name: str, data: bytes) -> tuple[dict | None, str]:
+    """The parsed record, or why it cannot be used."""
+    try:
+        rec = json.loads(data)
+    except ValueError:
+        return None, "is not valid JSON"
+    if not isinstance(rec, dict) or rec.get("filename") != name:
+        return None, f"names {rec.get('filename') if isinstance(rec, dict) else None!r}, not {name!r}"
+    if not isinstance(rec.get("sha256"), str) or not isinstance(rec.get("size"), int):
+        return None, "has no sha256/size"
+    return rec, ""
+
+
+def fetch_dist(config: Config) -> FetchReport:
+    dist = config.path("dist")
+    source = published_source(config)
+    report = FetchReport(source=source.where)
+    local = {p.name[: -len(RECORD_SUFFIX)]: p for p in dist.glob("*.whl" + RECORD_SUFFIX)} if dist.is_dir() else {}
+    report.without_record = sorted(source.wheels - set(source.records))
+    problems: list[str] = []
+    todo: list[tuple[Path, dict]] = []
+    dist.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary folder sits beside dist/ (same file system); it is removed whatever happens.
+    with tempfile.TemporaryDirectory(prefix=".fetch-dist-", dir=dist.parent) as tmp:
+        for name in source.records:
+            data = source.read_record(name)
+            if name in local:
+                if local[name].read_bytes() == data:
+                    report.present += 1
+                else:
+                    report.kept.append(name)
+                continue
+            rec, why = _check_record(name, data)
+            if rec is None:
+                problems.append(f"  - {name}{RECORD_SUFFIX} (published record) {why}")
+                continue
+            if name not in source.wheels:
+                problems.append(f"  - {name}: the published record has no wheel beside it")
+                continue
+            wheel = Path(tmp) / name
+            source.fetch_wheel(name, wheel)
+            size, sha = wheel.stat().st_size, store.sha256_file(wheel)
+            if size != rec["size"] or sha != rec["sha256"]:
+                problems.append(f"  - {name}: the published wheel does not match its record "
+                                f"(sha256 {sha[:12]}…, {size} bytes; the record says {rec['sha256'][:12]}…, "
+                                f"{rec['size']} bytes)")
+                continue
+            existing = dist / name
+            if existing.exists() and store.sha256_file(existing) != sha:
+                problems.append(f"  - {existing} has no record and differs from the published wheel; "
+                                f"remove it (an interrupted store) and re-run")
+                continue
+            todo.append((wheel, rec))
+            ui.info(f"  fetched {name} ({size / 1e6:.1f} MB)")
+        if problems:
+            raise FetchDistError(
+                f"the published files at {source.where} cannot be restored as they are:\n" + "\n".join(problems)
+                + "\n  fix: re-publish these wheels from a dist/ that holds them (or rebuild them: they get a "
+                "new build tag), or remove them from the publish target; dist/ was not changed"
+            )
+        if todo:
+            dist.mkdir(parents=True, exist_ok=True)
+        for wheel, rec in todo:
+            store.store_wheel(dist, wheel, rec)
+            report.fetched.append(wheel.name)
+    return report
+
+
+def fetch_dist_command(root: Path | str | None = None, *, as_json: bool = False) -> int:
+    """``invoke fetch-dist``: restore published wheels and records that dist/ lacks."""
+    config = load_config(root)
+    report = fetch_dist(config)
+    for name in report.kept:
+        ui.warn(f"dist/{name}{RECORD_SUFFIX} differs from the published record; dist/'s is kept")
+    if report.without_record:
+        ui.warn(f"{len(report.without_record)} published wheel(s) have no record and cannot be restored "
+                f"(published before records were); a publish with publish.prune drops them: "
+                + ", ".join(report.without_record[:10]) + (" …" if len(report.without_record) > 10 else ""))
+    ui.info(f"fetch-dist from {report.source}: {len(report.fetched)} fetched, {report.present} already in dist/, "
+            f"{len(report.kept)} kept (dist/ differs), {len(report.without_record)} without record")
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+__all__ = ["fetch_dist", "fetch_dist_command", "FetchReport", "FetchDistError"]

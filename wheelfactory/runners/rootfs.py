@@ -1,0 +1,928 @@
+"""The Debian root filesystem that emulated builds run in: create, update, remove, describe, enter.
+
+One rootfs per (arch, suite), by default ``<cache>/rootfs/<arch>-<suite>``,
+made with ``mmdebstrap --arch=<debian arch>`` from the ``[emulation]`` settings
+and reused by every build until it is updated or removed.
+
+Trust comes from one rule: a rootfs is used only when its folder holds the
+stamp file (``.wheelfactory-rootfs.json``). Creation happens in a temporary
+folder beside the final place and is renamed into place, stamp included, only
+when every step succeeded; a failed or interrupted creation (mirror error,
+disk full, Ctrl-C, kill -9) leaves at most a ``.NAME.creating-*`` folder that
+the next creation deletes. An update removes the stamp first (leaving an
+``updating`` marker) and writes it back only on success, so a half-updated
+rootfs is recreated instead of trusted.
+
+Commands enter the rootfs through ``unshare --mount --pid``: every mount
+(/proc, /dev, /sys, the project's build/ and cache/ folders at the same
+absolute paths, resolv.conf, the CA bundle, a private /tmp) lives in a mount
+namespace of its own that the kernel tears down when the command ends, however
+it ends, and never appears in the host's mount table. Two builds at once get two
+namespaces.
+
+Locks (``fcntl.flock`` files beside the rootfs): an *admin* lock serializes
+everything that changes the rootfs (create, update, remove, package installs);
+a *use* lock is held shared by every running command and exclusively by update
+and remove, so a rootfs is never swapped or deleted under a running build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import fcntl
+import gzip
+import json
+import lzma
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+from .. import ui
+from ..errors import EnvironmentProblem, FactoryError
+from ..build.store import atomic_write_text, utcnow
+
+STAMP = ".wheelfactory-rootfs.json"
+UPDATING = ".wheelfactory-rootfs.updating"
+STAMP_SCHEMA = 1
+
+# What every build needs. ccache because build.ccache is on by default and
+# re-builds under emulation are where it pays most.
+BASE_PACKAGES = (
+    "python3", "python3-venv", "python3-dev", "python3-pip",
+    "gcc", "g++", "patchelf", "ca-certificates", "ccache",
+)
+
+# dpkg path filters of a "slim" rootfs: nothing a PEP 517 build of an extension
+# module reads. Static libpython (~180 MB) is for embedding, lto-dump and the
+# sanitizer/experimental archives are for debugging; docs, man pages and
+# locales are for people.
+SLIM_PATH_EXCLUDES = (
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/locale/*",
+    "/usr/share/lintian/*",
+    "/usr/lib/python3*/config-*/libpython3*.a",
+    "/usr/bin/*lto-dump*",
+    "/usr/lib/gcc/*/*/libasan*.a",
+    "/usr/lib/gcc/*/*/libtsan*.a",
+    "/usr/lib/gcc/*/*/liblsan*.a",
+    "/usr/lib/gcc/*/*/libhwasan*.a",
+    "/usr/lib/gcc/*/*/libubsan*.a",
+    "/usr/lib/gcc/*/*/libstdc++exp.a",
+)
+SLIM_PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
+
+# Below this much free space a creation is refused up front (it needs ~1 GiB).
+MIN_FREE_BYTES = 2 * 1024**3
+
+# uname -m -> Debian architecture name.
+DEBIAN_ARCH = {
+    "riscv64": "riscv64",
+    "aarch64": "arm64",
+    "x86_64": "amd64",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "armv7l": "armhf",
+    "i686": "i386",
+    "loongarch64": "loong64",
+}
+
+# The environment every command starts from inside the rootfs (nothing of the
+# host's leaks in: its PATH, pip.conf indexes and find-links do not exist there).
+CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "SSL_CERT_FILE": CA_PATH,
+    "SSL_CERT_DIR": "/etc/ssl/certs",
+    "PIP_CERT": CA_PATH,
+    "REQUESTS_CA_BUNDLE": CA_PATH,
+    "CURL_CA_BUNDLE": CA_PATH,
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+# Host variables that still mean the same inside (proxies, reproducibility, timeouts).
+PASS_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+            "SOURCE_DATE_EPOCH", "PIP_DEFAULT_TIMEOUT", "UV_HTTP_TIMEOUT")
+
+
+def debian_arch(arch: str) -> str:
+    try:
+        return DEBIAN_ARCH[arch]
+    except KeyError:
+        raise EnvironmentProblem(
+            f"no Debian architecture is known for target.arch {arch!r}; "
+            f"emulated builds support {', '.join(sorted(DEBIAN_ARCH))}"
+        ) from None
+
+
+def apt_option(opt: str) -> str:
+    """``Key=value`` (the config's short form) -> an apt.conf line; apt.conf lines pass as they are."""
+    if "=" in opt and not opt.rstrip().endswith(";") and '"' not in opt:
+        key, value = opt.split("=", 1)
+        return f'{key.strip()} "{value.strip()}";'
+    return opt
+
+
+# --- running a command, output streamed to a log -------------------------------------
+
+def run_streamed(cmd: Sequence[str], *, display: str, cwd: Path | str, log: IO[str], check: bool = True,
+                 timeout: float | None = None, echo=None) -> subprocess.CompletedProcess:
+    """Run ``cmd``; every output line goes to ``log`` as it comes (so a crash keeps it).
+
+    ``display`` is what the log shows as the command. ``echo(line)`` sees each
+    line too (progress). On timeout the process (and, through unshare's
+    --kill-child, everything it started) is killed and TimeoutExpired raised.
+    """
+    log = _SafeLog(log)
+    log.write(f"\n$ {display}\n")
+    log.flush()
+    # setpriv --pdeathsig: if this Python process dies (kill -9), the command is killed too,
+    # and with it (unshare --kill-child) everything inside and its mount namespace.
+    cmd = ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill) if timeout else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    chunks: list[str] = []
+    try:
+        for line in proc.stdout:
+            chunks.append(line)
+            log.write(line)
+            log.flush()
+            if echo:
+                echo(line)
+        rc = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        log.write("[interrupted]\n")
+        log.flush()
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+        proc.stdout.close()
+    out = "".join(chunks)
+    if timed_out.is_set():
+        log.write(f"[timed out after {timeout:g}s]\n")
+        log.flush()
+        raise subprocess.TimeoutExpired(list(cmd), timeout, output=out)
+    log.write(f"[exit {rc}]\n")
+    log.flush()
+    if check and rc != 0:
+        raise subprocess.CalledProcessError(rc, list(cmd), out)
+    return subprocess.CompletedProcess(list(cmd), rc, out)
+
+
+class _SafeLog:
+    """A log that stops writing (instead of failing the command) when its disk is full."""
+
+    def __init__(self, log: IO[str]):
+        self._log, self._broken = log, False
+
+    def write(self, text: str) -> None:
+        if not self._broken:
+            try:
+                self._log.write(text)
+            except OSError:
+                self._broken = True
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._log.flush()
+            except OSError:
+                self._broken = True
+
+
+# --- locks and safe deletion ---------------------------------------------------------
+
+@contextlib.contextmanager
+def flock(path: Path, *, shared: bool = False, waiting: str = "") -> Iterator[None]:
+    """An fcntl lock on ``path`` (shared or exclusive); says ``waiting`` when it has to wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                ui.info(waiting)
+            fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this process's mount namespace."""
+    base = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), point)
+            if point == base or point.startswith(base.rstrip("/") + "/"):
+                found.append(point)
+    return found
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a rootfs-like tree, but never through a mount point (a bound /dev or project folder)."""
+    if not os.path.lexists(path):
+        return
+    real = Path(os.path.realpath(path))
+    if len(real.parts) < 3:
+        raise FactoryError(f"refusing to delete {real}: too close to /")
+    left = mounts_under(real)
+    for point in sorted(left, key=len, reverse=True):  # leftovers of a crashed process: detach them
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
+    left = mounts_under(real)
+    if left:
+        raise FactoryError(f"refusing to delete {real}: {left[0]} is still mounted; unmount it first (umount -R)")
+    shutil.rmtree(real)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes on disk under ``path`` (like du -sx; hard links counted once)."""
+    total, seen = 0, set()
+    dev = os.lstat(path).st_dev
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_dev != dev or (st.st_ino in seen):
+                continue
+            if st.st_nlink > 1:
+                seen.add(st.st_ino)
+            total += st.st_blocks * 512
+        dirnames[:] = [d for d in dirnames if os.lstat(os.path.join(dirpath, d)).st_dev == dev]
+    return total
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def human_age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _parse_time(text: str) -> _dt.datetime:
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- the rootfs ----------------------------------------------------------------------
+
+class Rootfs:
+    """The rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
+
+    def __init__(self, config):
+        em = config["emulation"]
+        self.config = config
+        self.arch = config.arch
+        self.debian_arch = debian_arch(self.arch)
+        self.suite = em["suite"]
+        self.mirror = em["mirror"]
+        self.apt_options = list(em["apt-options"])
+        self.extra_packages = list(em["packages"])
+        self.variant = em["variant"]
+        self.slim = em["slim"]
+        self.max_age_days = em["max-age-days"]
+        self.ca_bundle = Path(em["ca-bundle"]) if em["ca-bundle"] else None
+        self.wanted_pythons = list(config.pythons)
+        if em["rootfs"]:
+            p = Path(em["rootfs"]).expanduser()
+            self.path = p if p.is_absolute() else config.root / p
+        else:
+            self.path = config.path("cache") / "rootfs" / f"{self.arch}-{self.suite}"
+        self.path = Path(os.path.abspath(self.path))
+        self.name = self.path.name
+        self.parent = self.path.parent
+
+    # where things are
+    @property
+    def stamp_path(self) -> Path:
+        return self.path / STAMP
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the last creation/update/install (kept; a failure points at it)."""
+        return self.parent / f"{self.name}.log"
+
+    def _admin_lock(self):
+        return flock(self.parent / f".{self.name}.lock",
+                     waiting=f"waiting for another process that is changing the rootfs {self.path}")
+
+    def _use_lock(self, shared: bool):
+        what = "waiting for the rootfs to be free" if shared else "waiting for builds using the rootfs to finish"
+        return flock(self.parent / f".{self.name}.use.lock", shared=shared, waiting=f"{what} ({self.path})")
+
+    # state
+    def stamp(self) -> dict | None:
+        """The stamp of a complete rootfs, or None (missing, half-made, half-updated)."""
+        try:
+            data = json.loads(self.stamp_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("schema") != STAMP_SCHEMA:
+            return None
+        return data
+
+    @property
+    def ready(self) -> bool:
+        return self.stamp() is not None
+
+    def check_matches(self, stamp: dict) -> None:
+        """A rootfs made for another arch or suite is not silently used for this config."""
+        if stamp.get("arch") != self.arch or stamp.get("suite") != self.suite:
+            raise EnvironmentProblem(
+                f"the rootfs at {self.path} is {stamp.get('arch')} {stamp.get('suite')}, but the config asks for "
+                f"{self.arch} {self.suite}; recreate it (nox -s rootfs -- create --replace) or point "
+                f"[emulation].rootfs somewhere else"
+            )
+
+    def info(self) -> dict:
+        """What `nox -s rootfs -- info` shows (and describe() records): facts, size, age."""
+        stamp = self.stamp()
+        out = {"path": str(self.path), "ready": stamp is not None, "arch": self.arch, "suite": self.suite,
+               "mirror": self.mirror}
+        if stamp is None:
+            out["state"] = ("half-updated (an update was interrupted; `nox -s rootfs -- update` or the next "
+                            "build finishes it)"
+                            if (self.path / UPDATING).exists() else
+                            "missing" if not self.path.exists() else "not a wheelfactory rootfs")
+            return out
+        age = (_dt.datetime.now(_dt.timezone.utc) - _parse_time(stamp["created_at"])).total_seconds()
+        out.update(stamp)
+        out.update(state="ready", size=tree_size(self.path), age_seconds=round(age))
+        return out
+
+    # --- entering it ---------------------------------------------------------------
+    def enter_argv(self, argv: Sequence[str], *, cwd: str, env: dict[str, str], root: Path | None = None,
+                   binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True) -> list[str]:
+        """The host command that runs ``argv`` inside the rootfs (see the module docstring)."""
+        r = str(root or self.path)
+        q = shlex.quote
+        lines = ["set -eu", f"R={q(r)}", 'mount --rbind /dev "$R/dev"', 'mount --rbind /sys "$R/sys"']
+        if tmp is not None:
+            lines.append(f'mount --bind {q(str(tmp))} "$R/tmp"')
+        if os.path.isfile("/etc/resolv.conf") and os.path.isfile(os.path.join(r, "etc/resolv.conf")) \
+                and not os.path.islink(os.path.join(r, "etc/resolv.conf")):
+            lines.append('mount --bind -o ro /etc/resolv.conf "$R/etc/resolv.conf"')
+        # Read-only, so nothing inside (update-ca-certificates) can write the host's bundle.
+        if ca_bundle and self.ca_bundle and self.ca_bundle.is_file() and os.path.isfile(os.path.join(r, CA_PATH[1:])):
+            lines.append(f'mount --bind -o ro {q(str(self.ca_bundle))} "$R{CA_PATH}"')
+        for d in binds:
+            lines.append(f'mkdir -p "$R"{q(str(d))} && mount --bind {q(str(d))} "$R"{q(str(d))}')
+        for h in self.hidden(binds, root=Path(r)):
+            lines.append(f'mount -t tmpfs -o ro,size=16k,mode=0755 wheelfactory-hidden "$R"{q(str(h))}')
+        full_env = {**BASE_ENV, **{k: os.environ[k] for k in PASS_ENV if k in os.environ}, **env}
+        inner = ["/usr/bin/env", "-i", "-C", cwd, "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
+        lines.append(f'exec chroot "$R" {" ".join(q(str(a)) for a in inner)}')
+        return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+                f"--mount-proc={r}/proc", "--", "/bin/sh", "-c", "\n".join(lines)]
+
+    def hidden(self, binds: Sequence[Path], root: Path | None = None) -> list[Path]:
+        """Folders to cover inside: where a bound folder holds the rootfs itself (cache/rootfs)."""
+        root = Path(os.path.abspath(root or self.path))
+        out = []
+        for d in binds:
+            d = Path(os.path.abspath(d))
+            if d == root or root in d.parents:
+                raise EnvironmentProblem(f"{d} lies inside the rootfs {root}; move [paths] build/cache out of it")
+            if d in root.parents:
+                out.append(d / root.relative_to(d).parts[0])
+        return out
+
+    def exec(self, argv: Sequence[str], *, log: IO[str], root: Path | None = None, check: bool = True,
+             echo=None, timeout: float | None = None) -> subprocess.CompletedProcess:
+        """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /."""
+        cmd = self.enter_argv(argv, cwd="/", env={}, root=root, tmp=None, ca_bundle=False)
+        return run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
+                            cwd="/", log=log, check=check, echo=echo, timeout=timeout)
+
+    # --- what is installed / available ----------------------------------------------
+    def missing(self, packages: Sequence[str], root: Path | None = None) -> list[str]:
+        """Of ``packages``, those not installed in the rootfs (read from its dpkg database on the host)."""
+        if not packages:
+            return []
+        admindir = Path(root or self.path) / "var/lib/dpkg"
+        names = [p.split(":")[0] for p in packages]
+        out = subprocess.run(["dpkg-query", f"--admindir={admindir}", "-W", "-f=${Package} ${db:Status-Status}\n",
+                              *names], capture_output=True, text=True).stdout
+        installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+        return [p for p, n in zip(packages, names) if n not in installed]
+
+    @staticmethod
+    def available(root: Path) -> set[str]:
+        """Package names (and virtual names) the rootfs's apt lists offer; needs fresh lists."""
+        names: set[str] = set()
+        lists = root / "var/lib/apt/lists"
+        for f in lists.glob("*_Packages*"):
+            if f.name.endswith(".gz"):
+                text = gzip.open(f, "rt", errors="replace").read()
+            elif f.name.endswith(".xz"):
+                text = lzma.open(f, "rt", errors="replace").read()
+            elif f.name.endswith("_Packages"):
+                text = f.read_text(errors="replace")
+            else:
+                continue
+            names.update(re.findall(r"^Package: (\S+)", text, re.M))
+            for line in re.findall(r"^Provides: (.+)$", text, re.M):
+                names.update(p.split("(")[0].strip() for p in line.split(","))
+        return names
+
+    @staticmethod
+    def _clean_apt(root: Path) -> None:
+        """Drop package lists and downloaded .debs: they are most of an apt-using rootfs's growth."""
+        lists = root / "var/lib/apt/lists"
+        if lists.is_dir():
+            for f in lists.iterdir():
+                if f.is_file() and f.name != "lock":
+                    f.unlink()
+        for f in (root / "var/cache/apt").glob("*.bin"):
+            f.unlink()
+        for f in (root / "var/cache/apt/archives").glob("*.deb"):
+            f.unlink()
+
+    def _pythons_in(self, root: Path) -> dict[str, str]:
+        """X.Y -> interpreter of the Pythons a build can use there (interpreter, venv and headers)."""
+        found = {}
+        for exe in sorted((root / "usr/bin").glob("python3.*")):
+            m = re.fullmatch(r"python(3\.\d+)", exe.name)
+            if not m:
+                continue
+            v = m[1]
+            if (root / f"usr/include/python{v}/Python.h").is_file() and \
+                    (root / f"usr/lib/python{v}/ensurepip/__init__.py").is_file():
+                found[v] = f"/usr/bin/python{v}"
+        return found
+
+    def _facts(self, root: Path) -> dict:
+        """glibc, gcc and Python versions, read from the rootfs's dpkg database (no emulation needed)."""
+        def version(pkg: str) -> str:
+            out = subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}", pkg],
+                                 capture_output=True, text=True).stdout.strip()
+            return re.sub(r"^\d+:", "", out)
+
+        glibc = re.match(r"[\d.]+", version("libc6") or "")
+        gcc_link = root / "usr/bin/gcc"
+        gcc_pkg = os.readlink(gcc_link) if gcc_link.is_symlink() else "gcc"
+        gcc = re.match(r"[\d.]+", version(Path(gcc_pkg).name) or version("gcc") or "")
+        pythons = self._pythons_in(root)
+        return {
+            "glibc": glibc[0].rstrip(".") if glibc else "",
+            "gcc": gcc[0].rstrip(".") if gcc else "",
+            "pythons": {v: version(f"python{v}") for v in pythons},
+        }
+
+    def _write_stamp(self, root: Path, base: dict | None = None, **fields) -> dict:
+        old = base or {}
+        if base is None:
+            try:
+                old = json.loads((root / STAMP).read_text())
+            except (OSError, ValueError):
+                pass
+        stamp = {
+            **old,
+            "schema": STAMP_SCHEMA,
+            "arch": self.arch,
+            "debian_arch": self.debian_arch,
+            "suite": self.suite,
+            "mirror": self.mirror,
+            "variant": self.variant,
+            "slim": self.slim,
+            "apt_options": self.apt_options,
+            **self._facts(root),
+            **fields,
+        }
+        atomic_write_text(root / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        return stamp
+
+    def _copy_host_files(self, root: Path) -> None:
+        """The host's CA bundle (TLS through the local proxy) and resolver settings."""
+        if self.ca_bundle:
+            if not self.ca_bundle.is_file():
+                raise EnvironmentProblem(
+                    f"[emulation].ca-bundle {self.ca_bundle} does not exist; point it at the host's CA bundle "
+                    f"(Debian: /etc/ssl/certs/ca-certificates.crt from the ca-certificates package)"
+                )
+            dest = root / CA_PATH[1:]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.is_symlink():
+                dest.unlink()
+            shutil.copyfile(self.ca_bundle, dest)
+        for name in ("etc/resolv.conf", "etc/hosts"):
+            src, dest = Path("/") / name, root / name
+            if src.is_file():
+                if dest.is_symlink():
+                    dest.unlink()
+                shutil.copyfile(src, dest)
+
+    # --- install on demand ------------------------------------------------------------
+    def _install(self, root: Path, packages: Sequence[str], *, log: IO[str], why: str,
+                 lists_fresh: bool = False) -> None:
+        """apt-get install ``packages`` inside ``root``; one clear error for those riscv64 Debian lacks."""
+        if not lists_fresh:
+            self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q"], root=root, log=log,
+                      echo=_apt_progress)
+        try:
+            offered = self.available(root)
+            absent = [p for p in packages if p.split(":")[0].split("=")[0] not in offered]
+            if absent:
+                raise EnvironmentProblem(
+                    f"Debian package{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+                    f"({why}) do{'es' if len(absent) == 1 else ''} not exist for {self.debian_arch} in Debian "
+                    f"{self.suite} ({self.mirror}); check the name on packages.debian.org, remove it, or build with "
+                    f"another [emulation].suite"
+                )
+            proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
+                             log=log, check=False, echo=_apt_progress)
+            if proc.returncode != 0:
+                lines = [l for l in proc.stdout.splitlines() if l.startswith("E:")]
+                raise EnvironmentProblem(
+                    f"installing {', '.join(packages)} ({why}) in the {self.arch} {self.suite} rootfs failed: "
+                    f"{lines[0] if lines else 'see the log'}"
+                )
+        finally:
+            self._clean_apt(root)
+            self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
+
+    def install(self, packages: Sequence[str], *, log: IO[str] | None = None, why: str = "needed by a build") -> list[str]:
+        """Install what of ``packages`` is missing (on demand, under the admin lock); returns what was installed."""
+        if not self.missing(packages):
+            return []
+        with self._admin_lock(), self._log(log) as lg:
+            stamp = self.stamp()
+            if stamp is None:
+                raise EnvironmentProblem(f"the rootfs at {self.path} is not ready; run: nox -s rootfs -- create")
+            todo = self.missing(packages)
+            if not todo:
+                return []
+            ui.info(f"installing {', '.join(todo)} in the {self.arch} {self.suite} rootfs ({why})")
+            t0 = time.monotonic()
+            self._install(self.path, todo, log=lg, why=why)
+            on_demand = sorted(set(stamp.get("installed_on_demand", [])) | set(todo))
+            self._write_stamp(self.path, installed_on_demand=on_demand)
+            ui.info(f"installed {', '.join(todo)} in {time.monotonic() - t0:.0f}s")
+            return todo
+
+    @contextlib.contextmanager
+    def _log(self, log: IO[str] | None):
+        if log is not None:
+            yield log
+            return
+        self.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8", errors="replace") as f:
+            f.write(f"\n# {utcnow()}\n")
+            yield f
+
+    # --- create / update / remove ----------------------------------------------------
+    def _leftovers(self) -> list[Path]:
+        return [p for p in self.parent.glob(f".{self.name}.*-*") if p.is_dir()]
+
+    def _discard_leftovers(self) -> None:
+        """Half-made folders of interrupted creations (only ever called under the admin lock)."""
+        for p in self._leftovers():
+            if p.name.startswith(f".{self.name}.run-"):
+                continue  # per-command /tmp folders of running builds
+            ui.info(f"removing {p} (left by an interrupted rootfs creation)")
+            remove_tree(p)
+
+    def ensure(self, *, log: IO[str] | None = None) -> dict:
+        """The stamp of a ready rootfs, creating it (or recreating a half-updated one) first if needed."""
+        stamp = self.stamp()
+        if stamp is None and (self.path / UPDATING).is_file():
+            ui.warn(f"the rootfs at {self.path} was left half-updated by an interrupted update; finishing it")
+            try:
+                stamp = self.update()
+            except FactoryError as e:
+                ui.warn(f"finishing the update failed ({e}); the rootfs is made afresh")
+        if stamp is None:
+            with self._admin_lock():
+                stamp = self.stamp()
+                if stamp is None:
+                    self._create_locked(replace=False, log=log)
+                    stamp = self.stamp()
+        self.check_matches(stamp)
+        missing = self.missing(self.extra_packages)
+        if missing:
+            self.install(missing, log=log, why="[emulation].packages")
+            stamp = self.stamp()
+        return stamp
+
+    def create(self, *, replace: bool = False) -> dict:
+        with self._admin_lock():
+            if self.ready and not replace:
+                ui.info(f"the {self.arch} {self.suite} rootfs at {self.path} exists already "
+                        f"(recreate it with: nox -s rootfs -- create --replace)")
+                return self.stamp()
+            self._create_locked(replace=replace, log=None)
+            return self.stamp()
+
+    def _create_locked(self, *, replace: bool, log: IO[str] | None) -> None:
+        from .emulated import emulation_problem_for_rootfs
+
+        self._discard_leftovers()
+        if self.path.exists() and not self.ready:
+            if (self.path / UPDATING).exists():
+                ui.warn(f"the rootfs at {self.path} was left half-updated by an interrupted update; recreating it")
+                replace = True
+            else:
+                raise EnvironmentProblem(
+                    f"{self.path} exists but is not a wheelfactory rootfs (no {STAMP}); remove it or point "
+                    f"[emulation].rootfs at another folder"
+                )
+        problem = emulation_problem_for_rootfs(self, creating=True)
+        if problem:
+            raise EnvironmentProblem(problem)
+        self.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.parent).free
+        if free < MIN_FREE_BYTES:
+            raise EnvironmentProblem(
+                f"only {human_size(free)} free in {self.parent}; a {self.arch} rootfs needs about "
+                f"{human_size(MIN_FREE_BYTES)} while it is made. Free some space or set [emulation].rootfs "
+                f"to a folder on a bigger disk"
+            )
+        tmp = self.parent / f".{self.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
+        t0 = time.monotonic()
+        ui.info(f"creating the {self.arch} Debian {self.suite} rootfs at {self.path} "
+                f"(mmdebstrap from {self.mirror}; takes a few minutes)")
+        try:
+            with self._log(log) as lg:
+                self._mmdebstrap(tmp, lg)
+                offered_pythons = self._finish(tmp, lg)
+                seconds = round(time.monotonic() - t0, 1)
+                now = utcnow()
+                self._write_stamp(tmp, created_at=now, updated_at=now, creation_seconds=seconds,
+                                  mmdebstrap=_tool_version(["mmdebstrap", "--version"]),
+                                  packages=sorted(set(BASE_PACKAGES) | set(self.extra_packages)),
+                                  installed_on_demand=[], suite_pythons=offered_pythons)
+            with self._use_lock(shared=False):
+                trash = None
+                if self.path.exists():
+                    trash = self.parent / f".{self.name}.trash-{secrets.token_hex(4)}"
+                    os.rename(self.path, trash)
+                os.rename(tmp, self.path)
+            if trash:
+                remove_tree(trash)
+        except BaseException as e:
+            remove_tree(tmp)
+            if isinstance(e, KeyboardInterrupt):
+                ui.error("rootfs creation interrupted; nothing half-made was left behind")
+            raise
+        info = self.info()
+        ui.info(f"rootfs ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
+                f"gcc {info['gcc']}, Python {', '.join(info['pythons'])}")
+
+    def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
+        cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
+               f"--variant={self.variant}", "--skip=cleanup/apt/lists",
+               '--aptopt=APT::Install-Recommends "false"', '--aptopt=Acquire::Languages "none"',
+               *(f"--aptopt={apt_option(o)}" for o in self.apt_options),
+               f"--include={','.join(BASE_PACKAGES)}"]
+        if self.slim:
+            cmd += [f"--dpkgopt=path-exclude={p}" for p in SLIM_PATH_EXCLUDES]
+            cmd += [f"--dpkgopt=path-include={p}" for p in SLIM_PATH_INCLUDES]
+        cmd += [self.suite, str(target), self.mirror]
+        # Its own mount namespace: mounts mmdebstrap makes in the target vanish with it, even on kill -9.
+        # Its own PID namespace: apt and dpkg below it die with it too.
+        full = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
+                "--", *cmd]
+        proc = run_streamed(full, display=shlex.join(cmd), cwd="/", log=log, check=False, echo=_mmdebstrap_progress)
+        if proc.returncode != 0:
+            raise EnvironmentProblem(self._creation_failure(proc.stdout))
+
+    def _creation_failure(self, output: str) -> str:
+        lines = [l.strip() for l in output.splitlines() if l.strip()]
+        errors = [l for l in lines if l.startswith(("E:", "W: Failed", "Err:"))] or lines[-3:]
+        text = " | ".join(errors[:3])[:700].rstrip(".")
+        hint = ""
+        low = output.lower()
+        if "no space left" in low:
+            hint = f" The disk holding {self.parent} is full: free some space or set [emulation].rootfs elsewhere."
+        elif any(s in low for s in ("failed to fetch", "could not connect", "connection refused", "temporary failure",
+                                    "does not have a release file", "404", "unable to connect", "could not resolve")):
+            hint = (f" Check [emulation].mirror ({self.mirror}) and [emulation].suite ({self.suite}); a suite whose "
+                    f"package list is inconsistent for {self.debian_arch} can fail too (sid and forky are known to "
+                    f"work; apt-options = [\"Acquire::Check-Valid-Until=false\"] accepts an older mirror snapshot).")
+        return (f"creating the {self.arch} {self.suite} rootfs with mmdebstrap failed: {text}.{hint} "
+                f"Nothing was left half-made. Full log: {self.log_path}")
+
+    def _finish(self, root: Path, log: IO[str]) -> list[str]:
+        """After mmdebstrap (apt lists still there): wanted Pythons, extra packages, host files, cleanup."""
+        try:
+            offered = self.available(root)
+            want = []
+            have = self._pythons_in(root)
+            for v in self.wanted_pythons:
+                pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
+                if v not in have and all(p in offered for p in pkgs):
+                    want += pkgs
+            want += [p for p in self.extra_packages if p not in want]
+            want = self.missing(want, root=root)
+            self._copy_host_files(root)
+            if want:
+                ui.info(f"  installing {', '.join(want)}")
+                self._install(root, want, log=log, why="target.pythons and [emulation].packages", lists_fresh=True)
+        finally:
+            self._clean_apt(root)
+        self._copy_host_files(root)
+        return suite_pythons(offered)
+
+    def update(self) -> dict:
+        """apt-get full-upgrade inside, packages completed, facts refreshed; untrusted while it runs.
+
+        The stamp becomes the ``updating`` marker first (one rename), so an interrupted
+        update leaves a rootfs no build trusts; running ``update`` again finishes it.
+        """
+        marker = self.path / UPDATING
+        with self._admin_lock():
+            if not self.ready and not marker.is_file():
+                self._create_locked(replace=False, log=None)
+                return self.stamp()
+            with self._use_lock(shared=False), self._log(None) as lg:
+                if self.stamp_path.is_file():
+                    os.replace(self.stamp_path, marker)
+                else:
+                    ui.info("finishing an update that was interrupted")
+                try:
+                    old = json.loads(marker.read_text())
+                except ValueError:
+                    old = None
+                if not isinstance(old, dict) or old.get("schema") != STAMP_SCHEMA:
+                    raise EnvironmentProblem(f"{marker} holds no stamp to finish the update from; "
+                                             f"recreate the rootfs: nox -s rootfs -- create --replace")
+                self.check_matches(old)
+                ui.info(f"updating the {self.arch} {self.suite} rootfs at {self.path}")
+                t0 = time.monotonic()
+                self._copy_host_files(self.path)
+                try:
+                    self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q && "
+                               "apt-get -y -q -o Dpkg::Options::=--force-confold full-upgrade"],
+                              log=lg, echo=_apt_progress)
+                    want = list(BASE_PACKAGES) + list(self.extra_packages)
+                    have = self._pythons_in(self.path)
+                    offered = self.available(self.path)
+                    for v in self.wanted_pythons:
+                        pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
+                        if v not in have and all(p in offered for p in pkgs):
+                            want += pkgs
+                    want = self.missing(want)
+                    if want:
+                        self._install(self.path, want, log=lg, lists_fresh=True,
+                                      why="base packages, target.pythons, [emulation].packages")
+                finally:
+                    self._clean_apt(self.path)
+                stamp = self._write_stamp(self.path, base=old, updated_at=utcnow(),
+                                          suite_pythons=suite_pythons(offered))
+                marker.unlink()
+                ui.info(f"rootfs updated in {time.monotonic() - t0:.0f}s: glibc {stamp['glibc']}, gcc {stamp['gcc']}, "
+                        f"Python {', '.join(stamp['pythons'])}")
+                return stamp
+
+    def remove(self) -> bool:
+        """Delete the rootfs (waits for running builds); True when there was one."""
+        with self._admin_lock(), self._use_lock(shared=False):
+            self._discard_leftovers()
+            for p in self.parent.glob(f".{self.name}.run-*"):
+                remove_tree(p)  # nobody runs: we hold the use lock exclusively
+            if not self.path.exists():
+                return False
+            if not self.ready and not (self.path / UPDATING).exists():
+                raise EnvironmentProblem(f"{self.path} is not a wheelfactory rootfs (no {STAMP}); not deleting it")
+            trash = self.parent / f".{self.name}.trash-{secrets.token_hex(4)}"
+            os.rename(self.path, trash)
+            remove_tree(trash)
+            return True
+
+    @contextlib.contextmanager
+    def in_use(self, *, log: IO[str] | None = None) -> Iterator[dict]:
+        """Hold the rootfs for one command (shared lock), creating it first when needed."""
+        while True:
+            self.ensure(log=log)
+            with self._use_lock(shared=True):
+                stamp = self.stamp()
+                if stamp is not None:
+                    yield stamp
+                    return
+            # removed or being recreated between ensure() and the lock: go round again
+
+
+
+def suite_pythons(offered: set[str]) -> list[str]:
+    """The X.Y versions a suite offers with headers and venv (pythonX.Y-dev, pythonX.Y-venv)."""
+    found = {m[1] for n in offered if (m := re.fullmatch(r"python(3\.\d+)-dev", n))}
+    return sorted((v for v in found if f"python{v}-venv" in offered), key=lambda v: tuple(map(int, v.split("."))))
+
+
+def _tool_version(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _mmdebstrap_progress(line: str) -> None:
+    """mmdebstrap's own step lines ("I: downloading packages with apt...") are the progress."""
+    if line.startswith("I: ") and not line.startswith("I: automatically chosen"):
+        ui.info(f"  {line[3:].rstrip()}")
+
+
+def _apt_progress(line: str) -> None:
+    if line.startswith(("Setting up ", "E: ")):
+        ui.info(f"  {line.rstrip()}")
+
+
+# --- the `nox -s rootfs` command -------------------------------------------------------
+
+def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
+    """``nox -s rootfs -- create|update|remove|info [--replace] [--json]``."""
+    from ..settings.factory import load_config
+
+    p = argparse.ArgumentParser(prog="nox -s rootfs --",
+                                description="Create, update, remove or describe the emulated build rootfs.")
+    p.add_argument("action", nargs="?", default="info", choices=("create", "update", "remove", "info"))
+    p.add_argument("--replace", action="store_true", help="create: build a fresh one even if one exists")
+    p.add_argument("--json", action="store_true", help="info: print the facts as JSON on stdout")
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+    config = load_config(root)
+    rootfs = Rootfs(config)
+    if args.action == "create":
+        rootfs.create(replace=args.replace)
+    elif args.action == "update":
+        rootfs.update()
+    elif args.action == "remove":
+        if rootfs.remove():
+            ui.info(f"removed the rootfs at {rootfs.path}")
+        else:
+            ui.info(f"no rootfs at {rootfs.path}")
+        return 0
+    info = rootfs.info()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    show_info(info)
+    return 0 if info["ready"] or args.action == "info" else 1
+
+
+def show_info(info: dict) -> None:
+    if not info["ready"]:
+        ui.info(f"rootfs {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
+                f"(create it with: nox -s rootfs -- create)")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{info['arch']} Debian {info['suite']} rootfs", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("path", info["path"]),
+        ("size", human_size(info["size"])),
+        ("age", f"{human_age(info['age_seconds'])} (created {info['created_at']}, updated {info['updated_at']})"),
+        ("mirror", info["mirror"]),
+        ("glibc", info["glibc"]),
+        ("gcc", info["gcc"]),
+        ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items())),
+        ("installed on demand", ", ".join(info.get("installed_on_demand") or []) or "-"),
+        ("created in", f"{info.get('creation_seconds', 0):.0f}s with {info.get('mmdebstrap', 'mmdebstrap')}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    ui.console.print(table)
