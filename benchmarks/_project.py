@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO))
 
 def make_project(root: Path, recipes: list[str], *, config: str = "", python: str | None = None) -> Path:
     """factory.toml for the host arch + copies of the repo's recipes (and patches)."""
-    from wheelfactory.settings.factory import host_arch
+    from wheelfactory.settings.target import host_arch
 
     python = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
     root.mkdir(parents=True, exist_ok=True)

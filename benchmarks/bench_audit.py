@@ -45,7 +45,7 @@ def main(requirements: list[str]) -> int:
         (root / "factory.toml").write_text(
             f'[target]\narch = "{repo_config.arch}"\npolicy = "{repo_config.policy}"\n'
             f"pythons = {json.dumps(repo_config.pythons)}\n"
-            f'[audit]\npypi-url = "{repo_config["audit"]["pypi-url"]}"\n')
+            f'[audit]\npypi-url = "{repo_config.audit.pypi_url}"\n')
         (root / "recipes").mkdir()
         base_env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "WHEELFACTORY_ROOT": str(root)}
 
@@ -53,7 +53,7 @@ def main(requirements: list[str]) -> int:
         uv_env = {**base_env, "UV_CACHE_DIR": str(Path(tmp) / "uv-cache-compile")}
         argv = [audit.uv_binary(), "pip", "compile", "-", "--universal", "--python-version",
                 min(repo_config.pythons, key=lambda v: tuple(map(int, v.split(".")))), "--no-config",
-                "--no-header", "--index-url", repo_config["audit"]["pypi-url"], "-q"]
+                "--no-header", "--index-url", repo_config.audit.pypi_url, "-q"]
         t_uv, r = timed(argv, uv_env, stdin="\n".join(requirements) + "\n")
         if r.returncode != 0:
             print(r.stderr, file=sys.stderr)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 
 def project(root: Path, cache: Path, recipe: str, *, python: str, host: bool = False) -> Path:
-    from wheelfactory.settings.factory import host_arch
+    from wheelfactory.settings.target import host_arch
 
     root.mkdir(parents=True, exist_ok=True)
     target = (f'arch = "{host_arch()}"\npolicy = "best"\n' if host else "")
@@ -154,7 +154,7 @@ def main() -> int:
 
     # 5. native, for the slowdown factor
     if not args.no_native:
-        from wheelfactory.settings.factory import host_arch
+        from wheelfactory.settings.target import host_arch
 
         # The same Python version natively when this machine has it.
         from wheelfactory.runners import NativeRunner

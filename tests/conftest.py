@@ -17,7 +17,7 @@ def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host
     ``host_target`` aims the config at this machine's arch (policy "best") so
     the whole pipeline runs natively on any host.
     """
-    from wheelfactory.settings.factory import host_arch
+    from wheelfactory.settings.target import host_arch
 
     root.mkdir(parents=True, exist_ok=True)
     target = (

@@ -298,7 +298,7 @@ def test_write_recipes_scaffolds_every_missing_package(tmp_path):
     assert written == missing
     for name in written:
         recipe = parse_recipe(root / "recipes" / name / "recipe.toml")
-        assert recipe.source_kind == "sdist" and len(recipe["source"]["sha256"]) == 64
+        assert recipe.source_kind == "sdist" and len(recipe.source.sha256) == 64
     # Those packages now count as covered by a recipe.
     again = audit.run_audit(config, reqs, progress=False)
     assert not again.missing and all(p.recipe for p in again.packages if p.status in audit.NEEDS)

@@ -51,10 +51,10 @@ def test_setuptools_c_package_scaffolds_and_builds_without_edits(project):
     path = project / "recipes" / "simplejson" / "recipe.toml"
     recipe = parse_recipe(path)
     sdist = _pypi_sdist("simplejson", recipe.version)
-    assert recipe["source"]["sha256"] == sdist["hashes"]["sha256"]
+    assert recipe.source.sha256 == sdist["hashes"]["sha256"]
     text = path.read_text()
     assert "build backend setuptools" in text and "# env = {" in text
-    assert recipe["test"]["imports"] == ["simplejson"]
+    assert recipe.test.imports == ["simplejson"]
     # What `nox -s build -- simplejson` runs, aimed at this project root.
     status = pipeline.build_command(["simplejson", "--runner", "native"], root=project)
     records = load_records(project / "dist") if (project / "dist").is_dir() else []
@@ -75,10 +75,10 @@ def test_backend_is_read_from_the_sdist(project, name, backend, settings):
     scaffold.write_recipes(project / "recipes", [s])
     recipe = parse_recipe(path)
     assert recipe.version == s.version
-    assert recipe["source"]["sha256"] == _pypi_sdist(name, s.version)["hashes"]["sha256"]
+    assert recipe.source.sha256 == _pypi_sdist(name, s.version)["hashes"]["sha256"]
     if backend == "maturin":
-        assert recipe["build"]["debian"] == ["cargo", "rustc"]
-        assert recipe["test"]["imports"] == ["rpds"]  # maturin's python-source package, not the dist name
+        assert recipe.build.debian == ["cargo", "rustc"]
+        assert recipe.test.imports == ["rpds"]  # maturin's python-source package, not the dist name
 
 
 def test_given_version_through_invoke(project):
@@ -86,7 +86,7 @@ def test_given_version_through_invoke(project):
     assert r.returncode == 0, r.stderr
     recipe = parse_recipe(project / "recipes" / "siphash24" / "recipe.toml")
     assert recipe.version == "1.7"
-    assert recipe["source"]["sha256"] == _pypi_sdist("siphash24", "1.7")["hashes"]["sha256"]
+    assert recipe.source.sha256 == _pypi_sdist("siphash24", "1.7")["hashes"]["sha256"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -141,8 +141,8 @@ def test_git_source(project, tmp_path):
     })
     assert scaffold.new_recipe_command("wf-git-demo", root=project, git=url, rev="v1.0", subdirectory="pkg") == 0
     recipe = parse_recipe(project / "recipes" / "wf-git-demo" / "recipe.toml")
-    assert recipe.source_kind == "git" and recipe["source"]["rev"] == "v1.0"
-    assert recipe["source"]["subdirectory"] == "pkg" and recipe.version == "1.0"
+    assert recipe.source_kind == "git" and recipe.source.rev == "v1.0"
+    assert recipe.source.subdirectory == "pkg" and recipe.version == "1.0"
 
     pure = _git_repo(tmp_path / "pure", {"pyproject.toml": """\
         [build-system]

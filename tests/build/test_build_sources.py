@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def _build(root, name="wf-tiny", **kw):
     config = load_config(root)
-    return pipeline.build_recipe(config, load_recipe(config.path("recipes"), name), NativeRunner(), **kw)
+    return pipeline.build_recipe(config, load_recipe(config.paths.recipes, name), NativeRunner(), **kw)
 
 
 def test_url_source_builds_and_records_the_url(tmp_path, shared_cache, sdist_server):
@@ -120,7 +120,7 @@ def test_builds_of_one_recipe_are_serialized_others_go_side_by_side(tmp_path, sh
     tiny_recipe(root, sdist_server)
     tiny_recipe(root, sdist_server, name="wf-other")  # same sdist, another recipe name
     config = load_config(root)
-    lock = store.recipe_lock(config.path("build") / ".locks", "wf-tiny")
+    lock = store.recipe_lock(config.paths.build / ".locks", "wf-tiny")
     lock.acquire()  # as if another process were building wf-tiny right now
     results = {}
     try:

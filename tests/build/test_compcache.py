@@ -80,7 +80,7 @@ def cfg(project):
 
 def test_rebuild_from_fresh_folders_is_all_direct_hits(cfg, project, tmp_path):
     runner = NativeRunner()
-    scratch = cfg.path("build")
+    scratch = cfg.paths.build
 
     env1 = compcache.prepare(cfg, runner, "ccdemo")
     assert Path(env1["PATH"].split(":")[0], "cc").resolve() == Path(shutil.which("ccache")).resolve()
@@ -176,7 +176,7 @@ def test_the_runner_is_asked_only_when_a_build_really_runs(cfg):
     runner = CountingRunner()
     env = compcache.prepare(cfg, runner, "multidict")
     compcache.finish(env)  # a no-op attempt: everything already stored
-    assert runner.commands == [] and not (cfg.path("build") / "ccache-stats").exists()
+    assert runner.commands == [] and not (cfg.paths.build / "ccache-stats").exists()
 
     env = compcache.prepare(cfg, runner, "multidict")
     assert env["CCACHE_DIR"] and len(runner.commands) == 1  # the first real build probes once …

@@ -73,7 +73,7 @@ def test_workflow_shape():
     jobs = wf["jobs"]
     assert wf["permissions"] == {}
     assert set(wf["on"]) == {"push", "pull_request", "workflow_dispatch"}
-    assert wf["on"]["push"]["branches"] == [config["ci"]["branch"]]
+    assert wf["on"]["push"]["branches"] == [config.ci.branch]
     for name in recipes:
         job = jobs[f"build-{name}"]
         runs = [s["run"].strip() for s in job["steps"] if "run" in s and "nox" in s["run"]]
@@ -127,7 +127,7 @@ def test_yaml_emitter_round_trips_awkward_strings(project):
     '''))
     write_recipe(project, "multidict", (REPO / "recipes/multidict/recipe.toml").read_text())
     config = load_config(project)
-    model = workflow.workflow_model(config, workflow.load_all(config.path("recipes")))
+    model = workflow.workflow_model(config, workflow.load_all(config.paths.recipes))
     text = workflow.to_yaml(model)
     parsed = yaml.safe_load(text)
     parsed["on"] = parsed.pop(True)
@@ -343,7 +343,7 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out) == build
     # The keys are exactly the jobs' recipe names the `if:`s look up.
     config = load_config(repo)
-    model = workflow.workflow_model(config, workflow.load_all(config.path("recipes")))
+    model = workflow.workflow_model(config, workflow.load_all(config.paths.recipes))
     for name in build:
         assert f"['{name}']" in model["jobs"][f"build-{name}"]["if"]
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import write_project
 from wheelfactory import cli
 from wheelfactory.build import pipeline
-from wheelfactory.settings.factory import host_arch
+from wheelfactory.settings.target import host_arch
 
 
 def _run(root, *argv):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project
 from wheelfactory.index.check import IndexCheckFailed, check_index, check_index_command

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 from pypi_simple import IndexPage, ProjectPage, RepositoryPage
-from test_index_wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project, write_recipe
 from wheelfactory.build import store

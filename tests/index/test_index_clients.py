@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.pip import JSON_TYPE, clean_env, pip, pip_venv  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import write_project
 from wheelfactory.index.check import check_index
@@ -26,35 +27,6 @@ from wheelfactory.settings.factory import load_config
 from wheelfactory.index.core import build_index
 from wheelfactory.publish.core import publish
 from wheelfactory.index.serve import IndexServer
-
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-
-
-def clean_env(tmp: Path) -> dict[str, str]:
-    """No user/site pip or uv configuration (this machine's adds local indexes)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_CACHE_DIR="1",
-               UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
-    return env
-
-
-_MADE: dict[str, Path] = {}  # once per session, whichever test module asks first
-
-
-@pytest.fixture(scope="session")
-def pip_venv(tmp_path_factory) -> Path:
-    """A bare venv with the current pip from PyPI (its --dry-run downloads no wheels)."""
-    if "pip" not in _MADE:
-        _MADE["pip"] = _make_pip_venv(tmp_path_factory.mktemp("pip-venv"))
-    return _MADE["pip"]
-
-
-def _make_pip_venv(d: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True)
-    py = d / "venv" / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, env=clean_env(d))
-    return py
-
 
 def index_project(tmp_path: Path, real_wheels, config: str = "") -> Path:  # noqa: F811
     root = write_project(tmp_path / "p", config=config)
@@ -71,10 +43,6 @@ def served(tmp_path, real_wheels):  # noqa: F811
     server = IndexServer(root / "index", quiet=True).start()
     yield root, server
     server.stop()
-
-
-def pip(py: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(py), "-m", "pip", *args], capture_output=True, text=True, env=env)
 
 
 def wheel_gets(server: IndexServer) -> list[str]:

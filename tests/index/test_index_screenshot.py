@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import write_project
 from wheelfactory.settings.factory import load_config

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_index_clients import JSON_TYPE, clean_env, pip, pip_venv  # noqa: F401 (fixture)
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.pip import JSON_TYPE, clean_env, pip, pip_venv  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project
 from wheelfactory.index.check import check_index

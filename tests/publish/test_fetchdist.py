@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from fakes.github_releases import FakeGitHub
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
-from test_publish_github import REPOSITORY, TAG, assert_live_consistent, listed_files, make_project
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.github_pages import REPOSITORY, TAG, assert_live_consistent, listed_files, make_project
 
 from conftest import REPO, write_project
 from wheelfactory.settings.factory import load_config

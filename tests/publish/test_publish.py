@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_index_wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project
 from wheelfactory.index.check import check_index
+from wheelfactory.errors import ConfigError
 from wheelfactory.settings.factory import load_config
 from wheelfactory.publish.core import PublishError, publish
 
@@ -98,7 +99,7 @@ def test_foreign_directory_is_refused(tmp_path, real_wheels):  # noqa: F811
 
 def test_unknown_target_is_one_message(tmp_path, real_wheels):  # noqa: F811
     root = write_project(tmp_path / "p", config='[publish]\ntarget = "s3"\n')
-    with pytest.raises(PublishError, match="publish.target 's3' is not one of: directory, github"):
+    with pytest.raises(ConfigError, match="publish.target 's3' is not one of: directory, github"):
         publish(load_config(root))
 
 

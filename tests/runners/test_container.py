@@ -22,7 +22,7 @@ from conftest import REPO, write_project, write_recipe
 from wheelfactory.runners import container
 from wheelfactory.build import store
 from wheelfactory.settings.factory import load_config
-from wheelfactory.errors import BuildError, EnvironmentProblem, RecipeError
+from wheelfactory.errors import BuildError, ConfigError, EnvironmentProblem, RecipeError
 from wheelfactory.settings.recipe import load_all, load_recipe
 
 ALL = sorted(p.parent.name for p in (REPO / "recipes").glob("*/recipe.toml"))
@@ -52,7 +52,7 @@ def write_options(tmp_path: Path, options: dict) -> tuple[Path, Path]:
 @pytest.mark.parametrize("name", ALL)
 def test_every_recipe_maps_onto_options_cibuildwheel_accepts(tmp_path, name):
     config = load_config(REPO)  # riscv64, manylinux_2_39, the configured Pythons
-    recipe = load_recipe(config.path("recipes"), name)
+    recipe = load_recipe(config.paths.recipes, name)
     options = container.cibuildwheel_options(config, recipe, config.pythons, engine="podman")
     config_file, package = write_options(tmp_path, options)
     assert tomllib.loads(config_file.read_text())["tool"]["cibuildwheel"] == options  # the TOML round-trips
@@ -66,31 +66,31 @@ def test_every_recipe_maps_onto_options_cibuildwheel_accepts(tmp_path, name):
 
     b = cibw_build_options(config_file, package, wanted[0])
     env = b.environment.as_dictionary(prev_environment={})
-    assert {k: env[k] for k in recipe["build"]["env"]} == recipe["build"]["env"]  # literal values
-    assert env["PIP_INDEX_URL"] == config["indexes"]["install"][0]
-    assert b.manylinux_images["riscv64"] == config["container"]["image"]
+    assert {k: env[k] for k in recipe.build.env} == recipe.build.env  # literal values
+    assert env["PIP_INDEX_URL"] == config.indexes.install[0]
+    assert b.manylinux_images["riscv64"] == config.container.image
     assert b.container_engine.name == "podman"
     assert b.repair_command.startswith("auditwheel repair --plat manylinux_2_39_riscv64 ")
     assert b.repair_command.endswith(" -w {dest_dir} {wheel}")
-    for module in recipe["test"]["imports"]:
+    for module in recipe.test.imports:
         assert f"import {module}" in b.test_command
-    for command in recipe["test"]["commands"]:
+    for command in recipe.test.commands:
         assert command in b.test_command
     # config-settings: every key=value the recipe gives, lists repeated
-    settings = recipe["build"]["config-settings"]
+    settings = recipe.build.config_settings
     for key, value in settings.items():
         for v in [value] if isinstance(value, str) else value:
             assert f"{key}={v}" in b.config_settings or f"{key}='{v}'" in b.config_settings
-    extra_build_env = recipe["build"]["requires"] or not recipe["build"]["isolation"]
+    extra_build_env = recipe.build.requires or not recipe.build.isolation
     assert (b.build_frontend.name, "--no-isolation" in b.build_frontend.args) == ("build", bool(extra_build_env))
     assert ("before_build.py" in (b.before_build or "")) == bool(extra_build_env)
-    if recipe["build"]["debian"] or recipe["build"]["dnf"]:
+    if recipe.build.debian or recipe.build.dnf:
         assert b.before_all.startswith("dnf install -y ")
 
 
 def test_numpy_and_grpcio_details(tmp_path):
     config = load_config(REPO)
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     numpy = container.cibuildwheel_options(config, recipes["numpy"], ["3.12"], engine="docker")
     assert numpy["before-all"] == "dnf install -y openblas-devel gcc-gfortran pkgconf-pkg-config"
     config_file, package = write_options(tmp_path, numpy)
@@ -122,7 +122,7 @@ def test_awkward_values_stay_literal(tmp_path, project):
         requires = ["pytest>=8"]
     ''')
     config = load_config(project)
-    options = container.cibuildwheel_options(config, load_recipe(config.path("recipes"), "odd"), ["3.11"],
+    options = container.cibuildwheel_options(config, load_recipe(config.paths.recipes, "odd"), ["3.11"],
                                              engine="docker")
     config_file, package = write_options(tmp_path, options)
     ident = f"cp311-manylinux_{config.arch}"
@@ -162,7 +162,7 @@ def test_debian_packages_map_to_dnf_or_say_what_to_add(project):
 
 def test_dependency_wheels_reach_the_container(tmp_path):
     config = load_config(REPO)
-    torch = load_recipe(config.path("recipes"), "torch")
+    torch = load_recipe(config.paths.recipes, "torch")
     options = container.cibuildwheel_options(config, torch, ["3.12"], engine="docker",
                                              dependency_wheels=["numpy-2.5.5-cp312-cp312-manylinux_2_39_riscv64.whl"])
     config_file, package = write_options(tmp_path, options)
@@ -227,7 +227,7 @@ def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_c
     ''')
     config = load_config(root)
     assert config.arch == "riscv64"
-    recipe = load_recipe(config.path("recipes"), "markupsafe")
+    recipe = load_recipe(config.paths.recipes, "markupsafe")
     wheelhouse = tmp_path / "wheelhouse"
 
     def store_one(key: str) -> Path:
@@ -255,7 +255,7 @@ def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_c
     second = store_one("k2")
     assert second.name.startswith("markupsafe-3.0.4-1-cp311") and second != first
     assert json.loads((second.parent / f"{second.name}.json").read_text())["build_tag"] == 1
-    assert sorted(r["build_key"] for r in store.load_records(config.path("dist"))) == ["k1", "k2"]
+    assert sorted(r["build_key"] for r in store.load_records(config.paths.dist)) == ["k1", "k2"]
 
 
 def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):  # noqa: F811
@@ -271,11 +271,11 @@ def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):  
     (tmp_path / "wh").mkdir()
     shutil.copyfile(riscv_wheel, tmp_path / "wh" / riscv_wheel.name)
     with pytest.raises(BuildError, match="no wheel for Python 3.12"):
-        container.store_built_wheels(config, load_recipe(config.path("recipes"), "markupsafe"), tmp_path / "wh",
+        container.store_built_wheels(config, load_recipe(config.paths.recipes, "markupsafe"), tmp_path / "wh",
                                      todo=["3.11", "3.12"], keys={"3.11": "a", "3.12": "b"}, policy="best",
                                      source={}, patches=[], host={}, stages={}, start=0.0, log=open(os.devnull, "w"),
                                      log_rel=None, note="")
-    assert not config.path("dist").exists() or not any(config.path("dist").iterdir())
+    assert not config.paths.dist.exists() or not any(config.paths.dist.iterdir())
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -300,7 +300,8 @@ def test_no_engine_is_one_clear_error_and_nothing_changes(tmp_path, monkeypatch)
     assert "podman is installed but cannot run containers (Error: cannot connect to Podman socket)" in str(e.value)
     assert sorted(p.name for p in (root / "dist").iterdir()) == ["keep.txt"]
     bad = write_project(tmp_path / "q", config='[container]\nengine = "lxc"\n')
-    assert "must be docker or podman" in container.engine_problem(load_config(bad))
+    with pytest.raises(ConfigError, match="must be docker or podman"):  # checked when factory.toml loads
+        load_config(bad)
 
 
 def test_real_container_build(tmp_path, shared_cache):  # noqa: F811
@@ -311,8 +312,8 @@ def test_real_container_build(tmp_path, shared_cache):  # noqa: F811
     if problem:
         pytest.skip(f"no container build possible on this machine: {problem}")
     runner = container.ContainerRunner(config)
-    result = runner.build_recipe(config, load_recipe(config.path("recipes"), "multidict"))
+    result = runner.build_recipe(config, load_recipe(config.paths.recipes, "multidict"))
     assert result.status == "built", result.message
-    [rec] = store.load_records(config.path("dist"))
+    [rec] = store.load_records(config.paths.dist)
     assert rec["host"]["runner"] == "container" and rec["recipe"] == "multidict"
     assert "cibuildwheel" in rec["notes"][0]

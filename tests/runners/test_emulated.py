@@ -68,7 +68,7 @@ def runner(emu_cache, tmp_path) -> EmulatedRunner:
 
 
 def build_dir(runner: EmulatedRunner) -> Path:
-    d = runner.config.path("build") / "work"
+    d = runner.config.paths.build / "work"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -143,7 +143,7 @@ def test_not_root_and_no_mmdebstrap_say_what_to_do(runner, tmp_path, monkeypatch
 def test_rootfs_info_reports_size_age_and_versions(runner, capsys):
     info = runner.rootfs.info()
     assert info["ready"] and info["suite"] == "sid" and info["arch"] == "riscv64"
-    assert info["path"] == str(runner.config.path("cache") / "rootfs" / "riscv64-sid")
+    assert info["path"] == str(runner.config.paths.cache / "rootfs" / "riscv64-sid")
     assert 200 * 2**20 < info["size"] < 1500 * 2**20, info["size"]  # slim: well under the ~900 MB of a full one
     assert info["age_seconds"] >= 0
     assert info["glibc"].startswith("2.") and info["gcc"][0].isdigit()
@@ -253,7 +253,7 @@ def test_concurrent_commands_share_build_but_not_tmp(runner):
 
 
 def test_rootfs_is_hidden_inside_its_own_cache(runner):
-    cache = runner.config.path("cache")
+    cache = runner.config.paths.cache
     assert runner.rootfs.path.parent == cache / "rootfs"
     proc = runner.run(["sh", "-c", f"ls -A {cache}/rootfs | wc -l; ls {cache}"], cwd=build_dir(runner), log=io.StringIO())
     lines = proc.stdout.split()
@@ -422,7 +422,7 @@ def test_build_multidict_for_riscv64_on_x86_64(emu_cache, tmp_path):
     local = work / wheel.name  # dist/ is not shared with the rootfs; build/ is
     local.write_bytes(wheel.read_bytes())
     runner.run(["python3.13", "-m", "venv", "--without-pip", str(work / "venv")], cwd=work, log=log)
-    tools_py = str(config.path("cache") / "tools" / runner.id / "py3.13" / "bin" / "python")
+    tools_py = str(config.paths.cache / "tools" / runner.id / "py3.13" / "bin" / "python")
     runner.run([tools_py, "-m", "pip", "--python", str(work / "venv/bin/python"), "install", "--no-index",
                 "--no-deps", str(local)], cwd=work, log=log)
     proc = runner.run([str(work / "venv/bin/python"), "-c",

@@ -13,7 +13,7 @@ def test_repo_config_targets_riscv64_manylinux_2_39():
     assert config.arch == "riscv64"
     assert config.policy == "manylinux_2_39"
     assert config.pythons  # at least one Python to build for
-    assert config.path("dist") == REPO / "dist"
+    assert config.paths.dist == REPO / "dist"
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
@@ -41,7 +41,7 @@ def test_for_host_keeps_everything_but_the_target(tmp_path):
     config = load_config(tmp_path).for_host()
     assert config.arch == host_arch()
     assert config.policy == "best"
-    assert config["emulation"]["suite"] == "forky"
+    assert config.emulation.suite == "forky"
 
 
 def test_invalid_runner_choice(tmp_path):

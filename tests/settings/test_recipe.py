@@ -19,21 +19,21 @@ def test_every_shipped_recipe_validates():
     assert set(SHIPPED) <= set(recipes)
     for name, r in recipes.items():
         assert r.name == name and r.version
-        assert r["source"]["sha256"] or r["source"]["git"], name
+        assert r.source.sha256 or r.source.git, name
 
 
 def test_the_quirks_the_factory_exists_for_are_expressed():
     recipes = load_all(REPO / "recipes")
-    assert "expandvars" in recipes["frozenlist"]["build"]["requires"]
-    assert "expandvars" in recipes["propcache"]["build"]["requires"]
+    assert "expandvars" in recipes["frozenlist"].build.requires
+    assert "expandvars" in recipes["propcache"].build.requires
     torch = recipes["torch"]
-    assert torch.source_kind == "git" and torch["source"]["rev"]
-    assert torch["build"]["env"]["USE_DISTRIBUTED"] == "1" and torch["build"]["env"]["USE_GLOO"] == "1"
-    assert torch["build"]["isolation"] is False and "numpy" in torch["build"]["depends"]
-    assert "-Dblas=openblas" in recipes["numpy"]["build"]["config-settings"]["setup-args"]
-    assert "libopenblas-dev" in recipes["numpy"]["build"]["debian"]
-    assert "--locked" in recipes["orjson"]["build"]["config-settings"]["build-args"]
-    assert recipes["grpcio"]["build"]["exclusive"] is True
+    assert torch.source_kind == "git" and torch.source.rev
+    assert torch.build.env["USE_DISTRIBUTED"] == "1" and torch.build.env["USE_GLOO"] == "1"
+    assert torch.build.isolation is False and "numpy" in torch.build.depends
+    assert "-Dblas=openblas" in recipes["numpy"].build.config_settings["setup-args"]
+    assert "libopenblas-dev" in recipes["numpy"].build.debian
+    assert "--locked" in recipes["orjson"].build.config_settings["build-args"]
+    assert recipes["grpcio"].build.exclusive is True
 
 
 def test_unknown_recipe_name_suggests_the_close_one(tmp_path):
@@ -79,7 +79,7 @@ def test_config_settings_take_strings_and_lists(tmp_path):
     root = write_project(tmp_path / "p")
     _tiny(root, '[build]\nconfig-settings = { setup-args = ["-Da=1", "-Db=2"], build-args = "--locked" }')
     r = load_recipe(root / "recipes", "wf-tiny")
-    assert r["build"]["config-settings"] == {"setup-args": ["-Da=1", "-Db=2"], "build-args": "--locked"}
+    assert r.build.config_settings == {"setup-args": ["-Da=1", "-Db=2"], "build-args": "--locked"}
     _tiny(root, "[build]\nconfig-settings = { jobs = 4 }")
     with pytest.raises(RecipeError, match=r"'build.config-settings' must be a table whose values are strings"):
         load_recipe(root / "recipes", "wf-tiny")

@@ -39,7 +39,8 @@ from packaging.utils import canonicalize_name
 from .._util import http
 from .. import ui
 from .core import AuditError, audit_indexes, read_requirements
-from ..settings.factory import Config, host_arch, load_config
+from ..settings.factory import Config, load_config
+from ..settings.target import host_arch
 from ..errors import EnvironmentProblem, FactoryError
 from ..settings.recipe import RECIPE_FILE
 
@@ -218,8 +219,8 @@ def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]
 
 
 def host_debian_suite(config: Config) -> str:
-    if config["audit"]["debian-suite"]:
-        return config["audit"]["debian-suite"]
+    if config.audit.debian_suite:
+        return config.audit.debian_suite
     try:
         fields = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
     except OSError:
@@ -257,9 +258,9 @@ def _apt_file(soname: str) -> list[str] | None:
 
 def _contents_index(config: Config, suite: str, arch: str) -> bytes:
     """Debian's Contents-ARCH.gz of ``suite`` (main), cached a day and revalidated after."""
-    mirror = config["audit"]["debian-mirror"].rstrip("/")
+    mirror = config.audit.debian_mirror.rstrip("/")
     url = f"{mirror}/dists/{suite}/main/Contents-{arch}.gz"
-    path = config.path("cache") / "debian" / f"Contents-{suite}-{arch}.gz"
+    path = config.paths.cache / "debian" / f"Contents-{suite}-{arch}.gz"
     meta_path = path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() and path.is_file() else {}
     if meta and time.time() - meta.get("fetched", 0) < CONTENTS_MAX_AGE:
@@ -348,11 +349,11 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
     pypi, ours, labels = audit_indexes(config)
     index_list = [u.rstrip("/") for u in indexes] if indexes else [pypi, *ours]
     _check_reachable(index_list, labels, reqs.names[:1] or ["pip"])
-    logs = config.path("logs") / "clean-install"
+    logs = config.paths.logs / "clean-install"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     work = Path(tempfile.mkdtemp(prefix="wf-clean-install-"))
-    pip_cache = config.path("cache") / "clean-install" / "pip"
+    pip_cache = config.paths.cache / "clean-install" / "pip"
     # Keep downloaded files between runs, never wheels built from sdists: a cached local build
     # would print "Using cached …" instead of "Building wheel for …" and hide a source build.
     shutil.rmtree(pip_cache / "wheels", ignore_errors=True)
@@ -470,7 +471,7 @@ def print_report(config: Config, rep: CleanInstallReport) -> None:
         for f in rep.missing_libraries:
             deb = (" | ".join(f.debian[:4]) + (" …" if len(f.debian) > 4 else "")) if f.debian else \
                 "no Debian package found for it"
-            recipe = config.path("recipes") / f.dist / RECIPE_FILE
+            recipe = config.paths.recipes / f.dist / RECIPE_FILE
             where = (f"declare it in {_rel(config, recipe)} [runtime] debian, or let auditwheel bundle it"
                      if recipe.is_file() else "the wheel's recipe should declare it ([runtime] debian) or "
                                               "bundle it")

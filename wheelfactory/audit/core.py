@@ -55,7 +55,8 @@ from packaging.utils import (
 )
 
 from .. import ui
-from ..settings.factory import Config, host_arch, load_config
+from ..settings.factory import Config, load_config
+from ..settings.target import host_arch
 from ..errors import ConfigError, FactoryError
 from ..settings.recipe import RECIPE_FILE, parse_recipe
 
@@ -934,14 +935,14 @@ class AuditResult:
 
 def audit_indexes(config: Config) -> tuple[str, list[str], dict[str, str]]:
     """(PyPI URL, our index URLs, URL -> config key) from [audit] and [indexes]."""
-    pypi = config["audit"]["pypi-url"].rstrip("/")
+    pypi = config.audit.pypi_url.rstrip("/")
     labels = {pypi: "audit.pypi-url"}
     ours: list[str] = []
-    if config["audit"]["our-index"]:
-        ours = [config["audit"]["our-index"].rstrip("/")]
+    if config.audit.our_index:
+        ours = [config.audit.our_index.rstrip("/")]
         labels[ours[0]] = "audit.our-index"
     else:
-        for url in config["indexes"]["install"]:
+        for url in config.indexes.install:
             u = url.rstrip("/")
             if u != pypi and u not in ("https://pypi.org/simple", "https://pypi.python.org/simple"):
                 ours.append(u)
@@ -955,9 +956,9 @@ def run_audit(config: Config, reqs: RequirementsInput, *, pythons: list[str] | N
     target = Target.from_config(config, pythons)
     pypi, ours, labels = audit_indexes(config)
     indexes = [pypi, *ours]
-    cache = AuditCache(config.path("cache") / "audit" / "index.sqlite")
-    max_age = float(config["audit"]["max-age"])
-    client = IndexClient(cache, concurrency=config["audit"]["concurrency"], max_age=max_age, refresh=refresh,
+    cache = AuditCache(config.paths.cache / "audit" / "index.sqlite")
+    max_age = float(config.audit.max_age)
+    client = IndexClient(cache, concurrency=config.audit.concurrency, max_age=max_age, refresh=refresh,
                          labels=labels)
     ui_progress = _Progress(enabled=progress)
     try:
@@ -1040,8 +1041,8 @@ def _audit(config, reqs, target, pypi, ours, labels, cache, client, prog, refres
             if not pin.url:
                 lookup(pin.name)
     prog.start_check(len(wanted))
-    recipes_root = config.path("recipes")
-    ignore = list(config["audit"]["ignore"])
+    recipes_root = config.paths.recipes
+    ignore = list(config.audit.ignore)
     reports = []
     for pin, pys in wanted:
         pypi_page = client.fetch(pypi, pin.name).result() if not pin.url else None
@@ -1185,7 +1186,7 @@ def audit_command(requirements: Iterable[str] = (), *, requirement_files: Iterab
         print_table(result)
     for p in written:
         ui.info(f"scaffolded {p}")
-    still_missing = [p for p in result.missing if not (config.path("recipes") / p.name / RECIPE_FILE).is_file()]
+    still_missing = [p for p in result.missing if not (config.paths.recipes / p.name / RECIPE_FILE).is_file()]
     return EXIT_MISSING if still_missing else 0
 
 

@@ -261,9 +261,9 @@ class _PyPI:
     def __init__(self, config: Config):
         self.config = config
         self.pypi, self.ours, labels = audit_indexes(config)
-        self.cache = AuditCache(config.path("cache") / "audit" / "index.sqlite")
-        self.client = IndexClient(self.cache, concurrency=config["audit"]["concurrency"],
-                                  max_age=float(config["audit"]["max-age"]), refresh=False, labels=labels)
+        self.cache = AuditCache(config.paths.cache / "audit" / "index.sqlite")
+        self.client = IndexClient(self.cache, concurrency=config.audit.concurrency,
+                                  max_age=float(config.audit.max_age), refresh=False, labels=labels)
 
     def close(self):
         self.client.close()
@@ -295,7 +295,7 @@ def _latest(pypi: _PyPI, page) -> str:
 
 def _repository_url(config: Config, name: str, version: str) -> str:
     """A git repository named in the project's PyPI metadata (Source/Repository/Homepage), if any."""
-    base = config["audit"]["pypi-url"].rstrip("/")
+    base = config.audit.pypi_url.rstrip("/")
     if not base.endswith("/simple"):
         return ""
     info: dict = {}
@@ -324,7 +324,7 @@ def _repository_url(config: Config, name: str, version: str) -> str:
 
 def _download_sdist(config: Config, f) -> Path:
     """The sdist in cache/scaffold/<sha256>/, downloaded once and checked against PyPI's hash."""
-    dest = config.path("cache") / "scaffold" / (f.sha256 or "unhashed") / f.filename
+    dest = config.paths.cache / "scaffold" / (f.sha256 or "unhashed") / f.filename
     if dest.is_file() and (not f.sha256 or sha256_file(dest) == f.sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -557,18 +557,18 @@ def write_missing_recipes(config: Config, reports) -> list[Path]:
         raise ScaffoldError(f"no recipes written: {len(failed)} of {len(results)} packages cannot be scaffolded "
                             f"from PyPI (give them a git source with `invoke new-recipe NAME --git URL --rev REV`, "
                             f"or list them in audit.ignore):\n{lines}")
-    return write_recipes(config.path("recipes"), [s for s in results.values() if isinstance(s, Scaffold)])
+    return write_recipes(config.paths.recipes, [s for s in results.values() if isinstance(s, Scaffold)])
 
 
 def new_recipe_command(name: str, *, root: Path | str | None = None, version: str | None = None,
                        git: str = "", rev: str = "", subdirectory: str = "") -> int:
     """`invoke new-recipe NAME`: scaffold recipes/NAME/recipe.toml."""
     config = load_config(root)
-    path = config.path("recipes") / canonicalize_name(name) / RECIPE_FILE
+    path = config.paths.recipes / canonicalize_name(name) / RECIPE_FILE
     if path.exists():
         raise ScaffoldError(f"{path} already exists; edit it (or remove it to scaffold again)")
     scaffold = plan_recipe(config, name, version=version or None, git=git, rev=rev, subdirectory=subdirectory)
-    (written,) = write_recipes(config.path("recipes"), [scaffold])
+    (written,) = write_recipes(config.paths.recipes, [scaffold])
     ui.info(f"[green]wrote[/green] {written} ({scaffold.name} {scaffold.version}, backend {scaffold.backend})")
     for n in scaffold.notes:
         ui.warn(n)

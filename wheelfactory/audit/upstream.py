@@ -45,7 +45,7 @@ from packaging.version import InvalidVersion, Version
 
 from .._util import http
 from .. import ui
-from ..settings.factory import host_arch
+from ..settings.target import host_arch
 from ..errors import FactoryError, RecipeError, SourceError
 from ..settings.recipe import Recipe, load_all, load_recipe
 from ..build.store import atomic_write_bytes
@@ -182,15 +182,15 @@ class Status:
 
 
 def check(config, recipe: Recipe, *, session=None) -> Status:
-    up = config["upstream"]
-    st = Status(recipe.name, recipe.version, disabled=recipe["package"]["disabled"])
-    page = project_page(up["pypi-url"], recipe.project, session=session)
+    up = config.upstream
+    st = Status(recipe.name, recipe.version, disabled=recipe.package.disabled)
+    page = project_page(up.pypi_url, recipe.project, session=session)
     if page is None:
-        st.note = f"not on {up['pypi-url']}"
+        st.note = f"not on {up.pypi_url}"
         return st
     rels = releases(page, recipe.project)
     current = Version(recipe.version)
-    newest = latest(rels, prereleases=up["prereleases"] or current.is_prerelease)
+    newest = latest(rels, prereleases=up.prereleases or current.is_prerelease)
     if newest is None:
         st.note = "no releases"
         return st
@@ -212,7 +212,7 @@ def check(config, recipe: Recipe, *, session=None) -> Status:
 
 
 def outdated(config, names: Sequence[str] = ()) -> list[Status]:
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     chosen = [recipes[_known(recipes, n, config)] for n in names] if names else list(recipes.values())
     session = http.session(pool=16)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -225,7 +225,7 @@ def _known(recipes: dict, name: str, config) -> str:
     n = canonicalize_name(name)
     if n not in recipes:
         raise RecipeError(
-            f"no recipe '{name}' in {config.path('recipes')}{did_you_mean(n, recipes)}"
+            f"no recipe '{name}' in {config.paths.recipes}{did_you_mean(n, recipes)}"
         )
     return n
 
@@ -233,7 +233,7 @@ def _known(recipes: dict, name: str, config) -> str:
 def print_outdated(config, statuses: list[Status]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"upstream ({config['upstream']['pypi-url']}) for {config.arch}, "
+    table = Table(title=f"upstream ({config.upstream.pypi_url}) for {config.arch}, "
                         f"Python {', '.join(config.pythons)}")
     for col in ("recipe", "ours", "upstream", "", f"{config.arch} wheels upstream"):
         table.add_column(col)
@@ -374,16 +374,16 @@ def plan_bump(config, recipe: Recipe, version: str | None = None) -> BumpPlan | 
     None when the recipe is already there. Network: the index page, and for a
     ``url`` source the new archive (to hash it).
     """
-    up = config["upstream"]
+    up = config.upstream
     old = recipe.version
     if version is None:
-        page = project_page(up["pypi-url"], recipe.project)
+        page = project_page(up.pypi_url, recipe.project)
         if page is None:
-            raise UpstreamError(f"{recipe.name}: there is no project '{recipe.project}' on {up['pypi-url']}; "
+            raise UpstreamError(f"{recipe.name}: there is no project '{recipe.project}' on {up.pypi_url}; "
                                 f"give the version with --version")
-        newest = latest(releases(page, recipe.project), prereleases=up["prereleases"] or Version(old).is_prerelease)
+        newest = latest(releases(page, recipe.project), prereleases=up.prereleases or Version(old).is_prerelease)
         if newest is None:
-            raise UpstreamError(f"{recipe.name}: {up['pypi-url']} lists no release of {recipe.project}")
+            raise UpstreamError(f"{recipe.name}: {up.pypi_url} lists no release of {recipe.project}")
         version = str(newest)
     try:
         new_v = Version(version)
@@ -392,7 +392,7 @@ def plan_bump(config, recipe: Recipe, version: str | None = None) -> BumpPlan | 
     if new_v == Version(old):
         return None
 
-    src = recipe["source"]
+    src = recipe.source
     text = recipe.text.decode()
     changes = [f"package.version: {old} -> {version}"]
     text = set_string(text, "package", "version", version)
@@ -403,39 +403,39 @@ def plan_bump(config, recipe: Recipe, version: str | None = None) -> BumpPlan | 
     if kind == "sdist":
         sha = _sdist_sha256(config, recipe, version)
     elif kind == "url":
-        if old not in urlsplit(src["url"]).path:
+        if old not in urlsplit(src.url).path:
             raise UpstreamError(
-                f"{recipe.name}: source.url {src['url']!r} does not contain the version {old}, so the new "
+                f"{recipe.name}: source.url {src.url!r} does not contain the version {old}, so the new "
                 f"archive's URL is unknown; edit {recipe.path} by hand"
             )
-        parts = urlsplit(src["url"])  # only the path spells the version, never the host
+        parts = urlsplit(src.url)  # only the path spells the version, never the host
         new_url = urlunsplit(parts._replace(path=parts.path.replace(old, version)))
         text = set_string(text, "source", "url", new_url)
         expected["source"]["url"] = new_url
-        changes.append(f"source.url: {src['url']} -> {new_url}")
+        changes.append(f"source.url: {src.url} -> {new_url}")
         sha = _sha256_url(new_url)
     else:  # git: the rev must spell the version (v2.15.0, 2.15.0, release-2.15.0 …)
-        if old not in src["rev"]:
+        if old not in src.rev:
             raise UpstreamError(
-                f"{recipe.name}: source.rev {src['rev']!r} does not contain the version {old}, so the new "
+                f"{recipe.name}: source.rev {src.rev!r} does not contain the version {old}, so the new "
                 f"rev is unknown; edit {recipe.path} by hand"
             )
-        new_rev = src["rev"].replace(old, version)
+        new_rev = src.rev.replace(old, version)
         text = set_string(text, "source", "rev", new_rev)
         expected["source"]["rev"] = new_rev
-        changes.append(f"source.rev: {src['rev']} -> {new_rev}")
+        changes.append(f"source.rev: {src.rev} -> {new_rev}")
         sha = None
     if sha is not None:
         text = set_string(text, "source", "sha256", sha)
         expected.setdefault("source", {})["sha256"] = sha
-        changes.append(f"source.sha256: {src['sha256'][:12]}… -> {sha[:12]}…")
+        changes.append(f"source.sha256: {src.sha256[:12]}… -> {sha[:12]}…")
 
     # Build env values that are exactly the old version (torch: PYTORCH_BUILD_VERSION).
-    for k, v in recipe["build"]["env"].items():
+    for k, v in recipe.build.env.items():
         if v == old:
             expected["build"]["env"][k] = version
             changes.append(f"build.env.{k}: {old} -> {version}")
-    if any(v == old for v in recipe["build"]["env"].values()):
+    if any(v == old for v in recipe.build.env.values()):
         text = replace_in_section_strings(text, "build", old, version, key="env")
 
     # The edit must change exactly what we meant, nothing else.
@@ -457,7 +457,7 @@ def _raw(data: bytes, where: str = "") -> dict:
 
 def _sdist_sha256(config, recipe: Recipe, version: str) -> str:
     """sha256 of name==version's sdist as the install index lists it (where the build fetches it)."""
-    index = config["indexes"]["install"][0]
+    index = config.indexes.install[0]
     page = project_page(index, recipe.project)
     if page is None:
         raise UpstreamError(f"{recipe.name}: there is no project '{recipe.project}' on {index}")
@@ -489,13 +489,13 @@ Builder = Callable[[object, str], object]
 
 def bump(config, name: str, *, version: str | None = None, build: Builder, commit: bool = False) -> BumpResult:
     """Bump one recipe; keep the new text only if it builds and verifies."""
-    recipes_root = config.path("recipes")
+    recipes_root = config.paths.recipes
     recipe = load_recipe(recipes_root, name)
-    if recipe["package"]["disabled"]:
+    if recipe.package.disabled:
         return BumpResult(recipe.name, recipe.version, version, "disabled",
-                          f"disabled ({recipe['package']['disabled']}); clear package.disabled to bump it")
-    lock = FileLock(str(config.path("build") / "locks" / f"{recipe.name}.bump.lock"))
-    config.path("build").joinpath("locks").mkdir(parents=True, exist_ok=True)
+                          f"disabled ({recipe.package.disabled}); clear package.disabled to bump it")
+    lock = FileLock(str(config.paths.build / "locks" / f"{recipe.name}.bump.lock"))
+    config.paths.build.joinpath("locks").mkdir(parents=True, exist_ok=True)
     with lock:
         original = recipe.path.read_bytes()
         try:
@@ -540,13 +540,13 @@ def bump_many(config, names: Sequence[str], *, version: str | None = None, build
     """Bump ``names`` (empty: every recipe behind upstream), at most [upstream].max-bumps attempts."""
     if version and len(names) != 1:
         raise UpstreamError("--version needs exactly one recipe name")
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     if names:
         todo = [_known(recipes, n, config) for n in names]
     else:
         todo = [s.name for s in outdated(config) if s.newer and not s.disabled]
         todo.sort()
-    cap = max(0, int(config["upstream"]["max-bumps"]))
+    cap = max(0, int(config.upstream.max_bumps))
     results: list[BumpResult] = []
     attempted = 0
     for name in todo:
@@ -584,7 +584,7 @@ def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str]
     runners: dict[str, object] = {}
 
     def build(config, name: str):
-        recipes = graph.select(load_all(config.path("recipes")), [name])
+        recipes = graph.select(load_all(config.paths.recipes), [name])
         runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
         results = graph.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
         return next(r for r in results if r.name == canonicalize_name(name))

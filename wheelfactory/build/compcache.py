@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import ui
-from ..settings.factory import host_arch
+from ..settings.target import host_arch
 
 # Compiler names build systems call; each becomes a ccache symlink when the
 # runner has a compiler of that name. The arch-prefixed ones are what Debian's
@@ -119,11 +119,10 @@ def probe(runner, arches: set[str], cwd: Path) -> Probe:
         return found
 
 
-def cache_dir(config, key: str, default: str) -> Path:
-    """A ``[build]`` path setting, or ``default`` under ``[paths].cache``; relative to the root."""
-    value = config["build"].get(key, "")
+def cache_dir(config, value: str, default: str) -> Path:
+    """A ``[build]`` folder setting's value, or ``default`` under ``[paths].cache``; relative to the root."""
     if not value:
-        return config.path("cache") / default
+        return config.paths.cache / default
     p = Path(value).expanduser()
     return p if p.is_absolute() else config.root / p
 
@@ -189,18 +188,18 @@ def prepare(config, runner, recipe_name: str, *, stats_log: Path | None = None) 
 def _environment(config, runner, recipe_name: str, stats_log: Path | None) -> dict[str, str]:
     env: dict[str, str] = {}
     tools: list[str] = []
-    build_root = config.path("build")
+    build_root = config.paths.build
     arches = {host_arch(), config.arch}
     try:
         arches.add(runner.arch())
     except Exception:
         pass
-    want_ccache = bool(config["build"].get("ccache", True))
-    want_sccache = bool(config["build"].get("sccache", True))
+    want_ccache = config.build.ccache
+    want_sccache = config.build.sccache
     found = probe(runner, arches, build_root) if (want_ccache or want_sccache) else Probe()
 
     if want_ccache and found.ccache:
-        ccdir = cache_dir(config, "ccache-dir", "ccache")
+        ccdir = cache_dir(config, config.build.ccache_dir, "ccache")
         ccdir.mkdir(parents=True, exist_ok=True)
         # One masquerade folder per runner kind and arch: the symlink target is the
         # ccache of the machine the build runs on (host, rootfs or container).
@@ -227,7 +226,7 @@ def _environment(config, runner, recipe_name: str, stats_log: Path | None) -> di
                 f"-I{found.tmpdir}/{prefix}*" for prefix in ("build-env-", "pip-build-env-")
             ),
             "CCACHE_SLOPPINESS": SLOPPINESS,
-            "CCACHE_MAXSIZE": str(config["build"].get("ccache-max-size", "5G")),
+            "CCACHE_MAXSIZE": config.build.ccache_max_size,
             "CCACHE_STATSLOG": str(stats_log),
         })
         tools.append("ccache")
@@ -239,18 +238,18 @@ def _environment(config, runner, recipe_name: str, stats_log: Path | None) -> di
 
     # Rust: keep the target folder between builds of the same recipe and arch, so
     # dependency crates compile once. Cargo locks it, so parallel builds are safe.
-    target = cache_dir(config, "cargo-target-dir", "cargo-target") / config.arch / recipe_name
+    target = cache_dir(config, config.build.cargo_target_dir, "cargo-target") / config.arch / recipe_name
     env["CARGO_TARGET_DIR"] = str(target)
-    cargo_home = config["build"].get("cargo-home", "")
+    cargo_home = config.build.cargo_home
     if cargo_home or getattr(runner, "name", "native") != "native":
         # Inside a rootfs or container the home folder is not kept: keep cargo's
         # registry and git checkouts in the cache folder instead.
-        env["CARGO_HOME"] = str(cache_dir(config, "cargo-home", f"cargo-home/{config.arch}"))
+        env["CARGO_HOME"] = str(cache_dir(config, config.build.cargo_home, f"cargo-home/{config.arch}"))
     tools.append("cargo-target-dir")
     if want_sccache and found.sccache:
         env["RUSTC_WRAPPER"] = found.sccache
-        env["SCCACHE_DIR"] = str(cache_dir(config, "sccache-dir", "sccache"))
-        env["SCCACHE_CACHE_SIZE"] = str(config["build"].get("ccache-max-size", "5G"))
+        env["SCCACHE_DIR"] = str(cache_dir(config, config.build.sccache_dir, "sccache"))
+        env["SCCACHE_CACHE_SIZE"] = config.build.ccache_max_size
         tools.append("sccache")
     env[ENV_MARKER] = ",".join(tools)
     return env

@@ -39,7 +39,7 @@ OK_STATUSES = ("built", "skipped")  # "skipped" by the pipeline = up to date, wh
 def needs(recipe: Recipe) -> list[str]:
     """The recipes this one needs before it can build (build + runtime), canonical, in order."""
     seen: dict[str, None] = {}
-    for dep in [*recipe["build"]["depends"], *recipe["runtime"]["depends"]]:
+    for dep in [*recipe.build.depends, *recipe.runtime.depends]:
         seen.setdefault(canonicalize_name(dep), None)
     return list(seen)
 
@@ -73,7 +73,7 @@ def install_closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
     """The recipes whose wheels ``name``'s build gets: what it needs directly (build and
     runtime), plus, transitively, what those need at run time to install. A dependency's
     own build dependencies are not needed to install its wheel."""
-    return _walk(recipes, name, lambda r: [canonicalize_name(d) for d in r["runtime"]["depends"]])
+    return _walk(recipes, name, lambda r: r.runtime.depends)
 
 
 def select(all_recipes: Mapping[str, Recipe], names: Sequence[str], *, where: str = "") -> dict[str, Recipe]:
@@ -139,7 +139,7 @@ def _sorter(recipes: Mapping[str, Recipe]) -> graphlib.TopologicalSorter:
 
 def default_jobs(config=None) -> int:
     """[build].jobs from the config, or the number of cores this process may use."""
-    configured = int(config["build"].get("jobs", 0)) if config is not None else 0
+    configured = config.build.jobs if config is not None else 0
     if configured > 0:
         return configured
     try:
@@ -149,8 +149,8 @@ def default_jobs(config=None) -> int:
 
 
 def is_exclusive(config, recipe: Recipe) -> bool:
-    listed = {canonicalize_name(n) for n in (config["build"].get("exclusive", []) if config is not None else [])}
-    return bool(recipe["build"]["exclusive"]) or recipe.name in listed
+    listed = {canonicalize_name(n) for n in (config.build.exclusive if config is not None else [])}
+    return bool(recipe.build.exclusive) or recipe.name in listed
 
 
 def _result(**kw):
@@ -195,7 +195,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
 
     def resolve_without_building(name: str) -> bool:
         """Disabled, blocked or stopped recipes finish at once; True if so."""
-        reason = recipes[name]["package"]["disabled"]
+        reason = recipes[name].package.disabled
         if reason:
             ui.info(f"{name}: [dim]disabled[/dim] — {reason}")
             finish(name, _result(name=name, version=recipes[name].version, status="disabled",

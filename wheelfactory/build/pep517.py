@@ -39,7 +39,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "_pep517_build.py"
 
 def index_env(config) -> dict[str, str]:
     """Environment that points pip and uv at the configured install indexes."""
-    first, *extra = config["indexes"]["install"]
+    first, *extra = config.indexes.install
     env = {"PIP_INDEX_URL": first, "UV_DEFAULT_INDEX": first, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     if extra:
         env["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
@@ -48,7 +48,7 @@ def index_env(config) -> dict[str, str]:
 
 
 def index_args(config) -> list[str]:
-    first, *extra = config["indexes"]["install"]
+    first, *extra = config.indexes.install
     args = ["--index-url", first]
     for url in extra:
         args += ["--extra-index-url", url]
@@ -57,7 +57,7 @@ def index_args(config) -> list[str]:
 
 def check_debian(runner, recipe: Recipe) -> None:
     """Every build.debian package must be installed where the build runs."""
-    missing = runner.missing_debian(recipe["build"]["debian"])
+    missing = runner.missing_debian(recipe.build.debian)
     if missing:
         raise EnvironmentProblem(
             f"{recipe.name}: the recipe needs Debian packages that are not installed on the "
@@ -89,10 +89,10 @@ class Tools:
 
 def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -> Tools:
     """The tools venv for (runner, Python), created once and reused (a stamp records what it holds)."""
-    base = config.path("cache") / "tools" / runner.id
+    base = config.paths.cache / "tools" / runner.id
     venv = base / f"py{version}"
     stamp_path = venv / TOOLS_STAMP
-    want = {"tools": TOOLS, "optional": OPTIONAL_TOOLS, "interpreter": interpreter, "indexes": config["indexes"]["install"]}
+    want = {"tools": TOOLS, "optional": OPTIONAL_TOOLS, "interpreter": interpreter, "indexes": config.indexes.install}
     base.mkdir(parents=True, exist_ok=True)
     with FileLock(str(base / f"py{version}.lock")):
         if stamp_path.is_file():
@@ -119,7 +119,7 @@ def ensure_tools(config, runner, version: str, interpreter: str, log: IO[str]) -
         if proc.returncode != 0:
             raise EnvironmentProblem(
                 f"cannot install the build tools ({', '.join(TOOLS)}) for Python {version} on the "
-                f"{runner.name} runner from {config['indexes']['install'][0]}; see the log"
+                f"{runner.name} runner from {config.indexes.install[0]}; see the log"
             )
         for tool in OPTIONAL_TOOLS:
             runner.run([*pip, "--only-binary", ":all:", tool], cwd=base, env=env, log=log, check=False)
@@ -155,23 +155,23 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
                 project: Path, workdir: Path, dependency_wheels: Sequence[Path] = (),
                 extra_env: dict[str, str] | None = None, log: IO[str]) -> Path:
     """Build the project for one Python; return the (unrepaired) wheel."""
-    b = recipe["build"]
+    b = recipe.build
     outdir = workdir / "wheels" / f"py{version}"
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     script = workdir / SCRIPT.name
     shutil.copyfile(SCRIPT, script)
-    env = {**index_env(config), **b["env"], **(extra_env or {})}
+    env = {**index_env(config), **b.env, **(extra_env or {})}
 
     build_python = interpreter
-    if not b["isolation"]:
+    if not b.isolation:
         # Isolation off: one build venv with exactly the recipe's requirements
         # and the dependency wheels; the backend runs in it as is.
         benv = workdir / f"buildenv-py{version}"
         shutil.rmtree(benv, ignore_errors=True)
         runner.run([interpreter, "-m", "venv", "--without-pip", str(benv)], cwd=workdir, env=env, log=log)
         build_python = str(benv / "bin" / "python")
-        reqs = [*map(str, dependency_wheels), *b["requires"]]
+        reqs = [*map(str, dependency_wheels), *b.requires]
         if reqs:
             proc = runner.run(tools.install_cmd(build_python, reqs, config), cwd=workdir, env=env, log=log, check=False)
             if proc.returncode != 0:
@@ -183,10 +183,10 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
     request = {
         "srcdir": str(project),
         "outdir": str(outdir),
-        "isolation": b["isolation"],
-        "requires": list(b["requires"]),
+        "isolation": b.isolation,
+        "requires": list(b.requires),
         "install": [str(p) for p in dependency_wheels],
-        "config_settings": b["config-settings"],
+        "config_settings": b.config_settings,
         "installer": tools.installer,
         "python": build_python,
         "result": str(workdir / f"build-result-py{version}.json"),

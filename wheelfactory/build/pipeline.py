@@ -162,7 +162,7 @@ def make_record(config: Config, recipe: Recipe, wheel: Path, *, build_key: str, 
         "recipe": recipe.name,
         "source": source,
         "patches": patches,
-        "debian_runtime": list(recipe["runtime"]["debian"]),
+        "debian_runtime": list(recipe.runtime.debian),
         "auditwheel": auditwheel,
         "host": host,
         "duration": round(duration, 3),
@@ -218,15 +218,15 @@ def build_recipe(config: Config, recipe: Recipe, runner: Runner, *, pythons: Seq
                  extra_env: dict[str, str] | None = None) -> RecipeResult:
     """Build, repair, verify and store ``recipe`` for each wanted Python. Never raises FactoryError."""
     start = time.monotonic()
-    if recipe["package"]["disabled"]:
+    if recipe.package.disabled:
         return RecipeResult(recipe.name, "disabled", version=recipe.version,
-                            message=f"disabled: {recipe['package']['disabled']}")
+                            message=f"disabled: {recipe.package.disabled}")
     if getattr(runner, "builds_whole_recipe", False):
         # The container runner (cibuildwheel) builds, repairs and tests by itself,
         # takes the same lock and stores through store.py with the same records.
         return runner.build_recipe(config, recipe, pythons=pythons, force=force,
                                    dependency_wheels=list(dependency_wheels), extra_env=extra_env)
-    lock = store.recipe_lock(config.path("build") / ".locks", recipe.name)
+    lock = store.recipe_lock(config.paths.build / ".locks", recipe.name)
     try:
         lock.acquire(timeout=0.5)
     except Timeout:
@@ -241,8 +241,8 @@ def build_recipe(config: Config, recipe: Recipe, runner: Runner, *, pythons: Seq
 
 def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, extra_env, start) -> RecipeResult:
     name = recipe.name
-    dist, logs = config.path("dist"), config.path("logs")
-    workdir = config.path("build") / name
+    dist, logs = config.paths.dist, config.paths.logs
+    workdir = config.paths.build / name
     log = AttemptLog()
     stages: dict[str, float] = {}
     attempt: dict = {"recipe": name, "version": recipe.version, "target": config.arch,
@@ -269,7 +269,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
     try:
         log.write(f"# {name} {recipe.version} on {runner.id}, target {config.arch}, {store.utcnow()}\n")
         policy = policy_for(config, recipe)
-        patches_root = config.path("patches")
+        patches_root = config.paths.patches
         check_patches(recipe, patches_root)
         sid = source_id(recipe, log)
         fingerprint = recipe.fingerprint(patches_root)
@@ -314,8 +314,8 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
         for w in dependency_wheels:
             shutil.copyfile(w, deps_dir / w.name)
         tree = prepare(recipe, commit=sid.removeprefix("git:") if sid.startswith("git:") else None,
-                       cache=config.path("cache"), patches_root=patches_root, workdir=workdir, log=log,
-                       index_url=config["indexes"]["install"][0], on_stage=stage_done)
+                       cache=config.paths.cache, patches_root=patches_root, workdir=workdir, log=log,
+                       index_url=config.indexes.install[0], on_stage=stage_done)
         attempt["source"] = tree.info
 
         ready = []  # (version, wheel, repaired, stage seconds, notes)
@@ -353,7 +353,7 @@ def _build_locked(config, recipe, runner, *, pythons, force, dependency_wheels, 
             for note in notes:
                 log.write(f"\n# note: {note}\n")
             py_stages["verify"] = time.monotonic() - clock[0]
-            stage_done("verify", f"py{v} " + (", ".join(recipe["test"]["imports"]) or "install only"))
+            stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
             ready.append((v, wheel, rep, py_stages, notes))
 
         # Every Python passed: now, and only now, dist/ changes.
@@ -421,7 +421,7 @@ def with_dependencies(recipes_root: Path, names: Sequence[str]) -> dict[str, Rec
         if name in loaded:
             return
         r = load_recipe(recipes_root, name)
-        for dep in r["build"]["depends"] + r["runtime"]["depends"]:
+        for dep in r.build.depends + r.runtime.depends:
             visit(dep, chain + (name,))
         loaded[name] = r
 
@@ -483,9 +483,9 @@ def build_command(argv: list[str], root: Path) -> int:
     if args.target == "host":
         config = config.for_host()
     if args.jobs is not None:
-        config.data["build"]["jobs"] = args.jobs
-    keep_going = config["build"]["keep-going"] if args.keep_going is None else args.keep_going
-    recipes_root = config.path("recipes")
+        config = config.replace(build={"jobs": args.jobs})
+    keep_going = config.build.keep_going if args.keep_going is None else args.keep_going
+    recipes_root = config.paths.recipes
     if args.all:
         from ..settings.recipe import load_all
 

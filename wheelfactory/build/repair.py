@@ -37,7 +37,7 @@ class Repaired:
 
 
 def policy_for(config, recipe: Recipe) -> str:
-    return recipe["repair"]["policy"] or config.policy
+    return recipe.repair.policy or config.policy
 
 
 def plat_for(policy: str, arch: str) -> str:
@@ -181,7 +181,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
     outdir.mkdir(parents=True)
     plat = plat_for(policy, arch)
     args = ["--plat", plat]
-    for soname in recipe["repair"]["exclude"]:
+    for soname in recipe.repair.exclude:
         args += ["--exclude", soname]
     proc = runner.run([tools.python, "-c", _REPAIR_AND_SHOW, str(wheel), str(outdir), *args], cwd=outdir,
                       env=_tool_env(tools), log=log, check=False)

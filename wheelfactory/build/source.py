@@ -55,20 +55,20 @@ class SourceTree:
 
 def source_id(recipe: Recipe, log: IO[str] | None = None) -> str:
     """What pins the source: the archive's sha256, or the git commit rev resolves to."""
-    src = recipe["source"]
+    src = recipe.source
     if recipe.source_kind != "git":
-        return f"sha256:{src['sha256']}"
+        return f"sha256:{src.sha256}"
     return f"git:{resolve_git_rev(recipe, log)}"
 
 
 def resolve_git_rev(recipe: Recipe, log: IO[str] | None = None) -> str:
     """The commit a git rev names (a full commit is taken as is; no clone needed)."""
-    src = recipe["source"]
-    rev = src["rev"]
+    src = recipe.source
+    rev = src.rev
     if _COMMIT.match(rev):
         return rev
-    out = _git(["ls-remote", src["git"], rev, f"{rev}^{{}}", f"refs/tags/{rev}^{{}}"],
-               log=log, what=f"{recipe.name}: cannot reach git repository {src['git']}")
+    out = _git(["ls-remote", src.git, rev, f"{rev}^{{}}", f"refs/tags/{rev}^{{}}"],
+               log=log, what=f"{recipe.name}: cannot reach git repository {src.git}")
     refs = {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
@@ -83,7 +83,7 @@ def resolve_git_rev(recipe: Recipe, log: IO[str] | None = None) -> str:
             f"write the full 40-digit commit in {recipe.path}"
         )
     raise SourceError(
-        f"{recipe.name}: git repository {src['git']} has no tag or branch {rev!r} "
+        f"{recipe.name}: git repository {src.git} has no tag or branch {rev!r} "
         f"(source.rev in {recipe.path})"
     )
 
@@ -137,7 +137,7 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
     # Prefer .tar.gz (the PEP 625 format) when both exist.
     sdists.sort(key=lambda f: not f["filename"].endswith(".tar.gz"))
     chosen = sdists[0]
-    want = recipe["source"]["sha256"]
+    want = recipe.source.sha256
     listed = chosen.get("hashes", {}).get("sha256")
     if listed and listed != want:
         raise SourceError(
@@ -151,7 +151,7 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
     """Download ``url`` into cache/sources/<sha256>/ once; the bytes must match the recipe's sha256."""
     from .._util import http
 
-    want = recipe["source"]["sha256"]
+    want = recipe.source.sha256
     filename = Path(urlsplit(url).path).name or "source"
     dest = cache / "sources" / want / filename
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +269,7 @@ def _git(args: list[str], *, log: IO[str] | None, what: str, cwd: Path | None = 
 
 def checkout_git(recipe: Recipe, commit: str, cache: Path, dest: Path, log: IO[str]) -> Path:
     """A clean checkout of ``commit`` (with submodules) in ``dest``, via a cached mirror."""
-    url = recipe["source"]["git"]
+    url = recipe.source.git
     mirror = cache / "git" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
     mirror.parent.mkdir(parents=True, exist_ok=True)
     what = f"{recipe.name}: git {url}"
@@ -299,7 +299,7 @@ def checkout_git(recipe: Recipe, commit: str, cache: Path, dest: Path, log: IO[s
 # --- subdirectory and patches ------------------------------------------------------
 
 def project_dir(recipe: Recipe, root: Path) -> Path:
-    sub = recipe["source"]["subdirectory"]
+    sub = recipe.source.subdirectory
     if not sub:
         return root
     p = (root / sub).resolve()
@@ -399,27 +399,27 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
     ``on_stage(name, detail)`` is called as each step finishes (for progress lines).
     """
     on_stage = on_stage or (lambda name, detail="": None)
-    src = recipe["source"]
+    src = recipe.source
     patches = check_patches(recipe, patches_root)
     dest = workdir / "src"
     if dest.exists():
         shutil.rmtree(dest)
-    info = {"kind": recipe.source_kind, "url": src["url"] or None, "sha256": src["sha256"] or None,
-            "git": src["git"] or None, "rev": src["rev"] or None, "commit": None,
-            "subdirectory": src["subdirectory"] or None}
+    info = {"kind": recipe.source_kind, "url": src.url or None, "sha256": src.sha256 or None,
+            "git": src.git or None, "rev": src.rev or None, "commit": None,
+            "subdirectory": src.subdirectory or None}
     if recipe.source_kind == "git":
         commit = commit or resolve_git_rev(recipe, log)
         root = checkout_git(recipe, commit, cache, dest, log)
         info["commit"] = commit
-        on_stage("fetch", f"{src['git']} @ {commit[:12]}")
+        on_stage("fetch", f"{src.git} @ {commit[:12]}")
     else:
         # The archive is pinned by its sha256: once cached, no index lookup is needed.
-        hit = cached_archive(cache, src["sha256"])
-        if hit and (not src["url"] or hit[1] == src["url"]):
+        hit = cached_archive(cache, src.sha256)
+        if hit and (not src.url or hit[1] == src.url):
             archive, url = hit
             log.write(f"using cached {archive} (from {url})\n")
         else:
-            url = src["url"] or sdist_url(recipe, index_url)
+            url = src.url or sdist_url(recipe, index_url)
             archive = fetch_archive(recipe, url, cache, log)
         info["url"] = url
         on_stage("fetch", f"{archive.name} sha256 ok")

@@ -76,7 +76,7 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
         constraints.write_text("".join(f"{parse_wheel_filename(w.name)[0]} @ {Path(os.path.abspath(w)).as_uri()}\n"
                                        for w in pinned))
         install += ["--constraint", str(constraints)]
-    install += [str(wheel), *recipe["test"]["requires"]]
+    install += [str(wheel), *recipe.test.requires]
     # UV_LINK_MODE: the uv cache is on another filesystem; copy without a warning.
     env = {**index_env(config), **bare_env(venv), "UV_LINK_MODE": "copy"}
     if tools.installer == "uv":
@@ -99,7 +99,7 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
     if built:
         notes.append("dependencies built from source during verify: " + "; ".join(built))
 
-    imports: Sequence[str] = recipe["test"]["imports"]
+    imports: Sequence[str] = recipe.test.imports
     if imports:
         proc = runner.run([py, "-c", _IMPORT_CHECK, *imports], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:
@@ -110,13 +110,13 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
                 f"library belongs in runtime.debian (and repair.exclude), a missing module in test.requires "
                 f"or the project's dependencies"
             )
-    for command in recipe["test"]["commands"]:
+    for command in recipe.test.commands:
         proc = runner.run(["sh", "-c", command], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:
             raise VerifyError(
                 f"{recipe.name}: test command failed in a bare venv (Python {version}, exit {proc.returncode}): "
                 f"{command!r}: {excerpt(proc.stdout)}"
             )
-    if not imports and not recipe["test"]["commands"]:
+    if not imports and not recipe.test.commands:
         notes.append("the recipe has no test.imports or test.commands: only installation was checked")
     return notes

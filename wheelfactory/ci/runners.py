@@ -195,7 +195,7 @@ def _where(config: Config) -> str:
 
 
 def scope_of(config: Config) -> str:
-    scope = config["runners"]["scope"]
+    scope = config.runners.scope
     if not scope:
         raise ConfigError(f"{_where(config)}: set [runners].scope to the repository (\"OWNER/REPO\") or the "
                           f"organization the boards run jobs for")
@@ -214,15 +214,15 @@ def server_url(api_url: str) -> str:
 
 
 def api_for(config: Config, http: requests.Session | None = None) -> RunnersAPI:
-    r = config["runners"]
+    r = config.runners
     scope = scope_of(config)
-    token = os.environ.get(r["token-env"], "")
+    token = os.environ.get(r.token_env, "")
     if not token:
         raise EnvironmentProblem(
-            f"${r['token-env']} is not set: export a token with admin rights on {scope} "
+            f"${r.token_env} is not set: export a token with admin rights on {scope} "
             f"([runners].token-env names the variable); it is only used to ask GitHub for runner tokens"
         )
-    return RunnersAPI(r["api-url"], scope, token, r["token-env"], http=http)
+    return RunnersAPI(r.api_url, scope, token, r.token_env, http=http)
 
 
 def read_machine_id(path: Path) -> str:
@@ -244,11 +244,11 @@ def runner_name(hostname: str, machine_id: str) -> str:
 
 
 def this_runner_name(config: Config, hostname: str | None = None) -> str:
-    return runner_name(hostname or socket.gethostname(), read_machine_id(Path(config["runners"]["machine-id-file"])))
+    return runner_name(hostname or socket.gethostname(), read_machine_id(Path(config.runners.machine_id_file)))
 
 
 def check_labels(config: Config) -> list[str]:
-    labels = list(config["runners"]["labels"])
+    labels = list(config.runners.labels)
     if not labels:
         raise ConfigError(f"{_where(config)}: [runners].labels is empty; boards need at least the labels the "
                           f"workflow asks for ([ci].runner-labels)")
@@ -274,18 +274,18 @@ def _fill(template: list[str], values: dict[str, str]) -> list[str]:
 
 
 def _command(config: Config, which: str) -> list[str]:
-    r = config["runners"]
-    if r["kind"] not in KINDS:
-        raise ConfigError(f"{_where(config)}: [runners].kind {r['kind']!r} is not one of {', '.join(KINDS)}")
-    command = list(r[f"{which}-command"]) or list(KINDS[r["kind"]][which])
+    r = config.runners
+    if r.kind not in KINDS:
+        raise ConfigError(f"{_where(config)}: [runners].kind {r.kind!r} is not one of {', '.join(KINDS)}")
+    command = list(getattr(r, f"{which}_command")) or list(KINDS[r.kind][which])
     if not command:
-        raise ConfigError(f"{_where(config)}: [runners].kind {r['kind']!r} has no default {which} command; "
+        raise ConfigError(f"{_where(config)}: [runners].kind {r.kind!r} has no default {which} command; "
                           f"set [runners].{which}-command")
     return command
 
 
 def _runner_dir(config: Config) -> Path:
-    d = config["runners"]["runner-dir"]
+    d = config.runners.runner_dir
     return Path(d) if d else Path.cwd()
 
 
@@ -307,8 +307,8 @@ def _run_secret(argv: list[str], *, env: dict[str, str], cwd: Path, secret: str,
 
 
 def service(config: Config, action: str) -> None:
-    r = config["runners"]
-    argv = [*shlex.split(r["service-command"]), action, r["service-name"]]
+    r = config.runners
+    argv = [*shlex.split(r.service_command), action, r.service_name]
     ui.info(f"$ {shlex.join(argv)}")
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -327,7 +327,7 @@ def find_runner(runners: list[dict], name: str) -> dict | None:
 
 
 def _clone_hint(config: Config, name: str, existing: dict) -> str:
-    mid = config["runners"]["machine-id-file"]
+    mid = config.runners.machine_id_file
     return (f"a runner named {name} is already registered (id {existing['id']}, {existing.get('status')}). "
             f"If that is this board registering again, pass --replace. If it is another board, this board's "
             f"{mid} is a copy of that board's (cloned image): regenerate it with "
@@ -338,11 +338,11 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
              start: bool = True, hostname: str | None = None, http: requests.Session | None = None) -> int:
     """Register this board once (or, with ``jit``, run one just-in-time runner)."""
     config = load_config(root)
-    r = config["runners"]
+    r = config.runners
     labels = check_labels(config)
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    url = f"{server_url(r['api-url'])}/{api.scope}"
+    url = f"{server_url(r.api_url)}/{api.scope}"
     argv_t = _command(config, "jit" if jit else "configure")  # settings errors before any request
     _fill(argv_t, dict.fromkeys(("runner_dir", "name", "url", "labels", "work", "token"), ""))
     existing = find_runner(api.list(), name)
@@ -353,8 +353,8 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
                 raise FactoryError(_clone_hint(config, name, existing).replace("pass --replace", "drain it first"))
             api.delete(existing["id"])  # a leftover of this board's previous ephemeral run
         argv = _fill(argv_t, {"runner_dir": str(_runner_dir(config)), "name": name, "url": url,
-                              "labels": ",".join(labels), "work": r["work-folder"], "token": ""})
-        runner, encoded = api.jit_config(name, labels, r["runner-group-id"], r["work-folder"])
+                              "labels": ",".join(labels), "work": r.work_folder, "token": ""})
+        runner, encoded = api.jit_config(name, labels, r.runner_group_id, r.work_folder)
         ui.info(f"just-in-time runner {name} (id {runner.get('id')}) created for {api.scope}")
         try:
             _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_JITCONFIG": encoded}, cwd=_runner_dir(config),
@@ -389,7 +389,7 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
             f"(timedatectl set-ntp true) and register again"
         )
     values = {"runner_dir": str(_runner_dir(config)), "url": url, "name": name, "labels": ",".join(labels),
-              "work": r["work-folder"], "token": token}
+              "work": r.work_folder, "token": token}
     argv = _fill(argv_t, values)
     _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_TOKEN": token}, cwd=_runner_dir(config), secret=token,
                 what=f"register {name}")
@@ -442,9 +442,9 @@ def status(root: Path | str | None = None, *, as_json: bool = False, hostname: s
         ui.info(f"{len(runners)} runners: {sum(1 for x in runners if x.get('status') == 'online')} online, "
                 f"{sum(1 for x in runners if x.get('busy'))} busy")
     # Jobs that ask for labels no online runner has would wait forever.
-    base = list(config["ci"]["runner-labels"])
+    base = list(config.ci.runner_labels)
     sets = {"[ci].runner-labels": base}
-    for recipe, extra in config["ci"]["recipe-labels"].items():
+    for recipe, extra in config.ci.recipe_labels.items():
         extra = [extra] if isinstance(extra, str) else list(extra)
         sets[f"[ci].recipe-labels.{recipe}"] = base + [x for x in extra if x not in base]
     for key, wanted in sets.items():
@@ -462,8 +462,8 @@ class _Paused:
 
 def _wait_idle(config: Config, api: RunnersAPI, runner: dict, *, sleep: Callable[[float], None],
                clock: Callable[[], float]) -> None:
-    r = config["runners"]
-    timeout, interval = r["drain-timeout"], max(r["poll-interval"], 0)
+    r = config.runners
+    timeout, interval = r.drain_timeout, max(r.poll_interval, 0)
     start = last_note = clock()
     current = runner
     while True:
@@ -525,7 +525,7 @@ def drain(root: Path | str | None = None, *, name: str = "", hostname: str | Non
     finally:
         # Stopped (offline) runners get no jobs; the labels must be there when it starts again.
         _restore(api, paused)
-    ui.info(f"{name} is idle and its service ({config['runners']['service-name']}) is stopped")
+    ui.info(f"{name} is idle and its service ({config.runners.service_name}) is stopped")
     return 0
 
 
@@ -541,7 +541,7 @@ def restart(root: Path | str | None = None, *, name: str = "", hostname: str | N
         service(config, "start")
     finally:
         _restore(api, paused)
-    limit = config["runners"]["online-timeout"]
+    limit = config.runners.online_timeout
     start = clock()
     while True:
         if api.get(runner["id"]).get("status") == "online":
@@ -549,6 +549,6 @@ def restart(root: Path | str | None = None, *, name: str = "", hostname: str | N
             return 0
         if clock() - start >= limit:
             raise FactoryError(f"{name} was restarted but is not online after {limit} s "
-                               f"([runners].online-timeout); look at `{config['runners']['service-command']} "
-                               f"status {config['runners']['service-name']}` and the runner's _diag logs")
-        sleep(min(max(config["runners"]["poll-interval"], 0), 5) or 0.1)
+                               f"([runners].online-timeout); look at `{config.runners.service_command} "
+                               f"status {config.runners.service_name}` and the runner's _diag logs")
+        sleep(min(max(config.runners.poll_interval, 0), 5) or 0.1)

@@ -30,6 +30,7 @@ shell steps only through environment variables.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -86,17 +87,17 @@ def check_runs_on(config: Config, labels: list[str], key: str) -> None:
                               f"and '-' (no spaces or commas), at most 100 characters")
     lowered = [label.lower() for label in labels]
     if "self-hosted" in lowered:
-        known = {label.lower() for label in config["runners"]["labels"]} | {"self-hosted"}
+        known = {label.lower() for label in config.runners.labels} | {"self-hosted"}
         for label in labels:
             if label.lower() not in known:
                 raise ConfigError(
                     f"{where}: '{key}' asks for label '{label}', which no board registered by "
                     f"`invoke runners.register` carries{did_you_mean(label.lower(), known)}; known labels: "
-                    f"{', '.join(config['runners']['labels'])} ([runners].labels). Fix the label, or add it "
+                    f"{', '.join(config.runners.labels)} ([runners].labels). Fix the label, or add it "
                     f"to [runners].labels and re-register the boards"
                 )
         return
-    hosted = config["ci"]["hosted-labels"]
+    hosted = config.ci.hosted_labels
     if len(labels) != 1 or labels[0] not in hosted:
         guess = did_you_mean(labels[0], hosted) if len(labels) == 1 else ""
         raise ConfigError(
@@ -107,11 +108,11 @@ def check_runs_on(config: Config, labels: list[str], key: str) -> None:
 
 def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, list[str]]:
     """runs-on of each recipe's build job, checked."""
-    ci = config["ci"]
-    base = list(ci["runner-labels"])
+    ci = config.ci
+    base = list(ci.runner_labels)
     check_runs_on(config, base, "ci.runner-labels")
     extra: dict[str, list[str]] = {}
-    for raw, value in ci["recipe-labels"].items():
+    for raw, value in ci.recipe_labels.items():
         name = canonicalize_name(raw)
         if name not in recipes:
             raise ConfigError(f"{_where(config)}: 'ci.recipe-labels' names '{raw}', which has no recipe"
@@ -127,13 +128,13 @@ def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, lis
 
 
 def publish_labels(config: Config) -> list[str]:
-    labels = list(config["ci"]["publish-runs-on"]) or list(config["ci"]["runner-labels"])
+    labels = list(config.ci.publish_runs_on) or list(config.ci.runner_labels)
     check_runs_on(config, labels, "ci.publish-runs-on")
     return labels
 
 
 def plan_labels(config: Config) -> list[str]:
-    labels = list(config["ci"]["plan-runs-on"])
+    labels = list(config.ci.plan_runs_on)
     if not labels:
         raise ConfigError(f"{_where(config)}: 'ci.plan-runs-on' is empty; the planning job needs git and "
                           f"Python 3.11+, e.g. [\"ubuntu-latest\"]")
@@ -157,8 +158,8 @@ def buildable(recipes: Mapping[str, Recipe]) -> tuple[dict[str, Recipe], dict[st
     left_out: dict[str, str] = {}
     for name in order:
         r = recipes[name]
-        if r["package"]["disabled"]:
-            left_out[name] = f"disabled: {r['package']['disabled']}"
+        if r.package.disabled:
+            left_out[name] = f"disabled: {r.package.disabled}"
             continue
         blocked = [d for d in closure(recipes, name) if d in left_out]
         if blocked:
@@ -176,16 +177,17 @@ def _wheel_prefix(name: str) -> str:
     return name.replace("-", "_")  # the canonical name as spelled in wheel file names
 
 
-def _relative_path(config: Config, key: str) -> str:
-    raw = config["paths"][key]
-    if Path(raw).is_absolute():
-        raise ConfigError(f"{_where(config)}: 'paths.{key}' is absolute ({raw}); the workflow needs paths "
-                          f"inside the checkout")
-    return raw.rstrip("/") or "."
+def _relative_path(config: Config, key: str, path: Path) -> str:
+    """``paths.KEY`` relative to the project root: the jobs see it inside their checkout."""
+    try:
+        return path.relative_to(config.root).as_posix()
+    except ValueError:
+        raise ConfigError(f"{_where(config)}: 'paths.{key}' is outside the project ({path}); the workflow "
+                          f"needs paths inside the checkout") from None
 
 
 def _install_engine(config: Config) -> dict:
-    python = config["ci"]["python"]
+    python = config.ci.python
     return {
         "name": "Install the engine",
         "run": (f'{python} -m venv --clear .venv-ci\n'
@@ -201,12 +203,12 @@ def _runs_on(labels: list[str]) -> Any:
 
 def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
     """The workflow as plain data (dicts keep their order in the YAML)."""
-    ci = config["ci"]
+    ci = config.ci
     jobs_for, left_out = buildable(recipes)
     labels = build_labels(config, jobs_for)
-    dist, logs = _relative_path(config, "dist"), _relative_path(config, "logs")
-    branch = ci["branch"]
-    retention = ci["artifact-retention-days"]
+    dist, logs = _relative_path(config, "dist", config.paths.dist), _relative_path(config, "logs", config.paths.logs)
+    branch = ci.branch
+    retention = ci.artifact_retention_days
 
     jobs: dict[str, Any] = {}
     jobs["plan"] = {
@@ -250,7 +252,7 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
                 "uses": DOWNLOAD,
                 "with": {"name": f"dist-{dep}", "path": dist},
             })
-        for i, command in enumerate(ci["before-build"]):
+        for i, command in enumerate(ci.before_build):
             steps.append({"name": f"before-build {i + 1}", "run": command})
         steps.append({"name": f"nox -s build-{name}", "run": f"nox -s build-{name}"})
         steps.append({
@@ -280,7 +282,7 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
             # Skipped dependencies (unchanged) must not skip this job; failed ones must.
             "if": f"${{{{ !cancelled() && !failure() && fromJSON(needs.plan.outputs.build)['{name}'] }}}}",
             "runs-on": _runs_on(labels[name]),
-            "timeout-minutes": ci["timeout-minutes"],
+            "timeout-minutes": ci.timeout_minutes,
             "permissions": {"contents": "read"},
             "steps": steps,
         }
@@ -294,12 +296,12 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
             "with": {"pattern": "dist-*", "path": dist, "merge-multiple": True},
         },
     ]
-    token_env = config["publish"]["token-env"]
-    token = {token_env: f"${{{{ secrets.{ci['publish-token-secret']} }}}}"}
+    token_env = config.publish.token_env
+    token = {token_env: f"${{{{ secrets.{ci.publish_token_secret} }}}}"}
     # dist/ holds only this run's wheels; publish treats dist/ as the whole truth (and prunes),
     # so first restore every published wheel + record dist/ lacks (reads the release: the token).
     publish_steps.append({"name": "invoke fetch-dist", "env": dict(token), "run": "invoke fetch-dist"})
-    for i, command in enumerate(ci["before-publish"]):
+    for i, command in enumerate(ci.before_publish):
         publish_steps.append({"name": f"before-publish {i + 1}", "run": command})
     publish_steps += [
         {
@@ -327,12 +329,12 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
         "timeout-minutes": 120,
         # Releases, the Pages branch and the published tag are written with the job's token.
         "permissions": {"contents": "write"},
-        "concurrency": {"group": f"{ci['workflow-name']}-publish", "cancel-in-progress": False},
+        "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False},
         "steps": publish_steps,
     }
 
     header = [
-        f"Generated by `invoke ci.workflow` from {_relative_path(config, 'recipes')}/*/{RECIPE_FILE} and "
+        f"Generated by `invoke ci.workflow` from {_relative_path(config, 'recipes', config.paths.recipes)}/*/{RECIPE_FILE} and "
         f"{CONFIG_NAME} ([ci]).",
         "Do not edit: change a recipe or [ci] and run `invoke ci.workflow` (a test compares this file",
         "with what the recipes generate).",
@@ -341,7 +343,7 @@ def workflow_model(config: Config, recipes: Mapping[str, Recipe]) -> dict:
         header.append("No job for: " + "; ".join(f"{n} ({why})" for n, why in left_out.items()))
     return {
         "__header__": header,
-        "name": ci["workflow-name"],
+        "name": ci.workflow_name,
         "on": {
             "push": {"branches": [branch]},
             "pull_request": None,
@@ -462,7 +464,7 @@ def actionlint_yaml(config: Config, recipes: Mapping[str, Recipe]) -> str:
     used: dict[str, None] = {}
     sets = [*build_labels(config, jobs_for).values(), publish_labels(config), plan_labels(config)]
     for labels in sets:
-        if "self-hosted" not in [x.lower() for x in labels] and labels[0] not in config["ci"]["hosted-labels"]:
+        if "self-hosted" not in [x.lower() for x in labels] and labels[0] not in config.ci.hosted_labels:
             continue  # GitHub's own hosted labels (ubuntu-latest …): actionlint knows them
         for label in labels:
             if label.lower() != "self-hosted":
@@ -478,10 +480,10 @@ def actionlint_yaml(config: Config, recipes: Mapping[str, Recipe]) -> str:
 
 def workflow_files(config: Config) -> dict[Path, str]:
     """{path: text} of every generated file for this project."""
-    recipes = load_all(config.path("recipes"))
-    wf_dir = Path(config["ci"]["workflow-dir"])
+    recipes = load_all(config.paths.recipes)
+    wf_dir = Path(config.ci.workflow_dir)
     wf_dir = wf_dir if wf_dir.is_absolute() else config.root / wf_dir
-    name = config["ci"]["workflow-name"]
+    name = config.ci.workflow_name
     if not re.match(r"^[A-Za-z0-9._-]+$", name):
         raise ConfigError(f"{_where(config)}: 'ci.workflow-name' {name!r} must be a plain file name "
                           f"(letters, digits, '.', '_', '-')")
@@ -546,7 +548,7 @@ def _plan_key(recipe: Recipe, patches: Path, target: dict, logic: str | None) ->
 
 def _base_tree(config: Config, top: Path, prefix: str, commit: str, dest: Path) -> None:
     """Extract, from ``commit``, the files that decide build keys into ``dest``."""
-    wanted = [_relative_path(config, "recipes"), _relative_path(config, "patches"), CONFIG_NAME,
+    wanted = [_relative_path(config, "recipes", config.paths.recipes), _relative_path(config, "patches", config.paths.patches), CONFIG_NAME,
               "wheelfactory/__init__.py"]
     tree = f"{commit}:{prefix}"
     present = _git(top, "ls-tree", "--name-only", tree, "--", *wanted).stdout.split()
@@ -568,7 +570,7 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
     root = config.root
     top = Path(_git(root, "rev-parse", "--show-toplevel").stdout.strip())
     prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     base_commit = _commit(top, base)
     if base_commit is None:
         raise FactoryError(
@@ -579,7 +581,7 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
     if not mb:
         return {n: f"{base} shares no history with HEAD" for n in recipes}
 
-    head_target = dict(config["target"])
+    head_target = dataclasses.asdict(config.target)
     with tempfile.TemporaryDirectory(prefix="wheelfactory-base-") as tmp:
         base_root = Path(tmp)
         _base_tree(config, top, prefix, mb, base_root)
@@ -594,15 +596,15 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
             init = base_root / "wheelfactory" / "__init__.py"
             m = _LOGIC_RE.search(init.read_text()) if init.is_file() else None
             base_logic = m.group(1) if m else None
-        base_recipes = base_config.path("recipes")
-        base_patches = base_config.path("patches")
+        base_recipes = base_config.paths.recipes
+        base_patches = base_config.paths.patches
         why: dict[str, str] = {}
         for name, recipe in recipes.items():
             path = base_recipes / name / RECIPE_FILE
             if not path.is_file():
                 why[name] = "new recipe"
                 continue
-            if dict(base_config["target"]) != head_target:
+            if dataclasses.asdict(base_config.target) != head_target:
                 why[name] = "[target] changed"
                 continue
             if base_logic != BUILD_LOGIC_VERSION:
@@ -614,7 +616,7 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
                 why[name] = "the recipe at the base does not parse with this engine"
                 continue
             if _plan_key(old, base_patches, head_target, base_logic) != _plan_key(
-                    recipe, config.path("patches"), head_target, BUILD_LOGIC_VERSION):
+                    recipe, config.paths.patches, head_target, BUILD_LOGIC_VERSION):
                 why[name] = "recipe or patches changed"
     # A dependency's new build changes its dependents' build keys (its wheel is in them).
     for name in topological_order(recipes):
@@ -636,7 +638,7 @@ def plan(root: Path | str | None = None, *, base: str | None = None, names: list
     or not an ancestor of HEAD, e.g. the first run).
     """
     config = load_config(root)
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     jobs_for, left_out = buildable(recipes)
     entries: dict[str, PlanEntry] = {}
 
@@ -662,7 +664,7 @@ def plan(root: Path | str | None = None, *, base: str | None = None, names: list
             chosen[name] = "asked for by name"
         return decide(chosen)
     if event == "pull_request":
-        self_hosted = "self-hosted" in [x.lower() for x in config["ci"]["runner-labels"]]
+        self_hosted = "self-hosted" in [x.lower() for x in config.ci.runner_labels]
         if self_hosted and head_repo and repo and head_repo.lower() != repo.lower():
             # Code from a fork must never run on our boards (it could take them over).
             fork = (f"pull request from the fork {head_repo}: self-hosted boards do not run code from "
@@ -672,7 +674,7 @@ def plan(root: Path | str | None = None, *, base: str | None = None, names: list
             raise FactoryError("a pull_request plan needs --pr-base (github.event.pull_request.base.sha)")
         return decide(changed_since(config, pr_base))
     if base is None:
-        tag = config["ci"]["published-tag"]
+        tag = config.ci.published_tag
         top = Path(_git(config.root, "rev-parse", "--show-toplevel").stdout.strip())
         tagged = _commit(top, f"refs/tags/{tag}")
         if tagged is None:
@@ -691,7 +693,7 @@ def plan_command(root: Path | str | None = None, *, base: str = "", recipes: str
                    head_repo=head_repo, repo=repo)
     build = {n: e.build for n, e in sorted(entries.items())}
     config = load_config(root)
-    recipes = load_all(config.path("recipes"))
+    recipes = load_all(config.paths.recipes)
     requirements = " ".join(f"{recipes[n].project}=={recipes[n].version}" for n, b in build.items() if b)
     for e in sorted(entries.values(), key=lambda e: (not e.build, e.name)):
         ui.info(f"{'build' if e.build else 'skip '}  {e.name}: {e.reason}")
@@ -714,7 +716,7 @@ def plan_command(root: Path | str | None = None, *, base: str = "", recipes: str
 def mark_published(root: Path | str | None = None, *, remote: str = "origin") -> int:
     """Move the published tag to HEAD (never backwards) and push it: the next plan starts here."""
     config = load_config(root)
-    tag = config["ci"]["published-tag"]
+    tag = config.ci.published_tag
     top = Path(_git(config.root, "rev-parse", "--show-toplevel").stdout.strip())
     head = _commit(top, "HEAD")
     _git(top, "fetch", "--quiet", "--force", remote, f"+refs/tags/{tag}:refs/tags/{tag}", check=False)

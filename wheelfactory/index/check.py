@@ -483,7 +483,7 @@ def check_index_command(root: Path | str | None = None, *, target: str | None = 
     """``invoke check-index [TARGET]``: TARGET defaults to index.url, else the local index/."""
     if not target:
         config = load_config(root)
-        target = config["index"]["url"] or str(config.path("index"))
+        target = config.index.url or str(config.paths.index)
     result = check_index(target, quick=quick, jobs=jobs)
     summary = f"{result.projects} projects, {result.files} files, {result.links} other links"
     if not result.ok:

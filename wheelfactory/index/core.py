@@ -141,8 +141,8 @@ def _quote(filename: str) -> str:
 
 def github_download_base(config: Config) -> str:
     """Where a GitHub release serves its assets, derived from the API URL."""
-    pub = config["publish"]
-    api = pub["api-url"].rstrip("/")
+    pub = config.publish
+    api = pub.api_url.rstrip("/")
     if api == "https://api.github.com":
         web = "https://github.com"
     elif api.endswith("/api/v3"):
@@ -152,28 +152,28 @@ def github_download_base(config: Config) -> str:
             f"factory.toml: cannot tell where release files are downloaded from for publish.api-url = {api!r}; "
             f"set index.files-base-url (e.g. https://HOST/OWNER/REPO/releases/download/TAG)"
         )
-    if not pub["repository"]:
+    if not pub.repository:
         raise IndexProblem(
             "factory.toml: publish.target is 'github' but publish.repository is empty; "
             "set it to OWNER/NAME (or set index.files-base-url)"
         )
-    return f"{web}/{pub['repository']}/releases/download/{pub['release-tag']}"
+    return f"{web}/{pub.repository}/releases/download/{pub.release_tag}"
 
 
 def settings_from(config: Config) -> Settings:
-    idx = config["index"]
-    base = idx["files-base-url"].rstrip("/")
-    if not base and config["publish"]["target"] == "github":
+    idx = config.index
+    base = idx.files_base_url.rstrip("/")
+    if not base and config.publish.target == "github":
         base = github_download_base(config)  # wheels live on the release, not beside the pages
     if base and not re.match(r"^https?://", base):
         raise IndexProblem(
-            f"factory.toml: index.files-base-url {idx['files-base-url']!r} must be an absolute http(s) URL, "
+            f"factory.toml: index.files-base-url {idx.files_base_url!r} must be an absolute http(s) URL, "
             f"or empty when the files are co-hosted with the index"
         )
-    url = idx["url"]
+    url = idx.url
     if url and not url.endswith("/"):
         url += "/"
-    return Settings(title=idx["title"], url=url, files_base=base, copy_logs=idx["copy-logs"])
+    return Settings(title=idx.title, url=url, files_base=base, copy_logs=idx.copy_logs)
 
 
 # --- reading dist/ ------------------------------------------------------------------
@@ -656,7 +656,7 @@ class Yanks:
         self.by_file: dict[str, str] = {}
         self.by_version: dict[tuple[str, Version], str] = {}
         where = str(config.source or config.root / "factory.toml")
-        for key, reason in config["index"]["yanked"].items():
+        for key, reason in config.index.yanked.items():
             if key.endswith(".whl"):
                 self.by_file[key] = reason
             elif "==" in key:
@@ -669,7 +669,7 @@ class Yanks:
                 raise IndexProblem(
                     f"{where}: index.yanked key {key!r} must be a wheel file name or NAME==VERSION"
                 )
-        root = config.path("recipes")
+        root = config.paths.recipes
         self.recipes_root = str(root)
         self.present = frozenset(os.listdir(root)) if root.is_dir() else frozenset()
         # recipe -> (its canonical name, {wheel file: reason}, {version: reason}), or None: no such recipe
@@ -696,7 +696,7 @@ class Yanks:
                     name, table = hit[1], hit[2]
                 else:
                     r = parse_recipe(path)
-                    name, table = r.name, dict(r["yanked"])
+                    name, table = r.name, dict(r.yanked)
                     self.cache[recipe] = (key, name, table)
                 found = (name, *self._split(path, table))
         self.recipes[recipe] = self._new[recipe] = found
@@ -1151,8 +1151,8 @@ def build_index(
     """
     t0 = time.perf_counter()
     settings = settings_from(config)
-    live = (out or config.path("index")).resolve()
-    dist = config.path("dist")
+    live = (out or config.paths.index).resolve()
+    dist = config.paths.dist
     report = Report(index=live, mode=settings.files_base or "co-hosted")
     with _lock(live):
         report.recovered = recover(live)

@@ -172,7 +172,7 @@ def serve_command(root: Path | str | None = None, *, host: str = "127.0.0.1", po
                   directory: str | None = None) -> int:
     """``invoke serve``: serve index/ until interrupted."""
     config = load_config(root)
-    where = Path(directory) if directory else config.path("index")
+    where = Path(directory) if directory else config.paths.index
     if not (where / "simple" / "index.html").is_file():
         raise FactoryError(f"{where} holds no index (no simple/index.html); run `invoke index` first")
     state = load_state(where) or {}

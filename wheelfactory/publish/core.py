@@ -131,7 +131,7 @@ def _count_pruned(report: PublishReport, name: str) -> None:
 
 def artifacts(config: Config, state: dict, index_dir: Path) -> list[Artifact]:
     """Every file to publish, in upload order (wheel, .metadata, log, then the dist record)."""
-    dist, files = config.path("dist"), index_dir / FILES
+    dist, files = config.paths.dist, index_dir / FILES
     out = []
     for w in indexed_wheels(state, index_dir):
         fn = w["filename"]
@@ -196,8 +196,8 @@ def _place(dest: Path, source: Path | None = None, data: bytes | None = None) ->
 
 
 def publish_directory(config: Config, *, dry_run: bool = False) -> PublishReport:
-    index_dir = config.path("index")
-    dest = Path(config["publish"]["directory"])
+    index_dir = config.paths.index
+    dest = Path(config.publish.directory)
     dest = dest if dest.is_absolute() else config.root / dest
     if dest.resolve() == index_dir.resolve():
         raise PublishError(f"factory.toml: publish.directory is the index folder ({dest}); pick another folder")
@@ -265,7 +265,7 @@ def _publish_directory(config: Config, index_dir: Path, dest: Path, report: Publ
         # 3. Last: what the index no longer lists.
         wanted_pages = {p.relative_to(index_dir).as_posix() for p in pages}
         wanted_files = {a.name for a in arts}
-        if config["publish"]["prune"]:
+        if config.publish.prune:
             for sub in (SIMPLE, PROJECT):
                 for p in sorted((dest / sub).rglob("*"), reverse=True) if (dest / sub).is_dir() else []:
                     rel = p.relative_to(dest).as_posix()
@@ -306,30 +306,30 @@ class GitHubTarget:
 
 def _github_preflight(config: Config) -> GitHubTarget:
     """Everything that can be checked before anything is changed."""
-    pub = config["publish"]
+    pub = config.publish
     where = config.source or config.root / "factory.toml"
-    env = pub["token-env"]
+    env = pub.token_env
     token = os.environ.get(env, "")
     if not token:
         raise PublishError(
             f"publish.target is 'github' but ${env} is not set; export a token with 'contents: write' on "
-            f"{pub['repository'] or 'the repository'} as {env} (publish.token-env names the variable); "
+            f"{pub.repository or 'the repository'} as {env} (publish.token-env names the variable); "
             f"nothing was changed"
         )
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", pub["repository"]):
-        raise PublishError(f"{where}: publish.repository {pub['repository']!r} must be OWNER/NAME; nothing was changed")
-    if not pub["pages-remote"]:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", pub.repository):
+        raise PublishError(f"{where}: publish.repository {pub.repository!r} must be OWNER/NAME; nothing was changed")
+    if not pub.pages_remote:
         raise PublishError(
             f"{where}: publish.pages-remote is empty; set it to the git URL of the repository that serves "
             f"the index (GitHub Pages, branch publish.pages-branch); nothing was changed"
         )
     settings_from(config)  # the files base URL must be known
-    _check_asset_names(config.path("dist"))
-    client = Releases(pub["api-url"], pub["repository"], token, timeout=pub["timeout"], retries=pub["retries"],
+    _check_asset_names(config.paths.dist)
+    client = Releases(pub.api_url, pub.repository, token, timeout=pub.timeout, retries=pub.retries,
                       token_env=env)
     client.repository_info()
-    _git_ls_remote(pub["pages-remote"], pub["pages-branch"], token)
-    return GitHubTarget(config, token, client, pub["pages-remote"], pub["pages-branch"], pub["release-tag"])
+    _git_ls_remote(pub.pages_remote, pub.pages_branch, token)
+    return GitHubTarget(config, token, client, pub.pages_remote, pub.pages_branch, pub.release_tag)
 
 
 def _check_asset_names(dist: Path) -> None:
@@ -365,7 +365,7 @@ def _current_index(config: Config, dry_run: bool, stack: contextlib.ExitStack) -
     """The index, brought up to date (a dry run builds a throwaway one: it changes nothing)."""
     if not dry_run:
         build_index(config)  # a record without its wheel stops here, before anything is published
-        return config.path("index")
+        return config.paths.index
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dry-run-index-"))) / "index"
     build_index(config, out=tmp, quiet=True)
     return tmp
@@ -383,11 +383,11 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
     state = load_state(index_dir)
     settings = settings_from(config)
     arts = artifacts(config, state, index_dir)
-    report = PublishReport(target=f"{t.client.api} {config['publish']['repository']}@{t.tag}")
+    report = PublishReport(target=f"{t.client.api} {config.publish.repository}@{t.tag}")
     release, created = (t.client.release_by_tag(t.tag), False) if dry_run else t.client.ensure_release(
         t.tag, t.tag, "Wheels published by wheelfactory. Install with the index on the project's Pages site.")
     if created:
-        ui.info(f"created release {t.tag} on {config['publish']['repository']}")
+        ui.info(f"created release {t.tag} on {config.publish.repository}")
     assets = {a["name"]: a for a in t.client.assets(release)} if release else {}
 
     # Compare every file with its asset.
@@ -479,7 +479,7 @@ def _publish_github(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run
     report.pages = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels")
 
     # Last: assets the live index no longer links to.
-    if config["publish"]["prune"]:
+    if config.publish.prune:
         wanted = {a.name for a in arts}
         for name, a in sorted(assets.items()):
             if name.endswith(_OURS) and name not in wanted:
@@ -583,7 +583,7 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str) -> st
 
 
 def publish(config: Config, *, dry_run: bool = False, force: bool = False) -> PublishReport:
-    target = config["publish"]["target"]
+    target = config.publish.target
     if target == "directory":
         return publish_directory(config, dry_run=dry_run)
     if target == "github":

@@ -73,7 +73,7 @@ class Published:
 
 
 def _directory_source(config: Config) -> Published:
-    dest = Path(config["publish"]["directory"])
+    dest = Path(config.publish.directory)
     files = (dest if dest.is_absolute() else config.root / dest) / FILES
     names = sorted(p.name for p in files.iterdir() if p.is_file()) if files.is_dir() else []
 
@@ -90,15 +90,15 @@ def _directory_source(config: Config) -> Published:
 
 
 def _github_source(config: Config) -> Published:
-    pub = config["publish"]
-    token = os.environ.get(pub["token-env"], "")
-    client = Releases(pub["api-url"], pub["repository"], token, timeout=pub["timeout"], retries=pub["retries"],
-                      token_env=pub["token-env"])
+    pub = config.publish
+    token = os.environ.get(pub.token_env, "")
+    client = Releases(pub.api_url, pub.repository, token, timeout=pub.timeout, retries=pub.retries,
+                      token_env=pub.token_env)
     if not token:
         client.session.headers.pop("Authorization", None)  # a public release needs none
-    where = f"{client.api} {pub['repository']}@{pub['release-tag']}"
+    where = f"{client.api} {pub.repository}@{pub.release_tag}"
     client.repository_info()  # a wrong repository is an error, not "nothing published"
-    release = client.release_by_tag(pub["release-tag"])
+    release = client.release_by_tag(pub.release_tag)
     assets = {a["name"]: a for a in client.assets(release) if a.get("state") == "uploaded"} if release else {}
 
     def fetch_wheel(name: str, out: Path) -> None:
@@ -114,7 +114,7 @@ def _github_source(config: Config) -> Published:
 
 
 def published_source(config: Config) -> Published:
-    target = config["publish"]["target"]
+    target = config.publish.target
     if target == "directory":
         return _directory_source(config)
     if target == "github":
@@ -136,7 +136,7 @@ def _check_record(name: str, data: bytes) -> tuple[dict | None, str]:
 
 
 def fetch_dist(config: Config) -> FetchReport:
-    dist = config.path("dist")
+    dist = config.paths.dist
     source = published_source(config)
     report = FetchReport(source=source.where)
     local = {p.name[: -len(RECORD_SUFFIX)]: p for p in dist.glob("*.whl" + RECORD_SUFFIX)} if dist.is_dir() else {}

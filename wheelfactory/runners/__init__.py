@@ -146,9 +146,9 @@ def select_runner(config, choice: str | None = None) -> Runner:
 
     ``choice`` (or ``build.runner`` in factory.toml): auto | native | emulated | container.
     """
-    from ..settings.factory import host_arch
+    from ..settings.target import host_arch
 
-    choice = choice or config["build"]["runner"]
+    choice = choice or config.build.runner
     host, target = host_arch(), config.arch
     if choice == "native" or (choice == "auto" and host == target):
         if host != target:

@@ -103,12 +103,12 @@ def identifier(version: str, arch: str) -> str:
 
 def dnf_packages(recipe: Recipe) -> list[str]:
     """build.dnf, or build.debian translated; an unknown Debian name is an error naming the fix."""
-    b = recipe["build"]
-    if b["dnf"]:
-        return list(b["dnf"])
+    b = recipe.build
+    if b.dnf:
+        return list(b.dnf)
     out: list[str] = []
     unknown = []
-    for deb in b["debian"]:
+    for deb in b.debian:
         names = DEBIAN_TO_DNF.get(deb.split(":")[0])
         if names is None:
             unknown.append(deb)
@@ -145,11 +145,11 @@ def _literal(value: str) -> str:
 
 
 def test_command(recipe: Recipe) -> str:
-    t = recipe["test"]
+    t = recipe.test
     parts = []
-    if t["imports"]:
-        parts.append("python -c " + shlex.quote("; ".join(f"import {m}" for m in t["imports"])))
-    parts += [f"( {c} )" for c in t["commands"]]
+    if t.imports:
+        parts.append("python -c " + shlex.quote("; ".join(f"import {m}" for m in t.imports)))
+    parts += [f"( {c} )" for c in t.commands]
     return " && ".join(parts)
 
 
@@ -159,10 +159,10 @@ def cibuildwheel_options(config, recipe: Recipe, pythons: Sequence[str], *, engi
     from ..build.repair import plat_for, policy_for
 
     arch = config.arch
-    b = recipe["build"]
-    c = config["container"]
+    b = recipe.build
+    c = config.container
     policy = policy or policy_for(config, recipe)
-    env = {**index_env(config), **b["env"]}
+    env = {**index_env(config), **b.env}
     if dependency_wheels:
         # Dependency recipes' wheels, for the isolated build env, before-build and the test venv.
         links = f"{CONTAINER_PROJECT}/{IN_TREE}/deps"
@@ -171,11 +171,11 @@ def cibuildwheel_options(config, recipe: Recipe, pythons: Sequence[str], *, engi
         "build": " ".join(identifier(v, arch) for v in pythons),
         "archs": [arch],
         "container-engine": engine,
-        "build-verbosity": c["build-verbosity"],
+        "build-verbosity": c.build_verbosity,
         "environment": _env_string(env),
-        "config-settings": dict(b["config-settings"]),
+        "config-settings": dict(b.config_settings),
     }
-    image = c["image"]
+    image = c.image
     image_arch = re.search(r"_(x86_64|i686|aarch64|ppc64le|s390x|armv7l|riscv64)(?=$|[:@])", image.split("/")[-1])
     if image and (image_arch is None or image_arch.group(1) == arch):
         opts[f"manylinux-{arch}-image"] = image
@@ -184,23 +184,23 @@ def cibuildwheel_options(config, recipe: Recipe, pythons: Sequence[str], *, engi
     dnf = dnf_packages(recipe)
     if dnf:
         before_all.append("dnf install -y " + " ".join(shlex.quote(p) for p in dnf))
-    before_all += list(c["before-all"])
+    before_all += list(c.before_all)
     if before_all:
         opts["before-all"] = " && ".join(before_all)
-    if b["requires"] or not b["isolation"] or dependency_wheels:
+    if b.requires or not b.isolation or dependency_wheels:
         opts["before-build"] = (f"python {{project}}/{IN_TREE}/before_build.py "
                                 f"{{project}}/{IN_TREE}/before-build.json {{package}}")
-        args = ["--no-isolation"] + ([] if b["isolation"] else ["--skip-dependency-check"])
+        args = ["--no-isolation"] + ([] if b.isolation else ["--skip-dependency-check"])
         opts["build-frontend"] = {"name": "build", "args": args}
     repair = ["auditwheel", "repair", "--plat", plat_for(policy, arch)]
-    for soname in recipe["repair"]["exclude"]:
+    for soname in recipe.repair.exclude:
         repair += ["--exclude", soname]
     opts["repair-wheel-command"] = " ".join(shlex.quote(x) for x in repair) + " -w {dest_dir} {wheel}"
     tc = test_command(recipe)
     if tc:
         opts["test-command"] = tc
-    if recipe["test"]["requires"]:
-        opts["test-requires"] = list(recipe["test"]["requires"])
+    if recipe.test.requires:
+        opts["test-requires"] = list(recipe.test.requires)
     return opts
 
 
@@ -247,7 +247,7 @@ def print_build_identifiers(config_file: Path, package: str, cwd: Path) -> list[
 
 def engine_problem(config) -> str | None:
     """Why no container build can run here (None when one can)."""
-    wanted = config["container"]["engine"]
+    wanted = config.container.engine
     if wanted and wanted not in ("docker", "podman"):
         return f"[container].engine must be docker or podman, not {wanted!r}"
     candidates = [wanted] if wanted else ["docker", "podman"]
@@ -273,7 +273,7 @@ def engine_problem(config) -> str | None:
 
 
 def _host_arch() -> str:
-    from ..settings.factory import host_arch
+    from ..settings.target import host_arch
 
     return host_arch()
 
@@ -282,7 +282,7 @@ def find_engine(config) -> str:
     problem = engine_problem(config)
     if problem:
         raise EnvironmentProblem(f"the container runner cannot build here: {problem}")
-    wanted = config["container"]["engine"]
+    wanted = config.container.engine
     return wanted or next(e for e in ("docker", "podman") if shutil.which(e))
 
 
@@ -325,7 +325,7 @@ class ContainerRunner:
     def __init__(self, config):
         self.config = config
         self.engine = find_engine(config)
-        self.image = config["container"]["image"]
+        self.image = config.container.image
         self.id = f"container-{config.arch}-{self.image.split('/')[-1].split(':')[0].split('@')[0]}"
 
     # Runner protocol
@@ -372,10 +372,10 @@ class ContainerRunner:
         from ..build.pipeline import RecipeResult
 
         start = time.monotonic()
-        if recipe["package"]["disabled"]:
+        if recipe.package.disabled:
             return RecipeResult(recipe.name, "disabled", version=recipe.version,
-                                message=f"disabled: {recipe['package']['disabled']}")
-        lock = store.recipe_lock(config.path("build") / ".locks", recipe.name)
+                                message=f"disabled: {recipe.package.disabled}")
+        lock = store.recipe_lock(config.paths.build / ".locks", recipe.name)
         try:
             lock.acquire(timeout=0.5)
         except Timeout:
@@ -413,8 +413,8 @@ def _build_locked(runner: ContainerRunner, config, recipe: Recipe, *, pythons, f
     from ..build.source import check_patches, prepare, source_id
 
     name = recipe.name
-    dist, logs = config.path("dist"), config.path("logs")
-    workdir = config.path("build") / name
+    dist, logs = config.paths.dist, config.paths.logs
+    workdir = config.paths.build / name
     log = pipeline.AttemptLog()
     result = pipeline.RecipeResult(name, "failed", version=recipe.version)
     stages: dict[str, float] = {}
@@ -440,7 +440,7 @@ def _build_locked(runner: ContainerRunner, config, recipe: Recipe, *, pythons, f
         log.write(f"# {name} {recipe.version} on {runner.id}, target {config.arch}, {store.utcnow()}\n")
         wanted = list(pythons) if pythons else config.pythons
         policy = policy_for(config, recipe)
-        patches_root = config.path("patches")
+        patches_root = config.paths.patches
         check_patches(recipe, patches_root)
         sid = source_id(recipe, log)
         fingerprint = recipe.fingerprint(patches_root)
@@ -468,8 +468,8 @@ def _build_locked(runner: ContainerRunner, config, recipe: Recipe, *, pythons, f
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         tree = prepare(recipe, commit=sid.removeprefix("git:") if sid.startswith("git:") else None,
-                       cache=config.path("cache"), patches_root=patches_root, workdir=workdir, log=log,
-                       index_url=config["indexes"]["install"][0], on_stage=stage_done)
+                       cache=config.paths.cache, patches_root=patches_root, workdir=workdir, log=log,
+                       index_url=config.indexes.install[0], on_stage=stage_done)
         attempt["source"] = tree.info
 
         # Our files go inside the tree cibuildwheel copies into the container.
@@ -479,10 +479,10 @@ def _build_locked(runner: ContainerRunner, config, recipe: Recipe, *, pythons, f
         for w in deps:
             shutil.copyfile(w, ours / "deps" / w.name)
         shutil.copyfile(BEFORE_BUILD, ours / "before_build.py")
-        b = recipe["build"]
+        b = recipe.build
         (ours / "before-build.json").write_text(json.dumps({
-            "isolation": b["isolation"], "requires": list(b["requires"]),
-            "install": [f"deps/{w.name}" for w in deps], "config_settings": b["config-settings"],
+            "isolation": b.isolation, "requires": list(b.requires),
+            "install": [f"deps/{w.name}" for w in deps], "config_settings": b.config_settings,
         }, indent=2))
         package = tree.project.relative_to(tree.root).as_posix() or "."
         options = cibuildwheel_options(config, recipe, todo, engine=runner.engine,
@@ -498,7 +498,7 @@ def _build_locked(runner: ContainerRunner, config, recipe: Recipe, *, pythons, f
         clock[0] = time.monotonic()
 
         wheelhouse = workdir / "wheelhouse"
-        timeout = config["container"]["timeout"] or None
+        timeout = config.container.timeout or None
         rc = _stream([sys.executable, "-m", "cibuildwheel", "--platform", "linux", "--output-dir", str(wheelhouse),
                       "--config-file", str(config_file), package], cwd=tree.root, env=cibuildwheel_env(), log=log,
                      timeout=timeout)
@@ -561,7 +561,7 @@ def store_built_wheels(config, recipe: Recipe, wheelhouse: Path, *, todo: Sequen
     from . import NativeRunner
 
     name = recipe.name
-    dist = config.path("dist")
+    dist = config.paths.dist
     built = sorted(wheelhouse.glob("*.whl"))
     by_python = {}
     for w in built:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from .. import ui
-from ..settings.factory import host_arch
+from ..settings.target import host_arch
 from ..errors import EnvironmentProblem
 from .rootfs import Rootfs, human_age, remove_tree, run_streamed
 
@@ -145,7 +145,7 @@ class EmulatedRunner:
         self.rootfs = Rootfs(config)
         self.id = f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
         # build/ and cache/ appear inside at the same absolute paths.
-        self.binds = _outermost([config.path("build"), config.path("cache")])
+        self.binds = _outermost([config.paths.build, config.paths.cache])
         self._warned_age = False
         self._lock = threading.Lock()
 
@@ -194,7 +194,7 @@ class EmulatedRunner:
             os.chmod(tmp, 0o1777)
             try:
                 # pip's and uv's caches go to cache/, not into the rootfs (which stays small and disposable).
-                full_env = {"XDG_CACHE_HOME": str(self.config.path("cache") / "xdg" / self.id), **(env or {})}
+                full_env = {"XDG_CACHE_HOME": str(self.config.paths.cache / "xdg" / self.id), **(env or {})}
                 cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp)
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
                 return run_streamed(cmd, display=display, cwd=cwd, log=log, check=check, timeout=timeout)

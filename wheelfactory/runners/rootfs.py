@@ -310,24 +310,24 @@ class Rootfs:
     """The rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
 
     def __init__(self, config):
-        em = config["emulation"]
+        em = config.emulation
         self.config = config
         self.arch = config.arch
         self.debian_arch = debian_arch(self.arch)
-        self.suite = em["suite"]
-        self.mirror = em["mirror"]
-        self.apt_options = list(em["apt-options"])
-        self.extra_packages = list(em["packages"])
-        self.variant = em["variant"]
-        self.slim = em["slim"]
-        self.max_age_days = em["max-age-days"]
-        self.ca_bundle = Path(em["ca-bundle"]) if em["ca-bundle"] else None
+        self.suite = em.suite
+        self.mirror = em.mirror
+        self.apt_options = list(em.apt_options)
+        self.extra_packages = list(em.packages)
+        self.variant = em.variant
+        self.slim = em.slim
+        self.max_age_days = em.max_age_days
+        self.ca_bundle = Path(em.ca_bundle) if em.ca_bundle else None
         self.wanted_pythons = list(config.pythons)
-        if em["rootfs"]:
-            p = Path(em["rootfs"]).expanduser()
+        if em.rootfs:
+            p = Path(em.rootfs).expanduser()
             self.path = p if p.is_absolute() else config.root / p
         else:
-            self.path = config.path("cache") / "rootfs" / f"{self.arch}-{self.suite}"
+            self.path = config.paths.cache / "rootfs" / f"{self.arch}-{self.suite}"
         self.path = Path(os.path.abspath(self.path))
         self.name = self.path.name
         self.parent = self.path.parent

@@ -1,199 +1,255 @@
-"""The factory config: ``factory.toml`` at the project root.
+"""The factory config: ``factory.toml`` at the project root, as frozen dataclasses.
 
 It holds the target (arch, policy, Pythons), the indexes dependencies come from,
-where things live, and the settings of each stage. Every section is validated
-strictly, like recipes. Paths are relative to the project root.
+where things live, and the settings of each stage: one dataclass per table
+(``config.build.ccache``, ``config.paths.dist``). Every table is validated
+strictly at load, like recipes (settings/schema.py), and so is every value rule
+that needs no other file (runner choices, label shapes, names). Paths are
+relative to the project root and come out resolved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import platform
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .schema import Field, Schema, validate
+from .schema import as_toml, did_you_mean, parse_tables, setting
+from .target import host_arch
 
 CONFIG_NAME = "factory.toml"
 
-SCHEMA: Schema = {
-    "target": {
-        "arch": Field("str", "riscv64", "machine arch of the wheels (uname -m spelling)"),
-        "policy": Field("str", "manylinux_2_39", "auditwheel policy the wheels are repaired to"),
-        "pythons": Field("list[str]", ["3.11", "3.12", "3.13"], "Python versions to build for"),
-    },
-    "indexes": {
-        "install": Field(
-            "list[str]",
-            ["https://pypi.org/simple"],
-            "indexes that build and test dependencies are installed from (first is the main one)",
-        ),
-    },
-    "paths": {
-        "recipes": Field("str", "recipes"),
-        "patches": Field("str", "patches"),
-        "dist": Field("str", "dist"),
-        "index": Field("str", "index"),
-        "logs": Field("str", "logs", "one log file and one JSON record per build attempt"),
-        "build": Field("str", "build", "scratch folders of builds in progress"),
-        "cache": Field("str", "cache", "downloaded sources, tool venvs, rootfs, compiler caches"),
-    },
-    "build": {
-        "runner": Field("str", "auto", "auto | native | emulated | container"),
-        "jobs": Field("int", 0, "parallel builds in build-all; 0 = number of cores"),
-        "keep-going": Field("bool", True, "build-all goes on after a failure (dependents are skipped)"),
-        "ccache": Field("bool", True, "compile C/C++ through ccache when it is installed"),
-        "exclusive": Field("list[str]", [], "recipes that must build alone (memory-hungry)"),
-        "ccache-dir": Field("str", "", "ccache folder; empty = <cache>/ccache"),
-        "ccache-max-size": Field("str", "5G", "size limit of the ccache (and sccache) folder"),
-        "sccache": Field("bool", True, "wrap rustc in sccache when it is installed"),
-        "sccache-dir": Field("str", "", "sccache folder; empty = <cache>/sccache"),
-        "cargo-target-dir": Field("str", "", "kept cargo target folders (per arch and recipe); empty = <cache>/cargo-target"),
-        "cargo-home": Field("str", "", "CARGO_HOME for builds; empty = unchanged natively, <cache>/cargo-home/<arch> otherwise"),
-    },
-    "emulation": {
-        "suite": Field("str", "sid", "Debian suite of the riscv64 rootfs"),
-        "mirror": Field("str", "http://deb.debian.org/debian", "Debian mirror for the rootfs"),
-        "apt-options": Field("list[str]", ["Acquire::Check-Valid-Until=false"], "apt options for mmdebstrap"),
-        "packages": Field("list[str]", [], "extra Debian packages installed in every rootfs"),
-        "rootfs": Field("str", "", "rootfs folder; empty = <cache>/rootfs/<arch>-<suite>"),
-        "ca-bundle": Field("str", "/etc/ssl/certs/ca-certificates.crt", "host CA bundle copied into the rootfs"),
-        "variant": Field("str", "apt", "mmdebstrap variant: apt (smallest) | minbase | buildd"),
-        "slim": Field("bool", True, "leave out docs, man pages, locales, static libpython and sanitizer archives"),
-        "max-age-days": Field("int", 30, "warn when the rootfs is older than this (sid moves); 0 = never"),
-    },
-    "index": {
-        "url": Field("str", "", "public URL of the index root (…/simple/), used in pages and checks"),
-        "files-base-url": Field(
-            "str", "", "absolute URL prefix where wheel files are hosted; empty = co-hosted (relative links)"
-        ),
-        "title": Field("str", "wheelfactory riscv64 wheels"),
-        "yanked": Field("dict[str,str]", {}, "wheel filename or NAME==VERSION -> reason (PEP 592)"),
-        "copy-logs": Field("bool", True, "publish each wheel's build log beside it (<wheel>.log) and link it"),
-    },
-    "publish": {
-        "target": Field("str", "directory", "directory | github"),
-        "directory": Field("str", "publish", "local folder for the directory target"),
-        "api-url": Field("str", "https://api.github.com", "GitHub REST API base URL (Enterprise: https://HOST/api/v3)"),
-        "repository": Field("str", "", "owner/name that holds the release"),
-        "release-tag": Field("str", "wheels", "release whose assets hold the wheels"),
-        "pages-remote": Field("str", "", "git remote URL of the Pages repository"),
-        "pages-branch": Field("str", "gh-pages"),
-        "token-env": Field("str", "GITHUB_TOKEN", "environment variable holding the token"),
-        "timeout": Field("int", 120, "seconds an HTTP request may stall before it is retried"),
-        "retries": Field("int", 5, "retries (with backoff) on 5xx, timeouts and connection resets"),
-        "prune": Field("bool", True, "delete published files the index no longer lists (after the index is live)"),
-    },
-    "audit": {
-        "pypi-url": Field("str", "https://pypi.org/simple", "PEP 691 index checked for riscv64 wheels"),
-        "our-index": Field("str", "", "our published index (PEP 691) checked for our own builds"),
-        "concurrency": Field("int", 16),
-        "max-age": Field("int", 600, "seconds a cached index page or resolution is used without asking again"),
-        "ignore": Field("list[str]", [], "package name patterns (fnmatch) the audit reports but never counts"),
-        "debian-mirror": Field("str", "http://deb.debian.org/debian", "mirror whose Contents index names library packages"),
-        "debian-suite": Field("str", "", "suite for that lookup; empty = this host's (from /etc/os-release), else sid"),
-    },
-    "ci": {
-        "runner-labels": Field("list[str]", ["self-hosted", "linux", "riscv64"], "runs-on of the build jobs"),
-        "hosted-labels": Field(
-            "list[str]", ["ubuntu-24.04-riscv"], "labels of hosted riscv64 runners usable without 'self-hosted'"
-        ),
-        "recipe-labels": Field("dict[str,str|list[str]]", {}, "recipe -> extra runs-on labels (e.g. a big board)"),
-        "plan-runs-on": Field("list[str]", ["ubuntu-latest"], "runs-on of the job that plans which recipes changed"),
-        "publish-runs-on": Field("list[str]", [], "runs-on of the publish job; empty = runner-labels"),
-        "workflow-dir": Field("str", ".github/workflows"),
-        "workflow-name": Field("str", "wheels", "name of the generated workflow (and of its .yml file)"),
-        "branch": Field("str", "main", "the branch that publishes"),
-        "python": Field("str", "python3", "interpreter that creates the engine's venv in each job"),
-        "timeout-minutes": Field("int", 360, "per build job (grpcio takes 2.5 hours on a board)"),
-        "artifact-retention-days": Field("int", 14),
-        "publish-token-secret": Field("str", "GITHUB_TOKEN", "secret handed to `invoke publish` as [publish].token-env"),
-        "published-tag": Field("str", "wheels-published", "tag moved to the last commit whose wheels were published"),
-        "before-build": Field("list[str]", [], "shell commands run before `nox -s build-NAME` in each build job"),
-        "before-publish": Field("list[str]", [], "shell commands run before `invoke publish`"),
-    },
-    "runners": {
-        "api-url": Field("str", "https://api.github.com"),
-        "scope": Field("str", "", "owner/repo, or an organization name"),
-        "service-command": Field("str", "systemctl", "service manager used to stop/start the runner service"),
-        "service-name": Field("str", "github-runner"),
-        "labels": Field("list[str]", ["self-hosted", "linux", "riscv64"]),
-        "drain-timeout": Field("int", 3600, "seconds to wait for a busy runner to become idle"),
-        "poll-interval": Field("int", 15, "seconds between two looks at a busy runner"),
-        "online-timeout": Field("int", 120, "seconds `restart` waits for the runner to come back online"),
-        "token-env": Field("str", "GITHUB_TOKEN", "environment variable holding a token with admin rights on scope"),
-        "kind": Field("str", "official", "official (actions/runner) | github-act-runner"),
-        "runner-dir": Field("str", "", "folder of the runner (config.sh/run.sh); empty = the working folder"),
-        "configure-command": Field(
-            "list[str]", [], "command that registers the runner; empty = from kind ({url} {name} {labels} {token})"
-        ),
-        "jit-command": Field("list[str]", [], "command that runs a just-in-time runner; empty = from kind"),
-        "runner-group-id": Field("int", 1, "runner group for just-in-time runners (1 = Default)"),
-        "work-folder": Field("str", "_work"),
-        "machine-id-file": Field("str", "/etc/machine-id", "part of the runner's unique name"),
-    },
-    "container": {
-        "engine": Field("str", "", "docker | podman; empty = whichever is found"),
-        "image": Field("str", "quay.io/pypa/manylinux_2_39_riscv64"),
-        "build-verbosity": Field("int", 1, "cibuildwheel build-verbosity (-3 … 3)"),
-        "before-all": Field("list[str]", [], "extra shell commands run once in the container before the builds"),
-        "timeout": Field("int", 0, "seconds a cibuildwheel run may take; 0 = no limit"),
-    },
-    "upstream": {
-        "max-bumps": Field("int", 5, "most version bumps one `invoke bump` run proposes"),
-        "pypi-url": Field("str", "https://pypi.org/simple", "PEP 691 index checked for new versions and riscv64 wheels"),
-        "prereleases": Field("bool", False, "offer pre-release versions as bumps"),
-    },
+RUNNER_CHOICES = ("auto", "native", "emulated", "container")
+PUBLISH_TARGETS = ("directory", "github")
+CONTAINER_ENGINES = ("", "docker", "podman")
+RUNNER_KINDS = ("official", "github-act-runner")
+# A GitHub Actions runner label: what `config.sh --labels` and runs-on accept.
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_SCOPE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    arch: str = setting("riscv64", "machine arch of the wheels (uname -m spelling)")
+    policy: str = setting("manylinux_2_39", "auditwheel policy the wheels are repaired to")
+    pythons: list[str] = setting(["3.11", "3.12", "3.13"], "Python versions to build for")
+
+
+@dataclass(frozen=True)
+class IndexesSettings:
+    install: list[str] = setting(
+        ["https://pypi.org/simple"],
+        "indexes that build and test dependencies are installed from (first is the main one)",
+    )
+
+
+@dataclass(frozen=True)
+class PathsSettings:
+    recipes: Path = setting(Path("recipes"), "one folder per recipe: recipes/NAME/recipe.toml")
+    patches: Path = setting(Path("patches"), "patches/NAME/[VERSION/]*.patch")
+    dist: Path = setting(Path("dist"), "built wheels and one JSON record per wheel")
+    index: Path = setting(Path("index"), "the generated PEP 503/658/691 site")
+    logs: Path = setting(Path("logs"), "one log file and one JSON record per build attempt")
+    build: Path = setting(Path("build"), "scratch folders of builds in progress")
+    cache: Path = setting(Path("cache"), "downloaded sources, tool venvs, rootfs, compiler caches")
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    runner: str = setting("auto", "auto | native | emulated | container")
+    jobs: int = setting(0, "parallel builds in build-all; 0 = number of cores")
+    keep_going: bool = setting(True, "build-all goes on after a failure (dependents are skipped)")
+    ccache: bool = setting(True, "compile C/C++ through ccache when it is installed")
+    exclusive: list[str] = setting([], "recipes that must build alone (memory-hungry)")
+    ccache_dir: str = setting("", "ccache folder; empty = <cache>/ccache")
+    ccache_max_size: str = setting("5G", "size limit of the ccache (and sccache) folder")
+    sccache: bool = setting(True, "wrap rustc in sccache when it is installed")
+    sccache_dir: str = setting("", "sccache folder; empty = <cache>/sccache")
+    cargo_target_dir: str = setting("", "kept cargo target folders (per arch and recipe); empty = <cache>/cargo-target")
+    cargo_home: str = setting("", "CARGO_HOME for builds; empty = unchanged natively, <cache>/cargo-home/<arch> otherwise")
+
+
+@dataclass(frozen=True)
+class EmulationSettings:
+    suite: str = setting("sid", "Debian suite of the riscv64 rootfs")
+    mirror: str = setting("http://deb.debian.org/debian", "Debian mirror for the rootfs")
+    apt_options: list[str] = setting(["Acquire::Check-Valid-Until=false"], "apt options for mmdebstrap")
+    packages: list[str] = setting([], "extra Debian packages installed in every rootfs")
+    rootfs: str = setting("", "rootfs folder; empty = <cache>/rootfs/<arch>-<suite>")
+    ca_bundle: str = setting("/etc/ssl/certs/ca-certificates.crt", "host CA bundle copied into the rootfs")
+    variant: str = setting("apt", "mmdebstrap variant: apt (smallest) | minbase | buildd")
+    slim: bool = setting(True, "leave out docs, man pages, locales, static libpython and sanitizer archives")
+    max_age_days: int = setting(30, "warn when the rootfs is older than this (sid moves); 0 = never")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    url: str = setting("", "public URL of the index root (…/simple/), used in pages and checks")
+    files_base_url: str = setting(
+        "", "absolute URL prefix where wheel files are hosted; empty = co-hosted (relative links)")
+    title: str = setting("wheelfactory riscv64 wheels", "title of the human-readable pages")
+    yanked: dict[str, str] = setting({}, "wheel filename or NAME==VERSION -> reason (PEP 592)")
+    copy_logs: bool = setting(True, "publish each wheel's build log beside it (<wheel>.log) and link it")
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    target: str = setting("directory", "directory | github")
+    directory: str = setting("publish", "local folder for the directory target")
+    api_url: str = setting("https://api.github.com", "GitHub REST API base URL (Enterprise: https://HOST/api/v3)")
+    repository: str = setting("", "owner/name that holds the release")
+    release_tag: str = setting("wheels", "release whose assets hold the wheels")
+    pages_remote: str = setting("", "git remote URL of the Pages repository")
+    pages_branch: str = setting("gh-pages", "branch of the Pages repository that GitHub Pages serves")
+    token_env: str = setting("GITHUB_TOKEN", "environment variable holding the token")
+    timeout: int = setting(120, "seconds an HTTP request may stall before it is retried")
+    retries: int = setting(5, "retries (with backoff) on 5xx, timeouts and connection resets")
+    prune: bool = setting(True, "delete published files the index no longer lists (after the index is live)")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    pypi_url: str = setting("https://pypi.org/simple", "PEP 691 index checked for riscv64 wheels")
+    our_index: str = setting("", "our published index (PEP 691) checked for our own builds")
+    concurrency: int = setting(16, "index pages fetched at once")
+    max_age: int = setting(600, "seconds a cached index page or resolution is used without asking again")
+    ignore: list[str] = setting([], "package name patterns (fnmatch) the audit reports but never counts")
+    debian_mirror: str = setting("http://deb.debian.org/debian", "mirror whose Contents index names library packages")
+    debian_suite: str = setting("", "suite for that lookup; empty = this host's (from /etc/os-release), else sid")
+
+
+@dataclass(frozen=True)
+class CISettings:
+    runner_labels: list[str] = setting(["self-hosted", "linux", "riscv64"], "runs-on of the build jobs")
+    hosted_labels: list[str] = setting(
+        ["ubuntu-24.04-riscv"], "labels of hosted riscv64 runners usable without 'self-hosted'")
+    recipe_labels: dict[str, str | list[str]] = setting({}, "recipe -> extra runs-on labels (e.g. a big board)")
+    plan_runs_on: list[str] = setting(["ubuntu-latest"], "runs-on of the job that plans which recipes changed")
+    publish_runs_on: list[str] = setting([], "runs-on of the publish job; empty = runner-labels")
+    workflow_dir: str = setting(".github/workflows", "folder of the generated workflow")
+    workflow_name: str = setting("wheels", "name of the generated workflow (and of its .yml file)")
+    branch: str = setting("main", "the branch that publishes")
+    python: str = setting("python3", "interpreter that creates the engine's venv in each job")
+    timeout_minutes: int = setting(360, "per build job (grpcio takes 2.5 hours on a board)")
+    artifact_retention_days: int = setting(14, "days GitHub keeps the build jobs' wheel artifacts")
+    publish_token_secret: str = setting("GITHUB_TOKEN", "secret handed to `invoke publish` as [publish].token-env")
+    published_tag: str = setting("wheels-published", "tag moved to the last commit whose wheels were published")
+    before_build: list[str] = setting([], "shell commands run before `nox -s build-NAME` in each build job")
+    before_publish: list[str] = setting([], "shell commands run before `invoke publish`")
+
+
+@dataclass(frozen=True)
+class RunnersSettings:
+    api_url: str = setting("https://api.github.com", "GitHub REST API base URL of the runners' scope")
+    scope: str = setting("", "owner/repo, or an organization name")
+    service_command: str = setting("systemctl", "service manager used to stop/start the runner service")
+    service_name: str = setting("github-runner", "the runner's service")
+    labels: list[str] = setting(["self-hosted", "linux", "riscv64"], "labels the boards register with")
+    drain_timeout: int = setting(3600, "seconds to wait for a busy runner to become idle")
+    poll_interval: int = setting(15, "seconds between two looks at a busy runner")
+    online_timeout: int = setting(120, "seconds `restart` waits for the runner to come back online")
+    token_env: str = setting("GITHUB_TOKEN", "environment variable holding a token with admin rights on scope")
+    kind: str = setting("official", "official (actions/runner) | github-act-runner")
+    runner_dir: str = setting("", "folder of the runner (config.sh/run.sh); empty = the working folder")
+    configure_command: list[str] = setting(
+        [], "command that registers the runner; empty = from kind ({url} {name} {labels} {token})")
+    jit_command: list[str] = setting([], "command that runs a just-in-time runner; empty = from kind")
+    runner_group_id: int = setting(1, "runner group for just-in-time runners (1 = Default)")
+    work_folder: str = setting("_work", "the runner's work folder")
+    machine_id_file: str = setting("/etc/machine-id", "part of the runner's unique name")
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    engine: str = setting("", "docker | podman; empty = whichever is found")
+    image: str = setting("quay.io/pypa/manylinux_2_39_riscv64", "the manylinux image cibuildwheel builds in")
+    build_verbosity: int = setting(1, "cibuildwheel build-verbosity (-3 … 3)")
+    before_all: list[str] = setting([], "extra shell commands run once in the container before the builds")
+    timeout: int = setting(0, "seconds a cibuildwheel run may take; 0 = no limit")
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    max_bumps: int = setting(5, "most version bumps one `invoke bump` run proposes")
+    pypi_url: str = setting("https://pypi.org/simple", "PEP 691 index checked for new versions and riscv64 wheels")
+    prereleases: bool = setting(False, "offer pre-release versions as bumps")
+
+
+# factory.toml's tables, in the order the docs and messages list them.
+TABLES: dict[str, type] = {
+    "target": TargetSettings,
+    "indexes": IndexesSettings,
+    "paths": PathsSettings,
+    "build": BuildSettings,
+    "emulation": EmulationSettings,
+    "index": IndexSettings,
+    "publish": PublishSettings,
+    "audit": AuditSettings,
+    "ci": CISettings,
+    "runners": RunnersSettings,
+    "container": ContainerSettings,
+    "upstream": UpstreamSettings,
 }
 
-# uname -m spellings of the arches we may target, and their wheel-tag spelling.
-ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
 
-
-def host_arch() -> str:
-    m = platform.machine().lower()
-    return ARCH_ALIASES.get(m, m)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Config:
+    """A loaded factory.toml. Override a value with :meth:`replace`, never in place."""
+
     root: Path
-    data: dict[str, dict[str, Any]]
-    source: Path | None = None  # the factory.toml read, if any
-    overrides: dict[str, Any] = field(default_factory=dict)
+    source: Path | None  # the factory.toml read, if any
+    target: TargetSettings
+    indexes: IndexesSettings
+    paths: PathsSettings  # resolved against root
+    build: BuildSettings
+    emulation: EmulationSettings
+    index: IndexSettings
+    publish: PublishSettings
+    audit: AuditSettings
+    ci: CISettings
+    runners: RunnersSettings
+    container: ContainerSettings
+    upstream: UpstreamSettings
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the command line changed
 
-    def __getitem__(self, section: str) -> dict[str, Any]:
-        return self.data[section]
-
-    def path(self, name: str) -> Path:
-        """A ``[paths]`` entry resolved against the project root."""
-        p = Path(self.data["paths"][name])
-        return p if p.is_absolute() else self.root / p
+    @property
+    def where(self) -> str:
+        """The file messages name: the factory.toml read, or where it would be."""
+        return str(self.source or self.root / CONFIG_NAME)
 
     @property
     def arch(self) -> str:
-        return self.data["target"]["arch"]
+        return self.target.arch
 
     @property
     def policy(self) -> str:
-        return self.data["target"]["policy"]
+        return self.target.policy
 
     @property
     def pythons(self) -> list[str]:
-        return list(self.data["target"]["pythons"])
+        return list(self.target.pythons)
+
+    def replace(self, **tables: dict[str, Any]) -> "Config":
+        """A copy with some keys changed: ``config.replace(build={"jobs": 4})`` (Python field names)."""
+        changed = {name: dataclasses.replace(getattr(self, name), **values) for name, values in tables.items()}
+        return dataclasses.replace(self, **changed)
 
     def for_host(self) -> "Config":
         """The same config aimed at this machine's own arch (``--target host``).
 
         The policy becomes "best": whatever auditwheel finds for the wheel.
         """
-        data = {k: dict(v) for k, v in self.data.items()}
-        data["target"]["arch"] = host_arch()
-        data["target"]["policy"] = "best"
-        return Config(self.root, data, self.source, {**self.overrides, "target": "host"})
+        out = self.replace(target={"arch": host_arch(), "policy": "best"})
+        return dataclasses.replace(out, overrides={**self.overrides, "target": "host"})
+
+    def as_toml(self) -> dict[str, dict[str, Any]]:
+        """Every table as TOML would spell it (kebab-case keys; paths as given, resolved)."""
+        return {name: as_toml(getattr(self, name)) for name in TABLES}
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -209,6 +265,11 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load_config(root: Path | str | None = None) -> Config:
+    """Read and check ``ROOT/factory.toml`` (defaults when it does not exist).
+
+    Raises ConfigError naming the file, the key and the fix, for bad TOML, an
+    unknown table or key, a wrong type, or a value no command could use.
+    """
     root = Path(root).resolve() if root else find_root()
     path = root / CONFIG_NAME
     raw: dict = {}
@@ -217,10 +278,25 @@ def load_config(root: Path | str | None = None) -> Config:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    data = validate(raw, SCHEMA, where=str(path), error=ConfigError)
-    if data["build"]["runner"] not in ("auto", "native", "emulated", "container"):
-        raise ConfigError(
-            f"{path}: 'build.runner' must be one of auto, native, emulated, container; "
-            f"got {data['build']['runner']!r}"
-        )
-    return Config(root, data, path if path.is_file() else None)
+    tables = parse_tables(raw, TABLES, where=str(path), error=ConfigError)
+    paths = tables["paths"]
+    tables["paths"] = dataclasses.replace(
+        paths, **{f.name: root / getattr(paths, f.name) for f in dataclasses.fields(paths)})
+    config = Config(root=root, source=path if path.is_file() else None, **tables)
+    check_values(config)
+    return config
+
+
+def check_values(config: Config) -> None:
+    """The value rules of single keys (choices, label and name shapes), at load time."""
+    where = config.where
+    if config.build.runner not in RUNNER_CHOICES:
+        raise ConfigError(f"{where}: 'build.runner' must be one of {', '.join(RUNNER_CHOICES)}; "
+                          f"got {config.build.runner!r}{did_you_mean(config.build.runner, RUNNER_CHOICES)}")
+    if config.publish.target not in PUBLISH_TARGETS:
+        raise ConfigError(f"{where}: publish.target {config.publish.target!r} is not one of: "
+                          f"{', '.join(PUBLISH_TARGETS)}")
+    if config.runners.kind not in RUNNER_KINDS:
+        raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}")
+    if config.container.engine not in CONTAINER_ENGINES:
+        raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}")

@@ -1,65 +1,90 @@
 """Load and validate ``recipes/NAME/recipe.toml``.
 
 A recipe is data only: every quirk of a package lives here, never in code.
-Validation is strict (see schema.py): unknown keys get a "did you mean",
-wrong types name the key and the expected type.
+Each table is a frozen dataclass (``recipe.build.config_settings``,
+``recipe.source.sha256``); validation is strict (settings/schema.py): unknown
+keys get a "did you mean", wrong types name the key and the expected type, and
+the rules between keys (git needs rev, archives need sha256, …) are checked here
+at load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import RecipeError
-from .schema import Field, Schema, validate
+from .schema import did_you_mean, parse_tables, setting
 
 RECIPE_FILE = "recipe.toml"
 
-SCHEMA: Schema = {
-    "package": {
-        "name": Field("str", required=True, help="the PyPI project name"),
-        "version": Field("str", required=True, help="the exact version to build"),
-        "disabled": Field("str", "", "a reason; a disabled recipe is not built and its dependents are skipped"),
-    },
-    "source": {
-        "url": Field("str", "", "archive URL; empty = the PyPI sdist of name==version"),
-        "sha256": Field("str", "", "sha256 of the archive (mandatory for sdist and url sources)"),
-        "git": Field("str", "", "git repository URL (instead of an archive)"),
-        "rev": Field("str", "", "git tag, branch or commit (required with git)"),
-        "subdirectory": Field("str", "", "folder inside the source that holds the Python project"),
-    },
-    "build": {
-        "requires": Field("list[str]", [], "extra build requirements the package forgot to declare"),
-        "env": Field("dict[str,str]", {}, "environment variables for the build"),
-        "config-settings": Field("dict[str,str|list[str]]", {}, "PEP 517 config settings"),
-        "isolation": Field("bool", True, "build in an isolated environment (PEP 517 build isolation)"),
-        "debian": Field("list[str]", [], "Debian packages needed to build"),
-        "dnf": Field("list[str]", [], "the same packages for the manylinux container (dnf names)"),
-        "depends": Field("list[str]", [], "other recipes whose wheels this build needs"),
-        "exclusive": Field("bool", False, "memory-hungry: build alone, never beside another build"),
-    },
-    "repair": {
-        "policy": Field("str", "", "policy override for this recipe (e.g. manylinux_2_39)"),
-        "exclude": Field("list[str]", [], "sonames auditwheel must not bundle (auditwheel --exclude)"),
-    },
-    "runtime": {
-        "debian": Field("list[str]", [], "Debian packages the wheel needs at run time (not bundled)"),
-        "depends": Field("list[str]", [], "other recipes whose wheels this package needs at run time"),
-    },
-    "test": {
-        "imports": Field("list[str]", [], "modules imported in a bare venv after install"),
-        "commands": Field("list[str]", [], "shell commands run in the bare venv (python is the venv's)"),
-        "requires": Field("list[str]", [], "extra packages installed for the test commands"),
-    },
-    "yanked": {},  # filled dynamically: any key (a version or filename) -> reason
+
+@dataclass(frozen=True)
+class RecipePackage:
+    name: str = setting(required=True, help="the PyPI project name")
+    version: str = setting(required=True, help="the exact version to build")
+    disabled: str = setting("", "a reason; a disabled recipe is not built and its dependents are skipped")
+
+
+@dataclass(frozen=True)
+class RecipeSource:
+    url: str = setting("", "archive URL; empty = the PyPI sdist of name==version")
+    sha256: str = setting("", "sha256 of the archive (mandatory for sdist and url sources)")
+    git: str = setting("", "git repository URL (instead of an archive)")
+    rev: str = setting("", "git tag, branch or commit (required with git)")
+    subdirectory: str = setting("", "folder inside the source that holds the Python project")
+
+
+@dataclass(frozen=True)
+class RecipeBuild:
+    requires: list[str] = setting([], "extra build requirements the package forgot to declare")
+    env: dict[str, str] = setting({}, "environment variables for the build")
+    config_settings: dict[str, str | list[str]] = setting({}, "PEP 517 config settings")
+    isolation: bool = setting(True, "build in an isolated environment (PEP 517 build isolation)")
+    debian: list[str] = setting([], "Debian packages needed to build")
+    dnf: list[str] = setting([], "the same packages for the manylinux container (dnf names)")
+    depends: list[str] = setting([], "other recipes whose wheels this build needs")
+    exclusive: bool = setting(False, "memory-hungry: build alone, never beside another build")
+
+
+@dataclass(frozen=True)
+class RecipeRepair:
+    policy: str = setting("", "policy override for this recipe (e.g. manylinux_2_39)")
+    exclude: list[str] = setting([], "sonames auditwheel must not bundle (auditwheel --exclude)")
+
+
+@dataclass(frozen=True)
+class RecipeRuntime:
+    debian: list[str] = setting([], "Debian packages the wheel needs at run time (not bundled)")
+    depends: list[str] = setting([], "other recipes whose wheels this package needs at run time")
+
+
+@dataclass(frozen=True)
+class RecipeTest:
+    __test__ = False  # not a pytest class
+
+    imports: list[str] = setting([], "modules imported in a bare venv after install")
+    commands: list[str] = setting([], "shell commands run in the bare venv (python is the venv's)")
+    requires: list[str] = setting([], "extra packages installed for the test commands")
+
+
+# recipe.toml's tables, in the order the docs and messages list them; [yanked]
+# (a version or wheel filename -> reason) is free-form and checked in parse_recipe.
+TABLES: dict[str, type] = {
+    "package": RecipePackage,
+    "source": RecipeSource,
+    "build": RecipeBuild,
+    "repair": RecipeRepair,
+    "runtime": RecipeRuntime,
+    "test": RecipeTest,
 }
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -70,25 +95,33 @@ _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 class Recipe:
     name: str  # canonical (PEP 503-normalized) name
     path: Path  # the recipe.toml
-    data: dict[str, dict[str, Any]]  # validated, defaults filled
     text: bytes  # the file's bytes (part of the build key)
+    package: RecipePackage
+    source: RecipeSource
+    build: RecipeBuild
+    repair: RecipeRepair
+    runtime: RecipeRuntime
+    test: RecipeTest
+    yanked: dict[str, str]  # version or wheel filename -> reason (PEP 592)
 
     @property
     def version(self) -> str:
-        return self.data["package"]["version"]
+        return self.package.version
 
     @property
     def project(self) -> str:
         """The name as written in the recipe."""
-        return self.data["package"]["name"]
+        return self.package.name
 
     @property
     def source_kind(self) -> str:
-        s = self.data["source"]
-        return "git" if s["git"] else "url" if s["url"] else "sdist"
+        """"git", "url" or "sdist"."""
+        return "git" if self.source.git else "url" if self.source.url else "sdist"
 
-    def __getitem__(self, section: str) -> dict[str, Any]:
-        return self.data[section]
+    @property
+    def needs(self) -> list[str]:
+        """The recipes this one needs before it can build (build + runtime), canonical, in order."""
+        return list(dict.fromkeys([*self.build.depends, *self.runtime.depends]))
 
     def patches(self, patches_root: Path) -> list[Path]:
         """patches/NAME/*.patch then patches/NAME/VERSION/*.patch, each in name order."""
@@ -105,6 +138,7 @@ class Recipe:
 
 
 def parse_recipe(path: Path) -> Recipe:
+    """Read and check one recipe file; RecipeError names the file, the key and the fix."""
     where = str(path)
     try:
         text = path.read_bytes()
@@ -115,63 +149,61 @@ def parse_recipe(path: Path) -> Recipe:
         raise RecipeError(f"{where}: not valid TOML: {e}") from None
 
     yanked = raw.pop("yanked", {})
-    data = validate(raw, SCHEMA, where=where)
+    tables = parse_tables(raw, TABLES, where=where, free=["yanked"])
     if not isinstance(yanked, dict) or not all(isinstance(v, str) for v in yanked.values()):
         raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string")
-    data["yanked"] = dict(yanked)
 
-    pkg, src = data["package"], data["source"]
-    name = canonicalize_name(pkg["name"])
+    pkg, src = tables["package"], tables["source"]
+    name = canonicalize_name(pkg.name)
     if path.parent.name != name:
         raise RecipeError(
-            f"{where}: the folder is '{path.parent.name}' but package.name is '{pkg['name']}'; "
+            f"{where}: the folder is '{path.parent.name}' but package.name is '{pkg.name}'; "
             f"move the recipe to recipes/{name}/recipe.toml"
         )
     try:
-        Version(pkg["version"])
+        Version(pkg.version)
     except InvalidVersion:
-        raise RecipeError(f"{where}: 'package.version' {pkg['version']!r} is not a valid version") from None
+        raise RecipeError(f"{where}: 'package.version' {pkg.version!r} is not a valid version") from None
 
-    if src["git"]:
-        if src["url"]:
+    if src.git:
+        if src.url:
             raise RecipeError(f"{where}: 'source.git' and 'source.url' exclude each other; keep one")
-        if not src["rev"]:
+        if not src.rev:
             raise RecipeError(f"{where}: 'source.rev' is required with 'source.git' (a tag, branch or commit)")
-        if src["sha256"]:
+        if src.sha256:
             raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev'")
     else:
-        if src["rev"]:
+        if src.rev:
             raise RecipeError(f"{where}: 'source.rev' needs 'source.git'")
-        if not src["sha256"]:
+        if not src.sha256:
             raise RecipeError(
-                f"{where}: 'source.sha256' is required for {'url' if src['url'] else 'sdist'} sources; "
+                f"{where}: 'source.sha256' is required for {'url' if src.url else 'sdist'} sources; "
                 f"`invoke new-recipe {name}` fills it from PyPI"
             )
-    if src["sha256"] and not _SHA256.match(src["sha256"]):
-        raise RecipeError(f"{where}: 'source.sha256' must be 64 lowercase hex digits, got {src['sha256']!r}")
-    sub = src["subdirectory"]
-    if sub:
-        p = PurePosixPath(sub)
+    if src.sha256 and not _SHA256.match(src.sha256):
+        raise RecipeError(f"{where}: 'source.sha256' must be 64 lowercase hex digits, got {src.sha256!r}")
+    if src.subdirectory:
+        p = PurePosixPath(src.subdirectory)
         if p.is_absolute() or ".." in p.parts:
-            raise RecipeError(f"{where}: 'source.subdirectory' {sub!r} must be a relative path inside the source")
+            raise RecipeError(
+                f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source")
 
     for section in ("build", "test"):
-        for req in data[section]["requires"]:
+        for req in tables[section].requires:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
                 raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}") from None
-    for key in ("build.debian", "runtime.debian"):
-        s, k = key.split(".")
-        for deb in data[s][k]:
+    for section in ("build", "runtime"):
+        for deb in tables[section].debian:
             if not _DEB.match(deb):
-                raise RecipeError(f"{where}: '{key}' entry {deb!r} is not a Debian package name")
-    for key in ("build.depends", "runtime.depends"):
-        s, k = key.split(".")
-        data[s][k] = [canonicalize_name(d) for d in data[s][k]]
-        if name in data[s][k]:
-            raise RecipeError(f"{where}: '{key}' names the recipe itself")
-    return Recipe(name=name, path=path, data=data, text=text)
+                raise RecipeError(f"{where}: '{section}.debian' entry {deb!r} is not a Debian package name")
+    for section in ("build", "runtime"):
+        depends = [canonicalize_name(d) for d in tables[section].depends]
+        if name in depends:
+            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself")
+        tables[section] = dataclasses.replace(tables[section], depends=depends)
+    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
 
 
 def recipe_path(recipes_root: Path, name: str) -> Path:
@@ -179,11 +211,10 @@ def recipe_path(recipes_root: Path, name: str) -> Path:
 
 
 def load_recipe(recipes_root: Path, name: str) -> Recipe:
+    """``recipes/NAME/recipe.toml``; a missing one is a RecipeError with a "did you mean"."""
     path = recipe_path(recipes_root, name)
     if not path.is_file():
         known = [p.parent.name for p in recipes_root.glob(f"*/{RECIPE_FILE}")]
-        from .schema import did_you_mean
-
         raise RecipeError(
             f"no recipe '{name}': {path} does not exist{did_you_mean(canonicalize_name(name), known)}; "
             f"`invoke new-recipe {name}` scaffolds one"
@@ -198,7 +229,7 @@ def load_all(recipes_root: Path) -> dict[str, Recipe]:
         r = parse_recipe(path)
         recipes[r.name] = r
     for r in recipes.values():
-        for dep in r["build"]["depends"] + r["runtime"]["depends"]:
+        for dep in r.build.depends + r.runtime.depends:
             if dep not in recipes:
                 raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}")
     return recipes
