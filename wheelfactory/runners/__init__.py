@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, Protocol, Sequence
 
+from .._util.proc import environment
 from ..errors import EnvironmentProblem
 
 
@@ -54,7 +55,7 @@ def _run_logged(argv, *, cwd, env, log, check, timeout, prefix=()) -> subprocess
     cmd = [*prefix, *map(str, argv)]
     log.write(f"\n$ {' '.join(cmd)}\n")
     log.flush()
-    full_env = {**os.environ, **(env or {})}
+    full_env = environment(env)  # a None value unsets a variable
     proc = subprocess.run(
         cmd,
         cwd=cwd,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import fcntl
 import gzip
 import json
 import lzma
@@ -41,14 +40,15 @@ import secrets
 import shlex
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import IO, Iterator, Sequence
 
 from .. import ui
 from ..errors import EnvironmentProblem, FactoryError
-from ..build.store import atomic_write_text, utcnow
+from .._util.proc import environment, run_streamed  # noqa: F401
+from .._util.fs import atomic_write_text, flock, human_age, human_size, mounts_under, remove_tree, tree_size, utcnow  # noqa: F401
 
 STAMP = ".wheelfactory-rootfs.json"
 UPDATING = ".wheelfactory-rootfs.updating"
@@ -134,170 +134,6 @@ def apt_option(opt: str) -> str:
         key, value = opt.split("=", 1)
         return f'{key.strip()} "{value.strip()}";'
     return opt
-
-
-# --- running a command, output streamed to a log -------------------------------------
-
-def run_streamed(cmd: Sequence[str], *, display: str, cwd: Path | str, log: IO[str], check: bool = True,
-                 timeout: float | None = None, echo=None) -> subprocess.CompletedProcess:
-    """Run ``cmd``; every output line goes to ``log`` as it comes (so a crash keeps it).
-
-    ``display`` is what the log shows as the command. ``echo(line)`` sees each
-    line too (progress). On timeout the process (and, through unshare's
-    --kill-child, everything it started) is killed and TimeoutExpired raised.
-    """
-    log = _SafeLog(log)
-    log.write(f"\n$ {display}\n")
-    log.flush()
-    # setpriv --pdeathsig: if this Python process dies (kill -9), the command is killed too,
-    # and with it (unshare --kill-child) everything inside and its mount namespace.
-    cmd = ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout, kill) if timeout else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    chunks: list[str] = []
-    try:
-        for line in proc.stdout:
-            chunks.append(line)
-            log.write(line)
-            log.flush()
-            if echo:
-                echo(line)
-        rc = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        log.write("[interrupted]\n")
-        log.flush()
-        raise
-    finally:
-        if timer:
-            timer.cancel()
-        proc.stdout.close()
-    out = "".join(chunks)
-    if timed_out.is_set():
-        log.write(f"[timed out after {timeout:g}s]\n")
-        log.flush()
-        raise subprocess.TimeoutExpired(list(cmd), timeout, output=out)
-    log.write(f"[exit {rc}]\n")
-    log.flush()
-    if check and rc != 0:
-        raise subprocess.CalledProcessError(rc, list(cmd), out)
-    return subprocess.CompletedProcess(list(cmd), rc, out)
-
-
-class _SafeLog:
-    """A log that stops writing (instead of failing the command) when its disk is full."""
-
-    def __init__(self, log: IO[str]):
-        self._log, self._broken = log, False
-
-    def write(self, text: str) -> None:
-        if not self._broken:
-            try:
-                self._log.write(text)
-            except OSError:
-                self._broken = True
-
-    def flush(self) -> None:
-        if not self._broken:
-            try:
-                self._log.flush()
-            except OSError:
-                self._broken = True
-
-
-# --- locks and safe deletion ---------------------------------------------------------
-
-@contextlib.contextmanager
-def flock(path: Path, *, shared: bool = False, waiting: str = "") -> Iterator[None]:
-    """An fcntl lock on ``path`` (shared or exclusive); says ``waiting`` when it has to wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting:
-                ui.info(waiting)
-            fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` in this process's mount namespace."""
-    base = os.path.realpath(path)
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4]
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), point)
-            if point == base or point.startswith(base.rstrip("/") + "/"):
-                found.append(point)
-    return found
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a rootfs-like tree, but never through a mount point (a bound /dev or project folder)."""
-    if not os.path.lexists(path):
-        return
-    real = Path(os.path.realpath(path))
-    if len(real.parts) < 3:
-        raise FactoryError(f"refusing to delete {real}: too close to /")
-    left = mounts_under(real)
-    for point in sorted(left, key=len, reverse=True):  # leftovers of a crashed process: detach them
-        subprocess.run(["umount", "--lazy", point], capture_output=True)
-    left = mounts_under(real)
-    if left:
-        raise FactoryError(f"refusing to delete {real}: {left[0]} is still mounted; unmount it first (umount -R)")
-    shutil.rmtree(real)
-
-
-def tree_size(path: Path) -> int:
-    """Bytes on disk under ``path`` (like du -sx; hard links counted once)."""
-    total, seen = 0, set()
-    dev = os.lstat(path).st_dev
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if st.st_dev != dev or (st.st_ino in seen):
-                continue
-            if st.st_nlink > 1:
-                seen.add(st.st_ino)
-            total += st.st_blocks * 512
-        dirnames[:] = [d for d in dirnames if os.lstat(os.path.join(dirpath, d)).st_dev == dev]
-    return total
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def human_age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} minutes"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _parse_time(text: str) -> _dt.datetime:
@@ -391,7 +227,7 @@ class Rootfs:
         return out
 
     # --- entering it ---------------------------------------------------------------
-    def enter_argv(self, argv: Sequence[str], *, cwd: str, env: dict[str, str], root: Path | None = None,
+    def enter_argv(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str | None], root: Path | None = None,
                    binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True) -> list[str]:
         """The host command that runs ``argv`` inside the rootfs (see the module docstring)."""
         r = str(root or self.path)
@@ -409,7 +245,7 @@ class Rootfs:
             lines.append(f'mkdir -p "$R"{q(str(d))} && mount --bind {q(str(d))} "$R"{q(str(d))}')
         for h in self.hidden(binds, root=Path(r)):
             lines.append(f'mount -t tmpfs -o ro,size=16k,mode=0755 wheelfactory-hidden "$R"{q(str(h))}')
-        full_env = {**BASE_ENV, **{k: os.environ[k] for k in PASS_ENV if k in os.environ}, **env}
+        full_env = environment(env, base={**BASE_ENV, **{k: os.environ[k] for k in PASS_ENV if k in os.environ}})
         inner = ["/usr/bin/env", "-i", "-C", cwd, "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
         lines.append(f'exec chroot "$R" {" ".join(q(str(a)) for a in inner)}')
         return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
