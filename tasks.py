@@ -215,6 +215,15 @@ def bump_outdated(c, target=None, runner=None, python=None, commit=False, json=F
             commit=commit, json_out=json)
 
 
+# --- docs ------------------------------------------------------------------------------
+@task(help={"check": "fail (exit 1) when a generated table differs from the schema; write nothing"})
+def docs(c, check=False):
+    """Refill the key tables of docs/recipes.md and docs/config.md from the settings schema."""
+    from wheelfactory.cli import docs as docs_cli
+
+    cli.run(docs_cli.docs_command, ROOT, check=check)
+
+
 # --- the namespace (keep this block last) ---------------------------------------------
 # Every top-level @task above, plus the `ci` and `runners` namespaces.
 import sys as _sys  # noqa: E402

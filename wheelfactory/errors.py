@@ -1,7 +1,20 @@
 """One exception type for every user-facing failure.
 
 Each carries one clear message that names the file, key or package and the fix;
-the command-line layers print it (without a traceback) and exit non-zero.
+``cli.run`` prints it (without a traceback) and exits with ``exit_code``.
+
+Exit statuses of every command (nox sessions and invoke tasks):
+
+====  ==================================================================
+0     done
+1     a FactoryError: the classes below, and the stages' own subclasses
+      (``IndexProblem``, ``IndexCheckFailed``, ``PublishError``,
+      ``FetchDistError``, ``GitHubError``, ``AuditError``,
+      ``CleanInstallError``, ``ScaffoldError``, ``UpstreamError``,
+      ``RunnerAPIError``, ``RunnerBusy``); a build whose recipe failed
+2     ``invoke audit``: a package needs a recipe; argparse usage errors
+130   interrupted (Ctrl-C); dist/ and index/ are left as they were
+====  ==================================================================
 """
 
 

@@ -29,51 +29,71 @@ RECIPE_FILE = "recipe.toml"
 
 @dataclass(frozen=True)
 class RecipePackage:
-    name: str = setting(required=True, help="the PyPI project name")
-    version: str = setting(required=True, help="the exact version to build")
-    disabled: str = setting("", "a reason; a disabled recipe is not built and its dependents are skipped")
+    name: str = setting(required=True, help="the PyPI project name; the folder is its canonical form "
+                                            "(`recipes/multidict/`)")
+    version: str = setting(required=True, help="the exact version built (PEP 440)")
+    disabled: str = setting("", "a reason; the recipe is not built and its dependents are skipped")
 
 
 @dataclass(frozen=True)
 class RecipeSource:
-    url: str = setting("", "archive URL; empty = the PyPI sdist of name==version")
-    sha256: str = setting("", "sha256 of the archive (mandatory for sdist and url sources)")
-    git: str = setting("", "git repository URL (instead of an archive)")
-    rev: str = setting("", "git tag, branch or commit (required with git)")
-    subdirectory: str = setting("", "folder inside the source that holds the Python project")
+    url: str = setting("", "an archive (`.tar.gz`, `.tar.xz`, `.tar.bz2`, `.zip`, …) instead of PyPI's sdist; "
+                           "empty = the PyPI sdist of name==version")
+    sha256: str = setting("", "sha256 of the archive; **mandatory** for sdist and url sources, checked before "
+                              "unpacking")
+    git: str = setting("", "a git repository instead of an archive (a URL or a local path)")
+    rev: str = setting("", "tag, branch or full 40-digit commit; required with `git`. The commit it resolves to "
+                           "is in the build key and the record")
+    subdirectory: str = setting("", "the folder holding the Python project (relative; must exist; may not escape "
+                                    "the tree, not even through a symlink)")
 
 
 @dataclass(frozen=True)
 class RecipeBuild:
-    requires: list[str] = setting([], "extra build requirements the package forgot to declare")
+    requires: list[str] = setting([], "extra build requirements the package forgot to declare, installed **into "
+                                      "the isolated build environment** beside its declared ones",
+                                  kind="array of requirements")
     env: dict[str, str] = setting({}, "environment variables for the build")
-    config_settings: dict[str, str | list[str]] = setting({}, "PEP 517 config settings")
-    isolation: bool = setting(True, "build in an isolated environment (PEP 517 build isolation)")
-    debian: list[str] = setting([], "Debian packages needed to build")
-    dnf: list[str] = setting([], "the same packages for the manylinux container (dnf names)")
-    depends: list[str] = setting([], "other recipes whose wheels this build needs")
-    exclusive: bool = setting(False, "memory-hungry: build alone, never beside another build")
+    config_settings: dict[str, str | list[str]] = setting({}, "PEP 517 config settings, passed to the backend as "
+                                                              "is")
+    isolation: bool = setting(True, "false: no per-build isolated env; the build runs in one prepared venv "
+                                    "holding exactly `requires` and the dependency wheels (missing declared "
+                                    "requirements are warned about in the log)")
+    debian: list[str] = setting([], "Debian packages needed to build; checked before the build starts",
+                                kind="array of Debian package names")
+    dnf: list[str] = setting([], "the same packages for the manylinux container (dnf names)",
+                             kind="array of RPM package names")
+    depends: list[str] = setting([], "recipes whose wheels this build needs (installed into the build env; their "
+                                     "sha256 are in the build key)", kind="array of recipe names")
+    exclusive: bool = setting(False, "memory-hungry: never builds beside another build")
 
 
 @dataclass(frozen=True)
 class RecipeRepair:
-    policy: str = setting("", "policy override for this recipe (e.g. manylinux_2_39)")
-    exclude: list[str] = setting([], "sonames auditwheel must not bundle (auditwheel --exclude)")
+    policy: str = setting("", "overrides `target.policy` for this recipe (e.g. `manylinux_2_39`)")
+    exclude: list[str] = setting([], "sonames not bundled (`auditwheel repair --exclude`, wildcards allowed); "
+                                     "declare the package that provides them in `runtime.debian`",
+                                 kind="array of sonames")
 
 
 @dataclass(frozen=True)
 class RecipeRuntime:
-    debian: list[str] = setting([], "Debian packages the wheel needs at run time (not bundled)")
-    depends: list[str] = setting([], "other recipes whose wheels this package needs at run time")
+    debian: list[str] = setting([], "Debian packages needed at run time for libraries that are not bundled; "
+                                    "stored in each record (`debian_runtime`) and shown on the index page",
+                                kind="array of Debian package names")
+    depends: list[str] = setting([], "recipes whose wheels this package needs at run time (built first; offered "
+                                     "to verify)", kind="array of recipe names")
 
 
 @dataclass(frozen=True)
 class RecipeTest:
     __test__ = False  # not a pytest class
 
-    imports: list[str] = setting([], "modules imported in a bare venv after install")
-    commands: list[str] = setting([], "shell commands run in the bare venv (python is the venv's)")
-    requires: list[str] = setting([], "extra packages installed for the test commands")
+    imports: list[str] = setting([], "modules imported in the bare venv; a failure keeps the wheel out of `dist/`",
+                                 kind="array of module names")
+    commands: list[str] = setting([], "shell commands run in the bare venv (`python` is the venv's), from an "
+                                      "empty folder", kind="array of shell commands")
+    requires: list[str] = setting([], "extra packages installed for the commands", kind="array of requirements")
 
 
 # recipe.toml's tables, in the order the docs and messages list them; [yanked]

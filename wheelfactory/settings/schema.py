@@ -27,9 +27,11 @@ from ..errors import RecipeError
 _MISSING = dataclasses.MISSING
 
 
-def setting(default: Any = _MISSING, help: str = "", *, required: bool = False) -> Any:
-    """A dataclass field that is a TOML key: its default (copied per instance) and help text."""
-    meta = {"help": help, "required": required}
+def setting(default: Any = _MISSING, help: str = "", *, required: bool = False, kind: str = "") -> Any:
+    """A dataclass field that is a TOML key: its default (copied per instance), help text (Markdown),
+    and ``kind``, the type as the docs name it when the annotation says too little
+    ("array of requirements")."""
+    meta = {"help": help, "required": required, "kind": kind}
     if required:
         return dataclasses.field(default=None, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -144,13 +146,14 @@ def as_toml(instance: Any) -> dict[str, Any]:
 
 
 def default_text(field: dataclasses.Field) -> str:
+    """The default as the docs show it (TOML spelling)."""
     if field.metadata.get("required"):
-        return "(required)"
+        return "required"
     value = field.default_factory() if field.default is _MISSING else field.default
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
-    if isinstance(value, str):
-        return f'`"{value}"`' if value else '`""`'
+    if isinstance(value, (str, Path)):
+        return f'`"{value}"`'
     if isinstance(value, list):
         return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
     if isinstance(value, dict):
@@ -158,12 +161,11 @@ def default_text(field: dataclasses.Field) -> str:
     return f"`{value}`"
 
 
-def markdown_table(tables: Mapping[str, type]) -> str:
-    """The reference table of every key: key, type, default, help (docs are generated from this)."""
+def markdown_table(cls: type) -> str:
+    """The reference table of one TOML table's keys: key, type, default, meaning (docs are generated from it)."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for section, cls in tables.items():
-        for key, field in keys(cls).items():
-            help_text = field.metadata.get("help", "").replace("|", "\\|")
-            rows.append(f"| `{section}.{key}` | {TOML_TYPES[_annotation(field)]} | "
-                        f"{default_text(field).replace('|', chr(92) + '|')} | {help_text} |")
+    for key, field in keys(cls).items():
+        kind = field.metadata.get("kind") or TOML_TYPES[_annotation(field)]
+        cells = [f"`{key}`", kind, default_text(field), field.metadata.get("help", "")]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
