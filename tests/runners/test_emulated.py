@@ -29,12 +29,15 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_project, write_recipe
-from wheelfactory.runners import rootfs as rootfs_mod
-from wheelfactory.settings.factory import host_arch, load_config
-from wheelfactory.runners.emulated import EmulatedRunner, _binfmt_entry, emulation_problem
+from wheelfactory._util.fs import mounts_under
+from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
-from wheelfactory.runners.rootfs import Rootfs, mounts_under
+from wheelfactory.runners import rootfs as rootfs_mod
 from wheelfactory.runners import select_runner
+from wheelfactory.runners.binfmt import _binfmt_entry
+from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
+from wheelfactory.runners.rootfs import Rootfs
+from wheelfactory.settings.factory import host_arch, load_config
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
 
@@ -148,7 +151,7 @@ def test_rootfs_info_reports_size_age_and_versions(runner, capsys):
     assert info["age_seconds"] >= 0
     assert info["glibc"].startswith("2.") and info["gcc"][0].isdigit()
     assert "3.13" in info["pythons"], "target.pythons 3.13 is installed at creation when the suite has it"
-    assert rootfs_mod.rootfs_command(["info", "--json"], root=runner.config.root) == 0
+    assert rootfs_cli.rootfs_command(["info", "--json"], root=runner.config.root) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["size"] > 0 and shown["glibc"] == info["glibc"]
     # Slim really left the bulky parts out.
@@ -549,7 +552,7 @@ def test_remove_deletes_only_a_wheelfactory_rootfs(tmp_path, capsys):
     (where.parent / ".riscv64-sid.creating-1-ab").mkdir()
     (where.parent / ".riscv64-sid.run-1-cd").mkdir()
     assert rfs.ready
-    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0
+    assert rootfs_cli.rootfs_command(["remove"], root=rfs.config.root) == 0
     assert not where.exists() and not [p for p in where.parent.iterdir() if p.is_dir()]
-    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0  # nothing there: fine
+    assert rootfs_cli.rootfs_command(["remove"], root=rfs.config.root) == 0  # nothing there: fine
     assert "no rootfs" in capsys.readouterr().err
