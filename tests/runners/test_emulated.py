@@ -534,6 +534,28 @@ def test_update_is_untrusted_while_it_runs_and_an_interrupted_one_is_finished(ru
     assert runner.run(["python3.13", "-c", "print(6 * 7)"], cwd=build_dir(runner), log=io.StringIO()).stdout.strip() == "42"
 
 
+def test_a_half_updated_rootfs_that_cannot_be_finished_is_made_afresh(tmp_path, capsys):
+    """A build finds an interrupted update it cannot finish (apt fails): it makes the rootfs afresh.
+
+    Here the fresh one cannot be made either (unreachable mirror), which keeps the test fast: the
+    build stops with mmdebstrap's message, and the half-updated rootfs stays untrusted.
+    """
+    where = tmp_path / "rootfs" / "riscv64-sid"
+    rfs = _fresh_rootfs(tmp_path, where, 'mirror = "http://127.0.0.1:9/debian"\n')
+    (where / "etc").mkdir(parents=True)  # no /bin/sh or /dev inside: finishing the update fails
+    stamp = {"schema": rootfs_mod.STAMP_SCHEMA, "arch": "riscv64", "suite": "sid", "created_at": "2025-01-01T00:00:00Z"}
+    (where / rootfs_mod.UPDATING).write_text(json.dumps(stamp))  # what a killed update leaves
+    assert "half-updated" in rfs.info()["state"]
+    with pytest.raises(EnvironmentProblem) as e:
+        rfs.ensure()
+    err = capsys.readouterr().err
+    assert "finishing the update failed" in err and "recreating it" in err, err
+    assert "mmdebstrap failed" in str(e.value) and "127.0.0.1:9" in str(e.value), str(e.value)
+    assert not rfs.ready and (where / rootfs_mod.UPDATING).is_file()
+    assert [p.name for p in where.parent.glob(".riscv64-sid.*") if p.is_dir()] == []
+    assert mounts_under(where.parent) == []
+
+
 def test_remove_deletes_only_a_wheelfactory_rootfs(tmp_path, capsys):
     where = tmp_path / "rootfs" / "riscv64-sid"
     rfs = _fresh_rootfs(tmp_path, where)

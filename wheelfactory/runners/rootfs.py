@@ -276,10 +276,21 @@ class Rootfs:
 
     def exec(self, argv: Sequence[str], *, log: IO[str], root: Path | None = None, check: bool = True,
              echo=None, timeout: float | None = None) -> subprocess.CompletedProcess:
-        """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /."""
+        """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /.
+
+        With ``check``, a non-zero exit raises EnvironmentProblem naming the command, its error
+        line and the log (a FactoryError, so ``ensure`` falls back to making the rootfs afresh).
+        """
         cmd = self.enter_argv(argv, cwd="/", env={}, root=root, tmp=None, ca_bundle=False)
-        return run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
-                            cwd="/", log=log, check=check, echo=echo, timeout=timeout)
+        proc = run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
+                            cwd="/", log=log, check=False, echo=echo, timeout=timeout)
+        if check and proc.returncode != 0:
+            where = f"; full log: {log.name}" if isinstance(getattr(log, "name", None), str) else ""
+            raise EnvironmentProblem(
+                f"`{shlex.join(map(str, argv))}` failed (exit {proc.returncode}) in the {self.arch} {self.suite} "
+                f"rootfs at {root or self.path}: {_error_line(proc.stdout)}{where}"
+            )
+        return proc
 
     # --- what is installed / available ----------------------------------------------
     def missing(self, packages: Sequence[str], root: Path | None = None) -> list[str]:
@@ -650,6 +661,9 @@ class Rootfs:
                     if want:
                         self._install(self.path, want, log=lg, lists_fresh=True,
                                       why="base packages, target.pythons, [emulation].packages")
+                except EnvironmentProblem as e:
+                    raise EnvironmentProblem(f"{e}. The rootfs stays untrusted: run `nox -s rootfs -- update` again, "
+                                             f"or make it afresh with `nox -s rootfs -- create --replace`") from None
                 finally:
                     self._clean_apt(self.path)
                 stamp = self._write_stamp(self.path, base=old, updated_at=utcnow(),
