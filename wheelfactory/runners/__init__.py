@@ -19,6 +19,7 @@ from typing import IO, Protocol
 
 from .._util.proc import Env
 from ..errors import EnvironmentProblem
+from ..settings.factory import Config
 from ..settings.target import host_arch
 from .container import ContainerRunner
 from .emulated import EmulatedRunner, emulation_problem
@@ -72,7 +73,7 @@ class Runner(Protocol):
         """Facts for the build record's ``host``: runner, hostname, arch, kernel, libc (and rootfs, emulator)."""
 
 
-def select_runner(config, choice: str | None = None) -> Runner:
+def select_runner(config: Config, choice: str | None = None) -> Runner:
     """The runner for this config: native when the host is the target, emulated otherwise.
 
     ``choice`` (or ``build.runner`` in factory.toml): auto | native | emulated | container.

@@ -28,12 +28,13 @@ from .. import ui
 from .._util.fs import human_age, remove_tree
 from .._util.proc import Env, run_streamed
 from ..errors import EnvironmentProblem
+from ..settings.factory import Config
 from ..settings.target import host_arch
 from .binfmt import host_problem, qemu_version
 from .rootfs import Rootfs, seconds_since
 
 
-def emulation_problem(config) -> str | None:
+def emulation_problem(config: Config) -> str | None:
     """None when emulated builds for ``config`` can run here; else ONE message saying what to install or run.
 
     mmdebstrap is asked for only while the rootfs is not ready (it makes it).
@@ -52,7 +53,7 @@ class EmulatedRunner:
 
     name = "emulated"
 
-    def __init__(self, config):
+    def __init__(self, config: Config):
         self.config = config
         self.rootfs = Rootfs(config)
         self.id = f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"

@@ -57,6 +57,7 @@ from .._util.fs import (
 )
 from .._util.proc import Env, environment, run_streamed
 from ..errors import EnvironmentProblem, FactoryError
+from ..settings.factory import Config
 from .binfmt import host_problem
 
 STAMP = ".wheelfactory-rootfs.json"
@@ -156,7 +157,7 @@ def seconds_since(utc_time: str) -> float:
 class Rootfs:
     """The rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
 
-    def __init__(self, config):
+    def __init__(self, config: Config):
         em = config.emulation
         self.config = config
         self.arch = config.arch
