@@ -75,9 +75,9 @@ for _recipe in sorted(p.parent.name for p in (ROOT / "recipes").glob("*/recipe.t
 @nox.session(name="rootfs", python=False)
 def rootfs(session: nox.Session) -> None:
     """The emulated build rootfs: nox -s rootfs -- create [--replace] | update | remove | info [--json]."""
-    from wheelfactory.runners import rootfs as rootfs_mod
+    from wheelfactory.cli import rootfs as rootfs_cli
 
-    _engine().run(rootfs_mod.rootfs_command, list(session.posargs), root=ROOT)
+    _engine().run(rootfs_cli.rootfs_command, list(session.posargs), root=ROOT)
 
 
 # --- audit / clean install (issue: find what is missing) --------------------------

@@ -100,9 +100,10 @@ def main() -> int:
     p.add_argument("--no-warmup", action="store_true", help="skip step 2 (the caches are warm already)")
     args = p.parse_args()
 
-    from wheelfactory.settings.factory import load_config
+    from wheelfactory._util.fs import human_size, tree_size
     from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
-    from wheelfactory.runners.rootfs import Rootfs, human_size, tree_size
+    from wheelfactory.runners.rootfs import Rootfs
+    from wheelfactory.settings.factory import load_config
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-emulated-"))
     cache = (args.cache or work / "cache").resolve()
@@ -157,7 +158,7 @@ def main() -> int:
         from wheelfactory.settings.target import host_arch
 
         # The same Python version natively when this machine has it.
-        from wheelfactory.runners import NativeRunner
+        from wheelfactory.runners.native import NativeRunner
 
         native_py = args.python if NativeRunner().pythons([args.python]) else f"{sys.version_info[0]}.{sys.version_info[1]}"
         native_root = project(work / "native", work / "native-cache", args.recipe, python=native_py, host=True)

@@ -29,12 +29,15 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_project, write_recipe
-from wheelfactory.runners import rootfs as rootfs_mod
-from wheelfactory.settings.factory import host_arch, load_config
-from wheelfactory.runners.emulated import EmulatedRunner, _binfmt_entry, emulation_problem
+from wheelfactory._util.fs import mounts_under
+from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
-from wheelfactory.runners.rootfs import Rootfs, mounts_under
+from wheelfactory.runners import rootfs as rootfs_mod
 from wheelfactory.runners import select_runner
+from wheelfactory.runners.binfmt import _binfmt_entry
+from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
+from wheelfactory.runners.rootfs import Rootfs
+from wheelfactory.settings.factory import host_arch, load_config
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
 
@@ -148,7 +151,7 @@ def test_rootfs_info_reports_size_age_and_versions(runner, capsys):
     assert info["age_seconds"] >= 0
     assert info["glibc"].startswith("2.") and info["gcc"][0].isdigit()
     assert "3.13" in info["pythons"], "target.pythons 3.13 is installed at creation when the suite has it"
-    assert rootfs_mod.rootfs_command(["info", "--json"], root=runner.config.root) == 0
+    assert rootfs_cli.rootfs_command(["info", "--json"], root=runner.config.root) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["size"] > 0 and shown["glibc"] == info["glibc"]
     # Slim really left the bulky parts out.
@@ -531,6 +534,28 @@ def test_update_is_untrusted_while_it_runs_and_an_interrupted_one_is_finished(ru
     assert runner.run(["python3.13", "-c", "print(6 * 7)"], cwd=build_dir(runner), log=io.StringIO()).stdout.strip() == "42"
 
 
+def test_a_half_updated_rootfs_that_cannot_be_finished_is_made_afresh(tmp_path, capsys):
+    """A build finds an interrupted update it cannot finish (apt fails): it makes the rootfs afresh.
+
+    Here the fresh one cannot be made either (unreachable mirror), which keeps the test fast: the
+    build stops with mmdebstrap's message, and the half-updated rootfs stays untrusted.
+    """
+    where = tmp_path / "rootfs" / "riscv64-sid"
+    rfs = _fresh_rootfs(tmp_path, where, 'mirror = "http://127.0.0.1:9/debian"\n')
+    (where / "etc").mkdir(parents=True)  # no /bin/sh or /dev inside: finishing the update fails
+    stamp = {"schema": rootfs_mod.STAMP_SCHEMA, "arch": "riscv64", "suite": "sid", "created_at": "2025-01-01T00:00:00Z"}
+    (where / rootfs_mod.UPDATING).write_text(json.dumps(stamp))  # what a killed update leaves
+    assert "half-updated" in rfs.info()["state"]
+    with pytest.raises(EnvironmentProblem) as e:
+        rfs.ensure()
+    err = capsys.readouterr().err
+    assert "finishing the update failed" in err and "recreating it" in err, err
+    assert "mmdebstrap failed" in str(e.value) and "127.0.0.1:9" in str(e.value), str(e.value)
+    assert not rfs.ready and (where / rootfs_mod.UPDATING).is_file()
+    assert [p.name for p in where.parent.glob(".riscv64-sid.*") if p.is_dir()] == []
+    assert mounts_under(where.parent) == []
+
+
 def test_remove_deletes_only_a_wheelfactory_rootfs(tmp_path, capsys):
     where = tmp_path / "rootfs" / "riscv64-sid"
     rfs = _fresh_rootfs(tmp_path, where)
@@ -549,7 +574,7 @@ def test_remove_deletes_only_a_wheelfactory_rootfs(tmp_path, capsys):
     (where.parent / ".riscv64-sid.creating-1-ab").mkdir()
     (where.parent / ".riscv64-sid.run-1-cd").mkdir()
     assert rfs.ready
-    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0
+    assert rootfs_cli.rootfs_command(["remove"], root=rfs.config.root) == 0
     assert not where.exists() and not [p for p in where.parent.iterdir() if p.is_dir()]
-    assert rootfs_mod.rootfs_command(["remove"], root=rfs.config.root) == 0  # nothing there: fine
+    assert rootfs_cli.rootfs_command(["remove"], root=rfs.config.root) == 0  # nothing there: fine
     assert "no rootfs" in capsys.readouterr().err

@@ -11,7 +11,9 @@ when every step succeeded; a failed or interrupted creation (mirror error,
 disk full, Ctrl-C, kill -9) leaves at most a ``.NAME.creating-*`` folder that
 the next creation deletes. An update removes the stamp first (leaving an
 ``updating`` marker) and writes it back only on success, so a half-updated
-rootfs is recreated instead of trusted.
+rootfs is never trusted: ``update`` (or the next build) finishes the update,
+and when the build cannot finish it, the build makes the rootfs afresh and
+swaps it in.
 
 Commands enter the rootfs through ``unshare --mount --pid``: every mount
 (/proc, /dev, /sys, the project's build/ and cache/ folders at the same
@@ -28,7 +30,6 @@ and remove, so a rootfs is never swapped or deleted under a running build.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import gzip
@@ -41,14 +42,23 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from collections.abc import Mapping
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 from .. import ui
+from .._util.fs import (
+    atomic_write_text,
+    flock,
+    human_size,
+    remove_tree,
+    tree_size,
+    utcnow,
+)
+from .._util.proc import Env, environment, run_streamed
 from ..errors import EnvironmentProblem, FactoryError
-from .._util.proc import environment, run_streamed  # noqa: F401
-from .._util.fs import atomic_write_text, flock, human_age, human_size, mounts_under, remove_tree, tree_size, utcnow  # noqa: F401
+from ..settings.factory import Config
+from .binfmt import host_problem
 
 STAMP = ".wheelfactory-rootfs.json"
 UPDATING = ".wheelfactory-rootfs.updating"
@@ -136,8 +146,10 @@ def apt_option(opt: str) -> str:
     return opt
 
 
-def _parse_time(text: str) -> _dt.datetime:
-    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def seconds_since(utc_time: str) -> float:
+    """Seconds from a stamp's ISO time (``2025-01-01T00:00:00Z``, as ``utcnow`` writes it) to now."""
+    then = _dt.datetime.fromisoformat(utc_time.replace("Z", "+00:00"))
+    return (_dt.datetime.now(_dt.timezone.utc) - then).total_seconds()
 
 
 # --- the rootfs ----------------------------------------------------------------------
@@ -145,7 +157,7 @@ def _parse_time(text: str) -> _dt.datetime:
 class Rootfs:
     """The rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
 
-    def __init__(self, config):
+    def __init__(self, config: Config):
         em = config.emulation
         self.config = config
         self.arch = config.arch
@@ -221,13 +233,13 @@ class Rootfs:
                             if (self.path / UPDATING).exists() else
                             "missing" if not self.path.exists() else "not a wheelfactory rootfs")
             return out
-        age = (_dt.datetime.now(_dt.timezone.utc) - _parse_time(stamp["created_at"])).total_seconds()
+        age = seconds_since(stamp["created_at"])
         out.update(stamp)
         out.update(state="ready", size=tree_size(self.path), age_seconds=round(age))
         return out
 
     # --- entering it ---------------------------------------------------------------
-    def enter_argv(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str | None], root: Path | None = None,
+    def enter_argv(self, argv: Sequence[str], *, cwd: str, env: Env, root: Path | None = None,
                    binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True) -> list[str]:
         """The host command that runs ``argv`` inside the rootfs (see the module docstring)."""
         r = str(root or self.path)
@@ -265,10 +277,21 @@ class Rootfs:
 
     def exec(self, argv: Sequence[str], *, log: IO[str], root: Path | None = None, check: bool = True,
              echo=None, timeout: float | None = None) -> subprocess.CompletedProcess:
-        """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /."""
+        """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /.
+
+        With ``check``, a non-zero exit raises EnvironmentProblem naming the command, its error
+        line and the log (a FactoryError, so ``ensure`` falls back to making the rootfs afresh).
+        """
         cmd = self.enter_argv(argv, cwd="/", env={}, root=root, tmp=None, ca_bundle=False)
-        return run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
-                            cwd="/", log=log, check=check, echo=echo, timeout=timeout)
+        proc = run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
+                            cwd="/", log=log, check=False, echo=echo, timeout=timeout)
+        if check and proc.returncode != 0:
+            where = f"; full log: {log.name}" if isinstance(getattr(log, "name", None), str) else ""
+            raise EnvironmentProblem(
+                f"`{shlex.join(map(str, argv))}` failed (exit {proc.returncode}) in the {self.arch} {self.suite} "
+                f"rootfs at {root or self.path}: {_error_line(proc.stdout)}{where}"
+            )
+        return proc
 
     # --- what is installed / available ----------------------------------------------
     def missing(self, packages: Sequence[str], root: Path | None = None) -> list[str]:
@@ -314,7 +337,7 @@ class Rootfs:
         for f in (root / "var/cache/apt/archives").glob("*.deb"):
             f.unlink()
 
-    def _pythons_in(self, root: Path) -> dict[str, str]:
+    def pythons_in(self, root: Path) -> dict[str, str]:
         """X.Y -> interpreter of the Pythons a build can use there (interpreter, venv and headers)."""
         found = {}
         for exe in sorted((root / "usr/bin").glob("python3.*")):
@@ -338,7 +361,7 @@ class Rootfs:
         gcc_link = root / "usr/bin/gcc"
         gcc_pkg = os.readlink(gcc_link) if gcc_link.is_symlink() else "gcc"
         gcc = re.match(r"[\d.]+", version(Path(gcc_pkg).name) or version("gcc") or "")
-        pythons = self._pythons_in(root)
+        pythons = self.pythons_in(root)
         return {
             "glibc": glibc[0].rstrip(".") if glibc else "",
             "gcc": gcc[0].rstrip(".") if gcc else "",
@@ -408,10 +431,9 @@ class Rootfs:
             proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
                              log=log, check=False, echo=_apt_progress)
             if proc.returncode != 0:
-                lines = [l for l in proc.stdout.splitlines() if l.startswith("E:")]
                 raise EnvironmentProblem(
                     f"installing {', '.join(packages)} ({why}) in the {self.arch} {self.suite} rootfs failed: "
-                    f"{lines[0] if lines else 'see the log'}"
+                    f"{_error_line(proc.stdout, fallback=False)}"
                 )
         finally:
             self._clean_apt(root)
@@ -471,7 +493,7 @@ class Rootfs:
             with self._admin_lock():
                 stamp = self.stamp()
                 if stamp is None:
-                    self._create_locked(replace=False, log=log)
+                    self._create_locked(log=log)
                     stamp = self.stamp()
         self.check_matches(stamp)
         missing = self.missing(self.extra_packages)
@@ -486,23 +508,22 @@ class Rootfs:
                 ui.info(f"the {self.arch} {self.suite} rootfs at {self.path} exists already "
                         f"(recreate it with: nox -s rootfs -- create --replace)")
                 return self.stamp()
-            self._create_locked(replace=replace, log=None)
+            self._create_locked(log=None)
             return self.stamp()
 
-    def _create_locked(self, *, replace: bool, log: IO[str] | None) -> None:
-        from .emulated import emulation_problem_for_rootfs
-
+    def _create_locked(self, *, log: IO[str] | None) -> None:
+        """Make the rootfs in a temporary folder, then swap it in for whatever is at the path (a ready or
+        half-updated rootfs); a folder that is not a wheelfactory rootfs is refused. Under the admin lock."""
         self._discard_leftovers()
         if self.path.exists() and not self.ready:
             if (self.path / UPDATING).exists():
                 ui.warn(f"the rootfs at {self.path} was left half-updated by an interrupted update; recreating it")
-                replace = True
             else:
                 raise EnvironmentProblem(
                     f"{self.path} exists but is not a wheelfactory rootfs (no {STAMP}); remove it or point "
                     f"[emulation].rootfs at another folder"
                 )
-        problem = emulation_problem_for_rootfs(self, creating=True)
+        problem = host_problem(self.arch, making_rootfs=True)
         if problem:
             raise EnvironmentProblem(problem)
         self.parent.mkdir(parents=True, exist_ok=True)
@@ -583,7 +604,7 @@ class Rootfs:
         try:
             offered = self.available(root)
             want = []
-            have = self._pythons_in(root)
+            have = self.pythons_in(root)
             for v in self.wanted_pythons:
                 pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
                 if v not in have and all(p in offered for p in pkgs):
@@ -608,7 +629,7 @@ class Rootfs:
         marker = self.path / UPDATING
         with self._admin_lock():
             if not self.ready and not marker.is_file():
-                self._create_locked(replace=False, log=None)
+                self._create_locked(log=None)
                 return self.stamp()
             with self._use_lock(shared=False), self._log(None) as lg:
                 if self.stamp_path.is_file():
@@ -631,7 +652,7 @@ class Rootfs:
                                "apt-get -y -q -o Dpkg::Options::=--force-confold full-upgrade"],
                               log=lg, echo=_apt_progress)
                     want = list(BASE_PACKAGES) + list(self.extra_packages)
-                    have = self._pythons_in(self.path)
+                    have = self.pythons_in(self.path)
                     offered = self.available(self.path)
                     for v in self.wanted_pythons:
                         pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
@@ -641,6 +662,9 @@ class Rootfs:
                     if want:
                         self._install(self.path, want, log=lg, lists_fresh=True,
                                       why="base packages, target.pythons, [emulation].packages")
+                except EnvironmentProblem as e:
+                    raise EnvironmentProblem(f"{e}. The rootfs stays untrusted: run `nox -s rootfs -- update` again, "
+                                             f"or make it afresh with `nox -s rootfs -- create --replace`") from None
                 finally:
                     self._clean_apt(self.path)
                 stamp = self._write_stamp(self.path, base=old, updated_at=utcnow(),
@@ -685,6 +709,15 @@ def suite_pythons(offered: set[str]) -> list[str]:
     return sorted((v for v in found if f"python{v}-venv" in offered), key=lambda v: tuple(map(int, v.split("."))))
 
 
+def _error_line(output: str, *, fallback: bool = True) -> str:
+    """apt's first ``E:`` line; else (with ``fallback``) the last line of output; else "see the log"."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("E:")]
+    if errors:
+        return errors[0]
+    return lines[-1] if fallback and lines else "see the log"
+
+
 def _tool_version(argv: list[str]) -> str:
     try:
         return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
@@ -702,63 +735,3 @@ def _apt_progress(line: str) -> None:
     if line.startswith(("Setting up ", "E: ")):
         ui.info(f"  {line.rstrip()}")
 
-
-# --- the `nox -s rootfs` command -------------------------------------------------------
-
-def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
-    """``nox -s rootfs -- create|update|remove|info [--replace] [--json]``."""
-    from ..settings.factory import load_config
-
-    p = argparse.ArgumentParser(prog="nox -s rootfs --",
-                                description="Create, update, remove or describe the emulated build rootfs.")
-    p.add_argument("action", nargs="?", default="info", choices=("create", "update", "remove", "info"))
-    p.add_argument("--replace", action="store_true", help="create: build a fresh one even if one exists")
-    p.add_argument("--json", action="store_true", help="info: print the facts as JSON on stdout")
-    try:
-        args = p.parse_args(list(argv))
-    except SystemExit as e:
-        return int(e.code or 0)
-    config = load_config(root)
-    rootfs = Rootfs(config)
-    if args.action == "create":
-        rootfs.create(replace=args.replace)
-    elif args.action == "update":
-        rootfs.update()
-    elif args.action == "remove":
-        if rootfs.remove():
-            ui.info(f"removed the rootfs at {rootfs.path}")
-        else:
-            ui.info(f"no rootfs at {rootfs.path}")
-        return 0
-    info = rootfs.info()
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
-        return 0
-    show_info(info)
-    return 0 if info["ready"] or args.action == "info" else 1
-
-
-def show_info(info: dict) -> None:
-    if not info["ready"]:
-        ui.info(f"rootfs {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
-                f"(create it with: nox -s rootfs -- create)")
-        return
-    from rich.table import Table
-
-    table = Table(title=f"{info['arch']} Debian {info['suite']} rootfs", title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [
-        ("path", info["path"]),
-        ("size", human_size(info["size"])),
-        ("age", f"{human_age(info['age_seconds'])} (created {info['created_at']}, updated {info['updated_at']})"),
-        ("mirror", info["mirror"]),
-        ("glibc", info["glibc"]),
-        ("gcc", info["gcc"]),
-        ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items())),
-        ("installed on demand", ", ".join(info.get("installed_on_demand") or []) or "-"),
-        ("created in", f"{info.get('creation_seconds', 0):.0f}s with {info.get('mmdebstrap', 'mmdebstrap')}"),
-    ]
-    for k, v in rows:
-        table.add_row(k, str(v))
-    ui.console.print(table)

@@ -1,0 +1,70 @@
+"""``nox -s rootfs -- create|update|remove|info``: the emulated build rootfs, and its info table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from .. import ui
+from .._util.fs import human_age, human_size
+from ..runners.rootfs import Rootfs
+from ..settings.factory import load_config
+
+
+def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
+    """``nox -s rootfs -- create|update|remove|info [--replace] [--json]``; the exit status."""
+    p = argparse.ArgumentParser(prog="nox -s rootfs --",
+                                description="Create, update, remove or describe the emulated build rootfs.")
+    p.add_argument("action", nargs="?", default="info", choices=("create", "update", "remove", "info"))
+    p.add_argument("--replace", action="store_true", help="create: build a fresh one even if one exists")
+    p.add_argument("--json", action="store_true", help="info: print the facts as JSON on stdout")
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+    rootfs = Rootfs(load_config(root))
+    if args.action == "create":
+        rootfs.create(replace=args.replace)
+    elif args.action == "update":
+        rootfs.update()
+    elif args.action == "remove":
+        if rootfs.remove():
+            ui.info(f"removed the rootfs at {rootfs.path}")
+        else:
+            ui.info(f"no rootfs at {rootfs.path}")
+        return 0
+    info = rootfs.info()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    show_info(info)
+    return 0 if info["ready"] or args.action == "info" else 1
+
+
+def show_info(info: dict) -> None:
+    """``Rootfs.info()`` as a table on stderr (or one line when there is no ready rootfs)."""
+    if not info["ready"]:
+        ui.info(f"rootfs {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
+                f"(create it with: nox -s rootfs -- create)")
+        return
+    table = Table(title=f"{info['arch']} Debian {info['suite']} rootfs", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("path", info["path"]),
+        ("size", human_size(info["size"])),
+        ("age", f"{human_age(info['age_seconds'])} (created {info['created_at']}, updated {info['updated_at']})"),
+        ("mirror", info["mirror"]),
+        ("glibc", info["glibc"]),
+        ("gcc", info["gcc"]),
+        ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items())),
+        ("installed on demand", ", ".join(info.get("installed_on_demand") or []) or "-"),
+        ("created in", f"{info.get('creation_seconds', 0):.0f}s with {info.get('mmdebstrap', 'mmdebstrap')}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    ui.console.print(table)
