@@ -110,24 +110,24 @@ def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
 
 def _ci_workflow(c, check=False):
     """Generate .github/workflows/ from the recipes (--check: fail if the committed files differ)."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.workflow_command, ROOT, check=check)
+    cli.run(ci.workflow_command, ROOT, check=check)
 
 
 def _ci_plan(c, base="", recipes="", event="", pr_base="", head_repo="", repo=""):
     """Which recipes get a build job: changed since --base (or, in CI, per --event); prints JSON."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
+    cli.run(ci.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
             head_repo=head_repo, repo=repo)
 
 
 def _ci_mark_published(c, remote="origin"):
     """Move the [ci].published-tag tag to HEAD and push it (the publish job's last step)."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.mark_published, ROOT, remote=remote)
+    cli.run(ci.mark_published, ROOT, remote=remote)
 
 
 def _runners_register(c, jit=False, replace=False, name="", no_start=False):

@@ -251,6 +251,25 @@ def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
     assert gh.requests == []
 
 
+def test_runner_settings_are_checked_when_factory_toml_loads(tmp_path):
+    cases = {
+        'scope = "octo/wheels/extra"': "[runners].scope 'octo/wheels/extra' is neither OWNER/REPO nor an organization",
+        'jit-command = ["run.sh", "{jitconfig}"]': "[runners].jit-command: unknown placeholder {jitconfig} in "
+                                                   "'{jitconfig}'; known: {runner_dir}, {url}, {name}",
+        'configure-command = ["config.sh", "--url", "{url"]': "[runners].configure-command: '{url' is not a valid "
+                                                              "template",
+        'labels = ["self-hosted", "riscv64 "]': "[runners].labels has label 'riscv64 ': labels are letters",
+    }
+    for i, (line, message) in enumerate(cases.items()):
+        root = write_project(tmp_path / f"p{i}", config=f"[runners]\n{line}\n")
+        with pytest.raises(ConfigError) as e:
+            load_config(root)
+        assert str(e.value).startswith(f"{root / 'factory.toml'}: ") and message in str(e.value)
+    # Only `register --jit` needs a jit command: a github-act-runner board loads fine without one.
+    root = write_project(tmp_path / "act", config='[runners]\nkind = "github-act-runner"\nscope = "octo-org"\n')
+    assert load_config(root).runners.jit_command == []
+
+
 # --- just-in-time ------------------------------------------------------------------------------
 
 
