@@ -141,7 +141,8 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
     Raises FactoryError when ``base`` is not a commit of this clone.
     """
     top = _toplevel(config.root)
-    prefix = git(["rev-parse", "--show-prefix"], cwd=config.root, what="find the project in the repository").stdout.strip()
+    prefix = git(["rev-parse", "--show-prefix"], cwd=config.root,
+                 what="find the project in the repository").stdout.strip()
     recipes = load_all(config.paths.recipes)
     base_commit = _commit(top, base)
     if base_commit is None:

@@ -209,6 +209,7 @@ class Registration:
 
 
 def find_runner(runners: list[dict], name: str) -> dict | None:
+    """The runner called ``name`` in an API listing, or None."""
     return next((r for r in runners if r.get("name") == name), None)
 
 

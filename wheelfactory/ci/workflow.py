@@ -160,6 +160,7 @@ def buildable(recipes: Mapping[str, Recipe]) -> tuple[dict[str, Recipe], dict[st
 
 
 def job_id(name: str) -> str:
+    """The id of a recipe's build job (``build-numpy``): what ``needs:`` and the plan's outputs name."""
     return f"build-{name}"
 
 

@@ -53,7 +53,8 @@ def _publish(config: Config, index_dir: Path, dest: Path, report: PublishReport,
     marker = dest / MARKER
     published: dict[str, str] = json.loads(marker.read_text()) if marker.is_file() else {}
     if dest.exists() and any(dest.iterdir()) and not marker.is_file():
-        raise PublishError(f"{dest} exists but was not written by `invoke publish`; move it away or set publish.directory")
+        raise PublishError(f"{dest} exists but was not written by `invoke publish`; "
+                           f"move it away or set publish.directory")
     arts = artifacts(config, load_state(index_dir), index_dir)
     for art in arts:
         _place_file(art, dest / FILES / art.name, published, report, dry_run=dry_run)

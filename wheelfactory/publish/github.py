@@ -241,17 +241,16 @@ def _check_release(arts: list[Artifact], assets: dict[str, dict], settings: Sett
         expected = settings.file_url(art.name)
         if a is None or a.get("state") != "uploaded":
             problems.append(f"  - {art.name}: not on the release")
-        elif a.get("size") != art.source.stat().st_size or (a.get("digest") and a["digest"] != f"sha256:{art.digest()}"):
+        elif (a.get("size") != art.source.stat().st_size
+              or (a.get("digest") and a["digest"] != f"sha256:{art.digest()}")):
             problems.append(f"  - {art.name}: the release's copy differs from the local file")
         elif a.get("browser_download_url") != expected:
             problems.append(f"  - {art.name}: served at {a.get('browser_download_url')}, the index links {expected}")
     if problems:
-        raise PublishError(
-            "the release does not hold what the index links to, so the index was not pushed:\n"
-            + "\n".join(problems[:20])
-            + ("\n  fix: set index.files-base-url to the release's download URL" if any("served at" in p for p in problems)
-               else "\n  re-run `invoke publish`")
-        )
+        fix = ("\n  fix: set index.files-base-url to the release's download URL"
+               if any("served at" in p for p in problems) else "\n  re-run `invoke publish`")
+        raise PublishError("the release does not hold what the index links to, so the index was not pushed:\n"
+                           + "\n".join(problems[:20]) + fix)
 
 
 def _read_verified(art: Artifact) -> bytes:
@@ -315,7 +314,8 @@ def _progress() -> Progress:
 def _askpass_env(token: str, tmp: Path) -> dict[str, str]:
     """git's environment changes: HTTPS auth from the token through GIT_ASKPASS (never argv), an author."""
     askpass = tmp / "askpass.sh"
-    askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo x-access-token;; *) echo "$WHEELFACTORY_GIT_TOKEN";; esac\n')
+    askpass.write_text('#!/bin/sh\n'
+                       'case "$1" in Username*) echo x-access-token;; *) echo "$WHEELFACTORY_GIT_TOKEN";; esac\n')
     askpass.chmod(stat.S_IRWXU)
     return {
         "GIT_ASKPASS": str(askpass),
