@@ -30,17 +30,17 @@ def index(c, full=False, json=False):
 })
 def publish(c, dry_run=False, force=False, json=False):
     """Publish files first, index last ([publish].target: directory or github)."""
-    from wheelfactory.publish import core as publish_mod
+    from wheelfactory.cli import publish as publish_cli
 
-    cli.run(publish_mod.publish_command, ROOT, dry_run=dry_run, force=force, as_json=json)
+    cli.run(publish_cli.publish_command, ROOT, dry_run=dry_run, force=force, as_json=json)
 
 
 @task(name="fetch-dist", help={"json": "print the report as JSON"})
 def fetch_dist(c, json=False):
     """Restore into dist/ the published wheels + records it lacks (CI: before `invoke publish`)."""
-    from wheelfactory.publish import fetch as fetchdist
+    from wheelfactory.cli import publish as publish_cli
 
-    cli.run(fetchdist.fetch_dist_command, ROOT, as_json=json)
+    cli.run(publish_cli.fetch_dist_command, ROOT, as_json=json)
 
 
 @task(help={"port": "port on 127.0.0.1 (0 = any free port)", "host": "address to bind (default 127.0.0.1)",
@@ -110,52 +110,52 @@ def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
 
 def _ci_workflow(c, check=False):
     """Generate .github/workflows/ from the recipes (--check: fail if the committed files differ)."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.workflow_command, ROOT, check=check)
+    cli.run(ci.workflow_command, ROOT, check=check)
 
 
 def _ci_plan(c, base="", recipes="", event="", pr_base="", head_repo="", repo=""):
     """Which recipes get a build job: changed since --base (or, in CI, per --event); prints JSON."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
+    cli.run(ci.plan_command, ROOT, base=base, recipes=recipes, event=event, pr_base=pr_base,
             head_repo=head_repo, repo=repo)
 
 
 def _ci_mark_published(c, remote="origin"):
     """Move the [ci].published-tag tag to HEAD and push it (the publish job's last step)."""
-    from wheelfactory.ci import workflow
+    from wheelfactory.cli import ci
 
-    cli.run(workflow.mark_published, ROOT, remote=remote)
+    cli.run(ci.mark_published, ROOT, remote=remote)
 
 
 def _runners_register(c, jit=False, replace=False, name="", no_start=False):
     """Register this board's runner once (--jit: run one just-in-time ephemeral runner)."""
-    from wheelfactory.ci import runners as ghrunners
+    from wheelfactory.cli import runners
 
-    cli.run(ghrunners.register, ROOT, jit=jit, replace=replace, name=name, start=not no_start)
+    cli.run(runners.register, ROOT, jit=jit, replace=replace, name=name, start=not no_start)
 
 
 def _runners_status(c, json=False):
     """List the runners of [runners].scope: online/offline, busy/idle, labels."""
-    from wheelfactory.ci import runners as ghrunners
+    from wheelfactory.cli import runners
 
-    cli.run(ghrunners.status, ROOT, as_json=json)
+    cli.run(runners.status, ROOT, as_json=json)
 
 
 def _runners_drain(c, name=""):
     """Wait until this board's runner is idle (bounded), then stop its service."""
-    from wheelfactory.ci import runners as ghrunners
+    from wheelfactory.cli import runners
 
-    cli.run(ghrunners.drain, ROOT, name=name)
+    cli.run(runners.drain, ROOT, name=name)
 
 
 def _runners_restart(c, name=""):
     """Drain, then restart the runner service and wait until it is online again."""
-    from wheelfactory.ci import runners as ghrunners
+    from wheelfactory.cli import runners
 
-    cli.run(ghrunners.restart, ROOT, name=name)
+    cli.run(runners.restart, ROOT, name=name)
 
 
 _ci_ns = Collection("ci")

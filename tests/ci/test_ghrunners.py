@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO, write_project
 from fakes.github_runners import FakeGitHub
 from wheelfactory.ci import runners as ghrunners
+from wheelfactory.cli import runners as runners_cli
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import ConfigError, EnvironmentProblem, FactoryError
 from wheelfactory._util.http import session
@@ -110,7 +111,7 @@ def test_register_two_cloned_boards_once_each(gh, env, tmp_path, monkeypatch):
     b = board(tmp_path, gh, machine_id=MACHINE_B, name="b")
     for root in (a, b):
         monkeypatch.setenv("FAKE_RUNNER_NAME", name_of(root))
-        assert ghrunners.register(root, hostname="bananapif3-1") == 0
+        assert runners_cli.register(root, hostname="bananapif3-1") == 0
     names = sorted(r["name"] for r in gh.runners.values())
     assert names == sorted([name_of(a), name_of(b)]) and names[0] != names[1]
     for r in gh.runners.values():
@@ -143,16 +144,16 @@ def test_a_copied_machine_id_never_takes_over_the_other_board(gh, env, tmp_path,
     a = board(tmp_path, gh, machine_id=MACHINE_A, name="a")
     clone = board(tmp_path, gh, machine_id=MACHINE_A, name="clone")
     monkeypatch.setenv("FAKE_RUNNER_NAME", name_of(a))
-    ghrunners.register(a, hostname="bananapif3-1")
+    runners_cli.register(a, hostname="bananapif3-1")
     before = json.dumps(gh.runners, sort_keys=True)
     with pytest.raises(FactoryError) as e:
-        ghrunners.register(clone, hostname="bananapif3-1")
+        runners_cli.register(clone, hostname="bananapif3-1")
     msg = str(e.value)
     assert "already registered" in msg and "cloned image" in msg and "systemd-machine-id-setup" in msg
     assert json.dumps(gh.runners, sort_keys=True) == before
     assert len(gh.issued) == 1  # no token was even asked for
     # The same board registering again says so explicitly.
-    ghrunners.register(a, hostname="bananapif3-1", replace=True)
+    runners_cli.register(a, hostname="bananapif3-1", replace=True)
     assert [r["name"] for r in gh.runners.values()] == [name_of(a)]
 
 
@@ -160,7 +161,7 @@ def test_missing_token(gh, env, tmp_path, monkeypatch):
     root = board(tmp_path, gh)
     monkeypatch.delenv("GITHUB_TOKEN")
     with pytest.raises(EnvironmentProblem, match=r"\$GITHUB_TOKEN is not set.*admin rights on octo/wheels"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     assert gh.requests == []
 
 
@@ -174,7 +175,7 @@ def test_api_errors_have_one_clear_message(gh, env, tmp_path, monkeypatch, setup
     root = board(tmp_path, gh)
     setup(gh, monkeypatch)
     with pytest.raises(FactoryError) as e:
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     assert message in str(e.value)
     assert gh.runners == {} and service_log(env) == []
     assert not (tmp_path / "board/runner/.runner").exists()
@@ -184,7 +185,7 @@ def test_an_expired_token_is_never_used(gh, env, tmp_path):
     root = board(tmp_path, gh)
     gh.token_lifetime = dt.timedelta(seconds=-5)  # as if this board's clock were far ahead
     with pytest.raises(FactoryError, match="already expired here. Fix the clock"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     assert gh.runners == {} and service_log(env) == []
     assert not (tmp_path / "board/runner/.runner").exists()
 
@@ -199,7 +200,7 @@ def test_configure_failure_leaves_nothing_started(gh, env, tmp_path, monkeypatch
 
     monkeypatch.setattr(ghrunners, "_run_secret", stale_token)
     with pytest.raises(FactoryError, match=r"failed to register .* \(exit 1\)"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     assert gh.runners == {} and service_log(env) == []
 
 
@@ -207,34 +208,66 @@ def test_retries_a_flaky_api_and_explains_a_dead_one(gh, env, tmp_path, capsys):
     root = board(tmp_path, gh)
     gh.add_runner("x")
     gh.fail_next += [("GET", "/actions/runners$", 502), ("GET", "/actions/runners$", 503)]
-    ghrunners.status(root, as_json=True, http=session(retries=3, backoff=0))
+    runners_cli.status(root, as_json=True, http=session(retries=3, backoff=0))
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["x"]
     gh.fail_next += [("GET", "/actions/runners$", 500)] * 3
     with pytest.raises(FactoryError, match="answered 500 Server Error when trying to list runners"):
-        ghrunners.status(root, http=session(retries=2, backoff=0))
+        runners_cli.status(root, http=session(retries=2, backoff=0))
     gh.server.shutdown()
     gh.server.server_close()
     with pytest.raises(FactoryError, match="cannot reach the GitHub API at http://127.0.0.1"):
-        ghrunners.status(root, http=session(retries=0))
+        runners_cli.status(root, http=session(retries=0))
+
+
+def test_an_exhausted_rate_limit_says_when_it_resets(gh, env, tmp_path):
+    root = board(tmp_path, gh)
+    api = ghrunners.api_for(load_config(root))
+    api.list()
+    assert api.rate_limit.remaining == gh.rate_remaining and api.rate_limit.limit == 5000
+    gh.rate_remaining = 0
+    with pytest.raises(FactoryError) as e:
+        runners_cli.status(root)
+    reset = dt.datetime.fromtimestamp(gh.rate_reset, dt.timezone.utc).isoformat()
+    assert f"rate limit exhausted when trying to list runners; it resets at {reset}" in str(e.value)
+    assert "rate-limits-for-the-rest-api" in str(e.value)  # GitHub's documentation_url
 
 
 def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
     root = board(tmp_path, gh, extra='labels = ["self-hosted", "risc v"]')
     with pytest.raises(ConfigError, match="'risc v': labels are letters"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     root = board(tmp_path, gh, name="b2", scope="not a/scope/at all")
     with pytest.raises(ConfigError, match="neither OWNER/REPO nor an organization"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     root = board(tmp_path, gh, name="b3", extra='configure-command = ["./config.sh", "--tokn", "{tokn}"]')
     with pytest.raises(ConfigError, match=r"unknown placeholder \{tokn\}"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     root = board(tmp_path, gh, name="b4", extra='kind = "github-act-runner"\njit-command = []')
     with pytest.raises(ConfigError, match="has no default jit command; set \\[runners\\].jit-command"):
-        ghrunners.register(root, jit=True, hostname="bananapif3-1")
+        runners_cli.register(root, jit=True, hostname="bananapif3-1")
     root = board(tmp_path, gh, name="b5", extra='kind = "gitea"')
     with pytest.raises(ConfigError, match="kind 'gitea' is not one of official, github-act-runner"):
-        ghrunners.register(root, hostname="bananapif3-1")
+        runners_cli.register(root, hostname="bananapif3-1")
     assert gh.requests == []
+
+
+def test_runner_settings_are_checked_when_factory_toml_loads(tmp_path):
+    cases = {
+        'scope = "octo/wheels/extra"': "[runners].scope 'octo/wheels/extra' is neither OWNER/REPO nor an organization",
+        'jit-command = ["run.sh", "{jitconfig}"]': "[runners].jit-command: unknown placeholder {jitconfig} in "
+                                                   "'{jitconfig}'; known: {runner_dir}, {url}, {name}",
+        'configure-command = ["config.sh", "--url", "{url"]': "[runners].configure-command: '{url' is not a valid "
+                                                              "template",
+        'labels = ["self-hosted", "riscv64 "]': "[runners].labels has label 'riscv64 ': labels are letters",
+    }
+    for i, (line, message) in enumerate(cases.items()):
+        root = write_project(tmp_path / f"p{i}", config=f"[runners]\n{line}\n")
+        with pytest.raises(ConfigError) as e:
+            load_config(root)
+        assert str(e.value).startswith(f"{root / 'factory.toml'}: ") and message in str(e.value)
+    # Only `register --jit` needs a jit command: a github-act-runner board loads fine without one.
+    root = write_project(tmp_path / "act", config='[runners]\nkind = "github-act-runner"\nscope = "octo-org"\n')
+    assert load_config(root).runners.jit_command == []
 
 
 # --- just-in-time ------------------------------------------------------------------------------
@@ -242,7 +275,7 @@ def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
 
 def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkeypatch, capsys):
     root = board(tmp_path, gh, scope="octo-org")
-    ghrunners.register(root, jit=True, hostname="bananapif3-1")
+    runners_cli.register(root, jit=True, hostname="bananapif3-1")
     [encoded] = gh.issued
     out = capsys.readouterr()
     assert "Connected to GitHub as " + name_of(root) in out.err
@@ -251,7 +284,7 @@ def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkey
     # The ephemeral runner is still listed (offline); the next run replaces it.
     monkeypatch.setenv("FAKE_JIT_FAIL", "1")
     with pytest.raises(FactoryError, match="failed to run the just-in-time runner"):
-        ghrunners.register(root, jit=True, hostname="bananapif3-1")
+        runners_cli.register(root, jit=True, hostname="bananapif3-1")
     assert gh.runners == {}  # nothing half-done: the runner that never ran is deleted
 
 
@@ -264,19 +297,19 @@ def test_status_lists_busy_and_idle_and_pages(gh, env, tmp_path, capsys):
     gh.add_runner("old-board", status="offline", labels=("self-hosted", "linux"))
     for i in range(149):
         gh.add_runner(f"pool-{i:03d}", labels=("self-hosted", "linux", "x64"))
-    ghrunners.status(root, as_json=True, hostname="bananapif3-1")
+    runners_cli.status(root, as_json=True, hostname="bananapif3-1")
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert len(rows) == 151  # two pages of 100
     assert rows[name_of(root)] | {"id": 0} == {"id": 0, "name": name_of(root), "status": "online", "busy": True,
                                                "labels": ["self-hosted", "linux", "riscv64"], "this_board": True}
     assert rows["old-board"]["busy"] is False and rows["old-board"]["status"] == "offline"
 
-    ghrunners.status(root, hostname="bananapif3-1")
+    runners_cli.status(root, hostname="bananapif3-1")
     err = capsys.readouterr().err
     assert "(this board)" in err and "busy" in err and "idle" in err and "151 runners: 150 online, 1 busy" in err
     assert "no online runner carries" not in err
     gh.runners[gh.by_name(name_of(root))["id"]]["status"] = "offline"
-    ghrunners.status(root, hostname="bananapif3-1")
+    runners_cli.status(root, hostname="bananapif3-1")
     assert "no online runner carries all of self-hosted, linux, riscv64" in capsys.readouterr().err
 
 
@@ -293,7 +326,7 @@ def registered(gh, root, monkeypatch, *, busy=False) -> dict:
 def test_drain_an_idle_runner_stops_it_and_keeps_its_labels(gh, env, tmp_path, monkeypatch):
     root = board(tmp_path, gh)
     runner = registered(gh, root, monkeypatch)
-    assert ghrunners.drain(root, hostname="bananapif3-1") == 0
+    assert runners_cli.drain(root, hostname="bananapif3-1") == 0
     assert service_log(env) == ["stop github-runner busy=False"]
     assert runner["status"] == "offline"
     assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
@@ -304,7 +337,7 @@ def test_drain_waits_for_the_job_to_finish(gh, env, tmp_path, monkeypatch):
     runner = registered(gh, root, monkeypatch, busy=True)
     gh.busy_for_gets[runner["id"]] = 2  # the job ends after two more looks
     start = time.monotonic()
-    ghrunners.drain(root, hostname="bananapif3-1")
+    runners_cli.drain(root, hostname="bananapif3-1")
     assert time.monotonic() - start >= 1.5  # it polled (poll-interval = 1), it did not stop at once
     assert service_log(env) == ["stop github-runner busy=False"]
     calls = [(m, p.rsplit("/", 1)[-1]) for m, p in gh.requests if not p.startswith("/_fake")]
@@ -344,7 +377,7 @@ def test_restart_waits_then_restarts_and_sees_it_online(gh, env, tmp_path, monke
     root = board(tmp_path, gh, extra="drain-timeout = 30")
     runner = registered(gh, root, monkeypatch, busy=True)
     gh.busy_for_gets[runner["id"]] = 1
-    assert ghrunners.restart(root, hostname="bananapif3-1") == 0
+    assert runners_cli.restart(root, hostname="bananapif3-1") == 0
     assert service_log(env) == ["stop github-runner busy=False", "start github-runner busy=False"]
     assert runner["status"] == "online"
     assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
@@ -353,7 +386,7 @@ def test_restart_waits_then_restarts_and_sees_it_online(gh, env, tmp_path, monke
 def test_drain_an_unknown_runner(gh, env, tmp_path):
     root = board(tmp_path, gh)
     with pytest.raises(FactoryError, match="lists no runner named bananapif3-1-"):
-        ghrunners.drain(root, hostname="bananapif3-1")
+        runners_cli.drain(root, hostname="bananapif3-1")
     assert service_log(env) == []
 
 
@@ -362,7 +395,7 @@ def test_service_manager_failure_is_reported_and_labels_return(gh, env, tmp_path
     runner = registered(gh, root, monkeypatch)
     monkeypatch.setenv("FAKE_SERVICE_EXIT", "5")
     with pytest.raises(FactoryError, match=r"systemctl stop github-runner` failed \(exit 5\)"):
-        ghrunners.drain(root, hostname="bananapif3-1")
+        runners_cli.drain(root, hostname="bananapif3-1")
     assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
     bad = board(tmp_path, gh, name="nosvc", extra='service-command = "/nonexistent/systemctl"')
     with pytest.raises(EnvironmentProblem, match="cannot run the service manager '/nonexistent/systemctl'"):

@@ -15,7 +15,10 @@ import pytest
 import yaml
 
 from conftest import REPO, write_project, write_recipe
+from wheelfactory.ci import plan as ci_plan
 from wheelfactory.ci import workflow
+from wheelfactory.ci.yaml import to_yaml
+from wheelfactory.cli import ci as ci_cli
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import ConfigError, FactoryError, RecipeError
 
@@ -128,7 +131,7 @@ def test_yaml_emitter_round_trips_awkward_strings(project):
     write_recipe(project, "multidict", (REPO / "recipes/multidict/recipe.toml").read_text())
     config = load_config(project)
     model = workflow.workflow_model(config, workflow.load_all(config.paths.recipes))
-    text = workflow.to_yaml(model)
+    text = to_yaml(model)
     parsed = yaml.safe_load(text)
     parsed["on"] = parsed.pop(True)
     model.pop("__header__")
@@ -146,7 +149,7 @@ def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):
         before-build = ["echo restoring dist"]
         before-publish = ["echo fetching records"]
     ''')
-    workflow.workflow_command(root)
+    ci_cli.workflow_command(root)
     wf = load_yaml(root / ".github/workflows/wheels.yml")
     assert wf["jobs"]["build-torch"]["runs-on"] == "ubuntu-24.04-riscv"
     proc = actionlint(root / ".github/workflows/wheels.yml", root / ".github/actionlint.yaml")
@@ -156,7 +159,7 @@ def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):
         'runner-labels = ["ubuntu-24.04-riscv"]',
         'runner-labels = ["self-hosted", "linux", "riscv64"]\nrecipe-labels = { torch = ["big"] }') +
         '\n[runners]\nlabels = ["self-hosted", "linux", "riscv64", "big"]\n')
-    workflow.workflow_command(root)
+    ci_cli.workflow_command(root)
     wf = load_yaml(root / ".github/workflows/wheels.yml")
     assert wf["jobs"]["build-torch"]["runs-on"] == ["self-hosted", "linux", "riscv64", "big"]
     assert wf["jobs"]["build-numpy"]["runs-on"] == ["self-hosted", "linux", "riscv64"]
@@ -181,7 +184,7 @@ def test_unknown_labels_are_refused(tmp_path, ci, message):
     root = write_project(tmp_path / "p", recipes=["multidict"], config=f"[ci]\n{ci}\n")
     before = snapshot(root)
     with pytest.raises(ConfigError) as e:
-        workflow.workflow_command(root)
+        ci_cli.workflow_command(root)
     assert message in str(e.value)
     assert "factory.toml" in str(e.value)
     assert snapshot(root) == before
@@ -194,7 +197,7 @@ def test_dependency_cycle_is_refused(tmp_path):
         path.write_text(path.read_text().replace("[source]", f"[runtime]\ndepends = [\"{dep}\"]\n\n[source]"))
     before = snapshot(root)
     with pytest.raises(RecipeError) as e:
-        workflow.workflow_command(root)
+        ci_cli.workflow_command(root)
     assert "cycle" in str(e.value) and "multidict" in str(e.value) and "propcache" in str(e.value)
     assert snapshot(root) == before
 
@@ -216,7 +219,7 @@ def test_disabled_recipe_and_its_dependents_get_no_job(tmp_path):
     root = write_project(tmp_path / "p", recipes=["numpy", "torch", "cffi"])
     path = root / "recipes/numpy/recipe.toml"
     path.write_text(path.read_text().replace('version = "2.5.5"', 'version = "2.5.5"\ndisabled = "meson bug"'))
-    workflow.workflow_command(root)
+    ci_cli.workflow_command(root)
     text = (root / ".github/workflows/wheels.yml").read_text()
     wf = load_yaml(root / ".github/workflows/wheels.yml")
     assert set(wf["jobs"]) == {"plan", "build-cffi", "publish"}
@@ -243,18 +246,22 @@ def repo(tmp_path):
     return root
 
 
+def plan(root: Path, **kw):
+    return ci_plan.plan(load_config(root), **kw)
+
+
 def builds(entries) -> set[str]:
     return {n for n, e in entries.items() if e.build}
 
 
 def test_plan_against_a_base(repo):
     base = git(repo, "rev-parse", "HEAD")
-    assert builds(workflow.plan(repo, base=base)) == set()
+    assert builds(plan(repo, base=base)) == set()
 
     path = repo / "recipes/propcache/recipe.toml"
     path.write_text(path.read_text() + "\n# a comment changes the recipe file\n")
     git(repo, "commit", "-qam", "propcache")
-    entries = workflow.plan(repo, base=base)
+    entries = plan(repo, base=base)
     assert builds(entries) == {"propcache"}
     assert entries["propcache"].reason == "recipe or patches changed"
     assert entries["multidict"].reason == "unchanged"
@@ -263,17 +270,17 @@ def test_plan_against_a_base(repo):
     (repo / "patches/numpy/0001-fix.patch").write_text("--- a/x\n+++ b/x\n")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "numpy patch")
-    entries = workflow.plan(repo, base=base)
+    entries = plan(repo, base=base)
     assert builds(entries) == {"propcache", "numpy", "torch"}
     assert entries["torch"].reason == "needs numpy, which changed"
 
     write_recipe(repo, "frozenlist", (REPO / "recipes/frozenlist/recipe.toml").read_text())
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "new")
-    assert workflow.plan(repo, base=base)["frozenlist"].reason == "new recipe"
+    assert plan(repo, base=base)["frozenlist"].reason == "new recipe"
 
     (repo / "factory.toml").write_text((repo / "factory.toml").read_text().replace('["3.11"]', '["3.11", "3.12"]'))
-    entries = workflow.plan(repo, base=base)  # uncommitted changes count too
+    entries = plan(repo, base=base)  # uncommitted changes count too
     assert builds(entries) == set(entries) and entries["multidict"].reason == "[target] changed"
 
 
@@ -283,7 +290,7 @@ def test_plan_sees_a_build_logic_bump(repo):
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "vendored engine")
     base = git(repo, "rev-parse", "HEAD")
-    entries = workflow.plan(repo, base=base)
+    entries = plan(repo, base=base)
     assert builds(entries) == set(entries)
     assert "build logic version changed" in entries["multidict"].reason
 
@@ -295,12 +302,12 @@ def test_plan_for_pull_requests(repo):
     path.write_text(path.read_text().replace('imports = ["multidict", "multidict._multidict"]',
                                              'imports = ["multidict"]'))
     git(repo, "commit", "-qam", "pr")
-    entries = workflow.plan(repo, event="pull_request", pr_base=base, head_repo="octo/wheels", repo="octo/wheels")
+    entries = plan(repo, event="pull_request", pr_base=base, head_repo="octo/wheels", repo="octo/wheels")
     assert builds(entries) == {"multidict"}
-    fork = workflow.plan(repo, event="pull_request", pr_base=base, head_repo="mallory/wheels", repo="octo/wheels")
+    fork = plan(repo, event="pull_request", pr_base=base, head_repo="mallory/wheels", repo="octo/wheels")
     assert builds(fork) == set() and "fork" in fork["multidict"].reason
     with pytest.raises(FactoryError, match="is not a commit in this clone"):
-        workflow.plan(repo, event="pull_request", pr_base="0" * 40)
+        plan(repo, event="pull_request", pr_base="0" * 40)
 
 
 def test_plan_on_main_follows_the_published_tag(repo, tmp_path):
@@ -309,22 +316,22 @@ def test_plan_on_main_follows_the_published_tag(repo, tmp_path):
     git(repo, "remote", "add", "origin", str(remote))
     git(repo, "push", "-q", "origin", "main")
 
-    first = workflow.plan(repo, event="push")
+    first = plan(repo, event="push")
     assert builds(first) == set(first) and "nothing published yet" in first["numpy"].reason
 
-    workflow.mark_published(repo)
+    ci_cli.mark_published(repo)
     assert git(repo, "ls-remote", "--tags", "origin").endswith("refs/tags/wheels-published")
-    assert builds(workflow.plan(repo, event="push")) == set()
+    assert builds(plan(repo, event="push")) == set()
 
     path = repo / "recipes/numpy/recipe.toml"
     path.write_text(path.read_text() + "\n")
     git(repo, "commit", "-qam", "numpy")
-    assert builds(workflow.plan(repo, event="push")) == {"numpy", "torch"}
+    assert builds(plan(repo, event="push")) == {"numpy", "torch"}
     # A run that published an older commit never moves the tag backwards.
     newer = git(repo, "rev-parse", "HEAD")
-    workflow.mark_published(repo)
+    ci_cli.mark_published(repo)
     git(repo, "checkout", "-q", "HEAD~1")
-    workflow.mark_published(repo)
+    ci_cli.mark_published(repo)
     assert git(repo, "rev-parse", "refs/tags/wheels-published") == newer
     assert git(repo, "ls-remote", "origin", "refs/tags/wheels-published").split()[0] == newer
 
@@ -333,7 +340,7 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
     out, summary = tmp_path / "out", tmp_path / "summary"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    workflow.plan_command(repo, event="workflow_dispatch", recipes="numpy  multidict")
+    ci_cli.plan_command(repo, event="workflow_dispatch", recipes="numpy  multidict")
     lines = dict(line.split("=", 1) for line in out.read_text().splitlines())
     build = json.loads(lines["build"])
     assert build == {"multidict": True, "numpy": True, "propcache": False, "torch": False}
@@ -348,8 +355,8 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
         assert f"['{name}']" in model["jobs"][f"build-{name}"]["if"]
 
     out.write_text("")
-    workflow.plan_command(repo, recipes="all")
+    ci_cli.plan_command(repo, recipes="all")
     assert json.loads(dict(line.split("=", 1) for line in out.read_text().splitlines())["build"]) == \
         {n: True for n in build}
     with pytest.raises(RecipeError, match="no recipe 'nompy' \\(did you mean 'numpy'\\?\\)"):
-        workflow.plan_command(repo, recipes="nompy")
+        ci_cli.plan_command(repo, recipes="nompy")

@@ -6,7 +6,8 @@ JSON bodies, status codes, ``Authorization: Bearer`` checks, pagination — for
 
     POST   …/registration-token        201 {"token", "expires_at"}
     POST   …/generate-jitconfig        201 {"runner", "encoded_jit_config"}  (409 name taken, 422 bad labels)
-    GET    …/actions/runners           200 {"total_count", "runners": [...]}  (per_page, page)
+    GET    …/actions/runners           200 {"total_count", "runners": [...]}  (per_page, page; a Link
+                                       header rel="next" while pages follow, as GitHub sends)
     GET    …/actions/runners/ID        200 runner | 404
     DELETE …/actions/runners/ID        204 | 422 while busy
     DELETE …/actions/runners/ID/labels 200 {"total_count", "labels"} (read-only ones left)
@@ -14,6 +15,8 @@ JSON bodies, status codes, ``Authorization: Bearer`` checks, pagination — for
 
 Errors: 401 "Bad credentials" for a wrong token, 403 for a read-only token,
 404 for an unknown repository, and any status injected with ``fail_next``.
+Every API answer carries GitHub's ``x-ratelimit-*`` headers; with
+``rate_remaining = 0`` the API answers 403 "API rate limit exceeded" like GitHub.
 
 Beside the API, ``/_fake/…`` stands for what GitHub does behind the runner
 programs: ``/_fake/register`` is what ``config.sh`` does with a registration
@@ -58,6 +61,8 @@ class FakeGitHub:
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
         self.fail_next: list[tuple[str, str, int]] = []  # (method, path regex, status), consumed
         self.busy_for_gets: dict[int, int] = {}  # runner id -> GETs of it that still answer busy
+        self.rate_remaining = 5000  # requests left in the rate-limit window (x-ratelimit-remaining)
+        self.rate_reset = int(dt.datetime.now(dt.timezone.utc).timestamp()) + 3600
         self.next_id = 1
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -106,6 +111,11 @@ class FakeGitHub:
             def _send(self, status, body=None, headers=None):
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
+                if not self.path.startswith("/_fake/"):
+                    self.send_header("x-ratelimit-limit", "5000")
+                    self.send_header("x-ratelimit-remaining", str(max(fake.rate_remaining, 0)))
+                    self.send_header("x-ratelimit-reset", str(fake.rate_reset))
+                    self.send_header("x-ratelimit-resource", "core")
                 if body is not None:
                     self.send_header("Content-Type", "application/json; charset=utf-8")
                 for k, v in (headers or {}).items():
@@ -131,6 +141,13 @@ class FakeGitHub:
                                                        "documentation_url": "https://docs.github.com/rest"})
                 if path.startswith("/_fake/"):
                     return self._fake(method, path, parts.query)
+                with fake.lock:
+                    limited = fake.rate_remaining <= 0
+                    fake.rate_remaining -= 0 if limited else 1
+                if limited:
+                    return self._send(403, {"message": "API rate limit exceeded for user ID 1.",
+                                            "documentation_url": "https://docs.github.com/rest/overview/"
+                                                                 "rate-limits-for-the-rest-api"})
                 m = SCOPE.match(path)
                 if not m:
                     return self._send(404, {"message": "Not Found"})
@@ -178,7 +195,12 @@ class FakeGitHub:
                     per_page = int(query.get("per_page", ["30"])[0])
                     page = int(query.get("page", ["1"])[0])
                     chunk = mine[(page - 1) * per_page: page * per_page]
-                    return self._send(200, {"total_count": len(mine), "runners": [fake.public(r) for r in chunk]})
+                    headers = {}
+                    if page * per_page < len(mine):
+                        nxt = f"{fake.url}{urlsplit(self.path).path}?per_page={per_page}&page={page + 1}"
+                        headers["Link"] = f'<{nxt}>; rel="next"'
+                    return self._send(200, {"total_count": len(mine), "runners": [fake.public(r) for r in chunk]},
+                                      headers)
                 m = re.fullmatch(r"/(\d+)(/labels)?", rest)
                 if not m:
                     return self._send(404, {"message": "Not Found"})

@@ -25,7 +25,7 @@ from conftest import write_project
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
 from wheelfactory.index.core import build_index
-from wheelfactory.publish.core import publish
+from wheelfactory.publish import publish
 from wheelfactory.index.serve import IndexServer
 
 def index_project(tmp_path: Path, real_wheels, config: str = "") -> Path:  # noqa: F811

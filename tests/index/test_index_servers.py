@@ -23,7 +23,7 @@ from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 from conftest import REPO, write_project
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
-from wheelfactory.publish.core import publish
+from wheelfactory.publish import publish
 
 DOC = REPO / "docs" / "index.md"
 

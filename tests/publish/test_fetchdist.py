@@ -21,7 +21,7 @@ from support.github_pages import REPOSITORY, TAG, assert_live_consistent, listed
 from conftest import REPO, write_project
 from wheelfactory.settings.factory import load_config
 from wheelfactory.publish.fetch import FetchDistError, fetch_dist
-from wheelfactory.publish.core import publish
+from wheelfactory.publish import publish
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from conftest import REPO, write_project
 from wheelfactory.index.check import check_index
 from wheelfactory.errors import ConfigError
 from wheelfactory.settings.factory import load_config
-from wheelfactory.publish.core import PublishError, publish
+from wheelfactory.publish import PublishError, publish
 
 
 def project(tmp_path: Path, real_wheels, *keys: str) -> Path:  # noqa: F811

@@ -27,7 +27,7 @@ from wheelfactory.build import store
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import FactoryError
-from wheelfactory.publish.core import publish
+from wheelfactory.publish import publish
 from wheelfactory.index.serve import IndexServer
 
 def snapshot_all(root: Path, tmp_path: Path, gh: FakeGitHub) -> tuple:

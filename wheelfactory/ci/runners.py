@@ -25,33 +25,32 @@ one per package:
 
 The API base URL (``[runners].api-url``) and the service manager command are
 settings, so tests point them at a local server and a fake ``systemctl``.
+Requests go through the one GitHub client (:class:`wheelfactory._util.github.Runners`).
+Label shapes, the scope's shape and the commands' placeholders are checked when
+factory.toml is loaded (``settings/factory.py:check_values``). These functions
+return reports; ``wheelfactory/cli/runners.py`` prints them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import re
 import shlex
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import requests
 
 from .. import ui
-from ..settings.factory import Config, load_config
+from .._util.github import GitHubError, Runners
 from ..errors import ConfigError, EnvironmentProblem, FactoryError
-from .._util.http import DEFAULT_TIMEOUT, session
-
-API_VERSION = "2022-11-28"
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_SCOPE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
+from ..settings.factory import RUNNER_KINDS, RUNNER_PLACEHOLDERS, Config
 
 # The default configure / just-in-time commands of each runner kind. {token} is
 # only for runners that cannot read it from the environment.
@@ -68,140 +67,22 @@ KINDS: dict[str, dict[str, list[str]]] = {
         "jit": [],  # no default: set [runners].jit-command to how your version runs a JIT config
     },
 }
-
-
-class RunnerAPIError(FactoryError):
-    """GitHub's runner API said no (or could not be reached)."""
+assert tuple(KINDS) == RUNNER_KINDS, "factory.toml's [runners].kind choices are these kinds"
 
 
 class RunnerBusy(FactoryError):
     """The runner did not become idle in time; its service was left running."""
 
 
-# --- the REST API ---------------------------------------------------------------------
-
-
-class RunnersAPI:
-    """The self-hosted runner endpoints of one repository or organization."""
-
-    def __init__(self, api_url: str, scope: str, token: str, token_env: str = "GITHUB_TOKEN",
-                 http: requests.Session | None = None):
-        self.api_url = api_url.rstrip("/")
-        self.scope = scope
-        self.token_env = token_env
-        kind = "repos" if "/" in scope else "orgs"
-        self.base = f"{self.api_url}/{kind}/{scope}/actions/runners"
-        self._token = token
-        self.http = http or session(methods=frozenset({"GET", "PUT", "DELETE"}))  # POSTs are not replayed
-
-    def _call(self, method: str, path: str = "", *, ok: tuple[int, ...] = (200,), what: str, **kw) -> Any:
-        url = f"{self.base}{path}"
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/vnd.github+json",
-                   "X-GitHub-Api-Version": API_VERSION}
-        try:
-            r = self.http.request(method, url, headers=headers, timeout=DEFAULT_TIMEOUT, **kw)
-        except requests.RequestException as e:
-            raise RunnerAPIError(f"cannot reach the GitHub API at {self.api_url} to {what}: {type(e).__name__}; "
-                                 f"check [runners].api-url and the network") from None
-        if r.status_code in ok:
-            return r.json() if r.content else None
-        raise RunnerAPIError(self._explain(r, what))
-
-    def _explain(self, r: requests.Response, what: str) -> str:
-        try:
-            body = r.json()
-        except ValueError:
-            body = {}
-        said = body.get("message") or r.reason or ""
-        errors = body.get("errors")
-        if errors:
-            said += ": " + "; ".join(e.get("message", str(e)) if isinstance(e, dict) else str(e) for e in errors)
-        where = f"{'repository' if '/' in self.scope else 'organization'} {self.scope}"
-        s = r.status_code
-        if s == 401:
-            return (f"GitHub rejected the token in ${self.token_env} ({s} {said}) when trying to {what}: it is "
-                    f"expired, revoked or mistyped; create a new one and export it again")
-        if s == 403 and r.headers.get("x-ratelimit-remaining") == "0":
-            reset = r.headers.get("x-ratelimit-reset", "")
-            when = _dt.datetime.fromtimestamp(int(reset), _dt.timezone.utc).isoformat() if reset.isdigit() else "later"
-            return f"GitHub API rate limit exhausted when trying to {what}; it resets at {when}"
-        if s == 403:
-            return (f"the token in ${self.token_env} may not {what} ({s} {said}): it needs admin rights on the "
-                    f"{where} (fine-grained token: 'Administration: read and write' for a repository, "
-                    f"'Self-hosted runners: read and write' for an organization)")
-        if s == 404:
-            return (f"GitHub does not know the {where}, or the token in ${self.token_env} cannot see it "
-                    f"({s} {said}) when trying to {what}; check [runners].scope")
-        if s == 409:
-            return f"GitHub refused to {what}: conflict ({said})"
-        if s == 422:
-            return f"GitHub refused to {what}: {said} (422)"
-        return f"the GitHub API answered {s} {said} when trying to {what}"
-
-    # endpoints
-
-    def registration_token(self) -> tuple[str, _dt.datetime]:
-        body = self._call("POST", "/registration-token", ok=(201,), what="create a runner registration token")
-        token, expires = (body or {}).get("token"), (body or {}).get("expires_at")
-        if not token or not expires:
-            raise RunnerAPIError("the registration-token answer lacks 'token' or 'expires_at'")
-        return token, _parse_time(expires)
-
-    def jit_config(self, name: str, labels: list[str], group_id: int, work_folder: str) -> tuple[dict, str]:
-        body = self._call("POST", "/generate-jitconfig", ok=(201,), what=f"create a just-in-time runner '{name}'",
-                          json={"name": name, "runner_group_id": group_id, "labels": labels,
-                                "work_folder": work_folder})
-        if not body or "encoded_jit_config" not in body or "runner" not in body:
-            raise RunnerAPIError("the generate-jitconfig answer lacks 'runner' or 'encoded_jit_config'")
-        return body["runner"], body["encoded_jit_config"]
-
-    def list(self) -> list[dict]:
-        runners: list[dict] = []
-        page = 1
-        while True:
-            body = self._call("GET", "", params={"per_page": 100, "page": page}, what="list runners")
-            batch = body.get("runners", [])
-            runners += batch
-            if len(batch) < 100 or len(runners) >= body.get("total_count", 0):
-                return runners
-            page += 1
-
-    def get(self, runner_id: int) -> dict:
-        return self._call("GET", f"/{runner_id}", what=f"look at runner {runner_id}")
-
-    def delete(self, runner_id: int) -> None:
-        self._call("DELETE", f"/{runner_id}", ok=(204,), what=f"delete runner {runner_id}")
-
-    def remove_custom_labels(self, runner_id: int) -> list[dict]:
-        body = self._call("DELETE", f"/{runner_id}/labels", what=f"remove the custom labels of runner {runner_id}")
-        return body.get("labels", [])
-
-    def set_custom_labels(self, runner_id: int, labels: list[str]) -> list[dict]:
-        body = self._call("PUT", f"/{runner_id}/labels", json={"labels": labels},
-                          what=f"set the custom labels of runner {runner_id}")
-        return body.get("labels", [])
-
-
-def _parse_time(text: str) -> _dt.datetime:
-    t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
-
-
-# --- settings, names, labels ----------------------------------------------------------
-
-
-def _where(config: Config) -> str:
-    return str(config.source or config.root / "factory.toml")
+# --- settings, names, the API ------------------------------------------------------------
 
 
 def scope_of(config: Config) -> str:
-    scope = config.runners.scope
-    if not scope:
-        raise ConfigError(f"{_where(config)}: set [runners].scope to the repository (\"OWNER/REPO\") or the "
+    """``[runners].scope`` (its shape is checked at load); a clear error when it is not set."""
+    if not config.runners.scope:
+        raise ConfigError(f"{config.where}: set [runners].scope to the repository (\"OWNER/REPO\") or the "
                           f"organization the boards run jobs for")
-    if not _SCOPE.match(scope):
-        raise ConfigError(f"{_where(config)}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization")
-    return scope
+    return config.runners.scope
 
 
 def server_url(api_url: str) -> str:
@@ -213,7 +94,8 @@ def server_url(api_url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def api_for(config: Config, http: requests.Session | None = None) -> RunnersAPI:
+def api_for(config: Config, http: requests.Session | None = None) -> Runners:
+    """The runner endpoints of ``[runners].scope``, with the admin token from ``[runners].token-env``."""
     r = config.runners
     scope = scope_of(config)
     token = os.environ.get(r.token_env, "")
@@ -222,10 +104,11 @@ def api_for(config: Config, http: requests.Session | None = None) -> RunnersAPI:
             f"${r.token_env} is not set: export a token with admin rights on {scope} "
             f"([runners].token-env names the variable); it is only used to ask GitHub for runner tokens"
         )
-    return RunnersAPI(r.api_url, scope, token, r.token_env, http=http)
+    return Runners(r.api_url, scope, token, token_env=r.token_env, http=http)
 
 
 def read_machine_id(path: Path) -> str:
+    """The 32 hex digits of ``/etc/machine-id`` (lower case); EnvironmentProblem with the fix otherwise."""
     try:
         mid = path.read_text().strip().lower()
     except OSError as e:
@@ -244,18 +127,16 @@ def runner_name(hostname: str, machine_id: str) -> str:
 
 
 def this_runner_name(config: Config, hostname: str | None = None) -> str:
+    """This board's runner name (``hostname``: instead of this machine's)."""
     return runner_name(hostname or socket.gethostname(), read_machine_id(Path(config.runners.machine_id_file)))
 
 
 def check_labels(config: Config) -> list[str]:
+    """The labels a board registers with; at least one (their shapes are checked at load)."""
     labels = list(config.runners.labels)
     if not labels:
-        raise ConfigError(f"{_where(config)}: [runners].labels is empty; boards need at least the labels the "
+        raise ConfigError(f"{config.where}: [runners].labels is empty; boards need at least the labels the "
                           f"workflow asks for ([ci].runner-labels)")
-    for label in labels:
-        if not _LABEL.match(label):
-            raise ConfigError(f"{_where(config)}: [runners].labels has {label!r}: labels are letters, digits, "
-                              f"'.', '_' and '-' (no spaces or commas)")
     return labels
 
 
@@ -263,23 +144,16 @@ def check_labels(config: Config) -> list[str]:
 
 
 def _fill(template: list[str], values: dict[str, str]) -> list[str]:
-    out = []
-    for part in template:
-        try:
-            out.append(part.format(**values))
-        except KeyError as e:
-            raise ConfigError(f"unknown placeholder {{{e.args[0]}}} in {part!r}; known: "
-                              f"{', '.join('{' + k + '}' for k in values)}") from None
-    return out
+    return [part.format(**values) for part in template]  # placeholders checked at load
 
 
 def _command(config: Config, which: str) -> list[str]:
+    """The configure or jit command: ``[runners].{which}-command``, else the kind's default."""
     r = config.runners
-    if r.kind not in KINDS:
-        raise ConfigError(f"{_where(config)}: [runners].kind {r.kind!r} is not one of {', '.join(KINDS)}")
     command = list(getattr(r, f"{which}_command")) or list(KINDS[r.kind][which])
     if not command:
-        raise ConfigError(f"{_where(config)}: [runners].kind {r.kind!r} has no default {which} command; "
+        # Checked here, not at load: only `register --jit` needs it.
+        raise ConfigError(f"{config.where}: [runners].kind {r.kind!r} has no default {which} command; "
                           f"set [runners].{which}-command")
     return command
 
@@ -307,6 +181,7 @@ def _run_secret(argv: list[str], *, env: dict[str, str], cwd: Path, secret: str,
 
 
 def service(config: Config, action: str) -> None:
+    """``[runners].service-command ACTION [runners].service-name`` (stop, start)."""
     r = config.runners
     argv = [*shlex.split(r.service_command), action, r.service_name]
     ui.info(f"$ {shlex.join(argv)}")
@@ -319,10 +194,22 @@ def service(config: Config, action: str) -> None:
         raise FactoryError(f"`{shlex.join(argv)}` failed (exit {proc.returncode}): {proc.stdout.strip()[-500:]}")
 
 
-# --- commands ---------------------------------------------------------------------------
+# --- register ------------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    """What ``register`` did: the runner ``name`` (its GitHub id) in ``scope``, with ``labels``."""
+
+    name: str
+    runner_id: int | None
+    scope: str
+    labels: list[str]
+    jit: bool = False
 
 
 def find_runner(runners: list[dict], name: str) -> dict | None:
+    """The runner called ``name`` in an API listing, or None."""
     return next((r for r in runners if r.get("name") == name), None)
 
 
@@ -334,52 +221,45 @@ def _clone_hint(config: Config, name: str, existing: dict) -> str:
             f"`rm {mid} && systemd-machine-id-setup`, reboot, and register again")
 
 
-def register(root: Path | str | None = None, *, jit: bool = False, replace: bool = False, name: str = "",
-             start: bool = True, hostname: str | None = None, http: requests.Session | None = None) -> int:
-    """Register this board once (or, with ``jit``, run one just-in-time runner)."""
-    config = load_config(root)
-    r = config.runners
+def register(config: Config, *, jit: bool = False, replace: bool = False, name: str = "", start: bool = True,
+             hostname: str | None = None, http: requests.Session | None = None) -> Registration:
+    """Register this board once (or, with ``jit``, run one just-in-time runner).
+
+    Raises FactoryError, and changes nothing on GitHub, when the name is taken
+    (a cloned machine-id) or the runner is busy; a just-in-time runner that
+    fails to run is deleted again.
+    """
     labels = check_labels(config)
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    url = f"{server_url(r.api_url)}/{api.scope}"
     argv_t = _command(config, "jit" if jit else "configure")  # settings errors before any request
-    _fill(argv_t, dict.fromkeys(("runner_dir", "name", "url", "labels", "work", "token"), ""))
+    values = {"runner_dir": str(_runner_dir(config)), "url": f"{server_url(config.runners.api_url)}/{api.scope}",
+              "name": name, "labels": ",".join(labels), "work": config.runners.work_folder, "token": ""}
+    assert set(values) == set(RUNNER_PLACEHOLDERS)
     existing = find_runner(api.list(), name)
-
     if jit:
-        if existing:
-            if existing.get("status") == "online" or existing.get("busy"):
-                raise FactoryError(_clone_hint(config, name, existing).replace("pass --replace", "drain it first"))
-            api.delete(existing["id"])  # a leftover of this board's previous ephemeral run
-        argv = _fill(argv_t, {"runner_dir": str(_runner_dir(config)), "name": name, "url": url,
-                              "labels": ",".join(labels), "work": r.work_folder, "token": ""})
-        runner, encoded = api.jit_config(name, labels, r.runner_group_id, r.work_folder)
-        ui.info(f"just-in-time runner {name} (id {runner.get('id')}) created for {api.scope}")
-        try:
-            _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_JITCONFIG": encoded}, cwd=_runner_dir(config),
-                        secret=encoded, what="run the just-in-time runner")
-        except FactoryError:
-            # Nothing half-done: a runner that never ran must not stay registered.
-            try:
-                current = api.get(runner["id"])
-                if not current.get("busy"):
-                    api.delete(runner["id"])
-            except RunnerAPIError:
-                pass
-            raise
-        return 0
-
+        return _run_jit(config, api, existing, _fill(argv_t, values), Registration(name, None, api.scope, labels,
+                                                                                   jit=True))
     if existing and not replace:
         raise FactoryError(_clone_hint(config, name, existing))
     if existing and existing.get("busy"):
         raise FactoryError(f"runner {name} is running a job; `invoke runners.drain` first, then register again")
-
     if existing:
         # --replace: this board's old registration goes first (it is idle: checked above).
         api.delete(existing["id"])
         ui.info(f"removed the old registration of {name} (id {existing['id']})")
-    # The token is fetched last, right before the one command that uses it.
+    _configure(config, api, argv_t, values)
+    mine = find_runner(api.list(), name)
+    if not mine:
+        raise FactoryError(f"the configure command succeeded but GitHub lists no runner named {name} in {api.scope}; "
+                           f"check that [runners].scope matches the URL it registered against ({values['url']})")
+    if start:
+        service(config, "start")
+    return Registration(name, mine["id"], api.scope, labels)
+
+
+def _configure(config: Config, api: Runners, argv_t: list[str], values: dict[str, str]) -> None:
+    """Fetch a registration token last, right before the one command that uses it, and forget it."""
     token, expires = api.registration_token()
     now = _dt.datetime.now(_dt.timezone.utc)
     if expires <= now + _dt.timedelta(seconds=30):
@@ -388,20 +268,37 @@ def register(root: Path | str | None = None, *, jit: bool = False, replace: bool
             f"says {now.replace(microsecond=0).isoformat()}: the token is already expired here. Fix the clock "
             f"(timedatectl set-ntp true) and register again"
         )
-    values = {"runner_dir": str(_runner_dir(config)), "url": url, "name": name, "labels": ",".join(labels),
-              "work": r.work_folder, "token": token}
-    argv = _fill(argv_t, values)
+    argv = _fill(argv_t, {**values, "token": token})
     _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_TOKEN": token}, cwd=_runner_dir(config), secret=token,
-                what=f"register {name}")
-    del token, values, argv  # not kept, not stored
-    mine = find_runner(api.list(), name)
-    if not mine:
-        raise FactoryError(f"the configure command succeeded but GitHub lists no runner named {name} in {api.scope}; "
-                           f"check that [runners].scope matches the URL it registered against ({url})")
-    ui.info(f"registered {name} (id {mine['id']}) for {api.scope} with labels {', '.join(labels)}")
-    if start:
-        service(config, "start")
-    return 0
+                what=f"register {values['name']}")
+    del token, argv  # not kept, not stored
+
+
+def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str],
+             reg: Registration) -> Registration:
+    if existing:
+        if existing.get("status") == "online" or existing.get("busy"):
+            raise FactoryError(_clone_hint(config, reg.name, existing).replace("pass --replace", "drain it first"))
+        api.delete(existing["id"])  # a leftover of this board's previous ephemeral run
+    r = config.runners
+    runner, encoded = api.jit_config(reg.name, reg.labels, r.runner_group_id, r.work_folder)
+    reg.runner_id = runner.get("id")
+    ui.info(f"just-in-time runner {reg.name} (id {reg.runner_id}) created for {api.scope}")
+    try:
+        _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_JITCONFIG": encoded}, cwd=_runner_dir(config),
+                    secret=encoded, what="run the just-in-time runner")
+    except FactoryError:
+        # Nothing half-done: a runner that never ran must not stay registered.
+        try:
+            if not api.get(runner["id"]).get("busy"):
+                api.delete(runner["id"])
+        except GitHubError:
+            pass
+        raise
+    return reg
+
+
+# --- status --------------------------------------------------------------------------------
 
 
 def _labels_of(runner: dict) -> list[str]:
@@ -414,78 +311,67 @@ def covered(runners: list[dict], wanted: list[str]) -> list[dict]:
     return [r for r in runners if r.get("status") == "online" and want <= {x.lower() for x in _labels_of(r)}]
 
 
-def status(root: Path | str | None = None, *, as_json: bool = False, hostname: str | None = None,
-           http: requests.Session | None = None) -> int:
-    config = load_config(root)
+@dataclass
+class Status:
+    """The runners of ``scope`` (sorted by name), which one is this board, and the self-hosted label
+    sets of the workflow's build jobs that no online runner carries (``{key: labels}``)."""
+
+    scope: str
+    runners: list[dict]
+    this_board: str
+    uncovered: dict[str, list[str]] = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        """One plain dict per runner: id, name, status, busy, labels, this_board."""
+        return [{"id": x["id"], "name": x["name"], "status": x.get("status"), "busy": bool(x.get("busy")),
+                 "labels": _labels_of(x), "this_board": x["name"] == self.this_board} for x in self.runners]
+
+
+def status(config: Config, *, hostname: str | None = None, http: requests.Session | None = None) -> Status:
+    """Every runner of ``[runners].scope``, and the build jobs' label sets no online runner covers."""
     api = api_for(config, http)
     runners = sorted(api.list(), key=lambda x: x.get("name", ""))
     try:
         me = this_runner_name(config, hostname)
     except EnvironmentProblem:
         me = ""
-    if as_json:
-        print(json.dumps([{"id": x["id"], "name": x["name"], "status": x.get("status"),
-                           "busy": bool(x.get("busy")), "labels": _labels_of(x), "this_board": x["name"] == me}
-                          for x in runners], indent=2))
-    else:
-        from rich.table import Table
-
-        table = Table(title=f"runners of {api.scope}", title_justify="left")
-        for col in ("name", "id", "status", "busy", "labels"):
-            table.add_column(col, overflow="fold")
-        for x in runners:
-            state = "[yellow]busy[/]" if x.get("busy") else "idle"
-            online = "[green]online[/]" if x.get("status") == "online" else "[dim]offline[/]"
-            mark = " (this board)" if x["name"] == me else ""
-            table.add_row(x["name"] + mark, str(x["id"]), online, state, ", ".join(_labels_of(x)))
-        ui.console.print(table)
-        ui.info(f"{len(runners)} runners: {sum(1 for x in runners if x.get('status') == 'online')} online, "
-                f"{sum(1 for x in runners if x.get('busy'))} busy")
     # Jobs that ask for labels no online runner has would wait forever.
     base = list(config.ci.runner_labels)
     sets = {"[ci].runner-labels": base}
     for recipe, extra in config.ci.recipe_labels.items():
         extra = [extra] if isinstance(extra, str) else list(extra)
         sets[f"[ci].recipe-labels.{recipe}"] = base + [x for x in extra if x not in base]
-    for key, wanted in sets.items():
-        if "self-hosted" in [w.lower() for w in wanted] and not covered(runners, wanted):
-            ui.warn(f"no online runner carries all of {', '.join(wanted)} ({key}): those build jobs would "
-                    f"queue until one does")
-    return 0
+    uncovered = {key: wanted for key, wanted in sets.items()
+                 if "self-hosted" in [w.lower() for w in wanted] and not covered(runners, wanted)}
+    return Status(api.scope, runners, me, uncovered)
 
 
-@dataclass
-class _Paused:
-    runner_id: int
-    labels: list[str]  # the custom labels taken away
+# --- drain / restart: a busy runner is never stopped ---------------------------------------
 
 
-def _wait_idle(config: Config, api: RunnersAPI, runner: dict, *, sleep: Callable[[float], None],
-               clock: Callable[[], float]) -> None:
-    r = config.runners
-    timeout, interval = r.drain_timeout, max(r.poll_interval, 0)
-    start = last_note = clock()
-    current = runner
-    while True:
-        if not current.get("busy"):
-            return
+def _wait(done: Callable[[], bool], *, timeout: float, interval: float, sleep: Callable[[float], None],
+          clock: Callable[[], float], note: Callable[[float], None] | None = None) -> bool:
+    """Ask ``done()`` every ``interval`` seconds until it is true (True) or ``timeout`` seconds passed (False).
+
+    ``note(seconds waited)`` is called at the first wait and then once a minute.
+    """
+    start, last_note = clock(), None
+    while not done():
         waited = clock() - start
         if waited >= timeout:
-            raise RunnerBusy(
-                f"runner {runner['name']} is still running a job after {int(waited)} s "
-                f"([runners].drain-timeout = {timeout}); its service was NOT stopped and its labels are back. "
-                f"Wait for the job to finish (see the repository's Actions tab) and run the command again, "
-                f"or raise [runners].drain-timeout"
-            )
-        if clock() - last_note >= 60 or waited == 0:
-            ui.info(f"{runner['name']} is running a job; waiting for it to finish "
-                    f"({int(waited)} s of at most {timeout} s)")
+            return False
+        if note and (last_note is None or clock() - last_note >= 60):
+            note(waited)
             last_note = clock()
         sleep(min(interval, max(timeout - waited, 0)))
-        current = api.get(runner["id"])
+    return True
 
 
-def _drain(config: Config, api: RunnersAPI, name: str, *, sleep, clock) -> tuple[dict, _Paused]:
+def _drain(config: Config, api: Runners, name: str, *, sleep, clock) -> tuple[dict, list[str]]:
+    """Take the runner's custom labels away and wait until it is idle: (runner, the labels taken).
+
+    On a timeout (RunnerBusy) or any error the labels are put back.
+    """
     runner = find_runner(api.list(), name)
     if not runner:
         raise FactoryError(f"GitHub lists no runner named {name} in {api.scope}; `invoke runners.status` shows "
@@ -495,60 +381,65 @@ def _drain(config: Config, api: RunnersAPI, name: str, *, sleep, clock) -> tuple
         # Without its custom labels the runner gets no new job while the current one finishes.
         api.remove_custom_labels(runner["id"])
         ui.info(f"{name}: custom labels {', '.join(custom)} removed for now, so no new job lands here")
-    paused = _Paused(runner["id"], custom)
+    timeout = config.runners.drain_timeout
     try:
-        _wait_idle(config, api, runner, sleep=sleep, clock=clock)
-        # Last look right before stopping: idle, per GitHub.
-        if api.get(runner["id"]).get("busy"):
-            _wait_idle(config, api, api.get(runner["id"]), sleep=sleep, clock=clock)
+        idle = _wait(lambda: not api.get(runner["id"]).get("busy"), timeout=timeout,
+                     interval=max(config.runners.poll_interval, 0), sleep=sleep, clock=clock,
+                     note=lambda waited: ui.info(f"{name} is running a job; waiting for it to finish "
+                                                 f"({int(waited)} s of at most {timeout} s)"))
+        if not idle:
+            raise RunnerBusy(
+                f"runner {name} is still running a job after {timeout} s "
+                f"([runners].drain-timeout = {timeout}); its service was NOT stopped and its labels are back. "
+                f"Wait for the job to finish (see the repository's Actions tab) and run the command again, "
+                f"or raise [runners].drain-timeout"
+            )
     except BaseException:
-        _restore(api, paused)
+        _restore(api, runner["id"], custom)
         raise
-    return runner, paused
+    return runner, custom
 
 
-def _restore(api: RunnersAPI, paused: _Paused) -> None:
-    if paused.labels:
-        api.set_custom_labels(paused.runner_id, paused.labels)
-        ui.info(f"custom labels {', '.join(paused.labels)} restored")
+def _restore(api: Runners, runner_id: int, labels: list[str]) -> None:
+    if labels:
+        api.set_custom_labels(runner_id, labels)
+        ui.info(f"custom labels {', '.join(labels)} restored")
 
 
-def drain(root: Path | str | None = None, *, name: str = "", hostname: str | None = None,
-          http: requests.Session | None = None, sleep=time.sleep, clock=time.monotonic) -> int:
-    """Wait until this board's runner is idle, then stop its service."""
-    config = load_config(root)
+def _while_drained(config: Config, api: Runners, name: str, actions: list[str], *, sleep, clock) -> dict:
+    """Drain the runner, run the service ``actions`` (stop, start), and put its labels back."""
+    runner, custom = _drain(config, api, name, sleep=sleep, clock=clock)
+    try:
+        for action in actions:
+            service(config, action)
+    finally:
+        # A stopped (offline) runner gets no jobs; the labels must be there when it starts again.
+        _restore(api, runner["id"], custom)
+    return runner
+
+
+def drain(config: Config, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
+          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
+    """Wait until the runner (default: this board's) is idle, then stop its service; returns its name.
+
+    Raises RunnerBusy, with nothing stopped, after ``[runners].drain-timeout`` seconds.
+    """
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    runner, paused = _drain(config, api, name, sleep=sleep, clock=clock)
-    try:
-        service(config, "stop")
-    finally:
-        # Stopped (offline) runners get no jobs; the labels must be there when it starts again.
-        _restore(api, paused)
-    ui.info(f"{name} is idle and its service ({config.runners.service_name}) is stopped")
-    return 0
+    _while_drained(config, api, name, ["stop"], sleep=sleep, clock=clock)
+    return name
 
 
-def restart(root: Path | str | None = None, *, name: str = "", hostname: str | None = None,
-            http: requests.Session | None = None, sleep=time.sleep, clock=time.monotonic) -> int:
-    """Drain, restart the service, and wait (bounded) until the runner is back online."""
-    config = load_config(root)
+def restart(config: Config, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
+            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
+    """Drain, restart the service, and wait (``[runners].online-timeout``) until the runner is online again."""
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    runner, paused = _drain(config, api, name, sleep=sleep, clock=clock)
-    try:
-        service(config, "stop")
-        service(config, "start")
-    finally:
-        _restore(api, paused)
-    limit = config.runners.online_timeout
-    start = clock()
-    while True:
-        if api.get(runner["id"]).get("status") == "online":
-            ui.info(f"{name} restarted and online again")
-            return 0
-        if clock() - start >= limit:
-            raise FactoryError(f"{name} was restarted but is not online after {limit} s "
-                               f"([runners].online-timeout); look at `{config.runners.service_command} "
-                               f"status {config.runners.service_name}` and the runner's _diag logs")
-        sleep(min(max(config.runners.poll_interval, 0), 5) or 0.1)
+    runner = _while_drained(config, api, name, ["stop", "start"], sleep=sleep, clock=clock)
+    r = config.runners
+    if not _wait(lambda: api.get(runner["id"]).get("status") == "online", timeout=r.online_timeout,
+                 interval=min(max(r.poll_interval, 0), 5) or 0.1, sleep=sleep, clock=clock):
+        raise FactoryError(f"{name} was restarted but is not online after {r.online_timeout} s "
+                           f"([runners].online-timeout); look at `{r.service_command} "
+                           f"status {r.service_name}` and the runner's _diag logs")
+    return name

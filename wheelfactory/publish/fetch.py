@@ -12,7 +12,7 @@ Rules:
 * Only what dist/ does not have is fetched. A dist/ record that differs from the
   published one (a newer local state) is left alone and reported.
 * Each wheel is checked against its record (size and sha256) before it is stored
-  with :func:`wheelfactory.store.store_wheel` (wheel first, then record, atomically).
+  with :func:`wheelfactory.build.store.store_wheel` (wheel first, then record, atomically).
 * All or nothing: everything is downloaded into a temporary folder and checked
   first. A published record that is unreadable, or whose wheel is missing or does
   not match, stops the command with one message naming it, and dist/ is unchanged.
@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..build import store
-from .. import ui
-from ..settings.factory import Config, load_config
+from .._util.fs import atomic_copy, atomic_write_bytes, sha256_file
+from ..build.store import store_wheel
 from ..errors import FactoryError
-from .._util.github import Releases
 from ..index.core import FILES
+from ..settings.factory import Config
+from .. import ui
+from .directory import destination
+from .github import releases
 
 RECORD_SUFFIX = ".json"
 
@@ -73,12 +75,11 @@ class Published:
 
 
 def _directory_source(config: Config) -> Published:
-    dest = Path(config.publish.directory)
-    files = (dest if dest.is_absolute() else config.root / dest) / FILES
+    files = destination(config) / FILES
     names = sorted(p.name for p in files.iterdir() if p.is_file()) if files.is_dir() else []
 
     def fetch_wheel(name: str, out: Path) -> None:
-        store.atomic_copy(files / name, out)
+        atomic_copy(files / name, out)
 
     return Published(
         where=str(files),
@@ -91,18 +92,15 @@ def _directory_source(config: Config) -> Published:
 
 def _github_source(config: Config) -> Published:
     pub = config.publish
-    token = os.environ.get(pub.token_env, "")
-    client = Releases(pub.api_url, pub.repository, token, timeout=pub.timeout, retries=pub.retries,
-                      token_env=pub.token_env)
-    if not token:
-        client.session.headers.pop("Authorization", None)  # a public release needs none
+    # Without a token no Authorization header is sent: a public release needs none.
+    client = releases(pub, os.environ.get(pub.token_env, ""), command="invoke fetch-dist")
     where = f"{client.api} {pub.repository}@{pub.release_tag}"
     client.repository_info()  # a wrong repository is an error, not "nothing published"
     release = client.release_by_tag(pub.release_tag)
     assets = {a["name"]: a for a in client.assets(release) if a.get("state") == "uploaded"} if release else {}
 
     def fetch_wheel(name: str, out: Path) -> None:
-        store.atomic_write_bytes(out, client.download(assets[name]))
+        atomic_write_bytes(out, client.download(assets[name]))
 
     return Published(
         where=where,
@@ -114,12 +112,8 @@ def _github_source(config: Config) -> Published:
 
 
 def published_source(config: Config) -> Published:
-    target = config.publish.target
-    if target == "directory":
-        return _directory_source(config)
-    if target == "github":
-        return _github_source(config)
-    raise FetchDistError(f"{config.source or 'factory.toml'}: publish.target {target!r} is not one of: directory, github")
+    """What ``publish.target`` (directory or github; checked at load) holds."""
+    return _github_source(config) if config.publish.target == "github" else _directory_source(config)
 
 
 def _check_record(name: str, data: bytes) -> tuple[dict | None, str]:
@@ -136,6 +130,11 @@ def _check_record(name: str, data: bytes) -> tuple[dict | None, str]:
 
 
 def fetch_dist(config: Config) -> FetchReport:
+    """Restore into dist/ every published wheel (with its record) that dist/ lacks, all or nothing.
+
+    Raises FetchDistError naming each published file that cannot be restored
+    (unreadable record, missing or mismatching wheel); dist/ is then unchanged.
+    """
     dist = config.paths.dist
     source = published_source(config)
     report = FetchReport(source=source.where)
@@ -163,14 +162,14 @@ def fetch_dist(config: Config) -> FetchReport:
                 continue
             wheel = Path(tmp) / name
             source.fetch_wheel(name, wheel)
-            size, sha = wheel.stat().st_size, store.sha256_file(wheel)
+            size, sha = wheel.stat().st_size, sha256_file(wheel)
             if size != rec["size"] or sha != rec["sha256"]:
                 problems.append(f"  - {name}: the published wheel does not match its record "
                                 f"(sha256 {sha[:12]}…, {size} bytes; the record says {rec['sha256'][:12]}…, "
                                 f"{rec['size']} bytes)")
                 continue
             existing = dist / name
-            if existing.exists() and store.sha256_file(existing) != sha:
+            if existing.exists() and sha256_file(existing) != sha:
                 problems.append(f"  - {existing} has no record and differs from the published wheel; "
                                 f"remove it (an interrupted store) and re-run")
                 continue
@@ -185,26 +184,9 @@ def fetch_dist(config: Config) -> FetchReport:
         if todo:
             dist.mkdir(parents=True, exist_ok=True)
         for wheel, rec in todo:
-            store.store_wheel(dist, wheel, rec)
+            store_wheel(dist, wheel, rec)
             report.fetched.append(wheel.name)
     return report
 
 
-def fetch_dist_command(root: Path | str | None = None, *, as_json: bool = False) -> int:
-    """``invoke fetch-dist``: restore published wheels and records that dist/ lacks."""
-    config = load_config(root)
-    report = fetch_dist(config)
-    for name in report.kept:
-        ui.warn(f"dist/{name}{RECORD_SUFFIX} differs from the published record; dist/'s is kept")
-    if report.without_record:
-        ui.warn(f"{len(report.without_record)} published wheel(s) have no record and cannot be restored "
-                f"(published before records were); a publish with publish.prune drops them: "
-                + ", ".join(report.without_record[:10]) + (" …" if len(report.without_record) > 10 else ""))
-    ui.info(f"fetch-dist from {report.source}: {len(report.fetched)} fetched, {report.present} already in dist/, "
-            f"{len(report.kept)} kept (dist/ differs), {len(report.without_record)} without record")
-    if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
-    return 0
-
-
-__all__ = ["fetch_dist", "fetch_dist_command", "FetchReport", "FetchDistError"]
+__all__ = ["fetch_dist", "FetchReport", "FetchDistError", "RECORD_SUFFIX"]

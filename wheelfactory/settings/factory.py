@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import string
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ RUNNER_CHOICES = ("auto", "native", "emulated", "container")
 PUBLISH_TARGETS = ("directory", "github")
 CONTAINER_ENGINES = ("", "docker", "podman")
 RUNNER_KINDS = ("official", "github-act-runner")
+# What [runners].configure-command and jit-command may name ({url} …); ci/runners.py fills them in.
+RUNNER_PLACEHOLDERS = ("runner_dir", "url", "name", "labels", "work", "token")
 # A GitHub Actions runner label: what `config.sh --labels` and runs-on accept.
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
@@ -300,3 +303,42 @@ def check_values(config: Config) -> None:
         raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}")
     if config.container.engine not in CONTAINER_ENGINES:
         raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}")
+    _check_labels(config)
+    scope = config.runners.scope
+    if scope and not _SCOPE.fullmatch(scope):
+        raise ConfigError(f"{where}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization")
+    name = config.ci.workflow_name
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ConfigError(f"{where}: 'ci.workflow-name' {name!r} must be a plain file name "
+                          f"(letters, digits, '.', '_', '-')")
+    for key in ("configure-command", "jit-command"):
+        _check_placeholders(where, f"[runners].{key}", getattr(config.runners, key.replace("-", "_")))
+
+
+def _check_labels(config: Config) -> None:
+    """Every runner label has the shape GitHub accepts (``LABEL``), in each key that holds labels."""
+    ci = config.ci
+    keys = {"'ci.runner-labels'": ci.runner_labels, "'ci.hosted-labels'": ci.hosted_labels,
+            "'ci.plan-runs-on'": ci.plan_runs_on, "'ci.publish-runs-on'": ci.publish_runs_on,
+            "[runners].labels": config.runners.labels}
+    for recipe, extra in ci.recipe_labels.items():
+        keys[f"'ci.recipe-labels.{recipe}'"] = [extra] if isinstance(extra, str) else extra
+    for key, labels in keys.items():
+        for label in labels:
+            if not LABEL.fullmatch(label):
+                raise ConfigError(f"{config.where}: {key} has label {label!r}: labels are letters, digits, '.', "
+                                  f"'_' and '-' (no spaces or commas), at most 100 characters")
+
+
+def _check_placeholders(where: str, key: str, command: list[str]) -> None:
+    """Each ``{placeholder}`` of a runner command is one ci/runners.py fills in (str.format syntax)."""
+    known = ", ".join("{" + k + "}" for k in RUNNER_PLACEHOLDERS)
+    for part in command:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(part) if f is not None]
+        except ValueError as e:
+            raise ConfigError(f"{where}: {key}: {part!r} is not a valid template ({e}); "
+                              f"write {{{{ and }}}} for literal braces") from None
+        for field in fields:
+            if field not in RUNNER_PLACEHOLDERS:
+                raise ConfigError(f"{where}: {key}: unknown placeholder {{{field}}} in {part!r}; known: {known}")

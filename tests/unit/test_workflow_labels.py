@@ -1,0 +1,71 @@
+"""Runner labels and the workflow's names: shapes checked when factory.toml loads, the rest when the
+workflow is generated (it needs [runners].labels, [ci].hosted-labels and the recipes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import write_project
+from wheelfactory.ci import workflow
+from wheelfactory.errors import ConfigError
+from wheelfactory.settings.factory import load_config
+from wheelfactory.settings.recipe import load_all
+
+
+@pytest.mark.parametrize("table, key, shown", [
+    ("ci", "runner-labels", "'ci.runner-labels'"),
+    ("ci", "hosted-labels", "'ci.hosted-labels'"),
+    ("ci", "plan-runs-on", "'ci.plan-runs-on'"),
+    ("ci", "publish-runs-on", "'ci.publish-runs-on'"),
+    ("runners", "labels", "[runners].labels"),
+])
+@pytest.mark.parametrize("label", ["risc v", "a,b", "-lead", "x" * 101, ""])
+def test_a_badly_shaped_label_is_refused_at_load(tmp_path, table, key, shown, label):
+    root = write_project(tmp_path / "p", config=f'[{table}]\n{key} = ["self-hosted", "{label}"]\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(root)
+    assert str(e.value) == (f"{root / 'factory.toml'}: {shown} has label {label!r}: labels are letters, digits, "
+                            f"'.', '_' and '-' (no spaces or commas), at most 100 characters")
+
+
+def test_recipe_labels_shapes_and_good_labels(tmp_path):
+    root = write_project(tmp_path / "p", config='[ci]\nrecipe-labels = { torch = "big board" }\n')
+    with pytest.raises(ConfigError, match=r"'ci.recipe-labels.torch' has label 'big board': labels are letters"):
+        load_config(root)
+    good = write_project(tmp_path / "q", config='[ci]\nrecipe-labels = { torch = ["big", "x86_64.v2"] }\n'
+                                                'hosted-labels = ["ubuntu-24.04-riscv", "A1"]\n')
+    assert load_config(good).ci.recipe_labels == {"torch": ["big", "x86_64.v2"]}
+
+
+@pytest.mark.parametrize("name", ["../wheels", "my wheels", "a/b", ""])
+def test_workflow_name_must_be_a_plain_file_name(tmp_path, name):
+    root = write_project(tmp_path / "p", config=f'[ci]\nworkflow-name = "{name}"\n')
+    with pytest.raises(ConfigError, match=r"factory.toml: 'ci.workflow-name' .* must be a plain file name"):
+        load_config(root)
+
+
+def test_self_hosted_labels_must_be_registered_ones(tmp_path):
+    root = write_project(tmp_path / "p", recipes=["multidict"], config='''
+        [ci]
+        runner-labels = ["self-hosted", "linux", "riscv46"]
+    ''')
+    config = load_config(root)  # the shapes are fine; what the boards carry is known only from [runners]
+    with pytest.raises(ConfigError) as e:
+        workflow.build_labels(config, load_all(config.paths.recipes))
+    assert "'ci.runner-labels' asks for label 'riscv46'" in str(e.value)
+    assert "(did you mean 'riscv64'?)" in str(e.value) and "[runners].labels" in str(e.value)
+
+
+def test_a_hosted_set_is_exactly_one_hosted_label(tmp_path):
+    root = write_project(tmp_path / "p", config='[ci]\nrunner-labels = ["ubuntu-24.04-riscv", "linux"]\n')
+    with pytest.raises(ConfigError, match=r"is neither a self-hosted set .* nor one hosted runner label"):
+        workflow.check_runs_on(load_config(root), ["ubuntu-24.04-riscv", "linux"], "ci.runner-labels")
+    workflow.check_runs_on(load_config(root), ["ubuntu-24.04-riscv"], "ci.runner-labels")
+
+
+def test_plan_job_may_run_on_any_hosted_label(tmp_path):
+    root = write_project(tmp_path / "p", config='[ci]\nplan-runs-on = ["windows-latest"]\n')
+    assert workflow.plan_labels(load_config(root)) == ["windows-latest"]
+    root = write_project(tmp_path / "q", config='[ci]\nplan-runs-on = []\n')
+    with pytest.raises(ConfigError, match="'ci.plan-runs-on' is empty"):
+        workflow.plan_labels(load_config(root))
