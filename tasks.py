@@ -81,9 +81,9 @@ def check_index(c, target="", quick=False, jobs=8):
 })
 def audit(c, packages=None, requirement=None, json=False, write_recipes=False, python=None, refresh=False):
     """Resolve the full dependency tree for the target and list what lacks riscv64 wheels (exit 2)."""
-    from wheelfactory.audit import core as audit_mod
+    import wheelfactory.cli.audit  # noqa: F401  (cli.audit; imported here so other tasks start fast)
 
-    cli.run(audit_mod.audit_command, [packages] if packages else [], requirement_files=requirement or [],
+    cli.run(cli.audit.audit_command, [packages] if packages else [], requirement_files=requirement or [],
             root=ROOT, json_output=json, write_recipes=write_recipes, pythons=python or None,
             refresh=refresh)
 

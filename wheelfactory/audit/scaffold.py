@@ -17,7 +17,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import tomllib
@@ -31,13 +30,16 @@ import requests
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .._util import http
 from .. import ui
-from .core import AuditCache, IndexClient, Target, audit_indexes, best_wheel
-from ..settings.factory import Config, load_config
+from .._util import http
+from .._util.fs import atomic_write_text, sha256_file
+from .._util.proc import git
 from ..errors import FactoryError, RecipeError
+from ..settings.factory import Config, load_config
 from ..settings.recipe import RECIPE_FILE, parse_recipe
-from ..build.store import atomic_write_text, sha256_file
+from .cache import AuditCache, CachedIndex, audit_indexes
+from .classify import best_wheel
+from .resolve import audit_target
 
 
 class ScaffoldError(FactoryError):
@@ -256,21 +258,21 @@ def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
 
 
 class _PyPI:
-    """The project pages of PyPI (and our index) through the audit's cached client."""
+    """The project pages of PyPI through the audit's cached index (cache/audit/)."""
 
     def __init__(self, config: Config):
         self.config = config
-        self.pypi, self.ours, labels = audit_indexes(config)
+        self.pypi, _, labels = audit_indexes(config)
         self.cache = AuditCache(config.paths.cache / "audit" / "index.sqlite")
-        self.client = IndexClient(self.cache, concurrency=config.audit.concurrency,
-                                  max_age=float(config.audit.max_age), refresh=False, labels=labels)
+        self.index = CachedIndex(self.cache, concurrency=config.audit.concurrency,
+                                 max_age=float(config.audit.max_age), refresh=False, labels=labels)
 
     def close(self):
-        self.client.close()
+        self.index.close()
         self.cache.close()
 
     def page(self, name: str):
-        return self.client.fetch(self.pypi, name).result()
+        return self.index.fetch(self.pypi, name).result()
 
     def files(self, page, version: str):
         return self.cache.files(page.url, version)
@@ -384,9 +386,8 @@ def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
             f"{canonical} {version} is pure Python ({pure[0].filename} on PyPI): it installs on riscv64 as it "
             f"is, there is nothing to build; no recipe written")
     notes: list[str] = []
-    target = Target.from_config(config)
-    have = [py for py in target.pythons
-            if (b := best_wheel(wheels, target.tag_priority(py, False), py)) and b[1].platform != "any"]
+    target, pythons = audit_target(config)
+    have = [py for py in pythons if (b := best_wheel(wheels, target, py)) and b[1].platform != "any"]
     if have:
         notes.append(f"PyPI already ships {target.arch} wheels of {canonical} {version} for Python "
                      f"{', '.join(have)}: a recipe is only worth it for the others or for other build flags")
@@ -438,20 +439,13 @@ def _plan_git(config, pypi: _PyPI, name, version, git, rev, subdirectory) -> Sca
 
 
 def _git_checkout(url: str, rev: str, dest: Path) -> None:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-
-    def git(*args, cwd=None):
-        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-    r = git("clone", "--quiet", "--depth", "1", "--branch", rev, url, str(dest))
-    if r.returncode != 0:  # a commit, not a tag or branch: clone whole and check it out
+    what = f"cannot check out {rev!r} from {url}"
+    shallow = git(["clone", "--quiet", "--depth", "1", "--branch", rev, url, dest], what=what, check=False,
+                  timeout=600, error=ScaffoldError)
+    if shallow.returncode != 0:  # a commit, not a tag or branch: clone whole and check it out
         shutil.rmtree(dest, ignore_errors=True)
-        r = git("clone", "--quiet", url, str(dest))
-        if r.returncode == 0:
-            r = git("checkout", "--quiet", rev, cwd=dest)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise ScaffoldError(f"cannot check out {rev!r} from {url}: {last}")
+        git(["clone", "--quiet", url, dest], what=what, timeout=600, error=ScaffoldError)
+        git(["checkout", "--quiet", rev], cwd=dest, what=what, timeout=600, error=ScaffoldError)
 
 
 def _finish(config, name, version, source, origin, facts: SourceFacts, notes) -> Scaffold:
