@@ -30,12 +30,11 @@ import requests
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .. import ui
 from .._util import http
 from .._util.fs import atomic_write_text, sha256_file
 from .._util.proc import git
 from ..errors import FactoryError, RecipeError
-from ..settings.factory import Config, load_config
+from ..settings.factory import Config
 from ..settings.recipe import RECIPE_FILE, parse_recipe
 from .cache import AuditCache, CachedIndex, audit_indexes
 from .classify import best_wheel
@@ -552,19 +551,3 @@ def write_missing_recipes(config: Config, reports) -> list[Path]:
                             f"from PyPI (give them a git source with `invoke new-recipe NAME --git URL --rev REV`, "
                             f"or list them in audit.ignore):\n{lines}")
     return write_recipes(config.paths.recipes, [s for s in results.values() if isinstance(s, Scaffold)])
-
-
-def new_recipe_command(name: str, *, root: Path | str | None = None, version: str | None = None,
-                       git: str = "", rev: str = "", subdirectory: str = "") -> int:
-    """`invoke new-recipe NAME`: scaffold recipes/NAME/recipe.toml."""
-    config = load_config(root)
-    path = config.paths.recipes / canonicalize_name(name) / RECIPE_FILE
-    if path.exists():
-        raise ScaffoldError(f"{path} already exists; edit it (or remove it to scaffold again)")
-    scaffold = plan_recipe(config, name, version=version or None, git=git, rev=rev, subdirectory=subdirectory)
-    (written,) = write_recipes(config.paths.recipes, [scaffold])
-    ui.info(f"[green]wrote[/green] {written} ({scaffold.name} {scaffold.version}, backend {scaffold.backend})")
-    for n in scaffold.notes:
-        ui.warn(n)
-    ui.info(f"next: review it, then `nox -s build -- {scaffold.name}`")
-    return 0
