@@ -381,7 +381,7 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
         return CleanInstallReport(reqs.requirements + [f"-r {f}" for f in requirement_files],
                                   _python_label(venv_python), building, _built_packages(building), new, missing,
                                   [f for f in failures if not f.library], pip_failed,
-                                  rel_path(config, log_path), time.monotonic() - started)
+                                  _rel(config, log_path), time.monotonic() - started)
     finally:
         if keep:
             ui.info(f"venv kept at {work / 'venv'}")
@@ -426,9 +426,5 @@ def _python_label(python: Path) -> str:
     return r.stdout.strip() or str(python)
 
 
-def rel_path(config: Config, path: Path) -> str:
-    """``path`` relative to the project root when it is inside it (for messages)."""
-    try:
-        return str(path.relative_to(config.root))
-    except ValueError:
-        return str(path)
+def _rel(config: Config, path: Path) -> str:
+    return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)

@@ -13,19 +13,21 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import ui
-from ..audit import clean_install as ci
-from ..audit import scaffold
 from ..audit.classify import NEEDS
 from ..audit.report import EXIT_MISSING, AuditResult, run_audit
 from ..audit.report import Progress as AuditProgress
 from ..audit.requirements import read_requirements
 from ..settings.factory import Config, load_config
 from ..settings.recipe import RECIPE_FILE
+
+if TYPE_CHECKING:
+    from ..audit.clean_install import CleanInstallReport
 
 STATUS_SHORT = {
     "pypi-wheel": "PyPI wheel", "our-wheel": "our wheel", "pure": "pure Python", "needs-recipe": "sdist only",
@@ -124,6 +126,9 @@ def audit_command(requirements: Iterable[str] = (), *, requirement_files: Iterab
                        progress=RichProgress() if show_progress else None)
     written: list[Path] = []
     if write_recipes and result.missing:
+        # Imported here for start-up speed: scaffold loads requests, which a warm audit never needs.
+        from ..audit import scaffold
+
         written = scaffold.write_missing_recipes(config, result.missing)
     if json_output:
         doc = result.to_json()
@@ -156,7 +161,7 @@ def clean_install_parser() -> argparse.ArgumentParser:
     return p
 
 
-def print_clean_install(config: Config, rep: ci.CleanInstallReport) -> None:
+def print_clean_install(config: Config, rep: CleanInstallReport) -> None:
     """The clean-install report on stderr: what was built from source, which libraries are missing."""
     head = f"clean install of {' '.join(rep.requirements)} ({rep.python}, bare venv, --prefer-binary)"
     if rep.ok:
@@ -177,7 +182,7 @@ def print_clean_install(config: Config, rep: ci.CleanInstallReport) -> None:
             deb = (" | ".join(f.debian[:4]) + (" …" if len(f.debian) > 4 else "")) if f.debian else \
                 "no Debian package found for it"
             recipe = config.paths.recipes / f.dist / RECIPE_FILE
-            where = (f"declare it in {ci.rel_path(config, recipe)} [runtime] debian, or let auditwheel bundle it"
+            where = (f"declare it in {_rel(config, recipe)} [runtime] debian, or let auditwheel bundle it"
                      if recipe.is_file() else "the wheel's recipe should declare it ([runtime] debian) or "
                                               "bundle it")
             ui.info(f"    {f.dist}: import {f.module}: {f.library} → Debian: {deb}; {where}")
@@ -186,8 +191,15 @@ def print_clean_install(config: Config, rep: ci.CleanInstallReport) -> None:
     ui.info(f"  log: {rep.log}")
 
 
+def _rel(config: Config, path: Path) -> str:
+    return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)
+
+
 def clean_install_command(argv: list[str], root: Path | str | None = None) -> int:
     """`nox -s clean-install -- REQUIREMENT...`: exit 1 when anything was built or a library is missing."""
+    # Imported here for start-up speed: `invoke audit` imports this module and never needs pip's machinery.
+    from ..audit import clean_install as ci
+
     try:
         args = clean_install_parser().parse_args(list(argv))
     except SystemExit as e:
