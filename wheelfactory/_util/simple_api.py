@@ -16,22 +16,27 @@ The rules, in one place:
 * File names are parsed by ``packaging.utils`` (wheel and sdist name rules);
   an sdist may also end in the older suffixes pip still installs (``.tar.bz2``,
   ``.tgz``, …). Files of another project, eggs, installers and names packaging
-  refuses are left out, as pip leaves them out.
+  refuses are left out, as pip leaves them out. A wheel's tags are parsed only
+  where it is matched (:meth:`ProjectFile.wheel_tags`).
 * Yanked files (PEP 592) stay, with their reason; callers decide.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
+from packaging.tags import Tag
 from packaging.utils import (
+    BuildTag,
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
@@ -47,9 +52,8 @@ ACCEPT = f"{PEP691_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q
 SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".txz", ".tbz", ".tar")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ProjectFile:
-    """One file of a project page."""
+class ProjectFile(NamedTuple):
+    """One file of a project page (a NamedTuple: pages hold thousands, made fast)."""
 
     filename: str
     url: str  # absolute
@@ -58,6 +62,16 @@ class ProjectFile:
     yanked: str | None  # None, or the reason ("" when none was given)
     kind: str  # "wheel" | "sdist"
     version: str  # as packaging spells it (``str(Version)``)
+
+    def wheel_tags(self) -> tuple[BuildTag, frozenset[Tag]] | None:
+        """(build tag, tags) of a wheel, by ``packaging.utils.parse_wheel_filename``; None for an sdist
+        or a wheel name packaging refuses."""
+        if self.kind != "wheel":
+            return None
+        try:
+            return parse_wheel_filename(self.filename)[2:]
+        except InvalidWheelFilename:
+            return None
 
 
 @dataclasses.dataclass
@@ -79,36 +93,63 @@ def project_url(base: str, project: str) -> str:
 
 
 def file_version(project: str, filename: str) -> tuple[str, str] | None:
-    """(kind, version) of a distribution file of ``project`` (canonical name), else None."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            kind = "wheel"
-        else:
-            suffix = next((s for s in SDIST_SUFFIXES if filename.lower().endswith(s)), None)
-            if suffix is None:
-                return None
+    """(kind, version) of a distribution file of ``project`` (canonical name), else None.
+
+    A wheel's tags are not parsed here (see :func:`_release`); they are, by
+    :meth:`ProjectFile.wheel_tags`, where a wheel is matched to a target.
+    """
+    if filename.endswith(".whl"):
+        parts = filename.split("-", 2)
+        if len(parts) < 3 or filename.count("-") not in (4, 5):  # NAME-VERSION[-BUILD]-PY-ABI-PLATFORM.whl
+            return None
+        release, kind = _release(f"{parts[0]}-{parts[1]}"), "wheel"
+    else:
+        suffix = next((s for s in SDIST_SUFFIXES if filename.lower().endswith(s)), None)
+        if suffix is None:
+            return None
+        try:
             name, version = parse_sdist_filename(filename[: -len(suffix)] + ".tar.gz")
-            kind = "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename):
+        except InvalidSdistFilename:
+            return None
+        release, kind = (name, str(version)), "sdist"
+    return (kind, release[1]) if release and release[0] == project else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _release(name_version: str) -> tuple[str, str] | None:
+    """(canonical name, version) of a wheel's ``NAME-VERSION`` part, by packaging's wheel-name rules.
+
+    Cached per release: a page repeats it for every tag (torch lists ~1,000
+    wheels), and parsing every file's tags too made reading the pages of a
+    vllm tree three times slower.
+    """
+    try:
+        name, version, _, _ = parse_wheel_filename(f"{name_version}-py3-none-any.whl")
+    except InvalidWheelFilename:
         return None
-    return (kind, str(version)) if name == project else None
+    return name, str(version)
 
 
 def _files(project: str, entries: Iterable[Mapping], page_url: str) -> list[ProjectFile]:
-    """PEP 691 file entries (dicts) as ProjectFiles, leaving out what is not a file of ``project``."""
+    """PEP 691 file entries (dicts) as ProjectFiles, leaving out what is not a file of ``project``.
+
+    Runs for every file of every page (tens of thousands for a big tree): kept lean.
+    """
     out = []
     for f in entries:
-        kv = file_version(project, f["filename"])
+        filename = f["filename"]
+        kv = file_version(project, filename)
         if kv is None:
             continue
-        yanked = f.get("yanked", False)
-        url = f["url"] if "://" in f["url"] else urljoin(page_url, f["url"])  # urljoin only when needed
-        out.append(ProjectFile(
-            filename=f["filename"], url=url, sha256=(f.get("hashes") or {}).get("sha256", ""),
-            requires_python=f.get("requires-python") or "",
-            yanked=None if yanked is False or yanked is None else ("" if yanked is True else str(yanked)),
-            kind=kv[0], version=kv[1]))
+        url = f["url"]
+        if "://" not in url:
+            url = urljoin(page_url, url)
+        hashes = f.get("hashes")
+        yanked = f.get("yanked")
+        out.append(ProjectFile(filename, url, hashes.get("sha256", "") if hashes else "",
+                               f.get("requires-python") or "",
+                               None if yanked is None or yanked is False else "" if yanked is True else str(yanked),
+                               kv[0], kv[1]))
     return out
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .._util.simple_api import ProjectFile
 from ..errors import FactoryError
@@ -77,10 +76,10 @@ def best_wheel(files: list[ProjectFile], target: Target, python: str, *,
         # Cheap first: a wheel for the target names its arch or is "any" (parsing tags is the slow part).
         if target.arch not in f.filename and not f.filename.endswith("-any.whl"):
             continue
-        try:
-            _, _, build, tags = parse_wheel_filename(f.filename)
-        except InvalidWheelFilename:
+        parsed = f.wheel_tags()
+        if parsed is None:
             continue
+        build, tags = parsed
         ranks = [(priority[t], t) for t in tags if t in priority]
         if not ranks:
             continue

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 from packaging import tags as ptags
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .. import ui
@@ -79,6 +79,11 @@ def releases(page: ProjectPage) -> dict[Version, Release]:
     return out
 
 
+def _tags(f: ProjectFile) -> frozenset[ptags.Tag]:
+    parsed = f.wheel_tags()
+    return parsed[1] if parsed else frozenset()
+
+
 def latest(rels: dict[Version, Release], *, prereleases: bool) -> Version | None:
     candidates = [v for v in rels if prereleases or not (v.is_prerelease or v.is_devrelease)]
     return max(candidates) if candidates else None
@@ -95,7 +100,7 @@ def wheels_for_target(config, release: Release) -> dict[str, str]:
     found: dict[str, str] = {}
     offered: dict[ptags.Tag, str] = {}
     for f in release.wheels:
-        for t in parse_wheel_filename(f.filename)[3]:
+        for t in _tags(f):
             if t.platform != "any":
                 offered.setdefault(t, f.filename)
     for python in config.pythons:
@@ -147,8 +152,7 @@ def check(config, recipe: Recipe, *, client: Client | None = None) -> Status:
                 st.wheels, st.wheels_version = wheels, str(v)
                 break
     st.retire = bool(st.wheels) and all(p in st.wheels for p in config.pythons)
-    pure = [str(t) for f in rels.get(newest, Release(newest)).wheels
-            for t in parse_wheel_filename(f.filename)[3] if t.platform == "any"]
+    pure = [str(t) for f in rels.get(newest, Release(newest)).wheels for t in _tags(f) if t.platform == "any"]
     st.pure = pure[0] if pure else ""
     return st
 
