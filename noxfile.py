@@ -86,7 +86,6 @@ def rootfs(session: nox.Session) -> None:
 def clean_install(session: nox.Session) -> None:
     """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
     nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
-    import wheelfactory.cli.audit  # noqa: F401
+    from wheelfactory.cli import audit as audit_cli
 
-    cli = _engine()
-    cli.run(cli.audit.clean_install_command, list(session.posargs), root=ROOT)
+    _engine().run(audit_cli.clean_install_command, list(session.posargs), root=ROOT)

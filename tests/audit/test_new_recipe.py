@@ -14,6 +14,7 @@ from packaging.utils import parse_sdist_filename
 from packaging.version import Version
 
 from conftest import REPO, write_project
+from support.build import make_git_repo
 from wheelfactory.build import pipeline
 from wheelfactory.audit import scaffold
 from wheelfactory.cli import upkeep
@@ -116,15 +117,8 @@ def test_existing_recipe_is_never_overwritten(project):
 
 
 def _git_repo(folder: Path, files: dict[str, str]) -> str:
-    folder.mkdir(parents=True)
-    for rel, text in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_text(textwrap.dedent(text))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "v1"], ["tag", "v1.0"]):
-        subprocess.run(["git", *cmd], cwd=folder, env=env, check=True)
-    return folder.as_uri()
+    bare, _ = make_git_repo(folder, {rel: textwrap.dedent(text) for rel, text in files.items()})
+    return bare.as_uri()
 
 
 def test_git_source(project, tmp_path):

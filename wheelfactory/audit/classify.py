@@ -30,6 +30,8 @@ STATUS_ORDER = ["needs-git-recipe", "needs-recipe", "direct-url", "our-wheel", "
 
 @dataclasses.dataclass
 class PythonVerdict:
+    """Where a CPython on the target gets the package from, and the wheel pip would pick."""
+
     source: str  # pypi | ours | pure | sdist | none
     filename: str = ""
     tag: str = ""
@@ -38,6 +40,8 @@ class PythonVerdict:
 
 @dataclasses.dataclass
 class PackageReport:
+    """One pinned package: its status (STATUS_ORDER), why, who wants it, per-Python verdicts."""
+
     name: str
     version: str
     pythons: list[str]
@@ -55,6 +59,7 @@ class PackageReport:
         return self.status in NEEDS and self.recipe is None
 
     def to_json(self) -> dict:
+        """The package as the JSON report shows it (``needs_recipe`` included)."""
         d = dict(vars(self))
         d["per_python"] = {py: dict(vars(v)) for py, v in self.per_python.items()}
         d["needs_recipe"] = self.needs_recipe

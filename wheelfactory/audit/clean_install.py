@@ -93,6 +93,8 @@ class CleanInstallError(FactoryError):
 
 @dataclass
 class ImportFailure:
+    """A module of a distribution that did not import; ``library`` when a shared library is missing."""
+
     dist: str
     module: str
     error: str
@@ -102,6 +104,8 @@ class ImportFailure:
 
 @dataclass
 class CleanInstallReport:
+    """What a clean install showed: source builds, missing libraries, pip's failure, the log."""
+
     requirements: list[str]
     python: str
     built_from_source: list[str]  # the "Building wheel for …" lines
@@ -122,6 +126,7 @@ class CleanInstallReport:
 
 
 def find_interpreter(python: str | None) -> str:
+    """The interpreter for ``--python X.Y`` (``pythonX.Y`` on PATH) or a path; this one by default."""
     if not python:
         return sys.executable
     if os.sep in python:
@@ -135,6 +140,7 @@ def find_interpreter(python: str | None) -> str:
 
 
 def make_venv(interpreter: str, venv: Path, log) -> Path:
+    """A fresh venv (``--clear``) made by ``interpreter``; returns its python. EnvironmentProblem if it fails."""
     r = subprocess.run([interpreter, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
     log.write(f"$ {interpreter} -m venv --clear {venv}\n{r.stdout}{r.stderr}")
     if r.returncode != 0:
@@ -147,6 +153,7 @@ def make_venv(interpreter: str, venv: Path, log) -> Path:
 
 
 def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: Path, log) -> list[ImportFailure]:
+    """Every top-level and extension module of each distribution, imported in its own ``python -I``."""
     def one(dist: str) -> list[ImportFailure]:
         try:
             r = subprocess.run([str(python), "-I", "-c", IMPORT_CHECK, dist], env=env, cwd=cwd,
@@ -172,6 +179,7 @@ def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: 
 
 
 def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]:
+    """Canonical name -> version of what the venv holds."""
     r = subprocess.run([str(python), "-I", "-c",
                         "import importlib.metadata as m, json; "
                         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
@@ -185,6 +193,7 @@ def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]
 
 
 def host_debian_suite(config: Config) -> str:
+    """audit.debian-suite, else this host's Debian codename (/etc/os-release), else sid."""
     if config.audit.debian_suite:
         return config.audit.debian_suite
     try:
@@ -197,6 +206,7 @@ def host_debian_suite(config: Config) -> str:
 
 
 def debian_arch() -> str:
+    """Debian's name for this host's arch (dpkg, else a table: x86_64 -> amd64)."""
     try:
         out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
         if out:
@@ -282,6 +292,7 @@ def search_contents(contents: bytes, soname: str) -> list[str]:
 
 
 def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, list[str]]:
+    """soname -> the Debian packages that ship it (apt-file, else the mirror's Contents index)."""
     sonames = sorted(set(sonames))
     result: dict[str, list[str]] = {}
     todo = []

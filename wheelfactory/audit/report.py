@@ -53,6 +53,8 @@ class Progress:
 
 @dataclasses.dataclass
 class AuditResult:
+    """The audit of one requirement set: every package of the tree on the target, needs first."""
+
     target: Target  # its policy resolved to manylinux_2_NN
     pythons: tuple[str, ...]
     requirements: RequirementsInput
@@ -67,6 +69,7 @@ class AuditResult:
         return [p for p in self.packages if p.needs_recipe]
 
     def summary(self) -> dict[str, int]:
+        """Package counts per status, plus ``with-recipe`` (needs one and has it) and ``total``."""
         counts = {s: 0 for s in STATUS_ORDER}
         for p in self.packages:
             counts[p.status] += 1

@@ -26,6 +26,8 @@ class AuditError(FactoryError):
 
 @dataclasses.dataclass
 class RequirementsInput:
+    """What to audit: checked requirement strings and constraints (``-c``)."""
+
     requirements: list[str]  # requirement strings, validated
     constraints: list[str]
 

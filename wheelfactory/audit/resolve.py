@@ -63,6 +63,8 @@ def audit_target(config: Config, pythons: Iterable[str] | None = None) -> tuple[
 
 @dataclass
 class Pin:
+    """One line of uv's output: a package pinned (or a direct URL), under a marker, and who wants it."""
+
     name: str  # canonical
     version: str  # "" for a direct URL reference
     marker: str  # "" when unconditional

@@ -42,6 +42,8 @@ from .resolve import audit_target
 
 
 class ScaffoldError(FactoryError):
+    """A planned recipe: its text and the notes shown when it is written."""
+
     """A recipe cannot be scaffolded (unknown project or version, pure Python, no source)."""
 
 
@@ -66,6 +68,7 @@ class SourceView:
 
     @classmethod
     def of_archive(cls, path: Path, subdirectory: str = "") -> "SourceView":
+        """An sdist (tar or zip) read in place; ``subdirectory`` below its top folder."""
         if zipfile.is_zipfile(path):
             zf = zipfile.ZipFile(path)
             members = {n: n for n in zf.namelist() if not n.endswith("/")}
@@ -169,6 +172,8 @@ NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example"
 
 @dataclasses.dataclass
 class SourceFacts:
+    """What a source tree says about its build: backend, build requirements, compiled code, imports."""
+
     backend: str
     backend_object: str
     build_requires: list[str]
@@ -179,6 +184,7 @@ class SourceFacts:
 
 
 def inspect_source(view: SourceView, name: str) -> SourceFacts:
+    """The facts of a source tree (pyproject.toml build-system, setup.py, native sources, packages)."""
     notes: list[str] = []
     pyproject: dict = {}
     if view.has("pyproject.toml"):
@@ -204,7 +210,7 @@ def inspect_source(view: SourceView, name: str) -> SourceFacts:
 
     compiled_backend = backend in ("meson-python", "maturin", "scikit-build-core", "sip", "enscons")
     native_files = [n for n in view.names if n.lower().endswith(NATIVE_SUFFIXES)
-                    and not n.split("/", 1)[0] in ("docs", "doc", "examples")]
+                    and n.split("/", 1)[0] not in ("docs", "doc", "examples")]
     native = compiled_backend or bool(native_files) or any(
         n.rsplit("/", 1)[-1] in NATIVE_MARKERS for n in view.names)
     if not native and view.has("setup.py"):
@@ -395,9 +401,9 @@ def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
         repo = _repository_url(config, canonical, version)
         hint = (f"invoke new-recipe {canonical} --version {version} --git {repo} --rev v{version}" if repo
                 else f"invoke new-recipe {canonical} --version {version} --git URL --rev TAG")
-        raise ScaffoldError(
-            f"{canonical} {version} has no sdist on {pypi.pypi} (only wheels{'' if have else f', none for {target.arch}'}); "
-            f"build it from its repository: {hint}")
+        wheels = "only wheels" if have else f"only wheels, none for {target.arch}"
+        raise ScaffoldError(f"{canonical} {version} has no sdist on {pypi.pypi} ({wheels}); "
+                            f"build it from its repository: {hint}")
     sdist = sdists[0]
     archive = _download_sdist(config, sdist)
     facts = inspect_source(SourceView.of_archive(archive, subdirectory), canonical)
@@ -458,6 +464,7 @@ def _finish(config, name, version, source, origin, facts: SourceFacts, notes) ->
 
 
 def render(name: str, version: str, source: str, origin: str, facts: SourceFacts, notes: list[str]) -> str:
+    """The recipe.toml text: header notes, package, source, build hints of the backend, runtime, test."""
     hint = BACKEND_HINTS.get(facts.backend, GENERIC_HINT)
     build_lines = []
     if facts.backend == "maturin":

@@ -62,6 +62,8 @@ def index_client(base: str, key: str = "upstream.pypi-url") -> Client:
 
 @dataclass
 class Release:
+    """The files of one upstream release (yanked ones left out)."""
+
     version: Version
     sdists: list[ProjectFile] = field(default_factory=list)
     wheels: list[ProjectFile] = field(default_factory=list)
@@ -85,6 +87,7 @@ def _tags(f: ProjectFile) -> frozenset[ptags.Tag]:
 
 
 def latest(rels: dict[Version, Release], *, prereleases: bool) -> Version | None:
+    """The newest release, pre- and dev releases only when asked for; None when there is none."""
     candidates = [v for v in rels if prereleases or not (v.is_prerelease or v.is_devrelease)]
     return max(candidates) if candidates else None
 
@@ -115,6 +118,8 @@ def wheels_for_target(config, release: Release) -> dict[str, str]:
 
 @dataclass
 class Status:
+    """Where one recipe stands against upstream (``invoke outdated``)."""
+
     name: str
     current: str
     latest: str | None = None
@@ -179,6 +184,8 @@ def known_recipe(recipes: dict, name: str, config) -> str:
 
 @dataclass
 class BumpPlan:
+    """A bump before it is built: the new recipe text and what changed."""
+
     name: str
     old: str
     new: str
@@ -294,6 +301,8 @@ def _sdist_sha256(config, recipe: Recipe, version: str) -> str:
 
 @dataclass
 class BumpResult:
+    """What one bump did: bumped, failed (recipe restored), current, error, capped or disabled."""
+
     name: str
     old: str
     new: str | None
