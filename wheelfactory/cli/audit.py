@@ -146,6 +146,7 @@ def audit_command(requirements: Iterable[str] = (), *, requirement_files: Iterab
 
 
 def clean_install_parser() -> argparse.ArgumentParser:
+    """The arguments of `nox -s clean-install -- …`."""
     p = argparse.ArgumentParser(prog="nox -s clean-install --",
                                 description="Install requirements in a bare venv as a user would; fail on source "
                                             "builds and on imports that miss a shared library.")

@@ -96,6 +96,7 @@ def outdated_command(root, names: Sequence[str] = (), *, json_out: bool = False,
 
 
 def print_bumps(results: list[upstream.BumpResult]) -> None:
+    """One row per bump: from, to, result and why."""
     table = Table(title="bumps")
     for col in ("recipe", "from", "to", "result", "why"):
         table.add_column(col)
