@@ -86,6 +86,6 @@ def rootfs(session: nox.Session) -> None:
 def clean_install(session: nox.Session) -> None:
     """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
     nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
-    from wheelfactory.audit import clean_install as cleaninstall
+    from wheelfactory.cli import audit as audit_cli
 
-    _engine().run(cleaninstall.clean_install_command, list(session.posargs), root=ROOT)
+    _engine().run(audit_cli.clean_install_command, list(session.posargs), root=ROOT)

@@ -81,9 +81,9 @@ def check_index(c, target="", quick=False, jobs=8):
 })
 def audit(c, packages=None, requirement=None, json=False, write_recipes=False, python=None, refresh=False):
     """Resolve the full dependency tree for the target and list what lacks riscv64 wheels (exit 2)."""
-    from wheelfactory.audit import core as audit_mod
+    from wheelfactory.cli import audit as audit_cli
 
-    cli.run(audit_mod.audit_command, [packages] if packages else [], requirement_files=requirement or [],
+    cli.run(audit_cli.audit_command, [packages] if packages else [], requirement_files=requirement or [],
             root=ROOT, json_output=json, write_recipes=write_recipes, pythons=python or None,
             refresh=refresh)
 
@@ -97,9 +97,9 @@ def audit(c, packages=None, requirement=None, json=False, write_recipes=False, p
 })
 def new_recipe(c, name, version="", git="", rev="", subdirectory=""):
     """Scaffold recipes/NAME/recipe.toml from PyPI: version, sdist sha256, build backend and its settings."""
-    from wheelfactory.audit import scaffold
+    from wheelfactory.cli import upkeep
 
-    cli.run(scaffold.new_recipe_command, name, root=ROOT, version=version or None, git=git, rev=rev,
+    cli.run(upkeep.new_recipe_command, name, root=ROOT, version=version or None, git=git, rev=rev,
             subdirectory=subdirectory)
 
 
@@ -177,9 +177,9 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
 })
 def outdated(c, name=None, json=False, target=None):
     """Recipes behind PyPI, and those upstream now ships target wheels for (retire candidates)."""
-    from wheelfactory.audit import upstream
+    from wheelfactory.cli import upkeep
 
-    cli.run(upstream.outdated_command, ROOT, name or (), json_out=json, target=target)
+    cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target)
 
 
 @task(iterable=["python"], help={
@@ -193,10 +193,10 @@ def outdated(c, name=None, json=False, target=None):
 })
 def bump(c, name, version=None, target=None, runner=None, python=None, commit=False, json=False):
     """Bump version+sha256 of NAME; the change is kept only if it builds and verifies."""
-    from wheelfactory.audit import upstream
+    from wheelfactory.cli import upkeep
 
     names = [n.strip() for n in name.split(",") if n.strip()]
-    cli.run(upstream.bump_command, ROOT, names, version=version, target=target, runner=runner,
+    cli.run(upkeep.bump_command, ROOT, names, version=version, target=target, runner=runner,
             pythons=python or None, commit=commit, json_out=json)
 
 
@@ -209,9 +209,9 @@ def bump(c, name, version=None, target=None, runner=None, python=None, commit=Fa
 })
 def bump_outdated(c, target=None, runner=None, python=None, commit=False, json=False):
     """Bump every recipe behind upstream, at most [upstream].max-bumps per run."""
-    from wheelfactory.audit import upstream
+    from wheelfactory.cli import upkeep
 
-    cli.run(upstream.bump_command, ROOT, (), target=target, runner=runner, pythons=python or None,
+    cli.run(upkeep.bump_command, ROOT, (), target=target, runner=runner, pythons=python or None,
             commit=commit, json_out=json)
 
 

@@ -4,8 +4,8 @@ Targets (issue "find what is missing"):
   cold audit (empty cache/, empty uv cache) <= 1.5 x a cold `uv pip compile --universal`
   warm audit (cache/ filled)                <= 0.2 x that same uv time
 
-Each is measured once, as whole processes (interpreter start-up included), in a
-throwaway project root aimed at the repository's target. Exit status 1 when a
+Each is measured once, as whole processes (interpreter and invoke start-up
+included), in a throwaway project root aimed at the repository's target. Exit status 1 when a
 target is missed.
 
     python benchmarks/bench_audit.py [REQUIREMENT ...]
@@ -24,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from wheelfactory.audit import core as audit  # noqa: E402
+from wheelfactory.audit.report import EXIT_MISSING  # noqa: E402
+from wheelfactory.audit.resolve import uv_binary  # noqa: E402
 from wheelfactory.settings.factory import load_config  # noqa: E402
 
 COLD_MAX, WARM_MAX = 1.5, 0.2
@@ -51,7 +52,7 @@ def main(requirements: list[str]) -> int:
 
         # uv alone: the same resolve the audit runs, from an empty uv cache.
         uv_env = {**base_env, "UV_CACHE_DIR": str(Path(tmp) / "uv-cache-compile")}
-        argv = [audit.uv_binary(), "pip", "compile", "-", "--universal", "--python-version",
+        argv = [uv_binary(), "pip", "compile", "-", "--universal", "--python-version",
                 min(repo_config.pythons, key=lambda v: tuple(map(int, v.split(".")))), "--no-config",
                 "--no-header", "--index-url", repo_config.audit.pypi_url, "-q"]
         t_uv, r = timed(argv, uv_env, stdin="\n".join(requirements) + "\n")
@@ -62,11 +63,12 @@ def main(requirements: list[str]) -> int:
 
         # The audit, cold (empty cache/ and uv cache), then warm.
         audit_env = {**base_env, "UV_CACHE_DIR": str(Path(tmp) / "uv-cache-audit")}
-        cmd = [sys.executable, "-m", "wheelfactory.audit.core", *requirements, "--json"]
+        # The user's command: `invoke audit "REQ …" --json`, aimed at the throwaway root.
+        cmd = [sys.executable, "-m", "invoke", "-r", str(REPO), "audit", " ".join(requirements), "--json"]
         t_cold, cold = timed(cmd, audit_env)
         t_warm, warm = timed(cmd, audit_env)
         for r in (cold, warm):
-            if r.returncode not in (0, audit.EXIT_MISSING):
+            if r.returncode not in (0, EXIT_MISSING):
                 print(r.stderr, file=sys.stderr)
                 return 1
         doc = json.loads(warm.stdout)

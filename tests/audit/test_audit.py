@@ -26,7 +26,8 @@ from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from conftest import REPO, write_project
-from wheelfactory.audit import core as audit
+from wheelfactory.audit import classify, report, requirements
+from wheelfactory.cli import audit as audit_cli
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import FactoryError
 from wheelfactory.settings.recipe import parse_recipe
@@ -96,8 +97,8 @@ def expected_status(name: str, version: str, pythons: list[str], session: reques
 def test_vllm_tree_is_classified_as_pypi_says(tmp_path):
     root = _project(tmp_path)
     config = load_config(root)
-    reqs = audit.read_requirements(["vllm"])
-    result = audit.run_audit(config, reqs, progress=False)
+    reqs = requirements.read_requirements(["vllm"])
+    result = report.run_audit(config, reqs)
     names = {p.name for p in result.packages}
     assert len(names) > 100, names  # the whole transitive tree, not the direct requirements
     # The tree holds the packages a riscv64 user meets; the resolver did not stop at torch.
@@ -112,16 +113,16 @@ def test_vllm_tree_is_classified_as_pypi_says(tmp_path):
     assert missing  # torch has never shipped an sdist or a riscv64 wheel
 
     # The JSON report says the same, and the command exits non-zero while anything needs a recipe.
-    out = subprocess.run([sys.executable, "-m", "wheelfactory.audit.core", "vllm", "--json"], cwd=root,
+    out = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "audit", "vllm", "--json"], cwd=root,
                          env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, capture_output=True, text=True,
                          timeout=300)
-    assert out.returncode == audit.EXIT_MISSING, out.stderr
+    assert out.returncode == report.EXIT_MISSING, out.stderr
     doc = json.loads(out.stdout)
     assert sorted(set(doc["needs_recipe"])) == sorted(missing)
     assert {p["name"]: p["status"] for p in doc["packages"]} == {p.name: p.status for p in result.packages}
 
     # Warm: resolution and pages come from cache/, nothing is asked of the network.
-    warm = audit.run_audit(config, reqs, progress=False)
+    warm = report.run_audit(config, reqs)
     assert warm.cached_resolution and warm.network_requests == 0
     assert [(p.name, p.version, p.status) for p in warm.packages] == \
         [(p.name, p.version, p.status) for p in result.packages]
@@ -196,8 +197,8 @@ def test_our_index_wheel_and_etag_revalidation(tmp_path):
                                                     "files": files, "versions": [version]}).encode()
         root = _project(tmp_path, f'[audit]\nour-index = "{index.url}"\nmax-age = 0\n', pythons=["3.12"])
         config = load_config(root)
-        reqs = audit.read_requirements([f"numpy=={version}"])
-        first = audit.run_audit(config, reqs, progress=False)
+        reqs = requirements.read_requirements([f"numpy=={version}"])
+        first = report.run_audit(config, reqs)
         (numpy,) = [p for p in first.packages if p.name == "numpy"]
         with requests.Session() as s:
             upstream = expected_status("numpy", version, ["3.12"], s)
@@ -210,7 +211,7 @@ def test_our_index_wheel_and_etag_revalidation(tmp_path):
         assert ("/simple/numpy/", 200) in index.log
 
         index.log.clear()
-        second = audit.run_audit(config, reqs, progress=False)  # max-age 0: every page is stale
+        second = report.run_audit(config, reqs)  # max-age 0: every page is stale
         assert ("/simple/numpy/", 304) in index.log, index.log
         assert [(p.name, p.status) for p in second.packages] == [(p.name, p.status) for p in first.packages]
     finally:
@@ -221,16 +222,16 @@ def test_our_index_wheel_and_etag_revalidation(tmp_path):
 
 
 def test_requirement_arguments_and_files(tmp_path):
-    assert audit.split_requirement_args(["numpy>=2,<3 torch", "six,requests"]) == \
+    assert requirements.split_requirement_args(["numpy>=2,<3 torch", "six,requests"]) == \
         ["numpy>=2,<3", "torch", "six", "requests"]
     (tmp_path / "base.txt").write_text("six  # a comment\nrequests>=2 \\\n  ,<3\n")
     (tmp_path / "pins.txt").write_text("urllib3<3\n")
     (tmp_path / "req.txt").write_text("# top\n-r base.txt\n--constraint pins.txt\n\nidna\n")
-    got = audit.read_requirements(["numpy"], [tmp_path / "req.txt"])
+    got = requirements.read_requirements(["numpy"], [tmp_path / "req.txt"])
     assert got.requirements == ["numpy", "six", "requests<3,>=2", "idna"]
     assert got.constraints == ["urllib3<3"]
     # A file alone may be the positional argument (invoke needs one).
-    assert audit.read_requirements([str(tmp_path / "req.txt")]).requirements == ["six", "requests<3,>=2", "idna"]
+    assert requirements.read_requirements([str(tmp_path / "req.txt")]).requirements == ["six", "requests<3,>=2", "idna"]
 
 
 # --- bad input: one clear message, non-zero exit, nothing written -----------------------------------
@@ -279,7 +280,7 @@ def test_write_recipes_is_all_or_nothing(tmp_path):
     root = _project(tmp_path, pythons=["3.12"])
     before = _snapshot(root)
     with pytest.raises(FactoryError) as err:
-        audit.audit_command(["numpy torch"], root=root, write_recipes=True)
+        audit_cli.audit_command(["numpy torch"], root=root, write_recipes=True)
     assert "no recipes written" in str(err.value) and "torch" in str(err.value)
     assert _snapshot(root) == before
 
@@ -289,10 +290,10 @@ def test_write_recipes_scaffolds_every_missing_package(tmp_path):
     wanted = "pyyaml==6.0.1 cffi==1.15.1"
     root = _project(tmp_path, pythons=["3.11"])
     config = load_config(root)
-    reqs = audit.read_requirements([wanted])
-    missing = {p.name for p in audit.run_audit(config, reqs, progress=False).packages if p.needs_recipe}
+    reqs = requirements.read_requirements([wanted])
+    missing = {p.name for p in report.run_audit(config, reqs).packages if p.needs_recipe}
     assert missing, "nothing to scaffold: pick older releases"
-    status = audit.audit_command([wanted], root=root, write_recipes=True)
+    status = audit_cli.audit_command([wanted], root=root, write_recipes=True)
     assert status == 0  # every package now has a recipe
     written = {p.parent.name for p in (root / "recipes").glob("*/recipe.toml")}
     assert written == missing
@@ -300,5 +301,5 @@ def test_write_recipes_scaffolds_every_missing_package(tmp_path):
         recipe = parse_recipe(root / "recipes" / name / "recipe.toml")
         assert recipe.source_kind == "sdist" and len(recipe.source.sha256) == 64
     # Those packages now count as covered by a recipe.
-    again = audit.run_audit(config, reqs, progress=False)
-    assert not again.missing and all(p.recipe for p in again.packages if p.status in audit.NEEDS)
+    again = report.run_audit(config, reqs)
+    assert not again.missing and all(p.recipe for p in again.packages if p.status in classify.NEEDS)

@@ -23,6 +23,7 @@ import pytest
 
 from conftest import REPO, write_project
 from wheelfactory.audit import clean_install as cleaninstall
+from wheelfactory.cli import audit as audit_cli
 from wheelfactory.settings.factory import load_config
 
 # Sonames Debian ships (and the package-name prefix it uses) that a fresh Debian host does not have.
@@ -166,7 +167,7 @@ def test_missing_shared_library_names_the_debian_package(tmp_path, local_index):
     assert failure.dist == "wf-ci-missinglib"
     assert failure.debian and all(p.startswith(local_index["debian_prefix"]) for p in failure.debian), failure
     # And the command's exit status and printed report.
-    status = cleaninstall.clean_install_command(["wf-ci-missinglib", "--no-upgrade-pip"], root=root)
+    status = audit_cli.clean_install_command(["wf-ci-missinglib", "--no-upgrade-pip"], root=root)
     assert status == 1
 
 
@@ -185,8 +186,8 @@ def _free_port() -> int:
 
 def _run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     """The command as a user runs it: cli.run turns errors into one message and an exit status."""
-    code = ("import sys; from wheelfactory import cli; from wheelfactory.audit import clean_install as cleaninstall; "
-            f"cli.run(cleaninstall.clean_install_command, sys.argv[1:], root={str(root)!r})")
+    code = ("import sys; from wheelfactory import cli; from wheelfactory.cli import audit as audit_cli; "
+            f"cli.run(audit_cli.clean_install_command, sys.argv[1:], root={str(root)!r})")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=root, capture_output=True, text=True,
                           timeout=300)
 

@@ -14,8 +14,11 @@ from packaging.utils import parse_sdist_filename
 from packaging.version import Version
 
 from conftest import REPO, write_project
+from support.build import make_git_repo
 from wheelfactory.build import pipeline
 from wheelfactory.audit import scaffold
+from wheelfactory.cli import upkeep
+from wheelfactory.settings.factory import load_config
 from wheelfactory.settings.recipe import parse_recipe
 from wheelfactory.build.store import load_records
 
@@ -47,7 +50,7 @@ def _invoke(root: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_setuptools_c_package_scaffolds_and_builds_without_edits(project):
     """simplejson: a setuptools C extension. The recipe, as written, builds a verified wheel."""
-    assert scaffold.new_recipe_command("simplejson", root=project) == 0
+    assert upkeep.new_recipe_command("simplejson", root=project) == 0
     path = project / "recipes" / "simplejson" / "recipe.toml"
     recipe = parse_recipe(path)
     sdist = _pypi_sdist("simplejson", recipe.version)
@@ -68,7 +71,7 @@ def test_setuptools_c_package_scaffolds_and_builds_without_edits(project):
     ("pyzmq", "scikit-build-core", "cmake.define"),
 ])
 def test_backend_is_read_from_the_sdist(project, name, backend, settings):
-    s = scaffold.plan_recipe(scaffold.load_config(project), name)
+    s = scaffold.plan_recipe(load_config(project), name)
     assert s.backend == backend
     assert settings in s.text  # the backend's usual settings, commented
     path = project / "recipes" / s.name / "recipe.toml"
@@ -114,15 +117,8 @@ def test_existing_recipe_is_never_overwritten(project):
 
 
 def _git_repo(folder: Path, files: dict[str, str]) -> str:
-    folder.mkdir(parents=True)
-    for rel, text in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_text(textwrap.dedent(text))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "v1"], ["tag", "v1.0"]):
-        subprocess.run(["git", *cmd], cwd=folder, env=env, check=True)
-    return folder.as_uri()
+    bare, _ = make_git_repo(folder, {rel: textwrap.dedent(text) for rel, text in files.items()})
+    return bare.as_uri()
 
 
 def test_git_source(project, tmp_path):
@@ -139,7 +135,7 @@ def test_git_source(project, tmp_path):
                         "setup(ext_modules=[Extension('wf_git_demo', ['demo.c'])])\n",
         "pkg/demo.c": "/* a C extension */\n",
     })
-    assert scaffold.new_recipe_command("wf-git-demo", root=project, git=url, rev="v1.0", subdirectory="pkg") == 0
+    assert upkeep.new_recipe_command("wf-git-demo", root=project, git=url, rev="v1.0", subdirectory="pkg") == 0
     recipe = parse_recipe(project / "recipes" / "wf-git-demo" / "recipe.toml")
     assert recipe.source_kind == "git" and recipe.source.rev == "v1.0"
     assert recipe.source.subdirectory == "pkg" and recipe.version == "1.0"
@@ -153,7 +149,7 @@ def test_git_source(project, tmp_path):
         version = "1.0"
         """, "wf_git_pure/__init__.py": ""})
     with pytest.raises(scaffold.ScaffoldError, match="pure Python"):
-        scaffold.new_recipe_command("wf-git-pure", root=project, git=pure, rev="v1.0")
+        upkeep.new_recipe_command("wf-git-pure", root=project, git=pure, rev="v1.0")
     with pytest.raises(scaffold.ScaffoldError, match="cannot check out 'v9'"):
-        scaffold.new_recipe_command("wf-git-pure", root=project, git=pure, rev="v9")
+        upkeep.new_recipe_command("wf-git-pure", root=project, git=pure, rev="v9")
     assert not (project / "recipes" / "wf-git-pure").exists()

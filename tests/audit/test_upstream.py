@@ -14,7 +14,10 @@ import pytest
 
 from support.build import git, make_project, make_sdist, shared_cache, tiny_files, tree_snapshot  # noqa: F401
 from conftest import write_project, write_recipe
+from wheelfactory._util import simple_api
 from wheelfactory.audit import upstream
+from wheelfactory.cli import upkeep
+from wheelfactory.settings import edit
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import RecipeError
 from wheelfactory.settings.recipe import load_recipe, parse_recipe
@@ -55,7 +58,7 @@ class Index:
                     body = json.dumps({"meta": {"api-version": "1.1"}, "name": name,
                                        "files": index.pages[name]}).encode()
                     self.send_response(200)
-                    self.send_header("Content-Type", upstream.SIMPLE_JSON)
+                    self.send_header("Content-Type", simple_api.PEP691_JSON)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
@@ -120,7 +123,7 @@ def test_outdated_reports_newer_releases_and_riscv64_wheels(tmp_path, index, cap
     index.add("wf-pure", "wf_pure-1.0-py3-none-any.whl")
     write_recipe(root, "wf-gone", simple_recipe("wf-gone", extra='disabled = "moved"\n'))
 
-    assert upstream.outdated_command(root, json_out=True) == 0
+    assert upkeep.outdated_command(root, json_out=True) == 0
     report = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
 
     demo = report["wf-demo"]
@@ -135,7 +138,7 @@ def test_outdated_reports_newer_releases_and_riscv64_wheels(tmp_path, index, cap
     assert report["wf-gone"]["note"].startswith("not on ") and report["wf-gone"]["disabled"] == "moved"
 
     # The table form names the tags and counts.
-    assert upstream.outdated_command(root, ["wf-native", "wf-demo"]) == 0
+    assert upkeep.outdated_command(root, ["wf-native", "wf-demo"]) == 0
     err = capsys.readouterr().err
     assert "retire?" in err and "cp311-cp311-manylinux_2_31_riscv64" in err
     assert "1 recipe(s) behind upstream; 1 candidate(s) to retire" in err
@@ -194,20 +197,20 @@ env = {{ DEMO_VERSION = "1.0", OTHER = "1.0.1" }}
 
 def test_set_string_keeps_everything_else():
     text = RECIPE_TEXT.format(sha=SHA)
-    out = upstream.set_string(text, "package", "version", "1.1")
+    out = edit.set_string(text, "package", "version", "1.1")
     assert out == text.replace("version = '1.0'", "version = '1.1'")
-    out = upstream.set_string(out, "source", "sha256", "b" * 64)
+    out = edit.set_string(out, "source", "sha256", "b" * 64)
     assert out.count("b" * 64) == 1 and "# the archive" in out and "# trailing comment" in out
     # A key that is not there goes after the table's last key; a missing table is appended.
-    out2 = upstream.set_string(out, "package", "disabled", "reason")
+    out2 = edit.set_string(out, "package", "disabled", "reason")
     assert 'version = \'1.1\'\ndisabled = "reason"\n\n[source]' in out2
-    out3 = upstream.set_string(out, "test", "imports", "x")
+    out3 = edit.set_string(out, "test", "imports", "x")
     assert out3.endswith('\n[test]\nimports = "x"\n')
     # Windows line endings stay as they are.
     crlf = text.replace("\n", "\r\n")
-    assert upstream.set_string(crlf, "package", "version", "2") == crlf.replace("version = '1.0'", "version = '2'")
+    assert edit.set_string(crlf, "package", "version", "2") == crlf.replace("version = '1.0'", "version = '2'")
     with pytest.raises(RecipeError, match="not a simple one-line string"):
-        upstream.set_string('[package]\nversion = """1.0"""\n', "package", "version", "2")
+        edit.set_string('[package]\nversion = """1.0"""\n', "package", "version", "2")
 
 
 def test_plan_for_git_source_moves_rev_and_build_env(tmp_path):
@@ -291,7 +294,7 @@ def test_bumps_keep_only_what_builds_and_respect_the_cap(tmp_path, index, shared
     # The newest release (1.2) does not compile: the bump fails and nothing changes.
     good = root / "recipes" / "wf-good" / "recipe.toml"
     before_text, before_dist = good.read_bytes(), tree_snapshot(root / "dist")
-    assert upstream.bump_command(root, ["wf-good"], target="host") == 1
+    assert upkeep.bump_command(root, ["wf-good"], target="host") == 1
     err = capsys.readouterr().err
     assert good.read_bytes() == before_text
     assert tree_snapshot(root / "dist") == before_dist
@@ -302,7 +305,7 @@ def test_bumps_keep_only_what_builds_and_respect_the_cap(tmp_path, index, shared
     git("init", "-q", "-b", "main", cwd=root)
     git("add", "recipes", "factory.toml", cwd=root)
     git("commit", "-q", "-m", "recipes", cwd=root)
-    assert upstream.bump_command(root, ["wf-good"], version="1.1", target="host", json_out=True,
+    assert upkeep.bump_command(root, ["wf-good"], version="1.1", target="host", json_out=True,
                                  commit=True) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["status"] == "bumped" and (result["old"], result["new"]) == ("1.0", "1.1")
@@ -319,7 +322,7 @@ def test_bumps_keep_only_what_builds_and_respect_the_cap(tmp_path, index, shared
     # is tried, wf-later is not.
     later = root / "recipes" / "wf-later" / "recipe.toml"
     later_text = later.read_bytes()
-    assert upstream.bump_command(root, (), target="host", json_out=True) == 1
+    assert upkeep.bump_command(root, (), target="host", json_out=True) == 1
     results = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert results["wf-good"]["status"] == "failed" and results["wf-good"]["new"] == "1.2"
     assert results["wf-later"]["status"] == "capped" and "max-bumps = 1" in results["wf-later"]["message"]

@@ -1,7 +1,7 @@
 """The clean machine, automated: ``nox -s clean-install -- REQUIREMENT...``.
 
-A bare venv (no system site-packages, no user site, no pip config, an empty
-wheel cache), then ``pip install --prefer-binary`` from PyPI plus our index,
+A bare venv (no system site-packages, and ``_util.venv.bare_env``: no user
+site, no pip or uv config; an empty wheel cache), then ``pip install --prefer-binary`` from PyPI plus our index,
 exactly as a user on a board would. It fails when
 
 * anything was compiled from source: every ``Building wheel for …`` line is
@@ -13,12 +13,13 @@ exactly as a user on a board would. It fails when
 
 Every top-level module and every compiled extension module of every installed
 distribution is imported, each distribution in its own isolated interpreter,
-so a library needed only by a submodule is found too.
+so a library needed only by a submodule is found too. pip's output is streamed
+into logs/clean-install/ by ``_util.proc.run_streamed``. The argument parsing
+and the printed report are in ``cli/audit.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -36,13 +37,16 @@ from pathlib import Path
 import requests
 from packaging.utils import canonicalize_name
 
-from .._util import http
 from .. import ui
-from .core import AuditError, audit_indexes, read_requirements
-from ..settings.factory import Config, load_config
-from ..settings.target import host_arch
+from .._util import http
+from .._util.proc import environment, run_streamed
+from .._util.simple_api import Client
+from .._util.venv import bare_env
 from ..errors import EnvironmentProblem, FactoryError
-from ..settings.recipe import RECIPE_FILE
+from ..settings.factory import Config
+from ..settings.target import host_arch
+from .cache import audit_indexes
+from .requirements import AuditError, read_requirements
 
 BUILDING = re.compile(r"(?:Building wheel for|Running setup\.py install for|Building editable for) "
                       r"([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -89,6 +93,8 @@ class CleanInstallError(FactoryError):
 
 @dataclass
 class ImportFailure:
+    """A module of a distribution that did not import; ``library`` when a shared library is missing."""
+
     dist: str
     module: str
     error: str
@@ -98,6 +104,8 @@ class ImportFailure:
 
 @dataclass
 class CleanInstallReport:
+    """What a clean install showed: source builds, missing libraries, pip's failure, the log."""
+
     requirements: list[str]
     python: str
     built_from_source: list[str]  # the "Building wheel for …" lines
@@ -118,6 +126,7 @@ class CleanInstallReport:
 
 
 def find_interpreter(python: str | None) -> str:
+    """The interpreter for ``--python X.Y`` (``pythonX.Y`` on PATH) or a path; this one by default."""
     if not python:
         return sys.executable
     if os.sep in python:
@@ -130,31 +139,8 @@ def find_interpreter(python: str | None) -> str:
     return exe
 
 
-def bare_env(venv: Path) -> dict[str, str]:
-    """The environment of a fresh machine: no pip config, no user site, nothing on PYTHONPATH.
-
-    The CA bundle stays: it is how this machine reaches PyPI at all.
-    """
-    keep_pip = {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES", "PIP_TRUSTED_HOST"}
-    drop = {"PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX"}
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and (not k.startswith("PIP_") or k in keep_pip)}
-    if "PIP_CERT" not in env:
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-        if bundle:
-            env["PIP_CERT"] = bundle
-    env.update({
-        "PIP_CONFIG_FILE": os.devnull,  # no /etc/pip.conf, no ~/.config/pip: a user's fresh board
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_NO_INPUT": "1",
-        "PYTHONNOUSERSITE": "1",
-        "VIRTUAL_ENV": str(venv),
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-    })
-    return env
-
-
 def make_venv(interpreter: str, venv: Path, log) -> Path:
+    """A fresh venv (``--clear``) made by ``interpreter``; returns its python. EnvironmentProblem if it fails."""
     r = subprocess.run([interpreter, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
     log.write(f"$ {interpreter} -m venv --clear {venv}\n{r.stdout}{r.stderr}")
     if r.returncode != 0:
@@ -163,24 +149,11 @@ def make_venv(interpreter: str, venv: Path, log) -> Path:
     return venv / "bin" / "python"
 
 
-def _stream(argv: list[str], env: dict[str, str], log, on_line=None, cwd=None) -> tuple[int, list[str]]:
-    log.write(f"$ {' '.join(argv)}\n")
-    log.flush()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
-    lines: list[str] = []
-    for line in proc.stdout:
-        log.write(line)
-        lines.append(line.rstrip("\n"))
-        if on_line:
-            on_line(line.rstrip("\n"))
-    return proc.wait(), lines
-
-
 # --- imports ------------------------------------------------------------------------------
 
 
 def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: Path, log) -> list[ImportFailure]:
+    """Every top-level and extension module of each distribution, imported in its own ``python -I``."""
     def one(dist: str) -> list[ImportFailure]:
         try:
             r = subprocess.run([str(python), "-I", "-c", IMPORT_CHECK, dist], env=env, cwd=cwd,
@@ -206,6 +179,7 @@ def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: 
 
 
 def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]:
+    """Canonical name -> version of what the venv holds."""
     r = subprocess.run([str(python), "-I", "-c",
                         "import importlib.metadata as m, json; "
                         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
@@ -219,6 +193,7 @@ def installed_distributions(python: Path, env: dict[str, str]) -> dict[str, str]
 
 
 def host_debian_suite(config: Config) -> str:
+    """audit.debian-suite, else this host's Debian codename (/etc/os-release), else sid."""
     if config.audit.debian_suite:
         return config.audit.debian_suite
     try:
@@ -231,6 +206,7 @@ def host_debian_suite(config: Config) -> str:
 
 
 def debian_arch() -> str:
+    """Debian's name for this host's arch (dpkg, else a table: x86_64 -> amd64)."""
     try:
         out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
         if out:
@@ -316,6 +292,7 @@ def search_contents(contents: bytes, soname: str) -> list[str]:
 
 
 def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, list[str]]:
+    """soname -> the Debian packages that ship it (apt-file, else the mirror's Contents index)."""
     sonames = sorted(set(sonames))
     result: dict[str, list[str]] = {}
     todo = []
@@ -343,8 +320,18 @@ def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, lis
 def clean_install(config: Config, requirements: list[str], requirement_files: list[str], *,
                   python: str | None = None, indexes: list[str] | None = None, keep: bool = False,
                   upgrade_pip: bool = True) -> CleanInstallReport:
+    """Install the requirements in a bare venv with ``pip --prefer-binary``, then import everything.
+
+    ``indexes`` replaces audit.pypi-url plus our index (the first is --index-url).
+    The report lists source builds and imports that miss a shared library (with
+    the Debian packages that ship it). Raises CleanInstallError for bad input
+    or an unreachable index, EnvironmentProblem for a missing interpreter.
+    """
     started = time.monotonic()
-    reqs = read_requirements(requirements, requirement_files)  # one clear message for a bad requirement
+    try:
+        reqs = read_requirements(requirements, requirement_files)  # one clear message for a bad requirement
+    except AuditError as e:
+        raise CleanInstallError(str(e)) from None
     interpreter = find_interpreter(python)
     pypi, ours, labels = audit_indexes(config)
     index_list = [u.rstrip("/") for u in indexes] if indexes else [pypi, *ours]
@@ -361,13 +348,14 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
     try:
         with open(log_path, "w") as log, ui.console.status("creating a bare venv") as status:
             venv_python = make_venv(interpreter, work / "venv", log)
-            env = bare_env(work / "venv")
+            changes = bare_env(work / "venv")  # the one bare-venv policy (verify uses it too)
+            env = environment(changes)
             before = installed_distributions(venv_python, env)
             pip = [str(venv_python), "-I", "-m", "pip"]
             if upgrade_pip:
                 status.update("upgrading pip in the venv")
-                code, lines = _stream([*pip, "install", "--upgrade", "pip", "--index-url", pypi,
-                                       "--cache-dir", str(pip_cache), "--progress-bar", "off"], env, log, cwd=work)
+                code, lines = _run(log, work, changes, [*pip, "install", "--upgrade", "pip", "--index-url", pypi,
+                                                        "--cache-dir", str(pip_cache), "--progress-bar", "off"])
                 if code != 0:
                     raise CleanInstallError(f"pip could not upgrade itself from {pypi}: {_pip_error(lines)}"
                                             f"\n  log: {log_path}")
@@ -380,6 +368,7 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
                 argv += ["-r", str(Path(f).resolve())]
 
             def on_line(line: str) -> None:
+                line = line.rstrip("\n")
                 if BUILDING.search(line):
                     building.append(line.strip())
                     ui.warn(f"source build: {line.strip()}")
@@ -387,7 +376,7 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
                     status.update(line.strip()[:100])
 
             status.update("pip install --prefer-binary " + " ".join(reqs.requirements))
-            code, lines = _stream(argv, env, log, on_line, cwd=work)
+            code, lines = _run(log, work, changes, argv, echo=on_line)
             pip_failed = _pip_error(lines) if code != 0 else ""
             after = installed_distributions(venv_python, env)
             new = {n: v for n, v in after.items() if before.get(n) != v}
@@ -400,13 +389,8 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
             names = debian_packages_for(config, [f.library for f in missing])
             for f in missing:
                 f.debian = names.get(f.library, [])
-        built = []
-        for line in building:
-            m = BUILDING.search(line)
-            if m and canonicalize_name(m.group(1)) not in built:
-                built.append(canonicalize_name(m.group(1)))
         return CleanInstallReport(reqs.requirements + [f"-r {f}" for f in requirement_files],
-                                  _python_label(venv_python), building, built, new, missing,
+                                  _python_label(venv_python), building, _built_packages(building), new, missing,
                                   [f for f in failures if not f.library], pip_failed,
                                   _rel(config, log_path), time.monotonic() - started)
     finally:
@@ -416,20 +400,28 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _run(log, cwd: Path, env: dict[str, str | None], argv: list[str], echo=None) -> tuple[int, list[str]]:
+    """``argv`` streamed into the log (``_util.proc.run_streamed``): (exit status, output lines)."""
+    proc = run_streamed(argv, cwd=cwd, log=log, env=env, check=False, echo=echo)
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def _built_packages(building: list[str]) -> list[str]:
+    """The canonical names in "Building wheel for NAME" lines, once each, in order."""
+    built: list[str] = []
+    for line in building:
+        m = BUILDING.search(line)
+        if m and canonicalize_name(m.group(1)) not in built:
+            built.append(canonicalize_name(m.group(1)))
+    return built
+
+
 def _check_reachable(indexes: list[str], labels: dict[str, str], names: list[str]) -> None:
     """One quick request per index, so a dead index is one clear message, not pip's retries."""
-    session = http.session(retries=1, backoff=0.2)
-    for base in indexes:
-        url = f"{base}/{canonicalize_name(names[0])}/"
-        if url.startswith("file:"):
-            continue
-        try:
-            session.get(url, timeout=(5, 60), headers={"Accept": "text/html"})
-        except requests.RequestException as e:
-            from .core import _short_reason
-
-            raise CleanInstallError(f"cannot reach {base} ({labels.get(base, '--index')}): {_short_reason(e)}; "
-                                    f"check the URL and the network") from None
+    sources = {base: labels.get(base, "--index") for base in indexes}
+    with Client(sources=sources, retries=1, error=CleanInstallError) as client:
+        for base in indexes:
+            client.check_reachable(base, names[0])
 
 
 def _pip_error(lines: list[str]) -> str:
@@ -446,71 +438,4 @@ def _python_label(python: Path) -> str:
 
 
 def _rel(config: Config, path: Path) -> str:
-    try:
-        return str(path.relative_to(config.root))
-    except ValueError:
-        return str(path)
-
-
-def print_report(config: Config, rep: CleanInstallReport) -> None:
-    head = f"clean install of {' '.join(rep.requirements)} ({rep.python}, bare venv, --prefer-binary)"
-    if rep.ok:
-        ui.info(f"[green]OK[/green] {head}: {len(rep.installed)} distributions from wheels, every module "
-                f"imports  [{rep.seconds:.0f}s]")
-    else:
-        ui.error(f"{head}: FAILED  [{rep.seconds:.0f}s]")
-    if rep.pip_failed:
-        ui.info(f"  pip install failed: {rep.pip_failed}")
-    if rep.built_from_source:
-        ui.info(f"  built from source ({len(rep.built_packages)}: {', '.join(rep.built_packages)}) — each needs "
-                f"a wheel in our index (`invoke new-recipe NAME`):")
-        for line in rep.built_from_source:
-            ui.info(f"    {line}")
-    if rep.missing_libraries:
-        ui.info("  imports failing on a missing shared library:")
-        for f in rep.missing_libraries:
-            deb = (" | ".join(f.debian[:4]) + (" …" if len(f.debian) > 4 else "")) if f.debian else \
-                "no Debian package found for it"
-            recipe = config.paths.recipes / f.dist / RECIPE_FILE
-            where = (f"declare it in {_rel(config, recipe)} [runtime] debian, or let auditwheel bundle it"
-                     if recipe.is_file() else "the wheel's recipe should declare it ([runtime] debian) or "
-                                              "bundle it")
-            ui.info(f"    {f.dist}: import {f.module}: {f.library} → Debian: {deb}; {where}")
-    for f in rep.other_import_failures:
-        ui.warn(f"{f.dist}: import {f.module} failed: {f.error[:300]}")
-    ui.info(f"  log: {rep.log}")
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nox -s clean-install --",
-                                description="Install requirements in a bare venv as a user would; fail on source "
-                                            "builds and on imports that miss a shared library.")
-    p.add_argument("requirements", nargs="*", metavar="REQUIREMENT")
-    p.add_argument("-r", "--requirement", action="append", default=[], dest="files", metavar="FILE")
-    p.add_argument("--python", help="X.Y (found as pythonX.Y on PATH) or an interpreter path; default: this one")
-    p.add_argument("--index", action="append", dest="indexes", metavar="URL",
-                   help="install from these indexes instead (first = --index-url); default: audit.pypi-url "
-                        "plus our index")
-    p.add_argument("--keep", action="store_true", help="keep the venv for a look")
-    p.add_argument("--no-upgrade-pip", action="store_true", help="use the pip that venv installs")
-    p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
-    return p.parse_args(argv)
-
-
-def clean_install_command(argv: list[str], root: Path | str | None = None) -> int:
-    try:
-        args = parse_args(list(argv))
-    except SystemExit as e:
-        return int(e.code or 0)
-    config = load_config(root)
-    try:
-        rep = clean_install(config, args.requirements, args.files, python=args.python, indexes=args.indexes,
-                            keep=args.keep, upgrade_pip=not args.no_upgrade_pip)
-    except AuditError as e:
-        raise CleanInstallError(str(e)) from None
-    if args.json:
-        from dataclasses import asdict
-
-        sys.stdout.write(json.dumps({**asdict(rep), "ok": rep.ok}, indent=2) + "\n")
-    print_report(config, rep)
-    return 0 if rep.ok else 1
+    return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)

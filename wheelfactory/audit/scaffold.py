@@ -17,7 +17,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import tomllib
@@ -32,15 +31,19 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .._util import http
-from .. import ui
-from .core import AuditCache, IndexClient, Target, audit_indexes, best_wheel
-from ..settings.factory import Config, load_config
+from .._util.fs import atomic_write_text, sha256_file
+from .._util.proc import git
 from ..errors import FactoryError, RecipeError
+from ..settings.factory import Config
 from ..settings.recipe import RECIPE_FILE, parse_recipe
-from ..build.store import atomic_write_text, sha256_file
+from .cache import AuditCache, CachedIndex, audit_indexes
+from .classify import best_wheel
+from .resolve import audit_target
 
 
 class ScaffoldError(FactoryError):
+    """A planned recipe: its text and the notes shown when it is written."""
+
     """A recipe cannot be scaffolded (unknown project or version, pure Python, no source)."""
 
 
@@ -65,6 +68,7 @@ class SourceView:
 
     @classmethod
     def of_archive(cls, path: Path, subdirectory: str = "") -> "SourceView":
+        """An sdist (tar or zip) read in place; ``subdirectory`` below its top folder."""
         if zipfile.is_zipfile(path):
             zf = zipfile.ZipFile(path)
             members = {n: n for n in zf.namelist() if not n.endswith("/")}
@@ -168,6 +172,8 @@ NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example"
 
 @dataclasses.dataclass
 class SourceFacts:
+    """What a source tree says about its build: backend, build requirements, compiled code, imports."""
+
     backend: str
     backend_object: str
     build_requires: list[str]
@@ -178,6 +184,7 @@ class SourceFacts:
 
 
 def inspect_source(view: SourceView, name: str) -> SourceFacts:
+    """The facts of a source tree (pyproject.toml build-system, setup.py, native sources, packages)."""
     notes: list[str] = []
     pyproject: dict = {}
     if view.has("pyproject.toml"):
@@ -203,7 +210,7 @@ def inspect_source(view: SourceView, name: str) -> SourceFacts:
 
     compiled_backend = backend in ("meson-python", "maturin", "scikit-build-core", "sip", "enscons")
     native_files = [n for n in view.names if n.lower().endswith(NATIVE_SUFFIXES)
-                    and not n.split("/", 1)[0] in ("docs", "doc", "examples")]
+                    and n.split("/", 1)[0] not in ("docs", "doc", "examples")]
     native = compiled_backend or bool(native_files) or any(
         n.rsplit("/", 1)[-1] in NATIVE_MARKERS for n in view.names)
     if not native and view.has("setup.py"):
@@ -256,21 +263,21 @@ def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
 
 
 class _PyPI:
-    """The project pages of PyPI (and our index) through the audit's cached client."""
+    """The project pages of PyPI through the audit's cached index (cache/audit/)."""
 
     def __init__(self, config: Config):
         self.config = config
-        self.pypi, self.ours, labels = audit_indexes(config)
+        self.pypi, _, labels = audit_indexes(config)
         self.cache = AuditCache(config.paths.cache / "audit" / "index.sqlite")
-        self.client = IndexClient(self.cache, concurrency=config.audit.concurrency,
-                                  max_age=float(config.audit.max_age), refresh=False, labels=labels)
+        self.index = CachedIndex(self.cache, concurrency=config.audit.concurrency,
+                                 max_age=float(config.audit.max_age), refresh=False, labels=labels)
 
     def close(self):
-        self.client.close()
+        self.index.close()
         self.cache.close()
 
     def page(self, name: str):
-        return self.client.fetch(self.pypi, name).result()
+        return self.index.fetch(self.pypi, name).result()
 
     def files(self, page, version: str):
         return self.cache.files(page.url, version)
@@ -384,9 +391,8 @@ def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
             f"{canonical} {version} is pure Python ({pure[0].filename} on PyPI): it installs on riscv64 as it "
             f"is, there is nothing to build; no recipe written")
     notes: list[str] = []
-    target = Target.from_config(config)
-    have = [py for py in target.pythons
-            if (b := best_wheel(wheels, target.tag_priority(py, False), py)) and b[1].platform != "any"]
+    target, pythons = audit_target(config)
+    have = [py for py in pythons if (b := best_wheel(wheels, target, py)) and b[1].platform != "any"]
     if have:
         notes.append(f"PyPI already ships {target.arch} wheels of {canonical} {version} for Python "
                      f"{', '.join(have)}: a recipe is only worth it for the others or for other build flags")
@@ -395,9 +401,9 @@ def _plan_sdist(config, pypi: _PyPI, name, version, subdirectory) -> Scaffold:
         repo = _repository_url(config, canonical, version)
         hint = (f"invoke new-recipe {canonical} --version {version} --git {repo} --rev v{version}" if repo
                 else f"invoke new-recipe {canonical} --version {version} --git URL --rev TAG")
-        raise ScaffoldError(
-            f"{canonical} {version} has no sdist on {pypi.pypi} (only wheels{'' if have else f', none for {target.arch}'}); "
-            f"build it from its repository: {hint}")
+        wheels = "only wheels" if have else f"only wheels, none for {target.arch}"
+        raise ScaffoldError(f"{canonical} {version} has no sdist on {pypi.pypi} ({wheels}); "
+                            f"build it from its repository: {hint}")
     sdist = sdists[0]
     archive = _download_sdist(config, sdist)
     facts = inspect_source(SourceView.of_archive(archive, subdirectory), canonical)
@@ -438,20 +444,13 @@ def _plan_git(config, pypi: _PyPI, name, version, git, rev, subdirectory) -> Sca
 
 
 def _git_checkout(url: str, rev: str, dest: Path) -> None:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-
-    def git(*args, cwd=None):
-        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-    r = git("clone", "--quiet", "--depth", "1", "--branch", rev, url, str(dest))
-    if r.returncode != 0:  # a commit, not a tag or branch: clone whole and check it out
+    what = f"cannot check out {rev!r} from {url}"
+    shallow = git(["clone", "--quiet", "--depth", "1", "--branch", rev, url, dest], what=what, check=False,
+                  timeout=600, error=ScaffoldError)
+    if shallow.returncode != 0:  # a commit, not a tag or branch: clone whole and check it out
         shutil.rmtree(dest, ignore_errors=True)
-        r = git("clone", "--quiet", url, str(dest))
-        if r.returncode == 0:
-            r = git("checkout", "--quiet", rev, cwd=dest)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise ScaffoldError(f"cannot check out {rev!r} from {url}: {last}")
+        git(["clone", "--quiet", url, dest], what=what, timeout=600, error=ScaffoldError)
+        git(["checkout", "--quiet", rev], cwd=dest, what=what, timeout=600, error=ScaffoldError)
 
 
 def _finish(config, name, version, source, origin, facts: SourceFacts, notes) -> Scaffold:
@@ -465,6 +464,7 @@ def _finish(config, name, version, source, origin, facts: SourceFacts, notes) ->
 
 
 def render(name: str, version: str, source: str, origin: str, facts: SourceFacts, notes: list[str]) -> str:
+    """The recipe.toml text: header notes, package, source, build hints of the backend, runtime, test."""
     hint = BACKEND_HINTS.get(facts.backend, GENERIC_HINT)
     build_lines = []
     if facts.backend == "maturin":
@@ -558,19 +558,3 @@ def write_missing_recipes(config: Config, reports) -> list[Path]:
                             f"from PyPI (give them a git source with `invoke new-recipe NAME --git URL --rev REV`, "
                             f"or list them in audit.ignore):\n{lines}")
     return write_recipes(config.paths.recipes, [s for s in results.values() if isinstance(s, Scaffold)])
-
-
-def new_recipe_command(name: str, *, root: Path | str | None = None, version: str | None = None,
-                       git: str = "", rev: str = "", subdirectory: str = "") -> int:
-    """`invoke new-recipe NAME`: scaffold recipes/NAME/recipe.toml."""
-    config = load_config(root)
-    path = config.paths.recipes / canonicalize_name(name) / RECIPE_FILE
-    if path.exists():
-        raise ScaffoldError(f"{path} already exists; edit it (or remove it to scaffold again)")
-    scaffold = plan_recipe(config, name, version=version or None, git=git, rev=rev, subdirectory=subdirectory)
-    (written,) = write_recipes(config.paths.recipes, [scaffold])
-    ui.info(f"[green]wrote[/green] {written} ({scaffold.name} {scaffold.version}, backend {scaffold.backend})")
-    for n in scaffold.notes:
-        ui.warn(n)
-    ui.info(f"next: review it, then `nox -s build -- {scaffold.name}`")
-    return 0
