@@ -1,4 +1,4 @@
-"""The cibuildwheel container runner: the recipes as cibuildwheel options, checked by cibuildwheel itself.
+"""The cibuildwheel strategy: the recipes as cibuildwheel options, checked by cibuildwheel itself.
 
 A real container build needs a Docker or Podman engine (and, off riscv64, QEMU
 in binfmt_misc); ``test_real_container_build`` runs one where that exists and
@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from support.build import make_project, shared_cache  # noqa: F401 (a fixture)
-from conftest import REPO, write_project, write_recipe
+from conftest import REPO, write_recipe
+from wheelfactory.build import cibuildwheel, pipeline, store
 from wheelfactory.runners import container
-from wheelfactory.build import store
 from wheelfactory.settings.factory import load_config
-from wheelfactory.errors import BuildError, ConfigError, EnvironmentProblem, RecipeError
+from wheelfactory.errors import BuildError, RecipeError
 from wheelfactory.settings.recipe import load_all, load_recipe
 
 ALL = sorted(p.parent.name for p in (REPO / "recipes").glob("*/recipe.toml"))
@@ -36,7 +36,7 @@ def cibw_build_options(config_file: Path, package: Path, ident: str):
     args.platform = "linux"
     args.config_file = str(config_file)
     args.package_dir = package
-    opts = compute_options("linux", args, container.cibuildwheel_env())
+    opts = compute_options("linux", args, cibuildwheel.cibuildwheel_env())
     return opts.build_options(ident)
 
 
@@ -45,7 +45,7 @@ def write_options(tmp_path: Path, options: dict) -> tuple[Path, Path]:
     package.mkdir(exist_ok=True)
     (package / "pyproject.toml").write_text('[project]\nname = "pkg"\nversion = "1"\n')
     config_file = tmp_path / "cibuildwheel.toml"
-    config_file.write_text(container.options_toml(options))
+    config_file.write_text(cibuildwheel.options_toml(options))
     return config_file, package
 
 
@@ -53,13 +53,13 @@ def write_options(tmp_path: Path, options: dict) -> tuple[Path, Path]:
 def test_every_recipe_maps_onto_options_cibuildwheel_accepts(tmp_path, name):
     config = load_config(REPO)  # riscv64, manylinux_2_39, the configured Pythons
     recipe = load_recipe(config.paths.recipes, name)
-    options = container.cibuildwheel_options(config, recipe, config.pythons, engine="podman")
+    options = cibuildwheel.cibuildwheel_options(config, recipe, config.pythons, engine="podman")
     config_file, package = write_options(tmp_path, options)
     assert tomllib.loads(config_file.read_text())["tool"]["cibuildwheel"] == options  # the TOML round-trips
 
     proc = subprocess.run([sys.executable, "-m", "cibuildwheel", "--print-build-identifiers", "--platform", "linux",
                            "--config-file", str(config_file), str(package)], capture_output=True, text=True,
-                          env=container.cibuildwheel_env(), cwd=tmp_path)
+                          env=cibuildwheel.cibuildwheel_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     wanted = [f"cp{v.replace('.', '')}-manylinux_riscv64" for v in config.pythons]
     assert proc.stdout.split() == wanted
@@ -91,13 +91,13 @@ def test_every_recipe_maps_onto_options_cibuildwheel_accepts(tmp_path, name):
 def test_numpy_and_grpcio_details(tmp_path):
     config = load_config(REPO)
     recipes = load_all(config.paths.recipes)
-    numpy = container.cibuildwheel_options(config, recipes["numpy"], ["3.12"], engine="docker")
+    numpy = cibuildwheel.cibuildwheel_options(config, recipes["numpy"], ["3.12"], engine="docker")
     assert numpy["before-all"] == "dnf install -y openblas-devel gcc-gfortran pkgconf-pkg-config"
     config_file, package = write_options(tmp_path, numpy)
     b = cibw_build_options(config_file, package, "cp312-manylinux_riscv64")
     assert b.config_settings == ("setup-args=-Dblas=openblas setup-args=-Dlapack=openblas "
                                  "setup-args=-Dallow-noblas=false")
-    grpcio = container.cibuildwheel_options(config, recipes["grpcio"], ["3.12"], engine="docker")
+    grpcio = cibuildwheel.cibuildwheel_options(config, recipes["grpcio"], ["3.12"], engine="docker")
     config_file, package = write_options(tmp_path, grpcio)
     env = cibw_build_options(config_file, package, "cp312-manylinux_riscv64").environment.as_dictionary({})
     assert env["GRPC_BUILD_WITH_BORING_SSL_ASM"] == "" and env["GRPC_PYTHON_BUILD_SYSTEM_OPENSSL"] == "1"
@@ -122,7 +122,7 @@ def test_awkward_values_stay_literal(tmp_path, project):
         requires = ["pytest>=8"]
     ''')
     config = load_config(project)
-    options = container.cibuildwheel_options(config, load_recipe(config.paths.recipes, "odd"), ["3.11"],
+    options = cibuildwheel.cibuildwheel_options(config, load_recipe(config.paths.recipes, "odd"), ["3.11"],
                                              engine="docker")
     config_file, package = write_options(tmp_path, options)
     ident = f"cp311-manylinux_{config.arch}"
@@ -154,16 +154,16 @@ def test_debian_packages_map_to_dnf_or_say_what_to_add(project):
     ''')
     recipe = load_recipe(project / "recipes", "x")
     with pytest.raises(RecipeError) as e:
-        container.dnf_packages(recipe)
+        cibuildwheel.dnf_packages(recipe)
     assert "libfrobnicate-dev" in str(e.value) and "build.dnf" in str(e.value) and "recipe.toml" in str(e.value)
     cffi = load_recipe(REPO / "recipes", "cffi")
-    assert container.dnf_packages(cffi) == ["libffi-devel", "pkgconf-pkg-config"]
+    assert cibuildwheel.dnf_packages(cffi) == ["libffi-devel", "pkgconf-pkg-config"]
 
 
 def test_dependency_wheels_reach_the_container(tmp_path):
     config = load_config(REPO)
     torch = load_recipe(config.paths.recipes, "torch")
-    options = container.cibuildwheel_options(config, torch, ["3.12"], engine="docker",
+    options = cibuildwheel.cibuildwheel_options(config, torch, ["3.12"], engine="docker",
                                              dependency_wheels=["numpy-2.5.5-cp312-cp312-manylinux_2_39_riscv64.whl"])
     config_file, package = write_options(tmp_path, options)
     b = cibw_build_options(config_file, package, "cp312-manylinux_riscv64")
@@ -179,7 +179,7 @@ def test_before_build_helper_installs_what_isolation_would(tmp_path):
     (project / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=68"]\n'
                                             'build-backend = "setuptools.build_meta"\n'
                                             '[project]\nname = "p"\nversion = "1"\n')
-    shutil.copyfile(container.BEFORE_BUILD, project / ".wheelfactory/before_build.py")
+    shutil.copyfile(cibuildwheel.BEFORE_BUILD, project / ".wheelfactory/before_build.py")
     (project / ".wheelfactory/before-build.json").write_text(json.dumps(
         {"isolation": True, "requires": ["expandvars"], "install": [], "config_settings": {}}))
     venv = tmp_path / "venv"
@@ -234,10 +234,11 @@ def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_c
         wheelhouse.mkdir(exist_ok=True)
         shutil.copyfile(riscv_wheel, wheelhouse / riscv_wheel.name)
         with open(tmp_path / "log.txt", "a") as log:
-            [dest] = container.store_built_wheels(
+            ready = cibuildwheel.collect_wheels(
                 config, recipe, wheelhouse, todo=["3.11"], keys={"3.11": key}, policy="manylinux_2_39",
                 source={"kind": "sdist"}, patches=[], host={"runner": "container"}, stages={"cibuildwheel": 1.0},
                 start=0.0, log=log, log_rel="logs/markupsafe/x.log", note="test")
+            [dest] = [store.store_wheel(config.paths.dist, wheel, record) for wheel, record in ready.values()]
         shutil.rmtree(wheelhouse)
         return dest
 
@@ -271,37 +272,11 @@ def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):  
     (tmp_path / "wh").mkdir()
     shutil.copyfile(riscv_wheel, tmp_path / "wh" / riscv_wheel.name)
     with pytest.raises(BuildError, match="no wheel for Python 3.12"):
-        container.store_built_wheels(config, load_recipe(config.paths.recipes, "markupsafe"), tmp_path / "wh",
-                                     todo=["3.11", "3.12"], keys={"3.11": "a", "3.12": "b"}, policy="best",
-                                     source={}, patches=[], host={}, stages={}, start=0.0, log=open(os.devnull, "w"),
-                                     log_rel=None, note="")
+        cibuildwheel.collect_wheels(config, load_recipe(config.paths.recipes, "markupsafe"), tmp_path / "wh",
+                                    todo=["3.11", "3.12"], keys={"3.11": "a", "3.12": "b"}, policy="best",
+                                    source={}, patches=[], host={}, stages={}, start=0.0, log=open(os.devnull, "w"),
+                                    log_rel=None, note="")
     assert not config.paths.dist.exists() or not any(config.paths.dist.iterdir())
-
-
-# --- the engine ------------------------------------------------------------------------------
-
-
-def test_no_engine_is_one_clear_error_and_nothing_changes(tmp_path, monkeypatch):
-    from wheelfactory.build import pipeline
-
-    root = write_project(tmp_path / "p", recipes=["multidict"], config='[container]\nengine = "podman"\n')
-    (root / "dist").mkdir()
-    (root / "dist" / "keep.txt").write_text("x")
-    stub = tmp_path / "bin"
-    stub.mkdir()
-    monkeypatch.setenv("PATH", str(stub))  # nothing but the stand-ins below
-    with pytest.raises(EnvironmentProblem, match="podman is not installed"):
-        pipeline.build_command(["multidict", "--runner", "container"], root)
-    # An engine that is there but cannot run containers (no daemon): its own words, and the fix.
-    (stub / "podman").write_text("#!/bin/sh\necho 'Error: cannot connect to Podman socket' >&2\nexit 125\n")
-    (stub / "podman").chmod(0o755)
-    with pytest.raises(EnvironmentProblem) as e:
-        pipeline.build_command(["multidict", "--runner", "container"], root)
-    assert "podman is installed but cannot run containers (Error: cannot connect to Podman socket)" in str(e.value)
-    assert sorted(p.name for p in (root / "dist").iterdir()) == ["keep.txt"]
-    bad = write_project(tmp_path / "q", config='[container]\nengine = "lxc"\n')
-    with pytest.raises(ConfigError, match="must be docker or podman"):  # checked when factory.toml loads
-        load_config(bad)
 
 
 def test_real_container_build(tmp_path, shared_cache):  # noqa: F811
@@ -312,7 +287,7 @@ def test_real_container_build(tmp_path, shared_cache):  # noqa: F811
     if problem:
         pytest.skip(f"no container build possible on this machine: {problem}")
     runner = container.ContainerRunner(config)
-    result = runner.build_recipe(config, load_recipe(config.paths.recipes, "multidict"))
+    result = pipeline.build_recipe(config, load_recipe(config.paths.recipes, "multidict"), runner)
     assert result.status == "built", result.message
     [rec] = store.load_records(config.paths.dist)
     assert rec["host"]["runner"] == "container" and rec["recipe"] == "multidict"

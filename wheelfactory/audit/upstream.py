@@ -578,7 +578,7 @@ def print_bumps(results: list[BumpResult]) -> None:
 def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str] | None = None) -> Builder:
     """Build a recipe (and what it needs) through the real pipeline: source, PEP 517
     build, repair, verify in a bare venv, store. Returns the recipe's RecipeResult."""
-    from ..build import graph
+    from ..build import catalog, graph
     from ..runners import select_runner
 
     runners: dict[str, object] = {}
@@ -586,7 +586,7 @@ def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str]
     def build(config, name: str):
         recipes = graph.select(load_all(config.paths.recipes), [name])
         runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
-        results = graph.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
+        results = catalog.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
         return next(r for r in results if r.name == canonicalize_name(name))
 
     return build
