@@ -43,24 +43,24 @@ def _build_args(session: nox.Session) -> list[str]:
 @nox.session(name="build", python=False)
 def build(session: nox.Session) -> None:
     """Build the recipes named after `--` (and what they need): nox -s build -- numpy cffi."""
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
-    _engine().run(pipeline.build_command, _build_args(session), root=ROOT)
+    _engine().run(build_cli.build_command, _build_args(session), root=ROOT)
 
 
 @nox.session(name="build-all", python=False)
 def build_all(session: nox.Session) -> None:
     """Build every recipe, dependency-ordered."""
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
-    _engine().run(pipeline.build_command, ["--all", *_build_args(session)], root=ROOT)
+    _engine().run(build_cli.build_command, ["--all", *_build_args(session)], root=ROOT)
 
 
 def _make_build_session(name: str) -> None:
     def session_fn(session: nox.Session) -> None:
-        from wheelfactory.build import pipeline
+        from wheelfactory.cli import build as build_cli
 
-        _engine().run(pipeline.build_command, [name, *_build_args(session)], root=ROOT)
+        _engine().run(build_cli.build_command, [name, *_build_args(session)], root=ROOT)
 
     session_fn.__doc__ = f"Build, repair and verify the {name} recipe."
     nox.session(name=f"build-{name}", python=False)(session_fn)

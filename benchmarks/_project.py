@@ -42,10 +42,10 @@ def clear_outputs(root: Path) -> None:
 
 
 def timed_build(root: Path, argv: list[str]) -> float:
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
     start = time.monotonic()
-    rc = pipeline.build_command([*argv, "--target", "host"], root=root)
+    rc = build_cli.build_command([*argv, "--target", "host"], root=root)
     seconds = time.monotonic() - start
     if rc != 0:
         raise SystemExit(f"build {' '.join(argv)} failed (exit {rc}); see {root / 'logs'}")

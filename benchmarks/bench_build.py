@@ -40,8 +40,8 @@ def _project(root: Path, cache: Path) -> Path:
 def _quiet_build(root: Path, *argv: str) -> float:
     t = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", (
-        "import sys; from pathlib import Path; from wheelfactory import cli; from wheelfactory.build import pipeline; "
-        f"cli.run(pipeline.build_command, sys.argv[1:], root=Path({str(root)!r}))"), *argv],
+        "import sys; from pathlib import Path; from wheelfactory import cli; from wheelfactory.cli import build as build_cli; "
+        f"cli.run(build_cli.build_command, sys.argv[1:], root=Path({str(root)!r}))"), *argv],
         capture_output=True, text=True)
     took = time.monotonic() - t
     if proc.returncode != 0:

@@ -53,12 +53,12 @@ def project(root: Path, cache: Path, recipe: str, *, python: str, host: bool = F
 
 
 def factory_build(root: Path, recipe: str, *extra: str) -> float:
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
     for d in ("dist", "logs", "build"):
         shutil.rmtree(root / d, ignore_errors=True)
     start = time.monotonic()
-    rc = pipeline.build_command([recipe, *extra], root=root)
+    rc = build_cli.build_command([recipe, *extra], root=root)
     seconds = time.monotonic() - start
     if rc != 0:
         raise SystemExit(f"factory build of {recipe} failed (exit {rc}); see {root / 'logs'}")

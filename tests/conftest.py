@@ -48,9 +48,9 @@ def write_recipe(root: Path, name: str, text: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _reset_build_cancellation():
-    """An interrupted build_command leaves pipeline.CANCELLED set for its worker
+    """An interrupted build_command leaves attempt.CANCELLED set for its worker
     threads; later tests in this process must start uncancelled."""
     yield
-    from wheelfactory.build import pipeline
+    from wheelfactory.build import attempt
 
-    pipeline.CANCELLED.clear()
+    attempt.CANCELLED.clear()

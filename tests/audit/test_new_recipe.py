@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from conftest import REPO, write_project
 from support.build import make_git_repo
-from wheelfactory.build import pipeline
+from wheelfactory.cli import build as build_cli
 from wheelfactory.audit import scaffold
 from wheelfactory.cli import upkeep
 from wheelfactory.settings.factory import load_config
@@ -59,7 +59,7 @@ def test_setuptools_c_package_scaffolds_and_builds_without_edits(project):
     assert "build backend setuptools" in text and "# env = {" in text
     assert recipe.test.imports == ["simplejson"]
     # What `nox -s build -- simplejson` runs, aimed at this project root.
-    status = pipeline.build_command(["simplejson", "--runner", "native"], root=project)
+    status = build_cli.build_command(["simplejson", "--runner", "native"], root=project)
     records = load_records(project / "dist") if (project / "dist").is_dir() else []
     assert status == 0 and [rec["name"] for rec in records] == ["simplejson"]
     assert records[0]["version"] == recipe.version

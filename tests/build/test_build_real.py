@@ -15,7 +15,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 
 from support.build import bare_venv, make_project, run, shared_cache, tree_snapshot  # noqa: F401
-from wheelfactory.build import pipeline
+from wheelfactory.cli import build as build_cli
 from wheelfactory.build import store
 
 REAL = ["multidict", "propcache", "frozenlist", "cffi"]
@@ -35,7 +35,7 @@ def real_build(tmp_path_factory, shared_cache):  # noqa: F811
     capture = tmp_path_factory.mktemp("out") / "stderr.txt"
     # The console writes to whatever sys.stderr is (a session fixture cannot use capsys).
     with open(capture, "w") as f, contextlib.redirect_stderr(f):
-        rc = pipeline.build_command([*REAL, "--target", "host"], root=root)
+        rc = build_cli.build_command([*REAL, "--target", "host"], root=root)
     return root, rc, capture.read_text()
 
 
@@ -82,7 +82,7 @@ def test_an_unchanged_recipe_is_skipped_and_dist_is_untouched(real_build, capsys
     before = tree_snapshot(root / "dist")
     logs_before = sorted((root / "logs").rglob("*"))
     t = time.monotonic()
-    rc = pipeline.build_command(["multidict", "--target", "host"], root=root)
+    rc = build_cli.build_command(["multidict", "--target", "host"], root=root)
     err = capsys.readouterr().err
     assert rc == 0
     assert "already built (same build key)" in err

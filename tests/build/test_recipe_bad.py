@@ -24,6 +24,7 @@ import pytest
 from support.build import make_project, sdist_server, shared_cache, tiny_recipe, tree_snapshot  # noqa: F401
 from wheelfactory import cli
 from wheelfactory.build import pipeline
+from wheelfactory.cli import build as build_cli
 
 CORPUS = Path(__file__).parent / "bad_recipes"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "case.toml").is_file())
@@ -34,7 +35,7 @@ def good_dist(tmp_path_factory, shared_cache, sdist_server):  # noqa: F811
     """A dist/ with one real stored wheel + record, to prove failures leave it as it was."""
     root = make_project(tmp_path_factory.mktemp("good") / "p", shared_cache)
     tiny_recipe(root, sdist_server)
-    assert pipeline.build_command(["wf-tiny"], root=root) == 0
+    assert build_cli.build_command(["wf-tiny"], root=root) == 0
     return root / "dist"
 
 
@@ -65,7 +66,7 @@ def test_bad_recipe_gives_its_message_and_loses_nothing(case, tmp_path, shared_c
     capsys.readouterr()
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.run(pipeline.build_command, [package, "--target", "host"], root=root)
+        cli.run(build_cli.build_command, [package, "--target", "host"], root=root)
     err = capsys.readouterr().err
     assert exit_info.value.code == 1, err
     flat = " ".join(err.split())  # rich may wrap long lines
@@ -100,7 +101,7 @@ def test_an_interrupted_build_leaves_dist_as_it_was(tmp_path, shared_cache, sdis
 
     monkeypatch.setattr(pipeline, "verify_wheel", interrupt)
     with pytest.raises(SystemExit) as exit_info:
-        cli.run(pipeline.build_command, ["wf-tiny"], root=root)
+        cli.run(build_cli.build_command, ["wf-tiny"], root=root)
     assert exit_info.value.code == 130
     assert tree_snapshot(root / "dist") == before
     (attempt,) = (root / "logs" / "wf-tiny").glob("*.json")

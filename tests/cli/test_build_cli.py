@@ -6,13 +6,14 @@ import pytest
 
 from conftest import write_project
 from wheelfactory import cli
-from wheelfactory.build import pipeline
+from wheelfactory.build import attempt
+from wheelfactory.cli import build as build_cli
 from wheelfactory.settings.target import host_arch
 
 
 def _run(root, *argv):
     with pytest.raises(SystemExit) as e:
-        cli.run(pipeline.build_command, list(argv), root=root)
+        cli.run(build_cli.build_command, list(argv), root=root)
     return e.value.code
 
 
@@ -44,7 +45,7 @@ def test_a_python_the_runner_lacks_is_an_error_naming_it(tmp_path, capsys):
 
 def test_no_recipe_named_is_a_usage_error(tmp_path, capsys):
     root = write_project(tmp_path / "p")
-    assert pipeline.build_command([], root=root) == 2
+    assert build_cli.build_command([], root=root) == 2
     assert "name at least one recipe, or --all" in capsys.readouterr().err
 
 
@@ -58,4 +59,4 @@ def test_no_recipe_named_is_a_usage_error(tmp_path, capsys):
 def test_dependency_wheels_are_matched_to_each_python(filename, python, fits):
     from pathlib import Path
 
-    assert pipeline.wheel_fits(Path(filename), python) is fits
+    assert attempt.wheel_fits(Path(filename), python) is fits

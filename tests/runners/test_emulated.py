@@ -284,9 +284,9 @@ def test_recipe_with_a_debian_package_riscv64_lacks_fails_clearly(emu_cache, tmp
     root = emu_project(tmp_path / "project", emu_cache, recipes=["multidict"])
     recipe = root / "recipes/multidict/recipe.toml"
     recipe.write_text(recipe.read_text() + '\n[build]\ndebian = ["cpuid"]\n')
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
-    assert pipeline.build_command(["multidict"], root=root) == 1
+    assert build_cli.build_command(["multidict"], root=root) == 1
     attempt = next((root / "logs/multidict").glob("*.json"))
     rec = json.loads(attempt.read_text())
     assert "cpuid" in rec["message"] and "riscv64" in rec["message"]
@@ -401,9 +401,9 @@ def test_build_multidict_for_riscv64_on_x86_64(emu_cache, tmp_path):
     root = emu_project(tmp_path / "project", emu_cache, recipes=["multidict"])
     config = load_config(root)
     assert config.arch == "riscv64" and config.policy == "manylinux_2_39"
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
-    assert pipeline.build_command(["multidict"], root=root) == 0
+    assert build_cli.build_command(["multidict"], root=root) == 0
     wheels = sorted((root / "dist").glob("multidict-*.whl"))
     assert len(wheels) == 1, wheels
     wheel = wheels[0]
@@ -493,15 +493,15 @@ def test_policy_beyond_the_rootfs_glibc_fails_naming_the_symbols_and_a_crash_kee
             rev = "main"
             subdirectory = "{sub}"
         """)
-    from wheelfactory.build import pipeline
+    from wheelfactory.cli import build as build_cli
 
-    assert pipeline.build_command(["newsym"], root=root) == 1
+    assert build_cli.build_command(["newsym"], root=root) == 1
     rec = json.loads(next((root / "logs/newsym").glob("*.json")).read_text())
     msg = rec["message"]
     assert "manylinux_2_39" in msg and "cfgetospeed@GLIBC_2.42" in msg, msg
     assert tree_listing(root / "dist") == {}
 
-    assert pipeline.build_command(["crashes"], root=root) == 1
+    assert build_cli.build_command(["crashes"], root=root) == 1
     rec = json.loads(next((root / "logs/crashes").glob("*.json")).read_text())
     log_text = (root / rec["log"]).read_text()
     assert "about to crash" in log_text and rec["status"] == "failed"

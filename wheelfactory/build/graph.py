@@ -1,5 +1,10 @@
 """The build graph: recipes in dependency order, several at a time.
 
+Pure scheduling: this module knows recipes and their ``depends``, not how one
+is built. ``run_graph`` is handed ``build_one`` (build/catalog.py joins it to
+the pipeline and the compiler caches), as pyodide-build's graph builder is
+handed its builder.
+
 Recipes name the recipes they need (``build.depends``: installed into the build
 environment; ``runtime.depends``: needed to install and verify the wheel). A
 recipe starts once everything it needs has built; up to ``jobs`` builds run side
@@ -29,9 +34,10 @@ from .. import ui
 from ..errors import RecipeError
 from ..settings.recipe import Recipe
 from ..settings.schema import did_you_mean
+from .attempt import RecipeResult
 
-# build_one(recipe, dependency_wheels) -> RecipeResult (see pipeline.build_recipe)
-BuildOne = Callable[[Recipe, list[Path]], "RecipeResult"]  # noqa: F821
+# build_one(recipe, dependency_wheels) -> RecipeResult (e.g. pipeline.build_recipe)
+BuildOne = Callable[[Recipe, list[Path]], RecipeResult]
 
 OK_STATUSES = ("built", "skipped")  # "skipped" by the pipeline = up to date, wheels still valid
 
@@ -77,14 +83,20 @@ def install_closure(recipes: Mapping[str, Recipe], name: str) -> list[str]:
 
 
 def select(all_recipes: Mapping[str, Recipe], names: Sequence[str], *, where: str = "") -> dict[str, Recipe]:
-    """The named recipes plus everything they need (``build -- NAME...``)."""
+    """The named recipes plus everything they need (``build -- NAME...``), keyed by canonical name.
+
+    ``all_recipes`` is only read where the walk goes (a lazy mapping loads no
+    more than that). An unknown name or dependency is a RecipeError naming it;
+    a cycle is left to :func:`topological_order`.
+    """
     chosen: dict[str, Recipe] = {}
     for raw in names:
         name = canonicalize_name(raw)
         if name not in all_recipes:
             raise RecipeError(
                 f"no recipe '{raw}'{' in ' + where if where else ''}{did_you_mean(name, all_recipes)}; "
-                f"known recipes: {', '.join(sorted(all_recipes)) or '(none)'}"
+                f"known recipes: {', '.join(sorted(all_recipes)) or '(none)'}; "
+                f"`invoke new-recipe {raw}` scaffolds one"
             )
         for n in [name, *closure(all_recipes, name)]:
             if n not in all_recipes:
@@ -153,14 +165,12 @@ def is_exclusive(config, recipe: Recipe) -> bool:
     return bool(recipe.build.exclusive) or recipe.name in listed
 
 
-def _result(**kw):
-    from .pipeline import RecipeResult  # the pipeline imports this module
-
+def _result(**kw) -> RecipeResult:
     return RecipeResult(**{"wheels": [], "duration": 0.0, "logs": [], "message": "", **kw})
 
 
 def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_one: BuildOne, *,
-              jobs: int | None = None, keep_going: bool = True) -> list:
+              jobs: int | None = None, keep_going: bool = True) -> list[RecipeResult]:
     """Build ``recipes`` in dependency order with up to ``jobs`` at once.
 
     ``build_one(recipe, dependency_wheels)`` builds one recipe and returns its
@@ -176,7 +186,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
     exclusive = {n: is_exclusive(config, r) for n, r in recipes.items()}
     total = len(recipes)
 
-    results: dict[str, object] = {}
+    results: dict[str, RecipeResult] = {}
     order: list[str] = []
     blocked_by: dict[str, str] = {}  # name -> why it cannot build (set on all its dependents)
     stop_reason = ""  # set when keep_going is off and something failed
@@ -290,24 +300,3 @@ def _why(name: str, result) -> str:
     if result.status == "skipped":
         return f"needs {name}, which was skipped ({result.message})"
     return f"needs {name}, which failed"  # the failure itself is in its own result
-
-
-def build_recipes(config, recipes: Mapping[str, Recipe], runner, *, pythons=None, force: Iterable[str] = (),
-                  jobs: int | None = None, keep_going: bool = True) -> list:
-    """Run the pipeline over ``recipes`` as a graph: each build gets the wheels of what it
-    needs from this run and its own compiler-cache environment. ``force``: names to
-    rebuild even when their build key is stored (not the dependencies that came along)."""
-    from . import compcache
-    from .pipeline import build_recipe
-
-    forced = {canonicalize_name(n) for n in force}
-
-    def build_one(recipe: Recipe, deps: list[Path]):
-        env = compcache.prepare(config, runner, recipe.name)
-        try:
-            return build_recipe(config, recipe, runner, pythons=pythons, force=recipe.name in forced,
-                                dependency_wheels=deps, extra_env=env)
-        finally:
-            compcache.finish(env)
-
-    return run_graph(config, recipes, build_one, jobs=jobs or default_jobs(config), keep_going=keep_going)

@@ -11,20 +11,23 @@ Also here: giving a repaired wheel a build tag (``wheel tags --build N``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import RepairError
 from ..settings.recipe import Recipe
+from ..settings.target import BEST, Target, parse_policy, reached_policy
+from . import store
 
-_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(.+)$")
 _GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)")
 _LOG_NOISE = re.compile(r"^(INFO|DEBUG):auditwheel")
 
@@ -34,14 +37,6 @@ class Repaired:
     wheel: Path
     show: str  # `auditwheel show` text of the repaired wheel
     achieved_policy: str  # e.g. "manylinux_2_39" (most compatible policy the wheel carries)
-
-
-def policy_for(config, recipe: Recipe) -> str:
-    return recipe.repair.policy or config.policy
-
-
-def plat_for(policy: str, arch: str) -> str:
-    return "auto" if policy == "best" else f"{policy}_{arch}"
 
 
 def _tool_env(tools) -> dict[str, str]:
@@ -127,27 +122,13 @@ def show(runner, tools, wheel: Path, log: IO[str]) -> tuple[str, dict | None]:
     return _clean(text.stdout), (_json_report(js.stdout) if js.returncode == 0 else None)
 
 
-def _reached(tags: Sequence[str]) -> str | None:
-    """The most compatible manylinux policy among wheel platform tags ("manylinux_2_17")."""
-    found = []
-    for t in tags:
-        m = _MANYLINUX.match(t)
-        if m:
-            found.append((int(m[1]), int(m[2])))
-    if not found:
-        return None
-    major, minor = min(found)
-    return f"manylinux_{major}_{minor}"
-
-
 def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair_out: str) -> str:
     """Which symbols or libraries keep the wheel from ``policy``, and the policy it does reach."""
     parts = []
-    m = re.match(r"manylinux_(\d+)_(\d+)$", policy)
+    limit = parse_policy(policy)
     reached = None
     if report:
-        if m:
-            limit = (int(m[1]), int(m[2]))
+        if limit:
             too_new = []
             for lib, versions in sorted(report.get("versioned_symbols", {}).items()):
                 for v in versions:
@@ -175,11 +156,12 @@ def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair
     return "; ".join(p for p in parts if p)
 
 
-def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, policy: str, arch: str,
+def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, target: Target,
                  log: IO[str]) -> Repaired:
+    """``auditwheel repair --plat`` to ``target`` into ``outdir``; RepairError says why not and the fix."""
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
-    plat = plat_for(policy, arch)
+    policy, arch, plat = target.policy, target.arch, target.plat()
     args = ["--plat", plat]
     for soname in recipe.repair.exclude:
         args += ["--exclude", soname]
@@ -193,7 +175,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
             show_text, report = show(runner, tools, wheel, log)
         else:
             show_text, report = _clean(show_out), _json_report(_section(proc.stdout, "json"))
-        target = "the best policy" if policy == "best" else plat
+        aim = "the best policy" if policy == BEST else plat
         why = _why_not(policy, arch, report, show_text, repair_out)
         if "too-recent" in why:
             symbols = glibc_symbols_newer_than(wheel, policy)
@@ -206,7 +188,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
                     f"soname in repair.exclude and its package in runtime.debian in {recipe.path}")
         else:
             hint = f"see auditwheel's report in the log; repair.exclude and repair.policy are in {recipe.path}"
-        raise RepairError(f"{recipe.name}: auditwheel cannot repair {wheel.name} to {target}: {why}. Fix: {hint}")
+        raise RepairError(f"{recipe.name}: auditwheel cannot repair {wheel.name} to {aim}: {why}. Fix: {hint}")
     out = repaired[0]
     _, _, _, tags = parse_wheel_filename(out.name)
     platforms = sorted({t.platform for t in tags})
@@ -217,7 +199,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, po
         )
     show_out = _section(proc.stdout, "show")
     show_text = _clean(show_out) if show_out is not None else show(runner, tools, out, log)[0]
-    return Repaired(out, show_text, _reached(platforms) or policy)
+    return Repaired(out, show_text, reached_policy(platforms) or policy)
 
 
 def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> Path:
@@ -235,21 +217,29 @@ def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> 
     return new
 
 
+def with_next_build_tag(runner, tools, dist: Path, project: str, wheel: Path, log: IO[str]) -> tuple[Path, int | None]:
+    """``wheel`` with the build tag its file name needs to be new in ``dist`` (store.next_build_tag).
+
+    Returns (wheel, tag); the wheel is unchanged (and tag None) when no stored
+    wheel of ``project`` shares its version and tags.
+    """
+    _, version, _, tags = parse_wheel_filename(wheel.name)
+    tag = store.next_build_tag(dist, canonicalize_name(project), str(version), [str(t) for t in tags])
+    return (wheel, None) if tag is None else (with_build_tag(runner, tools, wheel, tag, log), tag)
+
+
 def glibc_symbols_newer_than(wheel: Path, policy: str) -> list[str]:
     """``name@GLIBC_X.Y`` of the glibc symbols the wheel's ELF files import that ``policy`` does not allow.
 
     Read on the host with pyelftools (arch-independent), from .dynsym, .gnu.version and .gnu.version_r.
     """
-    import io
-    import zipfile
-
+    # pyelftools only on this failure path: a build that repairs never pays for its import.
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
-    m = re.match(r"manylinux_(\d+)_(\d+)$", policy)
-    if not m:
+    limit = parse_policy(policy)
+    if not limit:
         return []
-    limit = (int(m[1]), int(m[2]))
     found: set[str] = set()
     with zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():

@@ -16,11 +16,11 @@ Three kinds of source (see recipe.py):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
@@ -32,9 +32,10 @@ from filelock import FileLock
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
 
+from .._util.fs import sha256_file
+from .._util.proc import git
 from ..errors import SourceError
 from ..settings.recipe import Recipe
-from .store import sha256_file
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
@@ -68,7 +69,7 @@ def resolve_git_rev(recipe: Recipe, log: IO[str] | None = None) -> str:
     if _COMMIT.match(rev):
         return rev
     out = _git(["ls-remote", src.git, rev, f"{rev}^{{}}", f"refs/tags/{rev}^{{}}"],
-               log=log, what=f"{recipe.name}: cannot reach git repository {src.git}")
+               log=log, what=f"{recipe.name}: cannot reach git repository {src.git}").stdout
     refs = {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
@@ -149,7 +150,7 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
 
 def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
     """Download ``url`` into cache/sources/<sha256>/ once; the bytes must match the recipe's sha256."""
-    from .._util import http
+    from .._util import http  # requests is slow to import: only when something is downloaded
 
     want = recipe.source.sha256
     filename = Path(urlsplit(url).path).name or "source"
@@ -250,21 +251,8 @@ def _unzip(archive: Path, dest: Path) -> None:
 
 # --- git --------------------------------------------------------------------------
 
-def _git(args: list[str], *, log: IO[str] | None, what: str, cwd: Path | None = None) -> str:
-    cmd = ["git", *args]
-    if log:
-        log.write(f"\n$ {' '.join(cmd)}\n")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, errors="replace")
-    except FileNotFoundError:
-        raise SourceError(f"{what}: git is not installed; apt-get install -y git") from None
-    if log:
-        log.write(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SourceError(f"{what}: {last}")
-    return proc.stdout
+# The one git helper; a failure here is a SourceError("what: git's line").
+_git = functools.partial(git, error=SourceError)
 
 
 def checkout_git(recipe: Recipe, commit: str, cache: Path, dest: Path, log: IO[str]) -> Path:
@@ -277,8 +265,8 @@ def checkout_git(recipe: Recipe, commit: str, cache: Path, dest: Path, log: IO[s
         if not (mirror / "HEAD").is_file():
             shutil.rmtree(mirror, ignore_errors=True)
             _git(["clone", "--mirror", "--quiet", url, str(mirror)], log=log, what=what)
-        have = subprocess.run(["git", "--git-dir", str(mirror), "cat-file", "-e", f"{commit}^{{commit}}"],
-                              capture_output=True).returncode == 0
+        have = _git(["--git-dir", str(mirror), "cat-file", "-e", f"{commit}^{{commit}}"], what=what,
+                    check=False).returncode == 0
         if not have:
             _git(["--git-dir", str(mirror), "fetch", "--quiet", "--prune", "origin",
                   "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], log=log, what=what)
@@ -357,13 +345,11 @@ def apply_patches(recipe: Recipe, patches: list[Path], root: Path, patches_root:
     applied = []
     # git apply must not mistake an enclosing repository (the project's own
     # checkout) for the source tree: stop its repository search at root's parent.
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(root.parent)}
+    env = {"GIT_CEILING_DIRECTORIES": str(root.parent)}
     for patch in patches:
         rel = patch.relative_to(patches_root).as_posix()
-        cmd = ["git", "apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)]
-        log.write(f"\n$ {' '.join(cmd)}  (in {root})\n")
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, errors="replace")
-        log.write(proc.stdout + proc.stderr)
+        proc = _git(["apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)], cwd=root, env=env, log=log,
+                    what=f"{recipe.name}: patch patches/{rel}", check=False)
         if proc.returncode != 0:
             raise SourceError(
                 f"{recipe.name}: patch patches/{rel} does not apply: {_patch_failure(proc.stderr)}; "

@@ -36,40 +36,17 @@ record is an interrupted store and is ignored (and cleaned) by readers.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable
 
 from filelock import FileLock
 from packaging.utils import parse_wheel_filename
 
-from .. import BUILD_LOGIC_VERSION
-from .._util.fs import atomic_copy, atomic_write_text, sha256_file, utcnow  # noqa: F401 (store.X for callers)
+# store.sha256_file/utcnow/atomic_*: callers elsewhere (publish, tests) still name them here.
+from .._util.fs import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file, utcnow  # noqa: F401
 
 RECORD_SCHEMA = 1
-
-
-def build_key(*, recipe_fingerprint: str, source_id: str, python: str, target: str, policy: str,
-              dependencies: Iterable[str] = ()) -> str:
-    """The content key: everything that decides the output, hashed.
-
-    ``dependencies`` are the sha256s of recipe wheels installed into the build
-    (so a dependency's rebuild changes its dependents' keys).
-    """
-    payload = json.dumps(
-        {
-            "logic": BUILD_LOGIC_VERSION,
-            "recipe": recipe_fingerprint,
-            "source": source_id,
-            "python": python,
-            "target": target,
-            "policy": policy,
-            "dependencies": sorted(dependencies),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def record_path(dist: Path, filename: str) -> Path:
@@ -88,8 +65,17 @@ def load_records(dist: Path) -> list[dict]:
     return records
 
 
-def find_by_key(dist: Path, key: str) -> list[dict]:
-    return [r for r in load_records(dist) if r.get("build_key") == key]
+def stored_with_keys(dist: Path, keys: Mapping[str, str]) -> dict[str, Path]:
+    """For each ``keys`` entry (any label -> build key) stored in dist/, the wheel's path.
+
+    ``--force`` may have stored one key under several build tags: the newest counts.
+    """
+    by_key: dict[str, dict] = {}
+    for r in load_records(dist):
+        key = r.get("build_key")
+        if key and (key not in by_key or (r["build_tag"] or 0) >= (by_key[key]["build_tag"] or 0)):
+            by_key[key] = r
+    return {label: dist / by_key[key]["filename"] for label, key in keys.items() if key in by_key}
 
 
 def next_build_tag(dist: Path, name: str, version: str, tags: Iterable[str]) -> int | None:

@@ -1,8 +1,9 @@
 """Stage 4: install the repaired wheel into a bare venv and run the recipe's tests.
 
 Bare means: a fresh venv of the target interpreter, no system site-packages, no
-user site, no PYTHONPATH, run from an empty folder (so nothing is imported
-from the source tree). Dependencies come from the configured indexes with
+user site, no PYTHONPATH, no pip or uv configuration of this machine
+(``_util.venv.bare_env``: what a user's fresh board gives pip), run from an
+empty folder (so nothing is imported from the source tree). Dependencies come from the configured indexes with
 binaries preferred, plus the wheels of dependency recipes (a --find-links
 folder under build/). A failure here keeps the wheel out of dist/.
 """
@@ -16,9 +17,10 @@ from typing import IO, Sequence
 
 from packaging.utils import parse_wheel_filename
 
-from .pep517 import excerpt, index_env
+from .._util.venv import bare_env
 from ..errors import VerifyError
 from ..settings.recipe import Recipe
+from .pep517 import excerpt, index_env
 
 # Imports each module in one interpreter; prints one line per failure.
 _IMPORT_CHECK = r"""
@@ -34,16 +36,6 @@ for name in sys.argv[1:]:
         print(f"IMPORT FAILED {name}: {type(e).__name__}: {e}")
 sys.exit(1 if failed else 0)
 """
-
-
-def bare_env(venv: Path) -> dict[str, str]:
-    return {
-        "VIRTUAL_ENV": str(venv),
-        "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
-        "PYTHONPATH": "",  # empty = unset for CPython
-        "PYTHONNOUSERSITE": "1",
-        "PIP_REQUIRE_VIRTUALENV": "1",
-    }
 
 
 def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpreter: str, wheel: Path,
@@ -77,8 +69,9 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
                                        for w in pinned))
         install += ["--constraint", str(constraints)]
     install += [str(wheel), *recipe.test.requires]
+    # The configured indexes, and nothing else of this machine's pip setup.
     # UV_LINK_MODE: the uv cache is on another filesystem; copy without a warning.
-    env = {**index_env(config), **bare_env(venv), "UV_LINK_MODE": "copy"}
+    env = {**bare_env(venv), **index_env(config), "UV_LINK_MODE": "copy"}
     if tools.installer == "uv":
         # uv has no --prefer-binary: resolve with wheels only first (an older release
         # with a wheel beats a newer sdist, as pip's --prefer-binary does), and only

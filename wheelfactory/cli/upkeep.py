@@ -2,7 +2,7 @@
 
 The library parts are ``audit.scaffold`` (planning and writing a recipe) and
 ``audit.upstream`` (where recipes stand against PyPI, and bumps); a bump is
-built through the real pipeline (``build.graph``) with the runner chosen here.
+built through the real pipeline (``build.catalog``) with the runner chosen here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .. import ui
 from ..audit import scaffold, upstream
-from ..build import graph
+from ..build import catalog, graph
 from ..runners import select_runner
 from ..settings.factory import Config, load_config
 from ..settings.recipe import RECIPE_FILE, load_all
@@ -116,7 +116,7 @@ def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str]
     def build(config, name: str):
         recipes = graph.select(load_all(config.paths.recipes), [name])
         runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
-        results = graph.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
+        results = catalog.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
         return next(r for r in results if r.name == canonicalize_name(name))
 
     return build

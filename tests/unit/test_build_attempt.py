@@ -1,0 +1,117 @@
+"""The attempt both build strategies share: the keys and the skip, the log that waits for the
+build to start, one message per failure, and the attempt record written whatever happens.
+
+No build runs here: the strategy is the test's own code inside ``with Attempt(...)``;
+a stand-in runner answers which Pythons it has.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import write_recipe
+from wheelfactory.build import attempt as attempt_mod
+from wheelfactory.build.attempt import Attempt
+from wheelfactory.errors import BuildError
+from wheelfactory.settings.factory import load_config
+from wheelfactory.settings.recipe import load_recipe
+
+SHA = "e8af3e6f1bdbc31fd762b094133b478b89988eaebc63cbe82b1d9e3bbd15cede"
+
+
+class StandInRunner:
+    name = "native"
+    id = "stand-in"
+
+    def __init__(self, pythons=("3.11", "3.12")):
+        self.have = pythons
+        self.asked = 0
+
+    def pythons(self, wanted):
+        self.asked += 1
+        return {v: f"/usr/bin/python{v}" for v in wanted if v in self.have}
+
+    def describe(self):
+        return {"runner": self.name}
+
+
+@pytest.fixture
+def setup(project):
+    write_recipe(project, "wf-a", f'[package]\nname = "wf-a"\nversion = "1.0"\n[source]\nsha256 = "{SHA}"\n')
+    config = load_config(project).replace(target={"pythons": ["3.11", "3.12"]})
+    return config, load_recipe(config.paths.recipes, "wf-a")
+
+
+def _attempts(config):
+    return sorted((config.paths.logs / "wf-a").glob("*.json")) if (config.paths.logs / "wf-a").exists() else []
+
+
+def test_a_stored_key_is_skipped_without_asking_the_runner_or_leaving_files(setup):
+    config, recipe = setup
+    runner = StandInRunner()
+    with Attempt(config, recipe, runner) as first:
+        plan = first.plan(None, [])
+    assert plan.todo == ["3.11", "3.12"] and runner.asked == 1 and first.result.status == "failed"
+    # Pretend both were built: a record per key in dist/.
+    config.paths.dist.mkdir(parents=True)
+    for v, key in plan.keys.items():
+        name = f"wf_a-1.0-cp{v.replace('.', '')}-cp{v.replace('.', '')}-manylinux_2_17_x86_64.whl"
+        (config.paths.dist / name).write_bytes(b"x")
+        (config.paths.dist / f"{name}.json").write_text(json.dumps(
+            {"filename": name, "build_key": key, "build_tag": None, "name": "wf-a", "version": "1.0", "tags": []}))
+    shutil.rmtree(config.paths.logs)  # the first attempt built nothing: its record said "failed"
+    with Attempt(config, recipe, runner) as second:
+        again = second.plan(None, [])
+    assert again.keys == plan.keys and again.todo == [] and runner.asked == 1
+    assert second.result.status == "skipped" and "already built (same build key)" in second.result.message
+    assert sorted(p.name for p in second.result.wheels) == sorted(p.name for p in config.paths.dist.glob("*.whl"))
+    assert _attempts(config) == [] and second.log_path is None
+    with Attempt(config, recipe, runner) as forced:
+        assert forced.plan(None, [], force=True).todo == ["3.11", "3.12"]
+
+
+def test_a_failure_is_one_message_and_a_kept_log_and_record(setup):
+    config, recipe = setup
+    with Attempt(config, recipe, StandInRunner()) as at:
+        plan = at.plan(["3.12"], [])
+        at.begin(plan, "on stand-in")
+        at.stage_done("fetch", "x")
+        raise BuildError("the compiler said no")
+    assert at.result.status == "failed" and at.result.message == "wf-a: the compiler said no"
+    assert "# FAILED: wf-a: the compiler said no" in at.log_path.read_text()
+    [path] = _attempts(config)
+    record = json.loads(path.read_text())
+    assert record["status"] == "failed" and record["build_keys"] == {"3.12": plan.keys["3.12"]}
+    assert set(record["stages"]) == {"fetch"} and record["log"].startswith("logs/wf-a/")
+
+
+def test_a_bug_is_an_internal_error_line_with_the_traceback_in_the_log(setup):
+    config, recipe = setup
+    with Attempt(config, recipe, StandInRunner()) as at:
+        at.plan(None, [])
+        {}["missing"]
+    assert at.result.message == "wf-a: internal error: KeyError: 'missing' (traceback in the log)"
+    assert "Traceback" in at.log_path.read_text() and len(_attempts(config)) == 1
+
+
+def test_an_interrupt_goes_through_and_is_recorded(setup):
+    config, recipe = setup
+    attempt_mod.CANCELLED.set()
+    with pytest.raises(KeyboardInterrupt):
+        with Attempt(config, recipe, StandInRunner()) as at:
+            plan = at.plan(None, [])
+            at.begin(plan, "on stand-in")
+            at.stage_done("fetch")  # the stage boundary notices Ctrl-C
+    [path] = _attempts(config)
+    assert json.loads(path.read_text())["status"] == "interrupted" and at.result.message == "wf-a: interrupted"
+
+
+def test_an_asked_for_python_the_runner_lacks_is_an_error_naming_it(setup):
+    config, recipe = setup
+    with Attempt(config, recipe, StandInRunner(pythons=("3.11",))) as at:
+        at.plan(["3.11", "3.13"], [])
+    assert at.result.status == "failed"
+    assert "Python 3.13 not found on the native runner" in at.result.message
