@@ -1,7 +1,16 @@
-"""The one place that turns engine errors into a message and an exit code.
+"""The command line behind the nox sessions and invoke tasks: parsing, printing, exit codes.
 
-noxfile.py and tasks.py call ``run(fn, ...)``; a FactoryError prints its one
-clear message (no traceback) and exits non-zero.
+Owns one module per command group (``build``, ``rootfs``, ``index``,
+``publish``, ``audit``, ``upkeep``, ``ci``, ``runners``, ``docs``): every
+argparse parser and every printed report or table. The library below returns
+report objects and never prints reports (progress lines go through ``ui``).
+
+``run(fn, ...)`` is the one place that turns engine errors into a message and an
+exit code: noxfile.py and tasks.py call it; a FactoryError prints its one clear
+message (no traceback) and exits with its code (errors.py lists them).
+
+May import: everything below it (ci, publish, audit, index, build, runners,
+settings, _util, errors, ui).
 """
 
 from __future__ import annotations
