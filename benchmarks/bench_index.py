@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wheelfactory.settings.factory import load_config  # noqa: E402
-from wheelfactory.index.core import build_index  # noqa: E402
+from wheelfactory.index import build_index  # noqa: E402
 
 BASE_URL = "https://github.com/octo/riscv64-wheels/releases/download/wheels"
 TITLE = "riscv64 wheels"

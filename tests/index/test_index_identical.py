@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfactory.index.core import build_index
+from wheelfactory.index import build_index
 from wheelfactory.settings.factory import load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"

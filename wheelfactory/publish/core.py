@@ -59,7 +59,7 @@ from .. import ui
 from ..settings.factory import Config, load_config
 from ..errors import FactoryError
 from .._util.github import AssetExists, GitHubError, Releases
-from ..index.core import FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels, link_or_copy, load_state, settings_from
+from ..index import FILES, PROJECT, SIMPLE, STATE_DIR, IndexProblem, build_index, indexed_wheels, link_or_copy, load_state, settings_from
 from ..build.store import record_path, sha256_file
 
 _SAFE_ASSET = re.compile(r"^[A-Za-z0-9._-]+$")  # names GitHub keeps as they are

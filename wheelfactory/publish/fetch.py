@@ -39,7 +39,7 @@ from .. import ui
 from ..settings.factory import Config, load_config
 from ..errors import FactoryError
 from .._util.github import Releases
-from ..index.core import FILES
+from ..index import FILES
 
 RECORD_SUFFIX = ".json"
 
