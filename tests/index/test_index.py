@@ -330,19 +330,36 @@ def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F81
     assert (root / "index/files" / f"{real_wheels['jinja2'].name}.metadata").exists()
 
 
-def test_a_bad_record_on_a_full_rebuild_changes_nothing(tmp_path, real_wheels):  # noqa: F811
+def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    """Big generations run in worker processes; the result must be byte-identical to a serial run."""
+    from wheelfactory.index import update as update_mod
+
     root, cfg = make(tmp_path, real_wheels)
-    build_index(cfg, out=tmp_path / "index", quiet=True)
+    serial = build_index(cfg, out=tmp_path / "serial", quiet=True, workers=1)
+    monkeypatch.setattr(update_mod, "PARALLEL_MIN_RECORDS", 1)
+    forked = []
+    real_pool = update_mod.ProcessPoolExecutor
+
+    def counting_pool(*a, **kw):
+        forked.append(kw.get("mp_context"))
+        return real_pool(*a, **kw)
+
+    monkeypatch.setattr(update_mod, "ProcessPoolExecutor", counting_pool)
+    parallel = build_index(cfg, out=tmp_path / "parallel", quiet=True, workers=2)
+    assert forked, "the worker processes were not used"
+    assert parallel.added == serial.added and parallel.projects_written == serial.projects_written
 
     def files(d: Path) -> dict[str, bytes]:
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*")
                 if p.is_file() and ".wheelfactory" not in p.parts}
 
-    before = files(tmp_path / "index")
+    assert files(tmp_path / "parallel") == files(tmp_path / "serial")
+    # A bad record fails the same way from a worker, and the index stays as it was.
+    before = files(tmp_path / "parallel")
     (root / "dist" / f"{real_wheels['jinja2'].name}.json").write_text('{"filename": 3}')
     with pytest.raises(IndexProblem, match="record lacks"):
-        build_index(cfg, out=tmp_path / "index", full=True, quiet=True)
-    assert files(tmp_path / "index") == before
+        build_index(cfg, out=tmp_path / "parallel", full=True, quiet=True, workers=2)
+    assert files(tmp_path / "parallel") == before
 
 
 def test_a_full_rebuild_after_a_wheel_left_dist(tmp_path):
@@ -451,13 +468,16 @@ def test_stat_keys_know_each_record_and_a_gone_one(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_updates_equal_a_full_rebuild(tmp_path, seed):
+def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
     """Random changes to dist/ (new wheels, rebuilds under the same name, removals,
     yanks in the config and in recipes, exclusions, build logs appearing and going):
     after each, the incrementally updated index is byte for byte the one a full
-    rebuild writes."""
+    rebuild writes, serially or in worker processes."""
     import random
 
+    from wheelfactory.index import update as update_mod
+
+    monkeypatch.setattr(update_mod, "PARALLEL_MIN_RECORDS", 1)
     rng = random.Random(seed)
     names = [f"pkg-{i:02d}" for i in range(12)]
     root = write_project(tmp_path / "p", recipes=[])
@@ -523,8 +543,8 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, seed):
         cfg = load_config(root)
         exclude = [rng.choice(sorted(live))] if live and rng.random() < 0.25 else []
 
-        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
-        full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True)
+        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True, workers=2 if step % 2 else 1)
+        full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True, workers=2)
         assert full.full and full.wheels == len(live) - len(exclude)
         assert files(root / "inc") == files(root / f"full-{step}"), f"step {step}: the incremental index differs"
         assert state(root / "inc") == state(root / f"full-{step}"), f"step {step}: the incremental state differs"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelfactory.index import build_index
+from wheelfactory.index import build_index, update
 from wheelfactory.settings.factory import load_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -63,9 +63,11 @@ def assert_identical(index: Path, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_full_generation_is_byte_identical(tmp_path, mode):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_generation_is_byte_identical(tmp_path, monkeypatch, mode, workers):
+    monkeypatch.setattr(update, "PARALLEL_MIN_RECORDS", 1)  # (2: in worker processes)
     root = make(tmp_path, mode)
-    report = build_index(load_config(root), quiet=True)
+    report = build_index(load_config(root), quiet=True, workers=workers)
     assert report.wheels == 14 and report.projects == 6
     assert_identical(root / "index", mode)
 

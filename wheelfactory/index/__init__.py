@@ -56,7 +56,7 @@ from .apply import Stage, commit, index_lock, link_or_copy, recover, staging_dir
 from .records import IndexProblem, Yanks, entry_from_record, metadata_bytes
 from .render import FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
 from .state import STATE, STATE_DIR, indexed_wheels, load_state, scan_dist, state_bytes
-from .update import Report, Run, update
+from .update import Report, Run, stage_update
 
 __all__ = [
     "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
@@ -112,6 +112,7 @@ def build_index(
     out: Path | None = None,
     exclude: Iterable[str] = (),
     quiet: bool = False,
+    workers: int | None = None,
 ) -> Report:
     """Bring the index (``out``, default ``paths.index``) up to date with dist/; return the
     Report, and show it unless ``quiet``.
@@ -120,6 +121,9 @@ def build_index(
     the named wheels out (publish uses this for an interim index while a replaced
     release asset is re-uploaded). Bad input raises IndexProblem with the file and the
     fix, and leaves the index as it was.
+
+    ``workers``: processes that render a big generation (update.PARALLEL_MIN_RECORDS
+    records or more); None: one per CPU this process may use (at most 8); 1: none.
     """
     t0 = time.perf_counter()
     settings = settings_from(config)
@@ -138,8 +142,9 @@ def build_index(
         stage = Stage(staging)
         try:
             yanks = Yanks(config, cache=old["recipe_cache"] if old else None)
-            run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage)
-            deletes, state = update(run, live, old, scan, report)
+            run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage,
+                      workers or min(8, len(os.sched_getaffinity(0))))
+            deletes, state = stage_update(run, live, old, scan, report)
             if state != old:  # (only the state changes when, say, a record left out of the index left dist/)
                 stage.write(STATE, state_bytes(state))
         except BaseException:

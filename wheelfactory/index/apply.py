@@ -61,14 +61,16 @@ class Stage:
         self.groups: dict[str, list[str]] = {k: [] for k in self.ORDER}
         self._made: set[str] = set()
 
+    @staticmethod
+    def _group(rel: str) -> str:
+        if rel == STATE:
+            return STATE
+        top, _, rest = rel.partition("/")
+        return top if top == FILES or "/" in rest else "root"  # (simple/index.html is a root page)
+
     def _path(self, rel: str) -> str:
         """The staged file of ``rel`` (its folder made); ``rel`` joins its group."""
-        if rel == STATE:
-            group = STATE
-        else:
-            top, _, rest = rel.partition("/")
-            group = top if top == FILES or "/" in rest else "root"  # (simple/index.html is a root page)
-        self.groups[group].append(rel)
+        self.groups[self._group(rel)].append(rel)
         folder, _, _ = rel.rpartition("/")
         if folder not in self._made:
             os.makedirs(f"{self.dir}/{folder}", exist_ok=True)
@@ -85,6 +87,11 @@ class Stage:
 
     def copy(self, source: str, rel: str) -> None:
         shutil.copyfile(source, self._path(rel))
+
+    def adopt(self, rels: list[str]) -> None:
+        """Files another process staged in this folder."""
+        for rel in rels:
+            self.groups[self._group(rel)].append(rel)
 
     def moves(self) -> list[str]:
         return [rel for k in self.ORDER for rel in self.groups[k]]

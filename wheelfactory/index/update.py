@@ -9,8 +9,11 @@ unchanged project costs nothing but its stat (``state.scan_dist``).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from dataclasses import dataclass, field
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +24,10 @@ from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_
 from .render import (FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version, render_human_project,
                      render_human_root, render_simple_project, render_simple_root, sort_files)
 from .state import Scan, empty_state
+
+# A generation of at least this many records (a first index, a full rebuild) is spread
+# over worker processes; below it, starting them costs more than they save.
+PARALLEL_MIN_RECORDS = 2000
 
 
 @dataclass
@@ -87,6 +94,7 @@ class Run:
     full: bool  # every file is (re)written
     excluded: frozenset  # wheels left out of the index (their records are still read)
     stage: Stage
+    workers: int  # processes that render a big generation (1: this one only)
 
 
 class Task(NamedTuple):
@@ -108,7 +116,7 @@ class Done(NamedTuple):
     mismatched: list[str]  # wheels whose size differs from their record
 
 
-def update(run: Run, live: Path, old: dict | None, scan: Scan, report: Report) -> tuple[list[str], dict]:
+def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Report) -> tuple[list[str], dict]:
     """Stage every changed file of the index (``old``: its state, None for a new index);
     fill ``report``; return the paths to delete and the new state (not staged yet)."""
     old = old or empty_state()
@@ -116,7 +124,7 @@ def update(run: Run, live: Path, old: dict | None, scan: Scan, report: Report) -
     indexed_before = old["records"].keys() - set(old["excluded"])
     indexed_now = in_dist.keys() - run.excluded
     tasks = _tasks(run, old, scan, indexed_before, indexed_now)
-    done = [_render_project(run, task) for task in tasks]
+    done = _render_all(run, tasks)
     state, deletes = _merge(run, old, in_dist, indexed_before, indexed_now, done, report)
     projects = state["projects"]
 
@@ -168,6 +176,35 @@ def _tasks(run: Run, old: dict, scan: Scan, indexed_before: set[str], indexed_no
             for fn in fns if fn in indexed_before}
         tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
     return tasks
+
+
+def _render_all(run: Run, tasks: list[Task]) -> list[Done]:
+    """Render ``tasks`` in order: here, or in ``run.workers`` processes when there are
+    enough records (each worker reads, checks and renders whole projects, so only their
+    summaries travel back)."""
+    if run.workers <= 1 or sum(len(t.filenames) for t in tasks) < PARALLEL_MIN_RECORDS:
+        return [_render_project(run, task) for task in tasks]
+    k = run.workers * 4  # (smaller chunks even out projects of different sizes)
+    chunks = [tasks[i * len(tasks) // k:(i + 1) * len(tasks) // k] for i in range(k)]
+    # fork is cheapest, but only safe from a single-threaded process (another thread
+    # could hold a lock the child inherits); otherwise a fork server.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    pool = ProcessPoolExecutor(run.workers, mp_context=multiprocessing.get_context(method))
+    try:
+        parts = list(pool.map(_render_chunk, [run] * len(chunks), chunks))
+    finally:
+        pool.shutdown(cancel_futures=True)
+    done = []
+    for chunk_done, staged in parts:
+        done += chunk_done
+        run.stage.adopt(staged)
+    return done
+
+
+def _render_chunk(run: Run, tasks: list[Task]) -> tuple[list[Done], list[str]]:
+    """(In a worker process.) The rendered projects, and the files staged for them."""
+    run = replace(run, stage=Stage(run.stage.dir))
+    return [_render_project(run, task) for task in tasks], run.stage.moves()
 
 
 def _render_project(run: Run, task: Task) -> Done:
