@@ -63,11 +63,12 @@ def assert_identical(index: Path, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("workers", [1, 2])
-def test_full_generation_is_byte_identical(tmp_path, monkeypatch, mode, workers):
-    monkeypatch.setattr(update, "PARALLEL_MIN_RECORDS", 1)  # (2: in worker processes)
+@pytest.mark.parametrize("devices", [{}, {"workers": 2}, {"workers": 1, "raw_io": False}])
+def test_full_generation_is_byte_identical(tmp_path, monkeypatch, mode, devices):
+    """With each speed device on and off (workers=2: in worker processes)."""
+    monkeypatch.setattr(update, "PARALLEL_MIN_RECORDS", 1)
     root = make(tmp_path, mode)
-    report = build_index(load_config(root), quiet=True, workers=workers)
+    report = build_index(load_config(root), quiet=True, **devices)
     assert report.wheels == 14 and report.projects == 6
     assert_identical(root / "index", mode)
 

@@ -113,6 +113,7 @@ def build_index(
     exclude: Iterable[str] = (),
     quiet: bool = False,
     workers: int | None = None,
+    raw_io: bool = True,
 ) -> Report:
     """Bring the index (``out``, default ``paths.index``) up to date with dist/; return the
     Report, and show it unless ``quiet``.
@@ -124,6 +125,9 @@ def build_index(
 
     ``workers``: processes that render a big generation (update.PARALLEL_MIN_RECORDS
     records or more); None: one per CPU this process may use (at most 8); 1: none.
+    ``raw_io``: read records and write files with os.open/os.read/os.write instead of
+    buffered files. (The two are speed devices; benchmarks/bench_index.py switches
+    each off to measure what it saves.)
     """
     t0 = time.perf_counter()
     settings = settings_from(config)
@@ -139,7 +143,7 @@ def build_index(
         staging = staging_dir(live)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        stage = Stage(staging)
+        stage = Stage(staging, raw_io=raw_io)
         try:
             yanks = Yanks(config, cache=old["recipe_cache"] if old else None)
             run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage,

@@ -50,14 +50,28 @@ def link_or_copy(source, dest) -> None:
     os.chmod(dest, 0o644)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    """Create (or truncate) the file ``path`` holding ``data``, through os.open/os.write: a
+    buffered open() adds an fstat, an ioctl, an lseek and a flush per file, a third of
+    the time it takes to write a small file on this VM (docs/index.md, "Speed devices")."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 class Stage:
     """Files staged for one update (paths relative to the index), and the order they go
     live in: each wheel's own files first, then project pages, root pages, the state."""
 
     ORDER = (FILES, SIMPLE, PROJECT, "root", STATE)
 
-    def __init__(self, staging: Path):
+    def __init__(self, staging: Path, *, raw_io: bool = True):
         self.dir = staging
+        self.raw_io = raw_io  # write with os.open/os.write (a speed device, see write_bytes)
         self.groups: dict[str, list[str]] = {k: [] for k in self.ORDER}
         self._made: set[str] = set()
 
@@ -78,8 +92,11 @@ class Stage:
         return f"{self.dir}/{rel}"  # (strings: a Path per file costs more than writing a small file)
 
     def write(self, rel: str, data: bytes) -> None:
-        with open(self._path(rel), "wb") as f:
-            f.write(data)
+        if self.raw_io:
+            write_bytes(self._path(rel), data)
+        else:
+            with open(self._path(rel), "wb") as f:
+                f.write(data)
 
     def link(self, source: str, rel: str) -> None:
         """Stage ``source`` (a wheel in dist/) as ``rel``, without copying its bytes if possible."""

@@ -203,7 +203,7 @@ def _render_all(run: Run, tasks: list[Task]) -> list[Done]:
 
 def _render_chunk(run: Run, tasks: list[Task]) -> tuple[list[Done], list[str]]:
     """(In a worker process.) The rendered projects, and the files staged for them."""
-    run = replace(run, stage=Stage(run.stage.dir))
+    run = replace(run, stage=Stage(run.stage.dir, raw_io=run.stage.raw_io))
     return [_render_project(run, task) for task in tasks], run.stage.moves()
 
 
@@ -213,7 +213,7 @@ def _render_project(run: Run, task: Task) -> Done:
     records, views, mismatched = [], [], []
     for fn in task.filenames:
         path = f"{run.dist}/{fn}.json"
-        rec = read_record(path)
+        rec = read_record(path, raw_io=run.stage.raw_io)
         e = entry_from_record(rec, path)
         if e["filename"] != fn:
             raise IndexProblem(
@@ -247,7 +247,10 @@ def _render_project(run: Run, task: Task) -> Done:
     run.stage.write(f"{SIMPLE}/{name}/index.json", json_page)
     run.stage.write(f"{PROJECT}/{name}/index.html", render_human_project(name, views, settings))
     row = human_root_row(name, latest_version(views), max(v["built_at"] for v in views), len(views))
-    project = {"wheels": [v["filename"] for v in views], "recipes": sorted({v["recipe"] for v in views}), "row": row}
+    # (The page order names the same string objects as the state's other maps: marshal stores them once.)
+    same = {fn: fn for fn in task.filenames}
+    project = {"wheels": [same[v["filename"]] for v in views], "recipes": sorted({v["recipe"] for v in views}),
+               "row": row}
     return Done(name, records, project, mismatched)
 
 
