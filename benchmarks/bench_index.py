@@ -50,6 +50,7 @@ from wheelfactory.index import build_index  # noqa: E402
 DEVICES = {
     "worker processes": ({"workers": 1}, {"full"}),
     "raw file I/O": ({"raw_io": False}, {"full", "incremental"}),
+    "packed summaries": ({"pack_summaries": False}, {"full", "incremental"}),
 }
 DEVICE_MIN_GAIN = 0.05  # a device that saves less than this of both runs goes
 SPEEDUP_TARGET = 2.0  # full generation vs dumb-pypi
@@ -285,21 +286,24 @@ def main() -> int:
 
 
 def print_devices(full: dict[str, list], incremental: dict[str, list]) -> None:
-    """The A/B table: each device's run time on and off (fastest of the rounds) and its gain."""
-    on_full, on_inc = min(x for x, _ in full["on"]), min(incremental["on"])
+    """The A/B table: each device's run time on and off (fastest of the rounds), the gain
+    between those, and (a check on the noise) the median of the gains paired by round."""
+    runs = {"full": ("full generation", [x for x, _ in full["on"]]),
+            "incremental": ("after one new wheel", incremental["on"])}
     print()
     print(f"A/B of the speed devices (fastest of {len(incremental['on'])}; a device stays at >= "
-          f"{DEVICE_MIN_GAIN * 100:g}% of either run; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
-    print(f"{'device':20}{'run':22}{'on':>9}{'off':>9}{'gain':>8}  verdict")
+          f"{DEVICE_MIN_GAIN * 100:g}% of either run it acts in; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+    print(f"{'device':20}{'run':22}{'on s':>8}{'off s':>8}{'gain':>8}{'paired':>9}  verdict")
     for name, (_, acts_in) in DEVICES.items():
-        off_full, off_inc = min(x for x, _ in full[name]), min(incremental[name])
-        gains = {"full": (off_full - on_full) / off_full, "incremental": (off_inc - on_inc) / off_inc}
+        offs = {"full": [x for x, _ in full[name]], "incremental": incremental[name]}
+        gains = {run: (min(offs[run]) - min(on)) / min(offs[run]) for run, (_, on) in runs.items()}
         verdict = "keep" if max(gains[run] for run in acts_in) >= DEVICE_MIN_GAIN else "REMOVE"
-        for run, label, on, off in (("full", "full generation", on_full, off_full),
-                                    ("incremental", "after one new wheel", on_inc, off_inc)):
-            note = "" if run in acts_in else "  (not used in this run)"
-            print(f"{name if run == 'full' else '':20}{label:22}{on:9.3f}{off:9.3f}{gains[run] * 100:7.1f}%  "
-                  f"{verdict if run == 'full' else ''}{note}")
+        for run, (label, on) in runs.items():
+            paired = statistics.median((off - x) / off for x, off in zip(on, offs[run]))
+            note = verdict if run == "full" else ""
+            note += "" if run in acts_in else "  (not used in this run)"
+            print(f"{name if run == 'full' else '':20}{label:22}{min(on):8.3f}{min(offs[run]):8.3f}"
+                  f"{gains[run] * 100:7.1f}%{paired * 100:8.1f}%  {note}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def assert_identical(index: Path, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("devices", [{}, {"workers": 2}, {"workers": 1, "raw_io": False}])
+@pytest.mark.parametrize("devices", [{}, {"workers": 2}, {"workers": 1, "raw_io": False, "pack_summaries": False}])
 def test_full_generation_is_byte_identical(tmp_path, monkeypatch, mode, devices):
     """With each speed device on and off (workers=2: in worker processes)."""
     monkeypatch.setattr(update, "PARALLEL_MIN_RECORDS", 1)

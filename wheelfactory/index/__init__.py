@@ -114,6 +114,7 @@ def build_index(
     quiet: bool = False,
     workers: int | None = None,
     raw_io: bool = True,
+    pack_summaries: bool = True,
 ) -> Report:
     """Bring the index (``out``, default ``paths.index``) up to date with dist/; return the
     Report, and show it unless ``quiet``.
@@ -126,8 +127,9 @@ def build_index(
     ``workers``: processes that render a big generation (update.PARALLEL_MIN_RECORDS
     records or more); None: one per CPU this process may use (at most 8); 1: none.
     ``raw_io``: read records and write files with os.open/os.read/os.write instead of
-    buffered files. (The two are speed devices; benchmarks/bench_index.py switches
-    each off to measure what it saves.)
+    buffered files. ``pack_summaries``: keep each project's record summaries in the
+    state as one marshal string (``state.Summaries``). (The three are speed devices;
+    benchmarks/bench_index.py switches each off to measure what it saves.)
     """
     t0 = time.perf_counter()
     settings = settings_from(config)
@@ -147,7 +149,7 @@ def build_index(
         try:
             yanks = Yanks(config, cache=old["recipe_cache"] if old else None)
             run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage,
-                      workers or min(8, len(os.sched_getaffinity(0))))
+                      workers or min(8, len(os.sched_getaffinity(0))), pack_summaries)
             deletes, state = stage_update(run, live, old, scan, report)
             if state != old:  # (only the state changes when, say, a record left out of the index left dist/)
                 stage.write(STATE, state_bytes(state))

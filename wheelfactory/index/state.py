@@ -10,7 +10,9 @@ renders only their projects. Its keys::
     settings      render.Settings.key() of the pages
     files_base    the absolute files URL, "" when co-hosted (``invoke serve`` reads it)
     records       wheel file name -> stat key, every record of dist/ (excluded ones too)
-    summaries     the same names -> records.Summary as a tuple
+    shas          the same names -> sha256 (for the duplicates check, every run)
+    summaries     project name -> {wheel file name: records.Summary as a tuple}, or that
+                  dict as marshal bytes (see Summaries)
     excluded      the records left out of this index (publish's interim index)
     logs          build logs copied beside indexed wheels: file name -> (source path, size)
     yanked        file name -> reason, the yanked wheels only
@@ -28,7 +30,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import IndexProblem, Summary
+from .records import IndexProblem, Summary, project_of
 
 STATE_DIR = ".wheelfactory"
 STATE = f"{STATE_DIR}/state.marshal"
@@ -36,7 +38,7 @@ STATE = f"{STATE_DIR}/state.marshal"
 
 def empty_state() -> dict:
     """The state of an index that holds nothing."""
-    return {"records": {}, "summaries": {}, "excluded": [], "logs": {}, "yanked": {}, "projects": {},
+    return {"records": {}, "shas": {}, "summaries": {}, "excluded": [], "logs": {}, "yanked": {}, "projects": {},
             "recipes": [], "yank_key": None, "recipe_cache": {}}
 
 
@@ -62,15 +64,53 @@ def state_bytes(state: dict) -> bytes:
 def indexed_wheels(state: dict, live: Path) -> list[dict]:
     """What the index at ``live`` (with its loaded ``state``) links to, per wheel, sorted by
     file name (for publishing): filename, sha256, metadata_sha256, built_at, has_log."""
-    excluded, logs = set(state["excluded"]), state["logs"]
+    excluded, logs, summaries = set(state["excluded"]), state["logs"], Summaries(state["summaries"])
     out = []
     for fn in sorted(state["records"]):
         if fn in excluded:
             continue
-        s = Summary(*state["summaries"][fn])
+        s = Summary(*summaries.get(fn))
         out.append({"filename": fn, "sha256": s.sha256, "metadata_sha256": s.metadata_sha256,
                     "built_at": s.built_at, "has_log": fn in logs})
     return out
+
+
+class Summaries:
+    """Each record's summary (a ``records.Summary`` tuple), by project.
+
+    With ``packed`` (a speed device), each project's summaries are kept in the state as
+    one marshal string: loading and saving the state then handles 1,000 strings instead
+    of 10,000 tuples, and a run decodes only the projects it renders. Both forms are
+    read, whatever ``packed`` says.
+    """
+
+    def __init__(self, stored: dict[str, dict | bytes], *, packed: bool = True):
+        self.stored = dict(stored)  # project -> {fn: summary}, or its marshal bytes
+        self.packed = packed
+        self._decoded: dict[str, dict[str, tuple]] = {}
+
+    def project(self, name: str) -> dict[str, tuple]:
+        """The summaries of one project's records (do not change the dict: ``put`` a new one)."""
+        got = self._decoded.get(name)
+        if got is None:
+            got = self.stored.get(name, {})
+            if isinstance(got, bytes):
+                got = marshal.loads(got)
+            self._decoded[name] = got
+        return got
+
+    def get(self, fn: str) -> tuple:
+        return self.project(project_of(fn))[fn]
+
+    def put(self, name: str, summaries: dict[str, tuple]) -> None:
+        """Set a project's summaries (none: drop the project)."""
+        self._decoded[name] = summaries
+        if not summaries:
+            self.stored.pop(name, None)
+        elif self.packed:
+            self.stored[name] = marshal.dumps(dict(sorted(summaries.items())))
+        else:
+            self.stored[name] = summaries
 
 
 def stat_keys(names: list[str], fd: int) -> list[int | None]:

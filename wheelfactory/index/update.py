@@ -23,7 +23,7 @@ from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_
                       summary_of)
 from .render import (FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version, render_human_project,
                      render_human_root, render_simple_project, render_simple_root, sort_files)
-from .state import Scan, empty_state
+from .state import Scan, Summaries, empty_state
 
 # A generation of at least this many records (a first index, a full rebuild) is spread
 # over worker processes; below it, starting them costs more than they save.
@@ -95,6 +95,7 @@ class Run:
     excluded: frozenset  # wheels left out of the index (their records are still read)
     stage: Stage
     workers: int  # processes that render a big generation (1: this one only)
+    pack_summaries: bool  # keep each project's summaries as one marshal string (state.Summaries)
 
 
 class Task(NamedTuple):
@@ -123,9 +124,10 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     in_dist = scan.stats
     indexed_before = old["records"].keys() - set(old["excluded"])
     indexed_now = in_dist.keys() - run.excluded
-    tasks = _tasks(run, old, scan, indexed_before, indexed_now)
+    held = Summaries(old["summaries"])
+    tasks = _tasks(run, old, held, scan, indexed_before, indexed_now)
     done = _render_all(run, tasks)
-    state, deletes = _merge(run, old, in_dist, indexed_before, indexed_now, done, report)
+    state, deletes = _merge(run, old, held, in_dist, indexed_before, indexed_now, done, report)
     projects = state["projects"]
 
     # Root pages: written when their bytes change (the simple root lists names only).
@@ -146,7 +148,8 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     return deletes, state
 
 
-def _tasks(run: Run, old: dict, scan: Scan, indexed_before: set[str], indexed_now: set[str]) -> list[Task]:
+def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set[str],
+           indexed_now: set[str]) -> list[Task]:
     """The projects to render, each with all of its records."""
     if run.full:
         members: dict[str, list[str]] = {}
@@ -160,20 +163,19 @@ def _tasks(run: Run, old: dict, scan: Scan, indexed_before: set[str], indexed_no
         if run.yanks.key(old["recipes"]) != old["yank_key"]:
             # The yanks changed: every wheel's reason is checked (its page is rendered only if it changed).
             for fn in indexed_now - scan.misses:
-                s = Summary(*old["summaries"][fn])
+                s = Summary(*held.get(fn))
                 if run.yanks.reason(fn, s.name, s.version, s.recipe, s.yanked) != old["yanked"].get(fn):
                     affected.add(s.name)
-        held = old["projects"]
-        members = {name: [fn for fn in held[name]["wheels"] if fn in scan.stats] if name in held else []
+        pages = old["projects"]
+        members = {name: [fn for fn in pages[name]["wheels"] if fn in scan.stats] if name in pages else []
                    for name in affected}
         for fn in extra:
             members[project_of(fn)].append(fn)
     tasks = []
     for name in sorted(members):
         fns = sorted(set(members[name]))
-        before = {} if run.full else {  # (a full run rewrites every file: it needs none)
-            fn: (old["summaries"][fn][0], old["summaries"][fn][1], old["logs"].get(fn))
-            for fn in fns if fn in indexed_before}
+        was = {} if run.full else held.project(name)  # (a full run rewrites every file: it needs none)
+        before = {fn: (was[fn][0], was[fn][1], old["logs"].get(fn)) for fn in fns if fn in was and fn in indexed_before}
         tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
     return tasks
 
@@ -277,17 +279,23 @@ def _log_sig(log: str | None, root: Path, settings: Settings) -> tuple | None:
         return None
 
 
-def _merge(run: Run, old: dict, in_dist: dict[str, int], indexed_before: set[str], indexed_now: set[str],
-           done: list[Done], report: Report) -> tuple[dict, list[str]]:
-    """The new state from the old one and the rendered projects; fills ``report``. Returns
-    the state and the build logs to delete (their wheels no longer have one)."""
+def _merge(run: Run, old: dict, held: Summaries, in_dist: dict[str, int], indexed_before: set[str],
+           indexed_now: set[str], done: list[Done], report: Report) -> tuple[dict, list[str]]:
+    """The new state from the old one (``held``: its summaries) and the rendered projects;
+    fills ``report``. Returns the state and the build logs to delete (their wheels no
+    longer have one)."""
+    summaries = Summaries({} if run.full else old["summaries"], packed=run.pack_summaries)
     if run.full:
         records: dict[str, int] = {}
-        summaries: dict[str, tuple] = {}
+        shas: dict[str, str] = {}
     else:
-        records, summaries = dict(old["records"]), dict(old["summaries"])
-        for fn in old["records"].keys() - in_dist.keys():  # records that left dist/
-            del records[fn], summaries[fn]
+        records, shas = dict(old["records"]), dict(old["shas"])
+        gone: dict[str, set[str]] = {}  # project -> its records that left dist/
+        for fn in old["records"].keys() - in_dist.keys():
+            del records[fn], shas[fn]
+            gone.setdefault(project_of(fn), set()).add(fn)
+        for name, fns in gone.items():
+            summaries.put(name, {fn: v for fn, v in summaries.project(name).items() if fn not in fns})
     logs = {fn: v for fn, v in old["logs"].items() if fn in indexed_now}
     yanked = {fn: v for fn, v in old["yanked"].items() if fn in indexed_now}
     projects = {} if run.full else dict(old["projects"])
@@ -295,15 +303,18 @@ def _merge(run: Run, old: dict, in_dist: dict[str, int], indexed_before: set[str
     mismatched: list[str] = []
     for d in done:
         mismatched += d.mismatched
+        was = held.project(d.name)
+        now = dict(summaries.project(d.name))
         for fn, summary, log, yank, indexed, wrote in d.records:
             records[fn] = in_dist[fn]
-            summaries[fn] = summary
+            shas[fn] = summary[0]
+            now[fn] = summary
             if not indexed:
                 continue
             if fn not in indexed_before:
                 report.added.append(fn)
-            else:
-                old_sha = old["summaries"][fn][0]
+            elif fn in was:  # (not in it: a full rebuild of a damaged state)
+                old_sha = was[fn][0]
                 if old_sha != summary[0]:
                     report.replaced.append({"filename": fn, "old_sha256": old_sha, "new_sha256": summary[0]})
                 if old["logs"].get(fn) and not log:
@@ -311,6 +322,7 @@ def _merge(run: Run, old: dict, in_dist: dict[str, int], indexed_before: set[str
             _set(logs, fn, log)
             _set(yanked, fn, yank)
             report.files_written += wrote
+        summaries.put(d.name, now)
         _set(projects, d.name, d.project)
         if d.project:
             report.projects_written.append(d.name)
@@ -323,7 +335,7 @@ def _merge(run: Run, old: dict, in_dist: dict[str, int], indexed_before: set[str
     report.added.sort()
     report.replaced.sort(key=lambda r: r["filename"])
     report.removed = sorted(indexed_before - indexed_now)
-    report.duplicates = _duplicates(indexed_now, summaries)
+    report.duplicates = _duplicates(indexed_now, shas)
     projects = dict(sorted(projects.items()))
     report.projects = len(projects)
     report.wheels = len(indexed_now)
@@ -334,7 +346,8 @@ def _merge(run: Run, old: dict, in_dist: dict[str, int], indexed_before: set[str
         "settings": run.settings.key(),
         "files_base": run.settings.files_base,
         "records": records,
-        "summaries": summaries,
+        "shas": shas,
+        "summaries": summaries.stored,
         "excluded": sorted(run.excluded),
         "logs": logs,
         "yanked": yanked,
@@ -354,14 +367,13 @@ def _set(mapping: dict, key: str, value) -> None:
         mapping[key] = value
 
 
-def _duplicates(indexed: set[str], summaries: dict[str, tuple]) -> list[list[str]]:
+def _duplicates(indexed: set[str], shas: dict[str, str]) -> list[list[str]]:
     """Groups of indexed wheels with one content (sha256) under several names."""
-    shas = {fn: summaries[fn][0] for fn in indexed}
     if len(set(shas.values())) == len(shas):
-        return []  # (the usual case, in a few ms for 10,000 wheels)
+        return []  # (the usual case: no two records, indexed or not, share a content)
     by_sha: dict[str, list[str]] = {}
-    for fn, sha in shas.items():
-        by_sha.setdefault(sha, []).append(fn)
+    for fn in indexed:
+        by_sha.setdefault(shas[fn], []).append(fn)
     return sorted(sorted(g) for g in by_sha.values() if len(g) > 1)
 
 
