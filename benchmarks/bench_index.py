@@ -13,7 +13,7 @@ size). dumb-pypi (``pip install dumb-pypi``) gets the same list as JSON lines
 files URL and title. Everything runs in this process, each full generation into a
 new folder. The runs go in rounds: our full generation, each device switched off
 in turn (``DEVICES``: the build_index parameters that switch it off), dumb-pypi's;
-then one new wheel added and every index made in the round regenerated. So all
+then one new wheel added and every index made in the round regenerated, three times. So all
 runs sample the same stretch of a machine whose speed drifts; the fastest of each
 kind counts (medians printed too).
 
@@ -181,6 +181,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="rounds (each: both full generations and one regeneration); the fastest of each counts")
     ap.add_argument("--dir", default=None, help="where to work (default: the system temp folder); "
                                                 "e.g. /dev/shm to compare without disk noise")
+    ap.add_argument("--new-wheels", type=int, default=3, help="regenerations after one new wheel per round")
     ap.add_argument("--keep", action="store_true", help="leave the work folder (deleting its ~150,000 files "
                                                          "slows file creation on this VM for minutes)")
     args = ap.parse_args()
@@ -239,16 +240,19 @@ def main() -> int:
                             "--packages-url", BASE_URL, "--title", TITLE])
             theirs.append((time.perf_counter() - t, cpu_seconds() - c))
 
-            # One new wheel (a new version of one project), each index regenerated.
-            rec = make_record(f"project-{(i * 37) % args.projects:04d}", f"2.{i}.0", "313", None, 10_000_000 + i)
-            write_dist(root / "dist", [rec])
-            for v in order:
-                os.sync()
-                t = time.perf_counter()
-                report = build_index(config, out=tmp / f"index-{v}-{i}", quiet=True, **variants[v])
-                incremental[v].append(time.perf_counter() - t)
-                assert report.added == [rec["filename"]] and len(report.projects_written) == 1
-            records.append(rec)  # the next round's full generations, both tools, include it
+            # One new wheel (a new version of one project), each index regenerated; a few
+            # times, since a regeneration is short and single ones vary most.
+            for j in range(args.new_wheels):
+                n = i * args.new_wheels + j
+                rec = make_record(f"project-{(n * 37) % args.projects:04d}", f"2.{n}.0", "313", None, 10_000_000 + n)
+                write_dist(root / "dist", [rec])
+                for v in order:
+                    os.sync()
+                    t = time.perf_counter()
+                    report = build_index(config, out=tmp / f"index-{v}-{i}", quiet=True, **variants[v])
+                    incremental[v].append(time.perf_counter() - t)
+                    assert report.added == [rec["filename"]] and len(report.projects_written) == 1
+                records.append(rec)  # the next round's full generations, both tools, include it
             dumb_pypi_list(records, tmp / "packages.jsonl")
         index = tmp / f"index-on-{args.repeat - 1}"
         ours_files, theirs_files = count_files(index), count_files(out)
@@ -291,7 +295,8 @@ def print_devices(full: dict[str, list], incremental: dict[str, list]) -> None:
     runs = {"full": ("full generation", [x for x, _ in full["on"]]),
             "incremental": ("after one new wheel", incremental["on"])}
     print()
-    print(f"A/B of the speed devices (fastest of {len(incremental['on'])}; a device stays at >= "
+    print(f"A/B of the speed devices (fastest of {len(full['on'])} full runs and {len(incremental['on'])} "
+          f"regenerations; a device stays at >= "
           f"{DEVICE_MIN_GAIN * 100:g}% of either run it acts in; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
     print(f"{'device':20}{'run':22}{'on s':>8}{'off s':>8}{'gain':>8}{'paired':>9}  verdict")
     for name, (_, acts_in) in DEVICES.items():

@@ -364,14 +364,8 @@ def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkey
 
 def test_a_full_rebuild_after_a_wheel_left_dist(tmp_path):
     """(The code before the split failed here with a KeyError.)"""
-    root = write_project(tmp_path / "p", recipes=[])
+    root, recs, cfg = _three_projects(tmp_path)
     dist = root / "dist"
-    dist.mkdir()
-    recs = [_synthetic_record(f"pkg-{i}", "1.0.0", "312", None, f"s{i}", log=None) for i in range(3)]
-    for rec in recs:
-        _put(dist, rec)
-    cfg = load_config(root)
-    build_index(cfg, quiet=True)
     gone = recs[1]["filename"]
     (dist / f"{gone}.json").unlink()
     (dist / gone).unlink()
@@ -425,15 +419,21 @@ def _put(dist: Path, rec: dict) -> None:
     os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
 
 
-def test_a_damaged_state_is_named_and_a_full_rebuild_mends_it(tmp_path):
+def _three_projects(tmp_path: Path) -> tuple[Path, list[dict], object]:
+    """A project root whose dist/ holds one synthetic record of pkg-0, pkg-1 and pkg-2, indexed."""
     root = write_project(tmp_path / "p", recipes=[])
-    dist = root / "dist"
-    dist.mkdir()
+    (root / "dist").mkdir()
     recs = [_synthetic_record(f"pkg-{i}", "1.0.0", "312", None, f"s{i}", log=None) for i in range(3)]
     for rec in recs:
-        _put(dist, rec)
+        _put(root / "dist", rec)
     cfg = load_config(root)
     build_index(cfg, quiet=True)
+    return root, recs, cfg
+
+
+def test_a_damaged_state_is_named_and_a_full_rebuild_mends_it(tmp_path):
+    root, _, cfg = _three_projects(tmp_path)
+    dist = root / "dist"
     idx = root / "index"
     (idx / STATE).write_bytes(b"\xff not marshal")
     before = {p: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
