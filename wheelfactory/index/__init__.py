@@ -149,7 +149,7 @@ def build_index(
         try:
             yanks = Yanks(config, cache=old["recipe_cache"] if old else None)
             run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage,
-                      workers or min(8, len(os.sched_getaffinity(0))), pack_summaries)
+                      workers or min(8, _cpus()), pack_summaries)
             deletes, state = stage_update(run, live, old, scan, report)
             if state != old:  # (only the state changes when, say, a record left out of the index left dist/)
                 stage.write(STATE, state_bytes(state))
@@ -167,6 +167,11 @@ def build_index(
         for level, text in report.lines():
             getattr(ui, level)(text)
     return report
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _old_state(live: Path, full: bool) -> dict | None:

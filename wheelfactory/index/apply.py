@@ -28,6 +28,8 @@ COMMIT = ".commit.json"  # inside the staging folder: its presence means "apply 
 
 
 def staging_dir(live: Path) -> Path:
+    """Where an update of ``live`` is prepared: beside it, on the same file system, so each
+    staged file goes live with one rename."""
     return live.parent / f".{live.name}.staging"
 
 
