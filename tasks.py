@@ -18,9 +18,9 @@ ROOT = Path(os.environ.get("WHEELFACTORY_ROOT") or Path(__file__).parent).resolv
 @task(help={"full": "rewrite every page (default: only what changed)", "json": "print the change report as JSON"})
 def index(c, full=False, json=False):
     """Regenerate index/ from the dist/ records; reports added / replaced / removed wheels."""
-    from wheelfactory.index import core as index_mod
+    from wheelfactory.cli import index as index_cli
 
-    cli.run(index_mod.index_command, ROOT, full=full, as_json=json)
+    cli.run(index_cli.index_command, ROOT, full=full, as_json=json)
 
 
 @task(help={
@@ -47,9 +47,9 @@ def fetch_dist(c, json=False):
             "directory": "folder to serve (default: paths.index)"})
 def serve(c, port=8000, host="127.0.0.1", directory=""):
     """Serve index/ on 127.0.0.1 with PEP 691 content negotiation, for trying installs."""
-    from wheelfactory.index import serve as serve_mod
+    from wheelfactory.cli import index as index_cli
 
-    cli.run(serve_mod.serve_command, ROOT, host=host, port=int(port), directory=directory or None)
+    cli.run(index_cli.serve_command, ROOT, host=host, port=int(port), directory=directory or None)
 
 
 @task(name="check-index", help={
@@ -59,9 +59,9 @@ def serve(c, port=8000, host="127.0.0.1", directory=""):
 })
 def check_index(c, target="", quick=False, jobs=8):
     """Fetch every link of a published index: status, size, sha256, .metadata vs the wheel."""
-    from wheelfactory.index import check as checkindex
+    from wheelfactory.cli import index as index_cli
 
-    cli.run(checkindex.check_index_command, ROOT, target=target or None, quick=quick, jobs=int(jobs))
+    cli.run(index_cli.check_index_command, ROOT, target=target or None, quick=quick, jobs=int(jobs))
 
 
 # --- audit / new-recipe (issue: find what is missing) ------------------------------

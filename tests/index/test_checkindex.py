@@ -13,9 +13,10 @@ import pytest
 from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project
-from wheelfactory.index.check import IndexCheckFailed, check_index, check_index_command
+from wheelfactory.cli.index import check_index_command
+from wheelfactory.index.check import IndexCheckFailed, check_index
 from wheelfactory.settings.factory import load_config
-from wheelfactory.index.core import build_index
+from wheelfactory.index import build_index
 from wheelfactory.index.serve import IndexServer
 
 

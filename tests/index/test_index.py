@@ -22,7 +22,7 @@ from conftest import REPO, write_project, write_recipe
 from wheelfactory.build import store
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
-from wheelfactory.index.core import IndexProblem, build_index
+from wheelfactory.index import STATE, IndexProblem, build_index, load_state
 
 HTML = "text/html"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -332,22 +332,20 @@ def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F81
 
 def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
     """Big generations run in worker processes; the result must be byte-identical to a serial run."""
-    from wheelfactory.index import core as index_mod
+    from wheelfactory.index import update as update_mod
 
     root, cfg = make(tmp_path, real_wheels)
-    serial = build_index(cfg, out=tmp_path / "serial", quiet=True)
-    monkeypatch.setattr(index_mod, "WORKERS", 2)
-    monkeypatch.setattr(index_mod, "PARALLEL_MIN_RECORDS", 1)
-    monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
+    serial = build_index(cfg, out=tmp_path / "serial", quiet=True, workers=1)
+    monkeypatch.setattr(update_mod, "PARALLEL_MIN_RECORDS", 1)
     forked = []
-    real_pool = index_mod.ProcessPoolExecutor
+    real_pool = update_mod.ProcessPoolExecutor
 
     def counting_pool(*a, **kw):
         forked.append(kw.get("mp_context"))
         return real_pool(*a, **kw)
 
-    monkeypatch.setattr(index_mod, "ProcessPoolExecutor", counting_pool)
-    parallel = build_index(cfg, out=tmp_path / "parallel", quiet=True)
+    monkeypatch.setattr(update_mod, "ProcessPoolExecutor", counting_pool)
+    parallel = build_index(cfg, out=tmp_path / "parallel", quiet=True, workers=2)
     assert forked, "the worker processes were not used"
     assert parallel.added == serial.added and parallel.projects_written == serial.projects_written
 
@@ -360,8 +358,22 @@ def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkey
     before = files(tmp_path / "parallel")
     (root / "dist" / f"{real_wheels['jinja2'].name}.json").write_text('{"filename": 3}')
     with pytest.raises(IndexProblem, match="record lacks"):
-        build_index(cfg, out=tmp_path / "parallel", full=True, quiet=True)
+        build_index(cfg, out=tmp_path / "parallel", full=True, quiet=True, workers=2)
     assert files(tmp_path / "parallel") == before
+
+
+def test_a_full_rebuild_after_a_wheel_left_dist(tmp_path):
+    """(The code before the split failed here with a KeyError.)"""
+    root, recs, cfg = _three_projects(tmp_path)
+    dist = root / "dist"
+    gone = recs[1]["filename"]
+    (dist / f"{gone}.json").unlink()
+    (dist / gone).unlink()
+    report = build_index(cfg, full=True, quiet=True)
+    assert report.removed == [gone] and report.wheels == 2 and not report.added
+    assert not (root / "index/simple/pkg-1").exists() and not (root / f"index/files/{gone}.metadata").exists()
+    assert json.loads((root / "index/simple/index.json").read_bytes())["projects"] == [{"name": "pkg-0"},
+                                                                                       {"name": "pkg-2"}]
 
 
 def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):  # noqa: F811
@@ -407,24 +419,27 @@ def _put(dist: Path, rec: dict) -> None:
     os.replace(tmp, dist / f"{rec['filename']}.json")  # as the store writes: atomically
 
 
-def test_a_damaged_shard_is_named_and_a_full_rebuild_mends_it(tmp_path):
-    from wheelfactory.index import core as index_mod
-
+def _three_projects(tmp_path: Path) -> tuple[Path, list[dict], object]:
+    """A project root whose dist/ holds one synthetic record of pkg-0, pkg-1 and pkg-2, indexed."""
     root = write_project(tmp_path / "p", recipes=[])
-    dist = root / "dist"
-    dist.mkdir()
+    (root / "dist").mkdir()
     recs = [_synthetic_record(f"pkg-{i}", "1.0.0", "312", None, f"s{i}", log=None) for i in range(3)]
     for rec in recs:
-        _put(dist, rec)
+        _put(root / "dist", rec)
     cfg = load_config(root)
     build_index(cfg, quiet=True)
+    return root, recs, cfg
+
+
+def test_a_damaged_state_is_named_and_a_full_rebuild_mends_it(tmp_path):
+    root, _, cfg = _three_projects(tmp_path)
+    dist = root / "dist"
     idx = root / "index"
-    shard = idx / index_mod.SHARD_DIR / f"{index_mod.Shards.number('pkg-1'):02d}.marshal"
-    shard.write_bytes(b"\xff not marshal")
+    (idx / STATE).write_bytes(b"\xff not marshal")
     before = {p: p.read_bytes() for p in idx.rglob("*") if p.is_file()}
     newer = _synthetic_record("pkg-1", "1.1.0", "312", None, "s9", log=None)
     _put(dist, newer)
-    with pytest.raises(index_mod.IndexProblem, match=r"shards/\d\d\.marshal: damaged.*invoke index --full"):
+    with pytest.raises(IndexProblem, match=r"state\.marshal: damaged.*invoke index --full"):
         build_index(cfg, quiet=True)
     assert {p: p.read_bytes() for p in idx.rglob("*") if p.is_file()} == before  # nothing changed
     report = build_index(cfg, full=True, quiet=True)
@@ -432,30 +447,22 @@ def test_a_damaged_shard_is_named_and_a_full_rebuild_mends_it(tmp_path):
     assert build_index(cfg, quiet=True).changed is False
 
 
-def test_stat_helper_gives_the_keys_of_this_process(tmp_path):
-    """The helper process stats part of the records: the same keys as this process,
-    and None for a record that went away between listing and stat."""
-    from wheelfactory.index.statkeys import StatHelper, stat_keys
+def test_stat_keys_know_each_record_and_a_gone_one(tmp_path):
+    """The stat key of each record: distinct per file, None for a record that went away
+    between listing and stat."""
+    from wheelfactory.index.state import stat_keys
 
     dist = tmp_path / "dist"
     dist.mkdir()
     names = [f"p{i}-1.0-py3-none-any.whl.json" for i in range(50)]
     for i, n in enumerate(names):
         (dist / n).write_text("x" * i)
-    names.insert(40, "gone-1.0-py3-none-any.whl.json")  # in the helper's part
+    names.insert(40, "gone-1.0-py3-none-any.whl.json")
     fd = os.open(dist, os.O_RDONLY)
     try:
         here = stat_keys(names, fd)
     finally:
         os.close(fd)
-    helper = StatHelper(dist)
-    helper.send(names[30:])
-    assert helper.join() == here[30:] and not helper.failed
-    # A helper that dies: its part is done here.
-    helper = StatHelper(dist)
-    helper.proc.kill()
-    helper.send(names[30:])
-    assert helper.join() == here[30:] and helper.failed
     assert here[40] is None and None not in here[:40] + here[41:]
     assert len(set(here) - {None}) == 50
 
@@ -468,8 +475,10 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
     rebuild writes, serially or in worker processes."""
     import random
 
-    from wheelfactory.index import core as index_mod
+    from wheelfactory.index import update as update_mod
+    from wheelfactory.index.state import Summaries
 
+    monkeypatch.setattr(update_mod, "PARALLEL_MIN_RECORDS", 1)
     rng = random.Random(seed)
     names = [f"pkg-{i:02d}" for i in range(12)]
     root = write_project(tmp_path / "p", recipes=[])
@@ -485,11 +494,9 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
                 if p.is_file() and ".wheelfactory" not in p.parts}
 
     def state(d: Path) -> dict:
-        """The index's state, with every shard read (a shard never written holds nothing)."""
-        held = index_mod.load_state(d)
+        held = load_state(d)
         del held["generator"]
-        shards = index_mod.Shards(d)
-        held["shards"] = {i: shards._file(i) for i in range(index_mod.SHARDS)}
+        held["summaries"] = {name: Summaries(held["summaries"]).project(name) for name in held["summaries"]}
         return held
 
     for step in range(14):
@@ -538,15 +545,9 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
         cfg = load_config(root)
         exclude = [rng.choice(sorted(live))] if live and rng.random() < 0.25 else []
 
-        # Every other incremental run stats dist/ with a helper process.
-        monkeypatch.setattr(index_mod, "WORKERS", 2 if step % 2 else 1)
-        monkeypatch.setattr(index_mod, "SCAN_HELPER_MIN", 1)
-        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True)
-        monkeypatch.setattr(index_mod, "SCAN_HELPER_MIN", 4000)
-        monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 1)
-        full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True)
-        monkeypatch.setattr(index_mod, "WORKERS", None)
-        monkeypatch.setattr(index_mod, "PARALLEL_MIN_PROJECTS", 300)
+        build_index(cfg, out=root / "inc", exclude=exclude, quiet=True, workers=2 if step % 2 else 1,
+                    pack_summaries=step % 3 != 0)  # (a state holds both forms after a switch)
+        full = build_index(cfg, out=root / f"full-{step}", exclude=exclude, quiet=True, workers=2)
         assert full.full and full.wheels == len(live) - len(exclude)
         assert files(root / "inc") == files(root / f"full-{step}"), f"step {step}: the incremental index differs"
         assert state(root / "inc") == state(root / f"full-{step}"), f"step {step}: the incremental state differs"

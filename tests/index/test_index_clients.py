@@ -24,7 +24,7 @@ from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 from conftest import write_project
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
-from wheelfactory.index.core import build_index
+from wheelfactory.index import build_index
 from wheelfactory.publish import publish
 from wheelfactory.index.serve import IndexServer
 

@@ -38,11 +38,10 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .._util import http
 from .. import ui
-from ..settings.factory import load_config
+from .._util import http
 from ..errors import FactoryError
-from .core import JSON_TYPE
+from .render import JSON_TYPE
 
 
 class IndexCheckFailed(FactoryError):
@@ -475,19 +474,6 @@ def _progress() -> Progress:
 
 
 def check_index(target: str, *, quick: bool = False, jobs: int = 8) -> Result:
+    """Check every link of the index at ``target`` (a URL or a local folder) with ``jobs``
+    parallel downloads; the Result lists the problems (IndexCheckFailed: no index there)."""
     return Checker(target, quick=quick, jobs=jobs).run()
-
-
-def check_index_command(root: Path | str | None = None, *, target: str | None = None, quick: bool = False,
-                        jobs: int = 8) -> int:
-    """``invoke check-index [TARGET]``: TARGET defaults to index.url, else the local index/."""
-    if not target:
-        config = load_config(root)
-        target = config.index.url or str(config.paths.index)
-    result = check_index(target, quick=quick, jobs=jobs)
-    summary = f"{result.projects} projects, {result.files} files, {result.links} other links"
-    if not result.ok:
-        listed = "\n".join(f"  - {p}" for p in result.problems)
-        raise IndexCheckFailed(f"{target}: {len(result.problems)} broken link(s) ({summary}):\n{listed}")
-    ui.info(f"{target}: every link resolves and matches ({summary})")
-    return 0

@@ -20,9 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .. import ui
-from ..settings.factory import load_config
-from ..errors import FactoryError
-from .core import HTML_TYPE, JSON_TYPE, load_state
+from .render import HTML_TYPE, JSON_TYPE
 
 # Media types we can answer a simple/ folder with -> (the file, the Content-Type sent).
 # "latest" is an alias that PEP 691 answers with the concrete version.
@@ -166,31 +164,3 @@ class IndexServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
-
-
-def serve_command(root: Path | str | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-                  directory: str | None = None) -> int:
-    """``invoke serve``: serve index/ until interrupted."""
-    config = load_config(root)
-    where = Path(directory) if directory else config.paths.index
-    if not (where / "simple" / "index.html").is_file():
-        raise FactoryError(f"{where} holds no index (no simple/index.html); run `invoke index` first")
-    state = load_state(where) or {}
-    if state.get("files_base"):
-        ui.warn(f"the pages link to files at {state['files_base']}; only the pages are served here")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        ui.warn(f"serving on {host}: reachable from other machines")
-    try:
-        server = IndexServer(where, host, port)
-    except OSError as e:
-        raise FactoryError(f"cannot listen on {host}:{port} ({e.strerror}); pick another port with --port") from None
-    ui.info(f"serving {where} at {server.url}")
-    ui.info(f"  pip install --prefer-binary --extra-index-url {server.url}simple/ PACKAGE")
-    ui.info(f"  uv pip install --index {server.url}simple/ PACKAGE")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._util.fs import sha256_file
 from ..build.store import record_path
 from ..errors import FactoryError
-from ..index.core import FILES, build_index, indexed_wheels
+from ..index import FILES, build_index, indexed_wheels
 from ..settings.factory import Config
 
 

@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from .. import ui
 from .._util.fs import sha256_file
-from ..index.core import FILES, PROJECT, SIMPLE, STATE_DIR, link_or_copy, load_state
+from ..index import FILES, PROJECT, SIMPLE, STATE_DIR, link_or_copy, load_state
 from ..settings.factory import Config
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 

@@ -37,7 +37,7 @@ from typing import Callable
 from .._util.fs import atomic_copy, atomic_write_bytes, sha256_file
 from ..build.store import store_wheel
 from ..errors import FactoryError
-from ..index.core import FILES
+from ..index import FILES
 from ..settings.factory import Config
 from .. import ui
 from .directory import destination

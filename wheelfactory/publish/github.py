@@ -42,7 +42,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from .. import ui
 from .._util.github import AlreadyExists, Releases
 from .._util.proc import git
-from ..index.core import FILES, STATE_DIR, Settings, build_index, load_state, settings_from
+from ..index import FILES, STATE_DIR, Settings, build_index, load_state, settings_from
 from ..settings.factory import Config, PublishSettings
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
