@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import requests
 from packaging.utils import parse_sdist_filename
 from packaging.version import Version
 
-from conftest import REPO, write_project
+from conftest import REPO
 from support.build import make_git_repo
 from wheelfactory.cli import build as build_cli
 from wheelfactory.audit import scaffold

@@ -3,11 +3,9 @@ real PyPI), recipe text edits that keep comments, and bumps that really build.""
 
 from __future__ import annotations
 
-import functools
 import http.server
 import json
 import threading
-import textwrap
 from pathlib import Path
 
 import pytest

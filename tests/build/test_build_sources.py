@@ -276,4 +276,4 @@ def test_verify_installs_our_dependency_wheel_not_the_index_build(tmp_path, shar
     assert res.status == "built", res.message
     log = res.logs[-1].read_text()
     ours = dep.wheels[0].name
-    assert f"+ multidict==7.2.1 (from file://" in log and f"/deps/{ours})" in log, log[-3000:]
+    assert "+ multidict==7.2.1 (from file://" in log and f"/deps/{ours})" in log, log[-3000:]

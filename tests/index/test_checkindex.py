@@ -97,7 +97,7 @@ def test_each_kind_of_lie_is_listed(site, real_wheels):  # noqa: F811
     msg = str(e.value)
     assert f"{ms}.metadata: answered 404" in msg
     assert "the JSON sha256 differs from the HTML #sha256" in msg
-    assert f"bytes, the index says" in msg
+    assert "bytes, the index says" in msg
     assert f"{ms}.log: linked from a human page, answered 404" in msg
     assert msg.count("\n  - ") == 4
 

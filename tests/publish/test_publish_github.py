@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,8 @@ from support.github_pages import (REPOSITORY, TAG, add, assert_live_consistent, 
                                   live_pages, make_project, pages_head)
 from support.wheels import real_wheels, record_from_wheel, store_wheel  # noqa: F401 (fixture)
 
-from conftest import REPO, write_project
+from conftest import REPO
 from wheelfactory.build import store
-from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import FactoryError
 from wheelfactory.publish import publish
