@@ -17,6 +17,7 @@ from support.build import (  # noqa: F401 (fixtures)
     bare_venv, make_git_repo, make_project, run, sdist_server, shared_cache, tiny_files, tiny_recipe,
     write_recipe,
 )
+from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import pipeline
 from wheelfactory.build import store
 from wheelfactory.settings.factory import load_config
@@ -195,7 +196,7 @@ def test_dependency_wheels_are_installed_for_the_build_and_enter_the_key(isolati
     assert _build(root, "wf-tiny", dependency_wheels=dep.wheels).status == "skipped"
     # A new build of the dependency (other bytes) changes the dependent's key: rebuilt, next build tag.
     dep2 = _build(root, "wf-dep", force=True)
-    assert dep2.status == "built" and store.sha256_file(dep2.wheels[0]) != store.sha256_file(dep.wheels[0])
+    assert dep2.status == "built" and sha256_file(dep2.wheels[0]) != sha256_file(dep.wheels[0])
     second = _build(root, "wf-tiny", dependency_wheels=dep2.wheels)
     assert second.status == "built", second.message
     assert parse_wheel_filename(second.wheels[0].name)[2] == (1, "")

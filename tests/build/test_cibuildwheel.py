@@ -19,6 +19,7 @@ import pytest
 
 from support.build import make_project, shared_cache  # noqa: F401 (a fixture)
 from conftest import REPO, write_recipe
+from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import cibuildwheel, pipeline, store
 from wheelfactory.runners import container
 from wheelfactory.settings.factory import load_config
@@ -248,7 +249,7 @@ def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_c
                 "metadata_sha256", "build_key", "python", "target", "policy", "achieved_policy", "recipe", "source",
                 "debian_runtime", "auditwheel", "host", "duration", "stages", "status", "log", "built_at", "yanked"):
         assert key in rec, key
-    assert rec["sha256"] == store.sha256_file(first) and rec["build_tag"] is None
+    assert rec["sha256"] == sha256_file(first) and rec["build_tag"] is None
     assert rec["achieved_policy"] == "manylinux_2_31" and rec["debian_runtime"] == ["libexample1"]
     assert "manylinux_2_31_riscv64" in rec["auditwheel"]
     assert rec["metadata"].startswith("Metadata-Version") and rec["target"] == "riscv64"

@@ -19,6 +19,7 @@ from pypi_simple import IndexPage, ProjectPage, RepositoryPage
 from support.wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
 
 from conftest import REPO, write_project, write_recipe
+from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import store
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
@@ -230,7 +231,7 @@ def test_stale_same_name_is_flagged_and_replaced(tmp_path, real_wheels, capsys):
     assert "same file name, different content" in capsys.readouterr().err
     idx = root / "index"
     assert f"#sha256={new_sha}" in (idx / "simple/markupsafe/index.html").read_text()
-    assert store.sha256_file(idx / "files" / name) == new_sha
+    assert sha256_file(idx / "files" / name) == new_sha
     assert check_index(str(idx)).problems == []
 
 

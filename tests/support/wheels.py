@@ -24,6 +24,7 @@ import pytest
 from packaging.metadata import Metadata
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from wheelfactory._util.fs import sha256_file, utcnow
 from wheelfactory.build import store
 
 JINJA2 = "jinja2==3.1.4"
@@ -50,7 +51,7 @@ def record_from_wheel(wheel: Path, **overrides) -> dict:
         "version": str(meta.version),
         "filename": wheel.name,
         "build_tag": build[0] if build else None,
-        "sha256": store.sha256_file(wheel),
+        "sha256": sha256_file(wheel),
         "size": wheel.stat().st_size,
         "tags": sorted(str(t) for t in tags),
         "requires_python": raw.get("Requires-Python"),
@@ -70,7 +71,7 @@ def record_from_wheel(wheel: Path, **overrides) -> dict:
         "stages": {},
         "status": "ok",
         "log": None,
-        "built_at": store.utcnow(),
+        "built_at": utcnow(),
         "yanked": None,
     }
     assert name == record["name"] and version == meta.version
@@ -127,5 +128,5 @@ def _make_wheels(d: Path) -> dict[str, Path]:
                    check=True, capture_output=True)
     (packed,) = stale_dir.glob("*.whl")
     stale = packed.rename(stale_dir / markupsafe.name)  # `wheel pack` sorts the compressed tags
-    assert stale.name == markupsafe.name and store.sha256_file(stale) != store.sha256_file(markupsafe)
+    assert stale.name == markupsafe.name and sha256_file(stale) != sha256_file(markupsafe)
     return {"jinja2": jinja2, "markupsafe": markupsafe, "markupsafe_rebuilt": rebuilt, "markupsafe_stale": stale}

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import store
 from wheelfactory.build.record import build_key, make_record, wheel_metadata
 from wheelfactory.build.source import source_id
@@ -70,7 +71,7 @@ def test_the_policy_in_the_key_is_the_one_asked_for():
 def test_a_stored_record_is_byte_for_byte_unchanged(tmp_path):
     expected = json.loads((FIXTURES / "record.json").read_text())
     wheel = FIXTURES / expected["wheel"]
-    assert store.sha256_file(wheel) == expected["wheel_sha256"]
+    assert sha256_file(wheel) == expected["wheel_sha256"]
     assert wheel_metadata(wheel) == expected["metadata"]
     (tmp_path / "recipes" / "wf-fixture").mkdir(parents=True)
     (tmp_path / "recipes" / "wf-fixture" / "recipe.toml").write_text(made.RECORD_RECIPE)
@@ -78,7 +79,7 @@ def test_a_stored_record_is_byte_for_byte_unchanged(tmp_path):
     record = make_record(load_config(REPO), recipe, wheel, **made.RECORD_ARGS)
     dest = store.store_wheel(tmp_path / "dist", wheel, record)
     assert store.record_path(tmp_path / "dist", dest.name).read_text() == expected["record_json"]
-    assert store.sha256_file(dest) == expected["wheel_sha256"]
+    assert sha256_file(dest) == expected["wheel_sha256"]
 
 
 def test_the_fixture_wheel_is_what_make_fixtures_writes(tmp_path):

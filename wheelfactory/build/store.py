@@ -43,8 +43,7 @@ from pathlib import Path
 from filelock import FileLock
 from packaging.utils import parse_wheel_filename
 
-# store.sha256_file/utcnow/atomic_*: callers elsewhere (publish, tests) still name them here.
-from .._util.fs import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file, utcnow  # noqa: F401
+from .._util.fs import atomic_copy, atomic_write_text, sha256_file, utcnow
 
 RECORD_SCHEMA = 1
 

@@ -21,7 +21,10 @@ def index_command(root: Path | str | None = None, *, full: bool = False, as_json
     """``invoke index``: regenerate index/ from dist/ and report what changed (``as_json``:
     also the report as JSON on stdout)."""
     config = load_config(root)
-    report = build_index(config, full=full)  # (shows its report on stderr)
+    report = build_index(config, full=full)  # (warns about stale builds as it finds them)
+    for level, text in report.lines():
+        if level != "warn":
+            ui.info(text)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     return 0

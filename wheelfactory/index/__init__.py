@@ -117,7 +117,8 @@ def build_index(
     pack_summaries: bool = True,
 ) -> Report:
     """Bring the index (``out``, default ``paths.index``) up to date with dist/; return the
-    Report, and show it unless ``quiet``.
+    Report (cli/index.py prints it). A stale build under a known file name and duplicate
+    contents are warned about as they are found, unless ``quiet``.
 
     ``full`` rewrites every file (it also mends a damaged state). ``exclude`` leaves
     the named wheels out (publish uses this for an interim index while a replaced
@@ -163,9 +164,9 @@ def build_index(
         else:
             shutil.rmtree(staging, ignore_errors=True)  # nothing changed: the index stays byte for byte
     report.seconds = time.perf_counter() - t0
-    if not quiet:  # (publish shows the index's report this way too)
-        for level, text in report.lines():
-            getattr(ui, level)(text)
+    if not quiet:
+        for text in report.warnings():
+            ui.warn(text)
     return report
 
 

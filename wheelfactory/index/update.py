@@ -82,6 +82,10 @@ class Report:
                     f"{len(self.projects_written)} project pages written in {self.seconds:.2f}s (links: {self.mode})"))
         return out
 
+    def warnings(self) -> list[str]:
+        """What the user must see even when another command (publish) built the index."""
+        return [text for level, text in self.lines() if level == "warn"]
+
 
 @dataclass(frozen=True)
 class Run:
