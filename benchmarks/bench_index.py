@@ -191,6 +191,8 @@ def main() -> int:
         print("dumb-pypi is not installed: pip install dumb-pypi", file=sys.stderr)
         return 2
 
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     work = (contextlib.nullcontext(tempfile.mkdtemp(prefix="bench-index-", dir=args.dir)) if args.keep
             else tempfile.TemporaryDirectory(prefix="bench-index-", dir=args.dir))
     with work as tmp:
