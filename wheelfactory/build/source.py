@@ -24,7 +24,7 @@ import shutil
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -36,9 +36,9 @@ from .._util.fs import sha256_file
 from .._util.proc import git
 from ..errors import SourceError
 from ..settings.recipe import Recipe
+from .unpack import ARCHIVE_SUFFIXES, UnsafeMember, unpack_archive
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -212,41 +212,27 @@ def cached_archive(cache: Path, sha256: str) -> tuple[Path, str] | None:
 # --- unpack ---------------------------------------------------------------------
 
 def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
-    """Unpack safely into ``dest``; return the source root (the single top folder, if any)."""
+    """Unpack into the new or empty folder ``dest`` after checking every member (build/unpack.py);
+    return the source root (the single top folder, if any). SourceError names an unsafe member."""
     dest.mkdir(parents=True, exist_ok=True)
-    name = archive.name.lower()
+    if any(dest.iterdir()):  # the member checks assume no links are already there
+        raise ValueError(f"{dest} is not empty")
+    fix = f"nothing was unpacked; do not build from this archive (source.url / source.sha256 in {recipe.path})"
     try:
-        if name.endswith(".zip"):
-            _unzip(archive, dest)
-        elif name.endswith(ARCHIVE_SUFFIXES):
-            with tarfile.open(archive) as tf:
-                # The "data" filter refuses absolute paths, "..", links out of the
-                # tree and device files: nothing can land outside dest.
-                tf.extractall(dest, filter="data")
-        else:
-            raise SourceError(
-                f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
-                f"({', '.join(ARCHIVE_SUFFIXES)})"
-            )
+        unpack_archive(archive, dest)
+    except UnsafeMember as e:
+        raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}; {fix}") from None
+    except ValueError:
+        raise SourceError(
+            f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
+            f"({', '.join(ARCHIVE_SUFFIXES)}); point source.url in {recipe.path} at one"
+        ) from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return dest
-
-
-def _unzip(archive: Path, dest: Path) -> None:
-    root = dest.resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            p = PurePosixPath(info.filename)
-            target = (root / p).resolve()
-            if p.is_absolute() or ".." in p.parts or not target.is_relative_to(root):
-                raise SourceError(f"{archive.name}: member {info.filename!r} would land outside the build folder")
-            # Zip "symlinks" (unix mode S_IFLNK) are extracted as plain files by
-            # zipfile, so they cannot point outside.
-        zf.extractall(root)
 
 
 # --- git --------------------------------------------------------------------------

@@ -1,0 +1,210 @@
+"""build/unpack.py: archives built the way the tarfile advisories describe are refused before
+anything is written (CVE-2025-4517, CVE-2025-4330, CVE-2025-4138, CVE-2024-12718; python/cpython#135034),
+whatever the Python's own ``data`` filter would let through."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from wheelfactory.build.unpack import PATH_MAX, UnsafeMember, unpack_archive
+
+
+class Arc:
+    """A tar archive written member by member (like CPython's ArchiveMaker in test_tarfile)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tf = tarfile.open(path, "w")
+
+    def add(self, name: str, *, content: str | None = None, symlink_to: str | None = None,
+            hardlink_to: str | None = None, type: bytes | None = None, mode: int = 0o644) -> None:
+        info = tarfile.TarInfo(name)
+        info.mode = mode
+        data = None
+        if symlink_to is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, symlink_to
+        elif hardlink_to is not None:
+            info.type, info.linkname = tarfile.LNKTYPE, hardlink_to
+        elif type is not None:
+            info.type = type
+        else:
+            raw = (content or "").encode()
+            info.size, data = len(raw), io.BytesIO(raw)
+        self.tf.addfile(info, data)
+
+    def close(self) -> Path:
+        self.tf.close()
+        return self.path
+
+
+@pytest.fixture
+def outer(tmp_path):
+    """tmp/outer/flag (must survive) and tmp/outer/dest/ (where archives go)."""
+    outer = tmp_path / "outer"
+    (outer / "dest").mkdir(parents=True)
+    (outer / "flag").write_text("original")
+    return outer
+
+
+def refused(arc: Arc, outer: Path, match: str) -> None:
+    """The archive is refused naming why, nothing at all is written, and nothing outside changed."""
+    path = arc.close()
+    with pytest.raises(UnsafeMember, match=match):
+        unpack_archive(path, outer / "dest")
+    assert list((outer / "dest").iterdir()) == []
+    assert (outer / "flag").read_text() == "original"
+    assert sorted(p.name for p in outer.iterdir()) == ["dest", "flag"]
+
+
+def test_a_plain_sdist_unpacks_with_its_inner_links(tmp_path, outer):
+    arc = Arc(tmp_path / "ok.tar")
+    arc.add("pkg-1.0/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("pkg-1.0/setup.py", content="print('hi')\n")
+    arc.add("pkg-1.0/docs/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("pkg-1.0/docs/README", symlink_to="../setup.py")
+    arc.add("pkg-1.0/COPY", hardlink_to="pkg-1.0/setup.py")
+    arc.add("pkg-1.0/./sub/x.txt", content="x")
+    unpack_archive(arc.close(), outer / "dest")
+    top = outer / "dest" / "pkg-1.0"
+    assert (top / "docs" / "README").read_text() == "print('hi')\n"
+    assert (top / "COPY").read_text() == "print('hi')\n" and (top / "sub" / "x.txt").read_text() == "x"
+
+
+def test_an_absolute_member_is_refused_not_stripped(tmp_path, outer):
+    arc = Arc(tmp_path / "abs.tar")
+    arc.add("pkg-1.0/setup.py", content="")
+    arc.add("/opt/escaped.txt", content="bad")
+    refused(arc, outer, r"member '/opt/escaped.txt' is an absolute path")
+
+
+def test_dot_dot_members_are_refused(tmp_path, outer):
+    arc = Arc(tmp_path / "dots.tar")
+    arc.add("pkg-1.0/../../flag", content="overwritten")
+    refused(arc, outer, r"has '\.\.' and would land outside")
+
+
+@pytest.mark.parametrize("kind, word", [(tarfile.CHRTYPE, "character device"), (tarfile.BLKTYPE, "block device"),
+                                        (tarfile.FIFOTYPE, "FIFO")])
+def test_device_files_and_fifos_are_refused(tmp_path, outer, kind, word):
+    arc = Arc(tmp_path / "dev.tar")
+    arc.add("pkg-1.0/null", type=kind)
+    refused(arc, outer, f"'pkg-1.0/null' is a {word}")
+
+
+def test_realpath_limit_attack_cve_2025_4517(tmp_path, outer):
+    # Symlinks a..p each lead one long directory deeper; unexpanded the path fits in PATH_MAX,
+    # expanded it does not, so os.path.realpath(strict=False) stops expanding and the filter sees
+    # a harmless path while the kernel follows the links out (CPython test_realpath_limit_attack).
+    steps = "abcdefghijklmnop"
+    dest_len = len(str(outer / "dest")) + 1
+    component = "d" * ((PATH_MAX - dest_len) // (len(steps) + 1))
+    arc = Arc(tmp_path / "limit.tar")
+    path = ""
+    for step in steps:
+        arc.add(os.path.join(path, component), type=tarfile.DIRTYPE, mode=0o777)
+        arc.add(os.path.join(path, step), symlink_to=component)
+        path = os.path.join(path, component)
+    linkpath = os.path.join(*steps, "l" * 254)
+    arc.add(linkpath, symlink_to=os.path.join(*[".."] * len(steps)))
+    arc.add("escape", symlink_to=os.path.join(linkpath, ".."))
+    arc.add("flaglink", hardlink_to=os.path.join("escape", "flag"))
+    arc.add("flaglink", content="overwrite")
+    arc.add("escape/newfile", content="new")
+    refused(arc, outer, r"hard link 'flaglink' -> 'escape/flag' does not name an earlier regular file")
+    # The links alone (nothing written through them) are refused too: followed, they leave.
+    arc = Arc(tmp_path / "limit2.tar")
+    path = ""
+    for step in steps:
+        arc.add(os.path.join(path, component), type=tarfile.DIRTYPE, mode=0o777)
+        arc.add(os.path.join(path, step), symlink_to=component)
+        path = os.path.join(path, component)
+    arc.add(linkpath, symlink_to=os.path.join(*[".."] * len(steps)))
+    arc.add("escape", symlink_to=os.path.join(linkpath, ".."))
+    refused(arc, outer, r"member 'a/b/c/.*' is written through 'a', which is not a directory")
+
+
+def test_a_symlink_whose_expansion_exceeds_path_max(tmp_path, outer):
+    # Each target is short; followed through s1 the path is longer than PATH_MAX, where
+    # os.path.realpath gives up expanding (CVE-2025-4517): refused, not guessed.
+    d, e = "D" * 250, "E" * 250
+    arc = Arc(tmp_path / "long.tar")
+    arc.add("/".join([d] * 10) + "/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("s1", symlink_to="/".join([d] * 10))
+    arc.add("s2", symlink_to="s1/" + "/".join([e] * 7))
+    refused(arc, outer, r"symlink 's2' expands to a path longer than PATH_MAX")
+
+
+def test_a_symlink_chain_that_escapes_only_when_followed(tmp_path, outer):
+    # Each link alone looks inside ("x/.." is "." lexically), but x leads two folders down,
+    # so x/../../.. is one above the destination once x is followed (CVE-2025-4138).
+    arc = Arc(tmp_path / "chain.tar")
+    arc.add("a/b/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("x", symlink_to="a/b")
+    arc.add("y", symlink_to="x/../../..")
+    refused(arc, outer, r"symlink 'y' points outside the destination")
+
+
+def test_a_hardlink_to_a_symlink_that_points_outside_cve_2025_4330(tmp_path, outer):
+    # os.link follows a symlink source: the hard link would be to the file outside.
+    arc = Arc(tmp_path / "hl.tar")
+    arc.add("pkg/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("pkg/sneaky", symlink_to="../../flag")
+    arc.add("pkg/boom", hardlink_to="pkg/sneaky")
+    arc.add("pkg/boom", content="overwrite")
+    refused(arc, outer, "points outside|does not name an earlier regular file")
+    arc = Arc(tmp_path / "hl2.tar")
+    arc.add("pkg/inner", symlink_to="x")
+    arc.add("pkg/x", content="")
+    arc.add("pkg/boom", hardlink_to="pkg/inner")
+    refused(arc, outer, r"hard link 'pkg/boom' -> 'pkg/inner' does not name an earlier regular file")
+
+
+def test_a_hardlink_to_a_later_or_missing_member_is_refused(tmp_path, outer):
+    arc = Arc(tmp_path / "later.tar")
+    arc.add("a", hardlink_to="b")
+    arc.add("b", content="")
+    refused(arc, outer, "does not name an earlier regular file")
+
+
+def test_a_file_written_through_a_symlink_cve_2024_12718(tmp_path, outer):
+    # The link itself points inside; later members are written (and chmod-ed) through it.
+    arc = Arc(tmp_path / "through.tar")
+    arc.add("pkg/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("pkg/lib", symlink_to="..")
+    arc.add("pkg/lib/x", content="through the link")
+    refused(arc, outer, r"member 'pkg/lib/x' is written through 'pkg/lib'")
+
+
+def test_a_member_over_a_link_of_the_same_name(tmp_path, outer):
+    arc = Arc(tmp_path / "over.tar")
+    arc.add("pkg/", type=tarfile.DIRTYPE, mode=0o755)
+    arc.add("pkg/f", symlink_to="g")
+    arc.add("pkg/f", type=tarfile.DIRTYPE, mode=0o777)  # chmod through the link
+    refused(arc, outer, r"member 'pkg/f' is written over the link")
+
+
+def test_absolute_and_looping_symlinks_are_refused(tmp_path, outer):
+    arc = Arc(tmp_path / "absl.tar")
+    arc.add("etc", symlink_to="/etc")
+    refused(arc, outer, r"symlink 'etc' -> '/etc' points to an absolute path")
+    arc = Arc(tmp_path / "loop.tar")
+    arc.add("a", symlink_to="b")
+    arc.add("b", symlink_to="a")
+    refused(arc, outer, "more than 40 symlinks")
+
+
+def test_zip_members_get_the_same_name_rules(tmp_path, outer):
+    for name, why in (("/opt/escaped.txt", "is an absolute path"), ("pkg/../../flag", "would land outside")):
+        path = tmp_path / "bad.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("pkg/setup.py", "")
+            zf.writestr(name, "bad")
+        with pytest.raises(UnsafeMember, match=why):
+            unpack_archive(path, outer / "dest")
+        assert list((outer / "dest").iterdir()) == [] and (outer / "flag").read_text() == "original"
