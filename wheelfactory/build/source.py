@@ -1,5 +1,6 @@
 """Stage 1: the source. Fetch (cached, sha256 verified BEFORE unpacking), unpack
-safely, pick the subdirectory, apply patches.
+safely (every member checked first: build/unpack.py), pick the subdirectory,
+check the version it declares against the recipe, apply patches.
 
 Sources are prepared on the host side: these steps only move bytes into
 ``build/`` and ``cache/``, which every runner sees at the same absolute path,
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import tarfile
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,8 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from filelock import FileLock
-from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+from packaging.metadata import parse_email
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from .._util.fs import sha256_file
@@ -362,11 +365,59 @@ def _patch_failure(stderr: str) -> str:
     return lines[0] if lines else stderr.strip()[-300:] or "git apply failed"
 
 
+# --- the version the source declares ---------------------------------------------
+
+def declared_version(project: Path) -> tuple[str, str] | None:
+    """(version, where it was read) from the source's own metadata: PKG-INFO's Version (an sdist,
+    core metadata), else pyproject.toml's ``[project].version`` when static (PEP 621); None when
+    neither says (a version the backend computes: the built wheel's name tells)."""
+    pkg_info = project / "PKG-INFO"
+    if pkg_info.is_file():
+        raw, _ = parse_email(pkg_info.read_bytes())
+        if raw.get("version"):
+            return raw["version"], "PKG-INFO"
+    pyproject = project / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(errors="replace")).get("project", {})
+        except tomllib.TOMLDecodeError:
+            return None  # the build backend reports it, with its own words
+        if isinstance(table, dict) and isinstance(table.get("version"), str) \
+                and "version" not in table.get("dynamic", []):
+            return table["version"], "pyproject.toml [project].version"
+    return None
+
+
+def check_version(recipe: Recipe, version: str, where: str) -> None:
+    """SourceError unless ``version`` (read from ``where``) equals package.version as PEP 440 versions
+    (``1.0`` == ``1.0.0``); a version that is not PEP 440 is left to the build backend."""
+    try:
+        same = Version(version) == Version(recipe.version)
+    except InvalidVersion:
+        return
+    if same:
+        return
+    pin = {"git": "source.rev", "url": "source.url and source.sha256"}.get(recipe.source_kind, "source.sha256")
+    raise SourceError(
+        f"{recipe.name}: the source is version {version} ({where}) while {recipe.path} says "
+        f"package.version = \"{recipe.version}\"; set package.version = \"{version}\" there, or point {pin} "
+        f"at the source of {recipe.version}"
+    )
+
+
+def check_wheel_version(recipe: Recipe, wheel: Path) -> None:
+    """The built wheel's version (its file name, PEP 427) must be the recipe's too."""
+    check_version(recipe, str(parse_wheel_filename(wheel.name)[1]), f"the built wheel {wheel.name}")
+
+
 # --- the stage ----------------------------------------------------------------------
 
 def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Path, workdir: Path,
             log: IO[str], index_url: str, on_stage=None) -> SourceTree:
-    """fetch → unpack → subdirectory → patches, into ``workdir``/src.
+    """fetch → unpack → subdirectory → version check → patches, into ``workdir``/src.
+
+    The version the source declares (:func:`declared_version`) must be package.version, cached
+    archive or not; a source that declares none is checked by its wheel (:func:`check_wheel_version`).
 
     ``on_stage(name, detail)`` is called as each step finishes (for progress lines).
     """
@@ -398,6 +449,9 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
         root = unpack(archive, dest, recipe)
         on_stage("unpack", str(root.relative_to(workdir)))
     project = project_dir(recipe, root)
+    declared = declared_version(project)
+    if declared:  # before the patches: a wrong version is the first thing to fix
+        check_version(recipe, *declared)
     applied = apply_patches(recipe, patches, root, patches_root, log)
     if patches:
         on_stage("patch", f"{len(applied)} applied")
