@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
@@ -330,22 +331,40 @@ def check_patches(recipe: Recipe, patches_root: Path) -> list[Path]:
 
 
 def apply_patches(recipe: Recipe, patches: list[Path], root: Path, patches_root: Path, log: IO[str]) -> list[str]:
-    """Apply each patch with -p1 at the source root, in order; the first failure names itself and the file."""
+    """Apply each patch with -p1 at the source root, in order; the first failure names itself and the file.
+
+    A patch saved with CRLF line endings that does not apply as it is is applied with LF endings
+    (the usual case: edited on Windows, for a source with LF files); if that fails too, the
+    message says the patch has CRLF line endings.
+    """
     applied = []
-    # git apply must not mistake an enclosing repository (the project's own
-    # checkout) for the source tree: stop its repository search at root's parent.
-    env = {"GIT_CEILING_DIRECTORIES": str(root.parent)}
     for patch in patches:
         rel = patch.relative_to(patches_root).as_posix()
-        proc = _git(["apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)], cwd=root, env=env, log=log,
-                    what=f"{recipe.name}: patch patches/{rel}", check=False)
+        what = f"{recipe.name}: patch patches/{rel}"
+        proc = _git_apply(patch, root, log, what)
+        crlf = proc.returncode != 0 and b"\r\n" in patch.read_bytes()
+        if crlf:
+            with tempfile.NamedTemporaryFile(suffix=".patch") as lf:
+                lf.write(patch.read_bytes().replace(b"\r\n", b"\n"))
+                lf.flush()
+                log.write(f"# {rel} has CRLF line endings; trying it with LF\n")
+                proc = _git_apply(Path(lf.name), root, log, what)
         if proc.returncode != 0:
+            endings = (" (the patch has CRLF line endings and applies neither as it is nor with LF endings)"
+                       if crlf else "")
             raise SourceError(
-                f"{recipe.name}: patch patches/{rel} does not apply: {_patch_failure(proc.stderr)}; "
+                f"{what} does not apply: {_patch_failure(proc.stderr)}{endings}; "
                 f"refresh the patch against {recipe.project} {recipe.version}"
             )
         applied.append(rel)
     return applied
+
+
+def _git_apply(patch: Path, root: Path, log: IO[str], what: str):
+    # git apply must not mistake an enclosing repository (the project's own
+    # checkout) for the source tree: stop its repository search at root's parent.
+    return _git(["apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)], cwd=root,
+                env={"GIT_CEILING_DIRECTORIES": str(root.parent)}, log=log, what=what, check=False)
 
 
 def _patch_failure(stderr: str) -> str:
