@@ -221,17 +221,19 @@ def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):  # the member checks assume no links are already there
         raise ValueError(f"{dest} is not empty")
-    fix = f"nothing was unpacked; do not build from this archive (source.url / source.sha256 in {recipe.path})"
-    try:
-        unpack_archive(archive, dest)
-    except UnsafeMember as e:
-        raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}; {fix}") from None
-    except ValueError:
+    if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
         raise SourceError(
             f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
             f"({', '.join(ARCHIVE_SUFFIXES)}); point source.url in {recipe.path} at one"
+        )
+    try:
+        unpack_archive(archive, dest)
+    except UnsafeMember as e:
+        raise SourceError(
+            f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was unpacked; "
+            f"do not build from this archive (source.url / source.sha256 in {recipe.path})"
         ) from None
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():

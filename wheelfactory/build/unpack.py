@@ -62,7 +62,7 @@ def unpack_archive(archive: Path, dest: Path) -> None:
 
 def check_name(name: str) -> str:
     """The member name, normalized (``a/./b/`` -> ``a/b``); UnsafeMember if absolute, with ``..`` or too long."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/"):
         raise UnsafeMember(f"member {name!r} is an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
