@@ -76,6 +76,21 @@ def test_a_plain_sdist_unpacks_with_its_inner_links(tmp_path, outer):
     assert (top / "COPY").read_text() == "print('hi')\n" and (top / "sub" / "x.txt").read_text() == "x"
 
 
+@pytest.mark.parametrize("filters", [True, False])  # False: a Python 3.11 before 3.11.4, without tarfile filters
+def test_modes_and_owners_are_not_taken_from_the_archive(tmp_path, outer, monkeypatch, filters):
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter")
+    arc = Arc(tmp_path / "modes.tar")
+    arc.add("pkg/run", content="#!/bin/sh\n", mode=0o6777)
+    with tarfile.open(arc.close(), "a") as tf:  # a foreign owner on one more member
+        info = tarfile.TarInfo("pkg/owned")
+        info.uid, info.gid, info.uname, info.gname = 4242, 4242, "nobody-here", "nobody-here"
+        tf.addfile(info, io.BytesIO(b""))
+    unpack_archive(arc.path, outer / "dest")
+    assert (outer / "dest" / "pkg" / "run").stat().st_mode & 0o7777 == 0o755
+    assert (outer / "dest" / "pkg" / "owned").stat().st_uid == os.getuid()
+
+
 def test_realpath_limit_attack_cve_2025_4517(tmp_path, outer):
     # Symlinks a..p each lead one long directory deeper; unexpanded the path fits in PATH_MAX,
     # expanded it does not, so os.path.realpath(strict=False) stops expanding and the filter sees

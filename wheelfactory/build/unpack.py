@@ -17,12 +17,14 @@ without touching the file system, against these rules:
 * a hard link names an earlier regular-file member.
 
 Then tarfile extracts with the ``data`` filter as a second line (it also drops
-setuid bits and foreign owners). Zips get the name rules; zipfile writes
+setuid bits and foreign owners; on 3.11.0-3.11.3, which have no filters, this
+module drops them). Zips get the name rules; zipfile writes
 symlink members as plain files, so they cannot lead anywhere.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tarfile
 import zipfile
@@ -54,8 +56,15 @@ def unpack_archive(archive: Path, dest: Path) -> None:
             zf.extractall(dest)
     elif name.endswith(ARCHIVE_SUFFIXES):
         with tarfile.open(archive) as tf:
-            check_tar_members(tf.getmembers())
-            tf.extractall(dest, filter="data")
+            members = tf.getmembers()
+            check_tar_members(members)
+            if hasattr(tarfile, "data_filter"):
+                tf.extractall(dest, filter="data")
+            else:  # CPython 3.11.0-3.11.3 have no filters: drop setuid bits and foreign owners here
+                for m in members:
+                    m.mode &= 0o755
+                    m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
+                tf.extractall(dest)
     else:
         raise ValueError(f"{archive.name} is not one of {', '.join(ARCHIVE_SUFFIXES)}")
 
