@@ -5,9 +5,9 @@ the named recipe could not be built, and exit 0 would say it was."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import write_project, write_recipe
 from support.build import tree_snapshot
+
 from wheelfactory import cli
 from wheelfactory.cli import build as build_cli
 

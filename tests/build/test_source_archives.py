@@ -7,9 +7,15 @@ import json
 import tarfile
 
 import pytest
-
-from support.build import LocalServer, make_sdist, tiny_files, tree_snapshot, write_recipe
 from conftest import write_project
+from support.build import (
+    LocalServer,
+    make_sdist,
+    tiny_files,
+    tree_snapshot,
+    write_recipe,
+)
+
 from wheelfactory import cli
 from wheelfactory.cli import build as build_cli
 

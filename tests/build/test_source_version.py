@@ -9,11 +9,18 @@ import re
 from pathlib import Path
 
 import pytest
-
-from support.build import (  # noqa: F401 (fixtures)
-    git, make_git_repo, make_project, sdist_server, shared_cache, tiny_files, tree_snapshot, write_recipe,
-)
 from conftest import write_project
+from support.build import (  # noqa: F401 (fixtures)
+    git,
+    make_git_repo,
+    make_project,
+    sdist_server,
+    shared_cache,
+    tiny_files,
+    tree_snapshot,
+    write_recipe,
+)
+
 from wheelfactory import cli
 from wheelfactory.build import cibuildwheel, source
 from wheelfactory.cli import build as build_cli
@@ -55,13 +62,13 @@ def test_the_issue_case_a_cached_sdist_and_a_changed_version(tmp_path, capsys):
     flat = " ".join(err.split())
     assert (f'multidict: the source is version 7.2.1 (PKG-INFO) while {path} says package.version = "0.0.99"; '
             f'set package.version = "7.2.1" there, or point source.sha256 at the source of 0.0.99') in flat, err
-    assert "Traceback" not in err and len(re.findall(r"(?m)^\s*error\b", err, re.I)) <= 1, err
+    assert "Traceback" not in err and len(re.findall(r"(?m)^\s*error\b", err, re.IGNORECASE)) <= 1, err
     assert tree_snapshot(root / "dist") == before
     attempt = json.loads(next((root / "logs").rglob("*.json")).read_text())
     assert attempt["status"] == "failed"
 
 
-def test_a_static_pyproject_version_is_compared_as_pep_440(tmp_path, sdist_server):
+def test_a_static_pyproject_version_is_compared_as_pep_440(tmp_path, sdist_server):  # noqa: F811
     root = write_project(tmp_path / "p")
     url, sha = sdist_server.sdists["tiny"]  # pyproject.toml [project].version = "1.0", no PKG-INFO
     with pytest.raises(SourceError) as e:
@@ -90,12 +97,12 @@ def test_declared_version_reads_pkg_info_first_and_skips_dynamic(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_git_source_with_a_computed_version_is_checked_by_the_built_wheel(tmp_path, shared_cache):
+def test_a_git_source_with_a_computed_version_is_checked_by_the_built_wheel(tmp_path, shared_cache):  # noqa: F811
     # No PKG-INFO, no static version: the backend computes it, so the wheel's name is checked.
     files = tiny_files(version="0")
     files["pyproject.toml"] = files["pyproject.toml"].replace('version = "0"', 'dynamic = ["version"]')
     files["setup.py"] = files["setup.py"].replace("setup(", 'setup(version="1.2", ')
-    bare, commit = make_git_repo(tmp_path / "g", files, tag="v1.3")
+    bare, _ = make_git_repo(tmp_path / "g", files, tag="v1.3")
     root = make_project(tmp_path / "p", shared_cache)
     write_recipe(root, "wf-tiny", f'[package]\nname = "wf-tiny"\nversion = "1.3"\n'
                                   f'[source]\ngit = "{bare}"\nrev = "v1.3"\n[test]\nimports = ["wf_tiny"]\n')
@@ -108,7 +115,7 @@ def test_a_git_source_with_a_computed_version_is_checked_by_the_built_wheel(tmp_
                      r'package.version = "1.3".*point source.rev at the source of 1.3', attempt["message"]), attempt
 
 
-def test_cibuildwheel_wheels_are_checked_too(tmp_path, shared_cache):
+def test_cibuildwheel_wheels_are_checked_too(tmp_path, shared_cache):  # noqa: F811
     # collect_wheels looks at the name before anything else: a wheelhouse file of 3.0.4 for a recipe of 3.0.5.
     root = make_project(tmp_path / "p", shared_cache)
     write_recipe(root, "markupsafe", f'[package]\nname = "markupsafe"\nversion = "3.0.5"\n'

@@ -16,7 +16,8 @@ pipeline installs them and puts their sha256 into the build key, so a
 dependency's new build (and nothing else) makes its dependents rebuild.
 
 A disabled recipe, and everything that needs it, is not built and the reason is
-shown (``build --all``; asked for by name, :func:`check_enabled` makes it an error); a failure skips only its dependents while the rest goes on (unless
+shown (``build --all``; asked for by name, :func:`check_enabled` makes it an
+error); a failure skips only its dependents while the rest goes on (unless
 keep_going is off, then nothing new starts).
 """
 

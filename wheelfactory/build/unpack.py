@@ -18,8 +18,8 @@ without touching the file system, against these rules:
 
 Then tarfile extracts with the ``data`` filter as a second line (it also drops
 setuid bits and foreign owners; on 3.11.0-3.11.3, which have no filters, this
-module drops them). Zips get the name rules; zipfile writes
-symlink members as plain files, so they cannot lead anywhere.
+module drops them). Zips get the name rules; zipfile writes symlink members as
+plain files, so they cannot lead anywhere.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import posixpath
 import tarfile
 import zipfile
 from pathlib import Path
-
-from ..errors import SourceError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 PATH_MAX = 4096  # Linux <limits.h>, bytes with the terminating NUL
