@@ -56,7 +56,7 @@ from .attempt import Attempt, Plan
 from .pep517 import ensure_tools, excerpt, index_env
 from .record import make_record
 from .repair import show, with_next_build_tag
-from .source import SourceTree
+from .source import SourceTree, check_wheel_version
 
 BEFORE_BUILD = Path(__file__).parent / "scripts" / "_cibw_before_build.py"
 IN_TREE = ".wheelfactory"  # our files inside the copied project: helper, request, dependency wheels
@@ -351,6 +351,8 @@ def collect_wheels(config: Config, recipe: Recipe, wheelhouse: Path, *, todo: Se
     if lacking:
         raise BuildError(f"{recipe.name}: cibuildwheel produced no wheel for Python {', '.join(lacking)} "
                          f"(got {', '.join(w.name for w in built) or 'none'}); see the log")
+    for v in todo:
+        check_wheel_version(recipe, by_python[v])
     # Build tags and `auditwheel show` run on this host (both work on any arch's wheels).
     host_runner = NativeRunner()
     tools = ensure_tools(config, host_runner, f"{sys.version_info[0]}.{sys.version_info[1]}", sys.executable, log)

@@ -16,7 +16,8 @@ pipeline installs them and puts their sha256 into the build key, so a
 dependency's new build (and nothing else) makes its dependents rebuild.
 
 A disabled recipe, and everything that needs it, is not built and the reason is
-shown; a failure skips only its dependents while the rest goes on (unless
+shown (``build --all``; asked for by name, :func:`check_enabled` makes it an
+error); a failure skips only its dependents while the rest goes on (unless
 keep_going is off, then nothing new starts).
 """
 
@@ -106,6 +107,28 @@ def select(all_recipes: Mapping[str, Recipe], names: Sequence[str], *, where: st
                 )
             chosen[n] = all_recipes[n]
     return chosen
+
+
+def check_enabled(recipes: Mapping[str, Recipe], names: Sequence[str]) -> None:
+    """A recipe asked for by name must be buildable: RecipeError when it, or anything it needs,
+    is disabled (``build -- NAME``). ``build --all`` skips disabled recipes instead."""
+    for raw in names:
+        name = canonicalize_name(raw)
+        recipe = recipes[name]
+        if recipe.package.disabled:
+            raise RecipeError(
+                f"{name} is disabled ({recipe.package.disabled}), so it is not built when asked for by name; "
+                f"to build it, remove package.disabled from {recipe.path} (`nox -s build-all` skips it)"
+            )
+        for dep in closure(recipes, name):
+            reason = recipes[dep].package.disabled
+            if reason:
+                via = next(r for r in [name, *closure(recipes, name)] if dep in needs(recipes[r]))
+                raise RecipeError(
+                    f"{name} needs {dep}{f' (through {via})' if via != name else ''}, which is disabled "
+                    f"({reason}); remove package.disabled from {recipes[dep].path}, or drop '{dep}' from "
+                    f"build.depends/runtime.depends in {recipes[via].path}"
+                )
 
 
 def check_missing(recipes: Mapping[str, Recipe]) -> None:

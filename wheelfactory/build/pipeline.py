@@ -40,7 +40,7 @@ from .attempt import Attempt, Plan, RecipeResult
 from .pep517 import build_wheel, check_debian, ensure_tools
 from .record import make_record
 from .repair import Repaired, repair_wheel, with_next_build_tag
-from .source import SourceTree
+from .source import SourceTree, check_wheel_version
 from .verify import verify_wheel
 
 # (attempt, plan, *, extra_env) -> None: builds plan.todo and stores it through attempt.store_all.
@@ -147,6 +147,7 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
         raw = build_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp,
                           project=tree.project, workdir=workdir, dependency_wheels=deps,
                           extra_env=extra_env, log=log)
+    check_wheel_version(recipe, raw)
     cache = compcache.read_stats(extra_env, since=cache_mark)
     stages = {"build": attempt.stage_done("build", f"py{v} {raw.name}"
                                           + (f", {compcache.describe(cache)}" if cache else ""))}

@@ -1,5 +1,6 @@
 """Stage 1: the source. Fetch (cached, sha256 verified BEFORE unpacking), unpack
-safely, pick the subdirectory, apply patches.
+safely (every member checked first: build/unpack.py), pick the subdirectory,
+check the version it declares against the recipe, apply patches.
 
 Sources are prepared on the host side: these steps only move bytes into
 ``build/`` and ``cache/``, which every runner sees at the same absolute path,
@@ -22,23 +23,26 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
+import tomllib
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
 from filelock import FileLock
-from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+from packaging.metadata import parse_email
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from .._util.fs import sha256_file
 from .._util.proc import git
 from ..errors import SourceError
 from ..settings.recipe import Recipe
+from .unpack import ARCHIVE_SUFFIXES, UnsafeMember, unpack_archive
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -212,41 +216,29 @@ def cached_archive(cache: Path, sha256: str) -> tuple[Path, str] | None:
 # --- unpack ---------------------------------------------------------------------
 
 def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
-    """Unpack safely into ``dest``; return the source root (the single top folder, if any)."""
+    """Unpack into the new or empty folder ``dest`` after checking every member (build/unpack.py);
+    return the source root (the single top folder, if any). SourceError names an unsafe member."""
     dest.mkdir(parents=True, exist_ok=True)
-    name = archive.name.lower()
+    if any(dest.iterdir()):  # the member checks assume no links are already there
+        raise ValueError(f"{dest} is not empty")
+    if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise SourceError(
+            f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
+            f"({', '.join(ARCHIVE_SUFFIXES)}); point source.url in {recipe.path} at one"
+        )
     try:
-        if name.endswith(".zip"):
-            _unzip(archive, dest)
-        elif name.endswith(ARCHIVE_SUFFIXES):
-            with tarfile.open(archive) as tf:
-                # The "data" filter refuses absolute paths, "..", links out of the
-                # tree and device files: nothing can land outside dest.
-                tf.extractall(dest, filter="data")
-        else:
-            raise SourceError(
-                f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
-                f"({', '.join(ARCHIVE_SUFFIXES)})"
-            )
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+        unpack_archive(archive, dest)
+    except UnsafeMember as e:
+        raise SourceError(
+            f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was unpacked; "
+            f"do not build from this archive (source.url / source.sha256 in {recipe.path})"
+        ) from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return dest
-
-
-def _unzip(archive: Path, dest: Path) -> None:
-    root = dest.resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            p = PurePosixPath(info.filename)
-            target = (root / p).resolve()
-            if p.is_absolute() or ".." in p.parts or not target.is_relative_to(root):
-                raise SourceError(f"{archive.name}: member {info.filename!r} would land outside the build folder")
-            # Zip "symlinks" (unix mode S_IFLNK) are extracted as plain files by
-            # zipfile, so they cannot point outside.
-        zf.extractall(root)
 
 
 # --- git --------------------------------------------------------------------------
@@ -341,22 +333,40 @@ def check_patches(recipe: Recipe, patches_root: Path) -> list[Path]:
 
 
 def apply_patches(recipe: Recipe, patches: list[Path], root: Path, patches_root: Path, log: IO[str]) -> list[str]:
-    """Apply each patch with -p1 at the source root, in order; the first failure names itself and the file."""
+    """Apply each patch with -p1 at the source root, in order; the first failure names itself and the file.
+
+    A patch saved with CRLF line endings that does not apply as it is is applied with LF endings
+    (the usual case: edited on Windows, for a source with LF files); if that fails too, the
+    message says the patch has CRLF line endings.
+    """
     applied = []
-    # git apply must not mistake an enclosing repository (the project's own
-    # checkout) for the source tree: stop its repository search at root's parent.
-    env = {"GIT_CEILING_DIRECTORIES": str(root.parent)}
     for patch in patches:
         rel = patch.relative_to(patches_root).as_posix()
-        proc = _git(["apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)], cwd=root, env=env, log=log,
-                    what=f"{recipe.name}: patch patches/{rel}", check=False)
+        what = f"{recipe.name}: patch patches/{rel}"
+        proc = _git_apply(patch, root, log, what)
+        crlf = proc.returncode != 0 and b"\r\n" in patch.read_bytes()
+        if crlf:
+            with tempfile.NamedTemporaryFile(suffix=".patch") as lf:
+                lf.write(patch.read_bytes().replace(b"\r\n", b"\n"))
+                lf.flush()
+                log.write(f"# {rel} has CRLF line endings; trying it with LF\n")
+                proc = _git_apply(Path(lf.name), root, log, what)
         if proc.returncode != 0:
+            endings = (" (the patch has CRLF line endings and applies neither as it is nor with LF endings)"
+                       if crlf else "")
             raise SourceError(
-                f"{recipe.name}: patch patches/{rel} does not apply: {_patch_failure(proc.stderr)}; "
+                f"{what} does not apply: {_patch_failure(proc.stderr)}{endings}; "
                 f"refresh the patch against {recipe.project} {recipe.version}"
             )
         applied.append(rel)
     return applied
+
+
+def _git_apply(patch: Path, root: Path, log: IO[str], what: str):
+    # git apply must not mistake an enclosing repository (the project's own
+    # checkout) for the source tree: stop its repository search at root's parent.
+    return _git(["apply", "-p1", "--verbose", "--whitespace=nowarn", str(patch)], cwd=root,
+                env={"GIT_CEILING_DIRECTORIES": str(root.parent)}, log=log, what=what, check=False)
 
 
 def _patch_failure(stderr: str) -> str:
@@ -376,11 +386,59 @@ def _patch_failure(stderr: str) -> str:
     return lines[0] if lines else stderr.strip()[-300:] or "git apply failed"
 
 
+# --- the version the source declares ---------------------------------------------
+
+def declared_version(project: Path) -> tuple[str, str] | None:
+    """(version, where it was read) from the source's own metadata: PKG-INFO's Version (an sdist,
+    core metadata), else pyproject.toml's ``[project].version`` when static (PEP 621); None when
+    neither says (a version the backend computes: the built wheel's name tells)."""
+    pkg_info = project / "PKG-INFO"
+    if pkg_info.is_file():
+        raw, _ = parse_email(pkg_info.read_bytes())
+        if raw.get("version"):
+            return raw["version"], "PKG-INFO"
+    pyproject = project / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(errors="replace")).get("project", {})
+        except tomllib.TOMLDecodeError:
+            return None  # the build backend reports it, with its own words
+        if isinstance(table, dict) and isinstance(table.get("version"), str) \
+                and "version" not in table.get("dynamic", []):
+            return table["version"], "pyproject.toml [project].version"
+    return None
+
+
+def check_version(recipe: Recipe, version: str, where: str) -> None:
+    """SourceError unless ``version`` (read from ``where``) equals package.version as PEP 440 versions
+    (``1.0`` == ``1.0.0``); a version that is not PEP 440 is left to the build backend."""
+    try:
+        same = Version(version) == Version(recipe.version)
+    except InvalidVersion:
+        return
+    if same:
+        return
+    pin = {"git": "source.rev", "url": "source.url and source.sha256"}.get(recipe.source_kind, "source.sha256")
+    raise SourceError(
+        f"{recipe.name}: the source is version {version} ({where}) while {recipe.path} says "
+        f"package.version = \"{recipe.version}\"; set package.version = \"{version}\" there, or point {pin} "
+        f"at the source of {recipe.version}"
+    )
+
+
+def check_wheel_version(recipe: Recipe, wheel: Path) -> None:
+    """The built wheel's version (its file name, PEP 427) must be the recipe's too."""
+    check_version(recipe, str(parse_wheel_filename(wheel.name)[1]), f"the built wheel {wheel.name}")
+
+
 # --- the stage ----------------------------------------------------------------------
 
 def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Path, workdir: Path,
             log: IO[str], index_url: str, on_stage=None) -> SourceTree:
-    """fetch → unpack → subdirectory → patches, into ``workdir``/src.
+    """fetch → unpack → subdirectory → version check → patches, into ``workdir``/src.
+
+    The version the source declares (:func:`declared_version`) must be package.version, cached
+    archive or not; a source that declares none is checked by its wheel (:func:`check_wheel_version`).
 
     ``on_stage(name, detail)`` is called as each step finishes (for progress lines).
     """
@@ -412,6 +470,9 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
         root = unpack(archive, dest, recipe)
         on_stage("unpack", str(root.relative_to(workdir)))
     project = project_dir(recipe, root)
+    declared = declared_version(project)
+    if declared:  # before the patches: a wrong version is the first thing to fix
+        check_version(recipe, *declared)
     applied = apply_patches(recipe, patches, root, patches_root, log)
     if patches:
         on_stage("patch", f"{len(applied)} applied")

@@ -32,7 +32,8 @@ class RecipePackage:
     name: str = setting(required=True, help="the PyPI project name; the folder is its canonical form "
                                             "(`recipes/multidict/`)")
     version: str = setting(required=True, help="the exact version built (PEP 440)")
-    disabled: str = setting("", "a reason; the recipe is not built and its dependents are skipped")
+    disabled: str = setting("", "a reason; `build-all` skips the recipe and its dependents; "
+                                "asking for it (or a dependent) by name is an error")
 
 
 @dataclass(frozen=True)
