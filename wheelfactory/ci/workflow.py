@@ -68,23 +68,28 @@ def _self_hosted(labels: list[str]) -> bool:
 def check_runs_on(config: Config, labels: list[str], key: str) -> None:
     """One runs-on label set must be something a runner really carries.
 
-    A set with ``self-hosted`` must use only labels our boards register with
-    (``[runners].labels``); otherwise it must be exactly one hosted label from
+    A set with ``self-hosted`` must use only labels our boards carry: their
+    system labels (self-hosted, the OS, the arch label of the runner kind) and
+    the custom ones they register with (``[runners].factory-label`` and
+    ``[runners].labels``); otherwise it must be exactly one hosted label from
     ``[ci].hosted-labels``. A job asking for a label nobody has queues forever.
-    (Each label's shape is checked when factory.toml is loaded.)
+    (Each label's shape, and the factory label in every self-hosted set, are
+    checked when factory.toml is loaded.)
     """
     where = config.where
     if not labels:
         raise ConfigError(f"{where}: '{key}' is empty; give the runner labels a job runs on, e.g. "
                           f"[\"self-hosted\", \"linux\", \"riscv64\"]")
     if _self_hosted(labels):
-        known = {label.lower() for label in config.runners.labels} | {"self-hosted"}
+        carried = [*config.system_labels, *config.board_labels]
+        known = {label.lower() for label in carried}
         for label in labels:
             if label.lower() not in known:
                 raise ConfigError(
                     f"{where}: '{key}' asks for label '{label}', which no board registered by "
                     f"`invoke runners.register` carries{did_you_mean(label.lower(), known)}; known labels: "
-                    f"{', '.join(config.runners.labels)} ([runners].labels). Fix the label, or add it "
+                    f"{', '.join(carried)} (system labels of [runners].kind {config.runner_kind!r}, then "
+                    f"[runners].factory-label and [runners].labels). Fix the label, or add it "
                     f"to [runners].labels and re-register the boards"
                 )
         return
@@ -98,9 +103,10 @@ def check_runs_on(config: Config, labels: list[str], key: str) -> None:
 
 
 def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, list[str]]:
-    """runs-on of each recipe's build job: ``[ci].runner-labels`` plus ``[ci].recipe-labels.NAME``, checked."""
+    """runs-on of each recipe's build job: ``[ci].runner-labels`` (default: the boards' system labels plus
+    the factory label) plus ``[ci].recipe-labels.NAME``, checked."""
     ci = config.ci
-    base = list(ci.runner_labels)
+    base = config.build_runs_on
     check_runs_on(config, base, "ci.runner-labels")
     extra: dict[str, list[str]] = {}
     for raw, value in ci.recipe_labels.items():
@@ -120,7 +126,7 @@ def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, lis
 
 def publish_labels(config: Config) -> list[str]:
     """runs-on of the publish job (``[ci].publish-runs-on``, else the build jobs' labels), checked."""
-    labels = list(config.ci.publish_runs_on) or list(config.ci.runner_labels)
+    labels = list(config.ci.publish_runs_on) or config.build_runs_on
     check_runs_on(config, labels, "ci.publish-runs-on")
     return labels
 
