@@ -83,7 +83,9 @@ def test_workflow_shape():
         assert runs == [f"nox -s build-{name}"], "each job runs exactly what a person would run"
         # github-act-runner's system labels on a riscv64 board, plus the label `drain` takes away
         assert job["runs-on"] == ["self-hosted", "linux", "riscv64", "wheelfactory"]
-        assert job["permissions"] == {"contents": "read"}
+        # attest-build-provenance needs an OIDC token and attestations: write, nothing more
+        assert job["permissions"] == {"contents": "read", "id-token": "write", "attestations": "write"}
+        assert job["env"] == {"WHEELFACTORY_CACHE": config.ci.cache_dir}  # the cache survives the checkout
         assert f"fromJSON(needs.plan.outputs.build)['{name}']" in job["if"]
         assert "!failure()" in job["if"] and "!cancelled()" in job["if"]
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
@@ -102,7 +104,7 @@ def test_workflow_shape():
     publish = jobs["publish"]
     assert set(publish["needs"]) == {"plan", *[f"build-{n}" for n in recipes]}
     assert "github.ref == 'refs/heads/main'" in publish["if"] and "github.event_name != 'pull_request'" in publish["if"]
-    assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False}
+    assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False, "queue": "max"}
     assert publish["permissions"] == {"contents": "write"}
     runs = [s["run"].strip().splitlines()[-1] for s in publish["steps"] if "run" in s][1:]
     assert runs == ["invoke fetch-dist", "invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',

@@ -44,7 +44,7 @@ from packaging.utils import canonicalize_name
 from .._util.fs import atomic_write_text
 from ..build.graph import closure, topological_order
 from ..errors import ConfigError
-from ..settings.factory import CONFIG_NAME, Config
+from ..settings.factory import CACHE_ENV, CONFIG_NAME, Config
 from ..settings.recipe import RECIPE_FILE, Recipe, load_all
 from ..settings.schema import did_you_mean
 from .yaml import scalar, to_yaml
@@ -54,6 +54,10 @@ from .yaml import scalar, to_yaml
 CHECKOUT = "actions/checkout@v5"
 UPLOAD = "actions/upload-artifact@v6"
 DOWNLOAD = "actions/download-artifact@v7"
+ATTEST = "actions/attest-build-provenance@v3"
+# The permissions attest-build-provenance needs, and no more: an OIDC token for the Sigstore
+# certificate, writing the attestation, reading the repository.
+ATTEST_PERMISSIONS = {"contents": "read", "id-token": "write", "attestations": "write"}
 
 ACTIONLINT_CONFIG = "actionlint.yaml"  # beside the workflows folder: .github/actionlint.yaml
 
@@ -241,6 +245,13 @@ def _build_job(config: Config, name: str, recipe: Recipe, deps: list[str], label
         steps.append({"name": f"before-build {i + 1}", "run": command})
     steps.append({"name": f"nox -s build-{name}", "run": f"nox -s build-{name}"})
     steps.append({
+        # Signed SLSA provenance for each wheel: `gh attestation verify WHEEL --repo OWNER/REPO`.
+        "name": "Attest the wheels' build provenance",
+        "if": "github.event_name != 'pull_request'",
+        "uses": ATTEST,
+        "with": {"subject-path": f"{dist}/{prefix}-*.whl"},
+    })
+    steps.append({
         "name": "Upload wheels and records",
         "uses": UPLOAD,
         "with": {"name": f"dist-{name}", "path": f"{dist}/{prefix}-*.whl\n{dist}/{prefix}-*.whl.json\n",
@@ -259,10 +270,17 @@ def _build_job(config: Config, name: str, recipe: Recipe, deps: list[str], label
         # Skipped dependencies (unchanged) must not skip this job; failed ones must.
         "if": f"${{{{ !cancelled() && !failure() && fromJSON(needs.plan.outputs.build)['{name}'] }}}}",
         "runs-on": _runs_on(labels),
-        "timeout-minutes": ci.timeout_minutes,
-        "permissions": {"contents": "read"},
+        "timeout-minutes": recipe.build.timeout_minutes or ci.timeout_minutes,
+        "permissions": dict(ATTEST_PERMISSIONS),
+        "env": _cache_env(config),
         "steps": steps,
     }
+
+
+def _cache_env(config: Config) -> dict[str, str]:
+    """The factory's cache outside the checkout, which actions/checkout cleans (``git clean -ffdx``)
+    before every job: downloads, tool venvs, compiler caches and the rootfs survive between jobs."""
+    return {CACHE_ENV: config.ci.cache_dir}
 
 
 def _publish_job(config: Config, build_jobs: list[str]) -> dict:
@@ -300,7 +318,10 @@ def _publish_job(config: Config, build_jobs: list[str]) -> dict:
         "timeout-minutes": 120,
         # Releases, the Pages branch and the published tag are written with the job's token.
         "permissions": {"contents": "write"},
-        "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False},
+        # Publishes wait in line, every one of them (queue: max), instead of the newest pending one
+        # replacing the others: each run publishes what it built.
+        "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False, "queue": "max"},
+        "env": _cache_env(config),
         "steps": steps,
     }
 

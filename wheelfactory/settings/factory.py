@@ -358,6 +358,9 @@ def check_values(config: Config) -> None:
     _check_labels(config)
     _check_factory_label(config)
     _check_cache_dir(config)
+    if not 1 <= config.ci.timeout_minutes <= 5 * 24 * 60:
+        raise ConfigError(f"{where}: 'ci.timeout-minutes' {config.ci.timeout_minutes} is not between 1 and 7200 "
+                          f"(GitHub ends a self-hosted job after 5 days); set it to the minutes a build may take")
     scope = config.runners.scope
     if scope and not _SCOPE.fullmatch(scope):
         raise ConfigError(f"{where}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization")
