@@ -117,3 +117,11 @@ def test_runner_and_ci_bad_input_is_one_message_at_load(tmp_path, config, messag
 def test_a_cache_folder_outside_the_checkout_is_fine(tmp_path):
     root = write_project(tmp_path / "p", config=f'[ci]\ncache-dir = "{tmp_path / "cache"}"\n')
     assert load_config(root).ci.cache_dir == str(tmp_path / "cache")
+
+
+def test_the_jobs_cache_variable_moves_paths_cache_and_expands_the_runners_home(tmp_path, monkeypatch):
+    root = write_project(tmp_path / "p")
+    assert load_config(root).paths.cache == root / "cache"
+    monkeypatch.setenv("HOME", str(tmp_path / "runner-home"))
+    monkeypatch.setenv("WHEELFACTORY_CACHE", "~/.cache/wheelfactory")  # as the generated job sets it
+    assert load_config(root).paths.cache == tmp_path / "runner-home/.cache/wheelfactory"
