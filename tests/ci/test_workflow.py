@@ -363,3 +363,20 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
         {n: True for n in build}
     with pytest.raises(RecipeError, match="no recipe 'nompy' \\(did you mean 'numpy'\\?\\)"):
         ci_cli.plan_command(repo, recipes="nompy")
+
+
+@pytest.mark.parametrize("config, message", [
+    ('[runners]\nlabels = ["riscv64"]', "[runners].labels has 'riscv64', which the runner registers by itself"),
+    ('[ci]\nrunner-labels = ["self-hosted", "linux", "riscv64"]', "lacks the factory's label 'wheelfactory'"),
+    ('[runners]\nkind = "official"', "[runners].kind 'official' has no runner build for target.arch riscv64"),
+    ('[ci]\ncache-dir = ".cache"', "'ci.cache-dir' '.cache' is inside the checkout"),
+])
+def test_board_settings_bad_input_is_one_message_and_writes_nothing(tmp_path, config, message):
+    root = write_project(tmp_path / "p", recipes=["multidict"], config=config, host_target=False)
+    before = snapshot(root)
+    env = {**os.environ, "WHEELFACTORY_ROOT": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "ci.workflow"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and f"{root / 'factory.toml'}:" in proc.stderr
+    assert snapshot(root) == before
