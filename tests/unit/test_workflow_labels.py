@@ -86,20 +86,20 @@ def test_defaults_target_the_system_labels_plus_the_factory_label(tmp_path):
 
 @pytest.mark.parametrize("config, message", [
     ('[runners]\nlabels = ["big", "riscv64"]',
-     "[runners].labels has 'riscv64', which the runner registers by itself as a read-only system label "
-     "(self-hosted, linux, riscv64); GitHub cannot remove it, so `drain` could not stop jobs that ask for it. "
-     "Remove 'riscv64' from [runners].labels"),
+     ("[runners].labels has 'riscv64', which the runner registers by itself as a read-only system label "
+      "(self-hosted, linux, riscv64); GitHub cannot remove it, so `drain` could not stop jobs that ask for it. "
+      "Remove 'riscv64' from [runners].labels")),
     ('[runners]\nfactory-label = "Linux"', "[runners].factory-label has 'Linux', which the runner registers by itself"),
     ('[ci]\nrunner-labels = ["self-hosted", "linux", "riscv64"]',
-     "'ci.runner-labels' = ['self-hosted', 'linux', 'riscv64'] lacks the factory's label 'wheelfactory' "
-     "([runners].factory-label): `drain` takes that label away to stop new jobs, so a job without it could land "
-     "on a draining board. Add 'wheelfactory' to 'ci.runner-labels'"),
+     ("'ci.runner-labels' = ['self-hosted', 'linux', 'riscv64'] lacks the factory's label 'wheelfactory' "
+      "([runners].factory-label): `drain` takes that label away to stop new jobs, so a job without it could land "
+      "on a draining board. Add 'wheelfactory' to 'ci.runner-labels'")),
     ('[ci]\npublish-runs-on = ["self-hosted", "riscv64"]', "'ci.publish-runs-on' = ['self-hosted', 'riscv64'] lacks"),
     ('[runners]\nkind = "official"',
-     "[runners].kind 'official' has no runner build for target.arch riscv64 (it runs on x86_64, aarch64, armv7l); "
-     "set [runners].kind = \"github-act-runner\" (or remove the key: the default for riscv64)"),
-    ('[target]\narch = "loongarch64"', "[runners].kind 'github-act-runner' has no runner build for target.arch "
-                                       "loongarch64"),
+     ("[runners].kind 'official' has no runner build for target.arch riscv64 (it runs on x86_64, aarch64, "
+      "armv7l); set [runners].kind = \"github-act-runner\" (or remove the key: the default for riscv64)")),
+    ('[target]\narch = "loongarch64"',
+     "[runners].kind 'github-act-runner' has no runner build for target.arch loongarch64"),
     ('[ci]\ncache-dir = "cache"', "'ci.cache-dir' 'cache' is inside the checkout"),
     ('[ci]\ncache-dir = "{root}/.ci-cache"', "is inside the checkout"),
     ('[runners]\nconfigure-command = ["./config.sh", "--token", "{token}"]',
