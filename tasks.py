@@ -145,14 +145,14 @@ def _runners_status(c, json=False):
 
 
 def _runners_drain(c, name=""):
-    """Wait until this board's runner is idle (bounded), then stop its service."""
+    """Take the factory label off this board's runner, wait until it is idle (bounded), stop its service."""
     from wheelfactory.cli import runners
 
     cli.run(runners.drain, ROOT, name=name)
 
 
 def _runners_restart(c, name=""):
-    """Drain, then restart the runner service and wait until it is online again."""
+    """Drain, restart the runner service, wait until it is online, put the factory label back."""
     from wheelfactory.cli import runners
 
     cli.run(runners.restart, ROOT, name=name)

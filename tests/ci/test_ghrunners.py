@@ -62,17 +62,25 @@ def board(tmp_path: Path, gh: FakeGitHub, *, machine_id: str = MACHINE_A, name: 
         key, value = line.split("=", 1)
         settings[key.strip()] = value.strip()
     body = "\n".join(f"{k} = {v}" for k, v in settings.items())
-    return write_project(home / "project", config=f"[runners]\n{body}\n")
+    return write_project(home / "project", config=f"[runners]\n{body}\n", host_target=False)  # a riscv64 board
 
 
 @pytest.fixture
 def env(gh, tmp_path, monkeypatch):
     log = tmp_path / "service.log"
+    monkeypatch.setenv("FAKE_ARGV_LOG", str(tmp_path / "argv.log"))
     monkeypatch.setenv("GITHUB_TOKEN", gh.admin_token)
     monkeypatch.setenv("FAKE_GITHUB_URL", gh.url)
     monkeypatch.setenv("FAKE_SERVICE_LOG", str(log))
-    monkeypatch.delenv("FAKE_JIT_FAIL", raising=False)
+    monkeypatch.delenv("FAKE_LISTENER_EXIT", raising=False)
     return log
+
+
+SYSTEM = [("self-hosted", "read-only"), ("linux", "read-only"), ("riscv64", "read-only")]
+
+
+def labels_of(runner: dict) -> list[tuple[str, str]]:
+    return [(lab["name"], lab["type"]) for lab in runner["labels"]]
 
 
 def name_of(root: Path, hostname: str = "bananapif3-1") -> str:
@@ -115,13 +123,14 @@ def test_register_two_cloned_boards_once_each(gh, env, tmp_path, monkeypatch):
     names = sorted(r["name"] for r in gh.runners.values())
     assert names == sorted([name_of(a), name_of(b)]) and names[0] != names[1]
     for r in gh.runners.values():
-        assert [lab["name"] for lab in r["labels"]] == ["self-hosted", "linux", "riscv64"]
+        # The runner program's read-only system labels, plus the one custom label the factory owns.
+        assert labels_of(r) == [*SYSTEM, ("wheelfactory", "custom")]
         assert r["status"] == "online"  # the service was started
     assert service_log(env) == ["start github-runner busy=False"] * 2
     # Each registration used its own fresh token, and none was stored anywhere.
     assert len(gh.issued) == 2
     for token in gh.issued:
-        assert files_containing(tmp_path, token) == []
+        assert files_containing(tmp_path, token) == []  # nor on any command line (the argv log)
     assert (tmp_path / "a/runner/.runner").is_file()
 
 
@@ -242,9 +251,9 @@ def test_bad_labels_and_scope_are_refused_before_any_request(gh, env, tmp_path):
     root = board(tmp_path, gh, name="b3", extra='configure-command = ["./config.sh", "--tokn", "{tokn}"]')
     with pytest.raises(ConfigError, match=r"unknown placeholder \{tokn\}"):
         runners_cli.register(root, hostname="bananapif3-1")
-    root = board(tmp_path, gh, name="b4", extra='kind = "github-act-runner"\njit-command = []')
-    with pytest.raises(ConfigError, match="has no default jit command; set \\[runners\\].jit-command"):
-        runners_cli.register(root, jit=True, hostname="bananapif3-1")
+    root = board(tmp_path, gh, name="b4", extra='configure-command = ["./config.sh", "--token", "{token}"]')
+    with pytest.raises(ConfigError, match=r"\{token\} in '\{token\}' would put the registration token on the command"):
+        runners_cli.register(root, hostname="bananapif3-1")
     root = board(tmp_path, gh, name="b5", extra='kind = "gitea"')
     with pytest.raises(ConfigError, match="kind 'gitea' is not one of official, github-act-runner"):
         runners_cli.register(root, hostname="bananapif3-1")
@@ -273,7 +282,7 @@ def test_runner_settings_are_checked_when_factory_toml_loads(tmp_path):
 # --- just-in-time ------------------------------------------------------------------------------
 
 
-def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkeypatch, capsys):
+def test_jit_runner_runs_one_job_and_github_removes_it(gh, env, tmp_path, capsys):
     root = board(tmp_path, gh, scope="octo-org")
     runners_cli.register(root, jit=True, hostname="bananapif3-1")
     [encoded] = gh.issued
@@ -281,11 +290,58 @@ def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkey
     assert "Connected to GitHub as " + name_of(root) in out.err
     assert encoded not in out.out + out.err and files_containing(tmp_path, encoded) == []
     assert any(p.endswith("/orgs/octo-org/actions/runners/generate-jitconfig") for _, p in gh.requests)
-    # The ephemeral runner is still listed (offline); the next run replaces it.
-    monkeypatch.setenv("FAKE_JIT_FAIL", "1")
-    with pytest.raises(FactoryError, match="failed to run the just-in-time runner"):
+    assert gh.runners == {}  # it ran its job; GitHub removed the ephemeral runner, nothing to clean
+
+
+def test_the_runner_stand_in_exits_0_when_its_listener_fails(gh, env, monkeypatch):
+    """As actions/runner's run.sh does (src/Misc/layoutroot/run.sh): the cleanup below cannot lean on it."""
+    monkeypatch.setenv("FAKE_LISTENER_EXIT", "5")
+    proc = subprocess.run([sys.executable, str(FAKE), "jit-run"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Exiting runner..." in proc.stdout and "exit code 5" in proc.stdout
+
+
+@pytest.mark.parametrize("listener_exit", ["1", "5", "6"])
+def test_a_jit_runner_that_never_ran_a_job_is_deleted_whatever_its_exit_status(gh, env, tmp_path, monkeypatch,
+                                                                              listener_exit):
+    root = board(tmp_path, gh, scope="octo-org")
+    monkeypatch.setenv("FAKE_LISTENER_EXIT", listener_exit)
+    with pytest.raises(FactoryError) as e:
         runners_cli.register(root, jit=True, hostname="bananapif3-1")
-    assert gh.runners == {}  # nothing half-done: the runner that never ran is deleted
+    assert f"the just-in-time runner {name_of(root)} ended without running a job (exit status 0" in str(e.value)
+    assert "unused registration (id 1) was deleted" in str(e.value)
+    assert gh.runners == {}  # nothing half-done
+    assert ("DELETE", "/orgs/octo-org/actions/runners/1") in gh.requests
+
+
+def test_github_act_runner_defaults_keep_secrets_off_the_command_line(gh, env, tmp_path, monkeypatch, capsys):
+    """The default kind on riscv64: `github-act-runner configure` / `run`, token and JIT config in the
+    ACTIONS_RUNNER_INPUT_* variables (a stand-in with github-act-runner's flags on PATH)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shim = bindir / "github-act-runner"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE} act \"$@\"\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    root = board(tmp_path, gh, extra="configure-command = []\njit-command = []")
+    config = load_config(root)
+    assert config.runner_kind == "github-act-runner"
+    monkeypatch.setenv("FAKE_RUNNER_NAME", name_of(root))
+    runners_cli.register(root, hostname="bananapif3-1")
+    [runner] = gh.runners.values()
+    assert labels_of(runner) == [*SYSTEM, ("wheelfactory", "custom")]
+    runners_cli.register(root, jit=True, hostname="bananapif3-1", name="jit-1")
+    assert gh.by_name("jit-1") is None  # ran its job
+    monkeypatch.setenv("FAKE_LISTENER_EXIT", "1")
+    with pytest.raises(FactoryError, match="ended without running a job"):
+        runners_cli.register(root, jit=True, hostname="bananapif3-1", name="jit-2")
+    assert gh.by_name("jit-2") is None
+    argvs = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
+    assert [a[:2] for a in argvs] == [["github-act-runner", "configure"], ["github-act-runner", "run"],
+                                      ["github-act-runner", "run"]]
+    assert "--token" not in argvs[0] and "--unattended" in argvs[0]
+    for secret in gh.issued:  # the registration token and both JIT configs
+        assert secret not in json.dumps(argvs)
+    assert all(secret not in capsys.readouterr().err for secret in gh.issued)
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -294,14 +350,15 @@ def test_jit_runner_runs_once_and_cleans_up_on_failure(gh, env, tmp_path, monkey
 def test_status_lists_busy_and_idle_and_pages(gh, env, tmp_path, capsys):
     root = board(tmp_path, gh)
     gh.add_runner(name_of(root), busy=True)
-    gh.add_runner("old-board", status="offline", labels=("self-hosted", "linux"))
+    gh.add_runner("old-board", status="offline", labels=(), system=("self-hosted", "linux"))
     for i in range(149):
-        gh.add_runner(f"pool-{i:03d}", labels=("self-hosted", "linux", "x64"))
+        gh.add_runner(f"pool-{i:03d}", labels=(), system=("self-hosted", "linux", "X64"))
     runners_cli.status(root, as_json=True, hostname="bananapif3-1")
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert len(rows) == 151  # two pages of 100
     assert rows[name_of(root)] | {"id": 0} == {"id": 0, "name": name_of(root), "status": "online", "busy": True,
-                                               "labels": ["self-hosted", "linux", "riscv64"], "this_board": True}
+                                               "labels": ["self-hosted", "linux", "riscv64", "wheelfactory"],
+                                               "this_board": True}
     assert rows["old-board"]["busy"] is False and rows["old-board"]["status"] == "offline"
 
     runners_cli.status(root, hostname="bananapif3-1")
@@ -310,7 +367,7 @@ def test_status_lists_busy_and_idle_and_pages(gh, env, tmp_path, capsys):
     assert "no online runner carries" not in err
     gh.runners[gh.by_name(name_of(root))["id"]]["status"] = "offline"
     runners_cli.status(root, hostname="bananapif3-1")
-    assert "no online runner carries all of self-hosted, linux, riscv64" in capsys.readouterr().err
+    assert "no online runner carries all of self-hosted, linux, riscv64, wheelfactory" in capsys.readouterr().err
 
 
 # --- drain / restart: a busy runner is never stopped ------------------------------------------
@@ -323,13 +380,16 @@ def registered(gh, root, monkeypatch, *, busy=False) -> dict:
     return gh.runners[rid]
 
 
-def test_drain_an_idle_runner_stops_it_and_keeps_its_labels(gh, env, tmp_path, monkeypatch):
+def test_drain_an_idle_runner_stops_it_and_restart_puts_the_label_back(gh, env, tmp_path, monkeypatch):
     root = board(tmp_path, gh)
     runner = registered(gh, root, monkeypatch)
     assert runners_cli.drain(root, hostname="bananapif3-1") == 0
     assert service_log(env) == ["stop github-runner busy=False"]
     assert runner["status"] == "offline"
-    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+    # The factory's label stays off: a service started again (a reboot) gets no job until `restart`.
+    assert labels_of(runner) == SYSTEM
+    assert runners_cli.restart(root, hostname="bananapif3-1") == 0
+    assert runner["status"] == "online" and labels_of(runner) == [*SYSTEM, ("wheelfactory", "custom")]
 
 
 def test_drain_waits_for_the_job_to_finish(gh, env, tmp_path, monkeypatch):
@@ -341,9 +401,37 @@ def test_drain_waits_for_the_job_to_finish(gh, env, tmp_path, monkeypatch):
     assert time.monotonic() - start >= 1.5  # it polled (poll-interval = 1), it did not stop at once
     assert service_log(env) == ["stop github-runner busy=False"]
     calls = [(m, p.rsplit("/", 1)[-1]) for m, p in gh.requests if not p.startswith("/_fake")]
-    # labels off (no new job lands) -> wait until idle -> (stop) -> labels back
-    assert calls.index(("DELETE", "labels")) < calls.index(("PUT", "labels"))
-    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+    # the factory's label off first (no new job lands) -> wait until idle -> stop
+    assert calls[1] == ("DELETE", "wheelfactory") and calls.count(("GET", str(runner["id"]))) >= 2
+    assert labels_of(runner) == SYSTEM
+
+
+def test_a_queued_job_never_lands_on_a_draining_runner(gh, env, tmp_path, monkeypatch):
+    """The workflow's jobs ask for the system labels plus the factory's label. While the board finishes
+    its job, the next job is queued: it must wait (the runner lost the factory label), not land on the
+    board that is about to stop. System labels cannot be removed, so taking only those away would fail."""
+    root = board(tmp_path, gh, extra="drain-timeout = 30")
+    runner = registered(gh, root, monkeypatch)
+    wanted = load_config(root).build_runs_on
+    assert wanted == ["self-hosted", "linux", "riscv64", "wheelfactory"]
+    first = gh.queue_job(wanted)
+    assert first["runner"] == runner["name"] and runner["busy"]
+    queued = []
+
+    def sleep(seconds):  # while drain waits for the first job, the next one is queued
+        if not queued:
+            queued.append(gh.queue_job(wanted))
+        time.sleep(0.05)
+
+    runners_cli.drain(root, hostname="bananapif3-1", sleep=sleep)
+    assert service_log(env) == ["stop github-runner busy=False"]  # never stopped while busy
+    assert queued and queued[0]["runner"] is None  # the next job still waits for a runner
+    # Stripping custom labels leaves the read-only ones, which every job asks for.
+    assert [lab for lab in runner["labels"] if lab["type"] == "read-only"] == runner["labels"]
+    runners_cli.restart(root, hostname="bananapif3-1")
+    api = ghrunners.api_for(load_config(root))
+    api.list()  # any request: GitHub hands out queued jobs
+    assert queued[0]["runner"] == runner["name"]  # back in service, it takes the waiting job
 
 
 def test_a_runner_that_stays_busy_is_never_stopped(gh, env, tmp_path, monkeypatch):
@@ -361,7 +449,7 @@ def test_a_runner_that_stays_busy_is_never_stopped(gh, env, tmp_path, monkeypatc
         assert time.monotonic() - start < 20  # bounded
     assert service_log(env) == []  # the service manager was never even called
     assert runner["busy"] is True and runner["status"] == "online"
-    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]  # put back
+    assert labels_of(runner) == [*SYSTEM, ("wheelfactory", "custom")]  # put back
 
 
 def test_the_fake_service_manager_does_catch_a_stop_while_busy(gh, env, tmp_path, monkeypatch):
@@ -380,7 +468,7 @@ def test_restart_waits_then_restarts_and_sees_it_online(gh, env, tmp_path, monke
     assert runners_cli.restart(root, hostname="bananapif3-1") == 0
     assert service_log(env) == ["stop github-runner busy=False", "start github-runner busy=False"]
     assert runner["status"] == "online"
-    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+    assert labels_of(runner) == [*SYSTEM, ("wheelfactory", "custom")]
 
 
 def test_drain_an_unknown_runner(gh, env, tmp_path):
@@ -396,7 +484,7 @@ def test_service_manager_failure_is_reported_and_labels_return(gh, env, tmp_path
     monkeypatch.setenv("FAKE_SERVICE_EXIT", "5")
     with pytest.raises(FactoryError, match=r"systemctl stop github-runner` failed \(exit 5\)"):
         runners_cli.drain(root, hostname="bananapif3-1")
-    assert [lab["name"] for lab in runner["labels"]] == ["self-hosted", "linux", "riscv64"]
+    assert labels_of(runner) == [*SYSTEM, ("wheelfactory", "custom")]  # still running: the label is back
     bad = board(tmp_path, gh, name="nosvc", extra='service-command = "/nonexistent/systemctl"')
     with pytest.raises(EnvironmentProblem, match="cannot run the service manager '/nonexistent/systemctl'"):
         ghrunners.service(load_config(bad), "stop")

@@ -81,8 +81,11 @@ def test_workflow_shape():
         job = jobs[f"build-{name}"]
         runs = [s["run"].strip() for s in job["steps"] if "run" in s and "nox" in s["run"]]
         assert runs == [f"nox -s build-{name}"], "each job runs exactly what a person would run"
-        assert job["runs-on"] == ["self-hosted", "linux", "riscv64"]
-        assert job["permissions"] == {"contents": "read"}
+        # github-act-runner's system labels on a riscv64 board, plus the label `drain` takes away
+        assert job["runs-on"] == ["self-hosted", "linux", "riscv64", "wheelfactory"]
+        # attest-build-provenance needs an OIDC token and attestations: write, nothing more
+        assert job["permissions"] == {"contents": "read", "id-token": "write", "attestations": "write"}
+        assert job["env"] == {"WHEELFACTORY_CACHE": config.ci.cache_dir}  # the cache survives the checkout
         assert f"fromJSON(needs.plan.outputs.build)['{name}']" in job["if"]
         assert "!failure()" in job["if"] and "!cancelled()" in job["if"]
         uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
@@ -101,7 +104,7 @@ def test_workflow_shape():
     publish = jobs["publish"]
     assert set(publish["needs"]) == {"plan", *[f"build-{n}" for n in recipes]}
     assert "github.ref == 'refs/heads/main'" in publish["if"] and "github.event_name != 'pull_request'" in publish["if"]
-    assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False}
+    assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False, "queue": "max"}
     assert publish["permissions"] == {"contents": "write"}
     runs = [s["run"].strip().splitlines()[-1] for s in publish["steps"] if "run" in s][1:]
     assert runs == ["invoke fetch-dist", "invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',
@@ -142,10 +145,10 @@ def test_yaml_emitter_round_trips_awkward_strings(project):
 
 
 def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):
-    root = write_project(tmp_path / "p", recipes=["multidict", "numpy", "torch"], config='''
+    root = write_project(tmp_path / "p", recipes=["multidict", "numpy", "torch"], host_target=False, config='''
         [ci]
         runner-labels = ["ubuntu-24.04-riscv"]
-        publish-runs-on = ["self-hosted", "linux", "riscv64"]
+        publish-runs-on = ["self-hosted", "linux", "riscv64", "wheelfactory"]
         before-build = ["echo restoring dist"]
         before-publish = ["echo fetching records"]
     ''')
@@ -157,12 +160,11 @@ def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):
 
     (root / "factory.toml").write_text((root / "factory.toml").read_text().replace(
         'runner-labels = ["ubuntu-24.04-riscv"]',
-        'runner-labels = ["self-hosted", "linux", "riscv64"]\nrecipe-labels = { torch = ["big"] }') +
-        '\n[runners]\nlabels = ["self-hosted", "linux", "riscv64", "big"]\n')
+        'recipe-labels = { torch = ["big"] }') + '\n[runners]\nlabels = ["big"]\n')
     ci_cli.workflow_command(root)
     wf = load_yaml(root / ".github/workflows/wheels.yml")
-    assert wf["jobs"]["build-torch"]["runs-on"] == ["self-hosted", "linux", "riscv64", "big"]
-    assert wf["jobs"]["build-numpy"]["runs-on"] == ["self-hosted", "linux", "riscv64"]
+    assert wf["jobs"]["build-torch"]["runs-on"] == ["self-hosted", "linux", "riscv64", "wheelfactory", "big"]
+    assert wf["jobs"]["build-numpy"]["runs-on"] == ["self-hosted", "linux", "riscv64", "wheelfactory"]
     assert "big" in (root / ".github/actionlint.yaml").read_text()
     proc = actionlint(root / ".github/workflows/wheels.yml", root / ".github/actionlint.yaml")
     assert proc.returncode == 0, proc.stdout
@@ -172,13 +174,14 @@ def test_hosted_labels_and_recipe_labels_pass_actionlint(tmp_path):
 
 
 @pytest.mark.parametrize("ci, message", [
-    ('runner-labels = ["self-hosted", "linux", "riscv46"]', "label 'riscv46', which no board registered"),
+    ('runner-labels = ["self-hosted", "linux", "riscv46", "wheelfactory"]', "label 'riscv46', which no board registered"),
     ('runner-labels = ["ubuntu-24.04-riscv64"]', "(did you mean 'ubuntu-24.04-riscv'?)"),
     ('runner-labels = ["self-hosted", "risc v"]', "'risc v': labels are letters"),
-    ('runner-labels = []', "'ci.runner-labels' is empty"),
+    ('plan-runs-on = []', "'ci.plan-runs-on' is empty"),  # (runner-labels = [] means the default set)
     ('recipe-labels = { multidikt = "big" }', "names 'multidikt', which has no recipe (did you mean 'multidict'?)"),
     ('recipe-labels = { multidict = "huge" }', "'ci.recipe-labels.multidict' asks for label 'huge'"),
-    ('publish-runs-on = ["self-hosted", "x86"]', "'ci.publish-runs-on' asks for label 'x86'"),
+    ('publish-runs-on = ["self-hosted", "x86", "wheelfactory"]', "'ci.publish-runs-on' asks for label 'x86'"),
+    ('publish-runs-on = ["self-hosted", "x86"]', "'ci.publish-runs-on' = ['self-hosted', 'x86'] lacks the factory's label"),
 ])
 def test_unknown_labels_are_refused(tmp_path, ci, message):
     root = write_project(tmp_path / "p", recipes=["multidict"], config=f"[ci]\n{ci}\n")
@@ -360,3 +363,20 @@ def test_plan_by_name_and_the_job_outputs(repo, tmp_path, monkeypatch, capsys):
         {n: True for n in build}
     with pytest.raises(RecipeError, match="no recipe 'nompy' \\(did you mean 'numpy'\\?\\)"):
         ci_cli.plan_command(repo, recipes="nompy")
+
+
+@pytest.mark.parametrize("config, message", [
+    ('[runners]\nlabels = ["riscv64"]', "[runners].labels has 'riscv64', which the runner registers by itself"),
+    ('[ci]\nrunner-labels = ["self-hosted", "linux", "riscv64"]', "lacks the factory's label 'wheelfactory'"),
+    ('[runners]\nkind = "official"', "[runners].kind 'official' has no runner build for target.arch riscv64"),
+    ('[ci]\ncache-dir = ".cache"', "'ci.cache-dir' '.cache' is inside the checkout"),
+])
+def test_board_settings_bad_input_is_one_message_and_writes_nothing(tmp_path, config, message):
+    root = write_project(tmp_path / "p", recipes=["multidict"], config=config, host_target=False)
+    before = snapshot(root)
+    env = {**os.environ, "WHEELFACTORY_ROOT": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "ci.workflow"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and f"{root / 'factory.toml'}:" in proc.stderr
+    assert snapshot(root) == before

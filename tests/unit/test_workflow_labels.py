@@ -47,8 +47,8 @@ def test_workflow_name_must_be_a_plain_file_name(tmp_path, name):
 def test_self_hosted_labels_must_be_registered_ones(tmp_path):
     root = write_project(tmp_path / "p", recipes=["multidict"], config='''
         [ci]
-        runner-labels = ["self-hosted", "linux", "riscv46"]
-    ''')
+        runner-labels = ["self-hosted", "linux", "riscv46", "wheelfactory"]
+    ''', host_target=False)
     config = load_config(root)  # the shapes are fine; what the boards carry is known only from [runners]
     with pytest.raises(ConfigError) as e:
         workflow.build_labels(config, load_all(config.paths.recipes))
@@ -69,3 +69,59 @@ def test_plan_job_may_run_on_any_hosted_label(tmp_path):
     root = write_project(tmp_path / "q", config='[ci]\nplan-runs-on = []\n')
     with pytest.raises(ConfigError, match="'ci.plan-runs-on' is empty"):
         workflow.plan_labels(load_config(root))
+
+
+# --- the factory's own label, system labels, runner kinds, the cache folder (issue 15) -----------
+
+
+def test_defaults_target_the_system_labels_plus_the_factory_label(tmp_path):
+    config = load_config(write_project(tmp_path / "p", host_target=False))
+    assert config.runner_kind == "github-act-runner"  # actions/runner has no riscv64 build
+    assert config.system_labels == ["self-hosted", "linux", "riscv64"]
+    assert config.build_runs_on == ["self-hosted", "linux", "riscv64", "wheelfactory"]
+    assert config.board_labels == ["wheelfactory"]
+    x86 = load_config(write_project(tmp_path / "q", config='[target]\narch = "x86_64"\n', host_target=False))
+    assert x86.runner_kind == "official" and x86.build_runs_on == ["self-hosted", "linux", "X64", "wheelfactory"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ('[runners]\nlabels = ["big", "riscv64"]',
+     ("[runners].labels has 'riscv64', which the runner registers by itself as a read-only system label "
+      "(self-hosted, linux, riscv64); GitHub cannot remove it, so `drain` could not stop jobs that ask for it. "
+      "Remove 'riscv64' from [runners].labels")),
+    ('[runners]\nfactory-label = "Linux"', "[runners].factory-label has 'Linux', which the runner registers by itself"),
+    ('[ci]\nrunner-labels = ["self-hosted", "linux", "riscv64"]',
+     ("'ci.runner-labels' = ['self-hosted', 'linux', 'riscv64'] lacks the factory's label 'wheelfactory' "
+      "([runners].factory-label): `drain` takes that label away to stop new jobs, so a job without it could land "
+      "on a draining board. Add 'wheelfactory' to 'ci.runner-labels'")),
+    ('[ci]\npublish-runs-on = ["self-hosted", "riscv64"]', "'ci.publish-runs-on' = ['self-hosted', 'riscv64'] lacks"),
+    ('[runners]\nkind = "official"',
+     ("[runners].kind 'official' has no runner build for target.arch riscv64 (it runs on x86_64, aarch64, "
+      "armv7l); set [runners].kind = \"github-act-runner\" (or remove the key: the default for riscv64)")),
+    ('[target]\narch = "loongarch64"',
+     "[runners].kind 'github-act-runner' has no runner build for target.arch loongarch64"),
+    ('[ci]\ncache-dir = "cache"', "'ci.cache-dir' 'cache' is inside the checkout"),
+    ('[ci]\ncache-dir = "{root}/.ci-cache"', "is inside the checkout"),
+    ('[runners]\nconfigure-command = ["./config.sh", "--token", "{token}"]',
+     "[runners].configure-command: {token} in '{token}' would put the registration token on the command line"),
+])
+def test_runner_and_ci_bad_input_is_one_message_at_load(tmp_path, config, message):
+    root = tmp_path / "p"
+    root = write_project(root, config=config.replace("{root}", str(root)), host_target=False)
+    with pytest.raises(ConfigError) as e:
+        load_config(root)
+    assert str(e.value).startswith(f"{root / 'factory.toml'}: ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_cache_folder_outside_the_checkout_is_fine(tmp_path):
+    root = write_project(tmp_path / "p", config=f'[ci]\ncache-dir = "{tmp_path / "cache"}"\n')
+    assert load_config(root).ci.cache_dir == str(tmp_path / "cache")
+
+
+def test_the_jobs_cache_variable_moves_paths_cache_and_expands_the_runners_home(tmp_path, monkeypatch):
+    root = write_project(tmp_path / "p")
+    assert load_config(root).paths.cache == root / "cache"
+    monkeypatch.setenv("HOME", str(tmp_path / "runner-home"))
+    monkeypatch.setenv("WHEELFACTORY_CACHE", "~/.cache/wheelfactory")  # as the generated job sets it
+    assert load_config(root).paths.cache == tmp_path / "runner-home/.cache/wheelfactory"

@@ -378,6 +378,11 @@ class Runners(Client):
         (https://docs.github.com/en/rest/actions/self-hosted-runners#get-a-self-hosted-runner-for-a-repository)."""
         return self._json("GET", f"/{runner_id}", what=f"look at runner {runner_id}")
 
+    def lookup(self, runner_id: int) -> dict | None:
+        """GET …/actions/runners/{id}, or None when GitHub no longer lists it (404)."""
+        r = self.request("GET", f"{self.base}/{runner_id}", ok=(200, 404), what=f"look at runner {runner_id}")
+        return r.json() if r.status_code == 200 else None
+
     def delete(self, runner_id: int) -> None:
         """DELETE …/actions/runners/{id}
         (https://docs.github.com/en/rest/actions/self-hosted-runners#delete-a-self-hosted-runner-from-a-repository)."""
@@ -387,6 +392,22 @@ class Runners(Client):
         """DELETE …/actions/runners/{id}/labels: the labels left (the read-only ones)
         (https://docs.github.com/en/rest/actions/self-hosted-runners#remove-all-custom-labels-from-a-self-hosted-runner-for-a-repository)."""
         body = self._json("DELETE", f"/{runner_id}/labels", what=f"remove the custom labels of runner {runner_id}")
+        return body.get("labels", [])
+
+    def remove_label(self, runner_id: int, name: str) -> list[dict] | None:
+        """DELETE …/actions/runners/{id}/labels/{name}: the labels left, or None when the runner
+        has no such custom label (GitHub answers 404)
+        (https://docs.github.com/en/rest/actions/self-hosted-runners#remove-a-custom-label-from-a-self-hosted-runner-for-a-repository)."""
+        r = self.request("DELETE", f"{self.base}/{runner_id}/labels/{name}", ok=(200, 404),
+                         what=f"remove the label {name} of runner {runner_id}")
+        return r.json().get("labels", []) if r.status_code == 200 else None
+
+    def add_labels(self, runner_id: int, labels: list[str]) -> list[dict]:
+        """POST …/actions/runners/{id}/labels: adds custom labels, returns all of them
+        (https://docs.github.com/en/rest/actions/self-hosted-runners#add-custom-labels-to-a-self-hosted-runner-for-a-repository).
+        Replayed safely: adding a label the runner has changes nothing."""
+        body = self._json("POST", f"/{runner_id}/labels", json={"labels": labels},
+                          what=f"add the labels {', '.join(labels)} to runner {runner_id}")
         return body.get("labels", [])
 
     def set_custom_labels(self, runner_id: int, labels: list[str]) -> list[dict]:

@@ -210,7 +210,7 @@ def plan(config: Config, *, base: str | None = None, names: list[str] | None = N
     if names:
         want = _by_name(recipes, names)
     elif event == "pull_request":
-        self_hosted = "self-hosted" in [x.lower() for x in config.ci.runner_labels]
+        self_hosted = "self-hosted" in [x.lower() for x in config.build_runs_on]
         if self_hosted and head_repo and repo and head_repo.lower() != repo.lower():
             # Code from a fork must never run on our boards (it could take them over).
             fork = (f"pull request from the fork {head_repo}: self-hosted boards do not run code from "

@@ -5,11 +5,18 @@ one per package:
 
 * **register** fetches a registration token from the REST API right before it
   is used (tokens expire after an hour), hands it to the runner's configure
-  command through the environment (``ACTIONS_RUNNER_INPUT_TOKEN``, which the
-  official runner reads like ``--token``), and forgets it: it is never written
-  to a file, a log or the terminal. ``--jit`` instead asks for a just-in-time
-  configuration and runs one ephemeral runner with it (for a service that
-  re-runs the command after each job).
+  command through the environment (``ACTIONS_RUNNER_INPUT_TOKEN``, which both
+  actions/runner's config.sh and github-act-runner read like ``--token``), and
+  forgets it: it is never on a command line, in a file, a log or the terminal.
+  ``--jit`` instead asks for a just-in-time configuration and runs one
+  ephemeral runner with it (``ACTIONS_RUNNER_INPUT_JITCONFIG``), for a service
+  that re-runs the command after each job. Afterwards the API, not the exit
+  status, says whether it ran a job: actions/runner's run.sh exits 0 even when
+  its listener fails, so a registration still listed and idle is deleted.
+* the board registers its **custom** labels: the factory's own label
+  (``[runners].factory-label``, ``wheelfactory``) and ``[runners].labels``.
+  ``self-hosted``, the OS and the arch are the runner program's read-only
+  system labels; the build jobs ask for those plus the factory label.
 * the runner's **name** is the hostname plus the start of ``/etc/machine-id``:
   two boards cloned from one image, both called ``bananapif3-1``, still get
   different names — and if a clone also copied the machine-id, registration
@@ -18,10 +25,12 @@ one per package:
   no online runner carries the labels the workflow's jobs ask for (jobs would
   queue forever).
 * **drain** / **restart** never stop a runner that is running a job: they take
-  the runner's custom labels away (so no new job is assigned), poll the API
-  until it is idle (bounded by ``[runners].drain-timeout``), and only then call
-  the service manager. On a timeout the labels are put back and nothing is
-  stopped.
+  the factory's label away first (every self-hosted job asks for it, so no new
+  job can match; the system labels cannot be removed and match every job),
+  poll the API until it is idle (bounded by ``[runners].drain-timeout``), and
+  only then call the service manager. ``drain`` leaves the label off (a service
+  started again by a reboot gets no job); ``restart`` puts it back once the
+  runner is online. On a timeout the label is put back and nothing is stopped.
 
 The API base URL (``[runners].api-url``) and the service manager command are
 settings, so tests point them at a local server and a fake ``systemctl``.
@@ -48,12 +57,14 @@ from urllib.parse import urlsplit
 import requests
 
 from .. import ui
-from .._util.github import GitHubError, Runners
+from .._util.github import Runners
 from ..errors import ConfigError, EnvironmentProblem, FactoryError
 from ..settings.factory import RUNNER_KINDS, RUNNER_PLACEHOLDERS, Config
 
-# The default configure / just-in-time commands of each runner kind. {token} is
-# only for runners that cannot read it from the environment.
+# The default configure / just-in-time commands of each runner kind. Both read the registration
+# token from ACTIONS_RUNNER_INPUT_TOKEN and the JIT config from ACTIONS_RUNNER_INPUT_JITCONFIG
+# (actions/runner: config.sh/run.sh; github-act-runner: main.go, runnerconfiguration/common.go,
+# where `run --jitconfig` defaults to that variable), so neither secret is ever on a command line.
 KINDS: dict[str, dict[str, list[str]]] = {
     "official": {
         "configure": ["{runner_dir}/config.sh", "--unattended", "--url", "{url}", "--name", "{name}",
@@ -61,10 +72,9 @@ KINDS: dict[str, dict[str, list[str]]] = {
         "jit": ["{runner_dir}/run.sh"],
     },
     "github-act-runner": {
-        # It takes the token only as an argument (visible in `ps` while configure runs).
-        "configure": ["github-act-runner", "configure", "--url", "{url}", "--name", "{name}",
-                      "--labels", "{labels}", "--token", "{token}"],
-        "jit": [],  # no default: set [runners].jit-command to how your version runs a JIT config
+        "configure": ["github-act-runner", "configure", "--unattended", "--url", "{url}", "--name", "{name}",
+                      "--labels", "{labels}"],
+        "jit": ["github-act-runner", "run"],
     },
 }
 assert tuple(KINDS) == RUNNER_KINDS, "factory.toml's [runners].kind choices are these kinds"
@@ -131,13 +141,6 @@ def this_runner_name(config: Config, hostname: str | None = None) -> str:
     return runner_name(hostname or socket.gethostname(), read_machine_id(Path(config.runners.machine_id_file)))
 
 
-def check_labels(config: Config) -> list[str]:
-    """The labels a board registers with; at least one (their shapes are checked at load)."""
-    labels = list(config.runners.labels)
-    if not labels:
-        raise ConfigError(f"{config.where}: [runners].labels is empty; boards need at least the labels the "
-                          f"workflow asks for ([ci].runner-labels)")
-    return labels
 
 
 # --- the runner's own programs and the service manager ---------------------------------
@@ -149,12 +152,10 @@ def _fill(template: list[str], values: dict[str, str]) -> list[str]:
 
 def _command(config: Config, which: str) -> list[str]:
     """The configure or jit command: ``[runners].{which}-command``, else the kind's default."""
-    r = config.runners
-    command = list(getattr(r, f"{which}_command")) or list(KINDS[r.kind][which])
+    command = list(getattr(config.runners, f"{which}_command")) or list(KINDS[config.runner_kind][which])
     if not command:
-        # Checked here, not at load: only `register --jit` needs it.
-        raise ConfigError(f"{config.where}: [runners].kind {r.kind!r} has no default {which} command; "
-                          f"set [runners].{which}-command")
+        raise ConfigError(f"{config.where}: [runners].{which}-command is empty and [runners].kind "
+                          f"{config.runner_kind!r} has no default; set [runners].{which}-command")
     return command
 
 
@@ -199,7 +200,7 @@ def service(config: Config, action: str) -> None:
 
 @dataclass
 class Registration:
-    """What ``register`` did: the runner ``name`` (its GitHub id) in ``scope``, with ``labels``."""
+    """What ``register`` did: the runner ``name`` (its GitHub id) in ``scope``, with the custom ``labels``."""
 
     name: str
     runner_id: int | None
@@ -229,12 +230,12 @@ def register(config: Config, *, jit: bool = False, replace: bool = False, name: 
     (a cloned machine-id) or the runner is busy; a just-in-time runner that
     fails to run is deleted again.
     """
-    labels = check_labels(config)
+    labels = config.board_labels  # custom ones: the runner program adds its system labels itself
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
     argv_t = _command(config, "jit" if jit else "configure")  # settings errors before any request
     values = {"runner_dir": str(_runner_dir(config)), "url": f"{server_url(config.runners.api_url)}/{api.scope}",
-              "name": name, "labels": ",".join(labels), "work": config.runners.work_folder, "token": ""}
+              "name": name, "labels": ",".join(labels), "work": config.runners.work_folder}
     assert set(values) == set(RUNNER_PLACEHOLDERS)
     existing = find_runner(api.list(), name)
     if jit:
@@ -268,10 +269,9 @@ def _configure(config: Config, api: Runners, argv_t: list[str], values: dict[str
             f"says {now.replace(microsecond=0).isoformat()}: the token is already expired here. Fix the clock "
             f"(timedatectl set-ntp true) and register again"
         )
-    argv = _fill(argv_t, {**values, "token": token})
-    _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_TOKEN": token}, cwd=_runner_dir(config), secret=token,
-                what=f"register {values['name']}")
-    del token, argv  # not kept, not stored
+    _run_secret(_fill(argv_t, values), env={"ACTIONS_RUNNER_INPUT_TOKEN": token}, cwd=_runner_dir(config),
+                secret=token, what=f"register {values['name']}")
+    del token  # not kept, not stored
 
 
 def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str],
@@ -281,20 +281,28 @@ def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str
             raise FactoryError(_clone_hint(config, reg.name, existing).replace("pass --replace", "drain it first"))
         api.delete(existing["id"])  # a leftover of this board's previous ephemeral run
     r = config.runners
-    runner, encoded = api.jit_config(reg.name, reg.labels, r.runner_group_id, r.work_folder)
+    runner, encoded = api.jit_config(reg.name, [*config.system_labels, *reg.labels], r.runner_group_id,
+                                     r.work_folder)
     reg.runner_id = runner.get("id")
     ui.info(f"just-in-time runner {reg.name} (id {reg.runner_id}) created for {api.scope}")
+    failed: FactoryError | None = None
     try:
         _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_JITCONFIG": encoded}, cwd=_runner_dir(config),
                     secret=encoded, what="run the just-in-time runner")
-    except FactoryError:
-        # Nothing half-done: a runner that never ran must not stay registered.
-        try:
-            if not api.get(runner["id"]).get("busy"):
-                api.delete(runner["id"])
-        except GitHubError:
-            pass
-        raise
+    except FactoryError as e:
+        failed = e
+    # The exit status proves nothing (run.sh exits 0 when its listener fails): ask GitHub. An
+    # ephemeral runner that ran its job is removed by GitHub; one still listed and idle never ran.
+    left = api.lookup(runner["id"])
+    if left is not None and not left.get("busy"):
+        api.delete(runner["id"])
+        status = "a nonzero exit status" if failed else "exit status 0, which run.sh returns even when its listener fails"
+        raise FactoryError(
+            f"the just-in-time runner {reg.name} ended without running a job ({status}); its unused "
+            f"registration (id {runner['id']}) was deleted. Its output is above (the official runner's "
+            f"listener log is in {_runner_dir(config) / '_diag'})")
+    if failed:
+        raise failed
     return reg
 
 
@@ -336,7 +344,7 @@ def status(config: Config, *, hostname: str | None = None, http: requests.Sessio
     except EnvironmentProblem:
         me = ""
     # Jobs that ask for labels no online runner has would wait forever.
-    base = list(config.ci.runner_labels)
+    base = config.build_runs_on
     sets = {"[ci].runner-labels": base}
     for recipe, extra in config.ci.recipe_labels.items():
         extra = [extra] if isinstance(extra, str) else list(extra)
@@ -367,20 +375,21 @@ def _wait(done: Callable[[], bool], *, timeout: float, interval: float, sleep: C
     return True
 
 
-def _drain(config: Config, api: Runners, name: str, *, sleep, clock) -> tuple[dict, list[str]]:
-    """Take the runner's custom labels away and wait until it is idle: (runner, the labels taken).
+def _drain(config: Config, api: Runners, name: str, *, sleep, clock) -> tuple[dict, bool]:
+    """Take the factory's label off the runner, then wait until it is idle: (runner, whether the label was
+    taken now). Every self-hosted job asks for that label, so no new job lands while the current one ends
+    (the system labels self-hosted/OS/arch cannot be removed and would match every job).
 
-    On a timeout (RunnerBusy) or any error the labels are put back.
+    On a timeout (RunnerBusy) or any error the label is put back.
     """
     runner = find_runner(api.list(), name)
     if not runner:
         raise FactoryError(f"GitHub lists no runner named {name} in {api.scope}; `invoke runners.status` shows "
                            f"the registered ones (pass --name to pick one)")
-    custom = [lab["name"] for lab in runner.get("labels", []) if lab.get("type") == "custom"]
-    if custom:
-        # Without its custom labels the runner gets no new job while the current one finishes.
-        api.remove_custom_labels(runner["id"])
-        ui.info(f"{name}: custom labels {', '.join(custom)} removed for now, so no new job lands here")
+    own = config.runners.factory_label
+    taken = api.remove_label(runner["id"], own) is not None
+    ui.info(f"{name}: label {own} removed, so no new job lands here" if taken else
+            f"{name}: carries no label {own} (drained before?), so no new job lands here")
     timeout = config.runners.drain_timeout
     try:
         idle = _wait(lambda: not api.get(runner["id"]).get("busy"), timeout=timeout,
@@ -390,56 +399,58 @@ def _drain(config: Config, api: Runners, name: str, *, sleep, clock) -> tuple[di
         if not idle:
             raise RunnerBusy(
                 f"runner {name} is still running a job after {timeout} s "
-                f"([runners].drain-timeout = {timeout}); its service was NOT stopped and its labels are back. "
+                f"([runners].drain-timeout = {timeout}); its service was NOT stopped and its label is back. "
                 f"Wait for the job to finish (see the repository's Actions tab) and run the command again, "
                 f"or raise [runners].drain-timeout"
             )
     except BaseException:
-        _restore(api, runner["id"], custom)
+        if taken:
+            _restore(api, runner["id"], own)
         raise
-    return runner, custom
+    return runner, taken
 
 
-def _restore(api: Runners, runner_id: int, labels: list[str]) -> None:
-    if labels:
-        api.set_custom_labels(runner_id, labels)
-        ui.info(f"custom labels {', '.join(labels)} restored")
-
-
-def _while_drained(config: Config, api: Runners, name: str, actions: list[str], *, sleep, clock) -> dict:
-    """Drain the runner, run the service ``actions`` (stop, start), and put its labels back."""
-    runner, custom = _drain(config, api, name, sleep=sleep, clock=clock)
-    try:
-        for action in actions:
-            service(config, action)
-    finally:
-        # A stopped (offline) runner gets no jobs; the labels must be there when it starts again.
-        _restore(api, runner["id"], custom)
-    return runner
+def _restore(api: Runners, runner_id: int, label: str) -> None:
+    api.add_labels(runner_id, [label])
+    ui.info(f"label {label} restored")
 
 
 def drain(config: Config, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
-    """Wait until the runner (default: this board's) is idle, then stop its service; returns its name.
+    """Take the factory's label off the runner (default: this board's), wait until it is idle, then stop its
+    service; returns its name. The label stays off until ``restart``.
 
-    Raises RunnerBusy, with nothing stopped, after ``[runners].drain-timeout`` seconds.
+    Raises RunnerBusy, with nothing stopped and the label back, after ``[runners].drain-timeout`` seconds.
     """
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    _while_drained(config, api, name, ["stop"], sleep=sleep, clock=clock)
+    runner, taken = _drain(config, api, name, sleep=sleep, clock=clock)
+    try:
+        service(config, "stop")
+    except BaseException:
+        if taken:  # still running: it may take jobs again
+            _restore(api, runner["id"], config.runners.factory_label)
+        raise
     return name
 
 
 def restart(config: Config, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
-    """Drain, restart the service, and wait (``[runners].online-timeout``) until the runner is online again."""
+    """Drain, restart the service, wait (``[runners].online-timeout``) until the runner is online, and put
+    the factory's label back (also when an earlier ``drain`` took it)."""
     api = api_for(config, http)
     name = name or this_runner_name(config, hostname)
-    runner = _while_drained(config, api, name, ["stop", "start"], sleep=sleep, clock=clock)
+    runner, _ = _drain(config, api, name, sleep=sleep, clock=clock)
     r = config.runners
-    if not _wait(lambda: api.get(runner["id"]).get("status") == "online", timeout=r.online_timeout,
-                 interval=min(max(r.poll_interval, 0), 5) or 0.1, sleep=sleep, clock=clock):
-        raise FactoryError(f"{name} was restarted but is not online after {r.online_timeout} s "
-                           f"([runners].online-timeout); look at `{r.service_command} "
-                           f"status {r.service_name}` and the runner's _diag logs")
+    try:
+        service(config, "stop")
+        service(config, "start")
+        if not _wait(lambda: api.get(runner["id"]).get("status") == "online", timeout=r.online_timeout,
+                     interval=min(max(r.poll_interval, 0), 5) or 0.1, sleep=sleep, clock=clock):
+            raise FactoryError(f"{name} was restarted but is not online after {r.online_timeout} s "
+                               f"([runners].online-timeout); look at `{r.service_command} "
+                               f"status {r.service_name}` and the runner's _diag logs")
+    finally:
+        # An offline runner gets no job, so the label can always go back.
+        _restore(api, runner["id"], r.factory_label)
     return name

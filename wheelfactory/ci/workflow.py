@@ -44,7 +44,7 @@ from packaging.utils import canonicalize_name
 from .._util.fs import atomic_write_text
 from ..build.graph import closure, topological_order
 from ..errors import ConfigError
-from ..settings.factory import CONFIG_NAME, Config
+from ..settings.factory import CACHE_ENV, CONFIG_NAME, Config
 from ..settings.recipe import RECIPE_FILE, Recipe, load_all
 from ..settings.schema import did_you_mean
 from .yaml import scalar, to_yaml
@@ -54,6 +54,10 @@ from .yaml import scalar, to_yaml
 CHECKOUT = "actions/checkout@v5"
 UPLOAD = "actions/upload-artifact@v6"
 DOWNLOAD = "actions/download-artifact@v7"
+ATTEST = "actions/attest-build-provenance@v3"
+# The permissions attest-build-provenance needs, and no more: an OIDC token for the Sigstore
+# certificate, writing the attestation, reading the repository.
+ATTEST_PERMISSIONS = {"contents": "read", "id-token": "write", "attestations": "write"}
 
 ACTIONLINT_CONFIG = "actionlint.yaml"  # beside the workflows folder: .github/actionlint.yaml
 
@@ -68,23 +72,28 @@ def _self_hosted(labels: list[str]) -> bool:
 def check_runs_on(config: Config, labels: list[str], key: str) -> None:
     """One runs-on label set must be something a runner really carries.
 
-    A set with ``self-hosted`` must use only labels our boards register with
-    (``[runners].labels``); otherwise it must be exactly one hosted label from
+    A set with ``self-hosted`` must use only labels our boards carry: their
+    system labels (self-hosted, the OS, the arch label of the runner kind) and
+    the custom ones they register with (``[runners].factory-label`` and
+    ``[runners].labels``); otherwise it must be exactly one hosted label from
     ``[ci].hosted-labels``. A job asking for a label nobody has queues forever.
-    (Each label's shape is checked when factory.toml is loaded.)
+    (Each label's shape, and the factory label in every self-hosted set, are
+    checked when factory.toml is loaded.)
     """
     where = config.where
     if not labels:
         raise ConfigError(f"{where}: '{key}' is empty; give the runner labels a job runs on, e.g. "
                           f"[\"self-hosted\", \"linux\", \"riscv64\"]")
     if _self_hosted(labels):
-        known = {label.lower() for label in config.runners.labels} | {"self-hosted"}
+        carried = [*config.system_labels, *config.board_labels]
+        known = {label.lower() for label in carried}
         for label in labels:
             if label.lower() not in known:
                 raise ConfigError(
                     f"{where}: '{key}' asks for label '{label}', which no board registered by "
                     f"`invoke runners.register` carries{did_you_mean(label.lower(), known)}; known labels: "
-                    f"{', '.join(config.runners.labels)} ([runners].labels). Fix the label, or add it "
+                    f"{', '.join(carried)} (system labels of [runners].kind {config.runner_kind!r}, then "
+                    f"[runners].factory-label and [runners].labels). Fix the label, or add it "
                     f"to [runners].labels and re-register the boards"
                 )
         return
@@ -98,9 +107,10 @@ def check_runs_on(config: Config, labels: list[str], key: str) -> None:
 
 
 def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, list[str]]:
-    """runs-on of each recipe's build job: ``[ci].runner-labels`` plus ``[ci].recipe-labels.NAME``, checked."""
+    """runs-on of each recipe's build job: ``[ci].runner-labels`` (default: the boards' system labels plus
+    the factory label) plus ``[ci].recipe-labels.NAME``, checked."""
     ci = config.ci
-    base = list(ci.runner_labels)
+    base = config.build_runs_on
     check_runs_on(config, base, "ci.runner-labels")
     extra: dict[str, list[str]] = {}
     for raw, value in ci.recipe_labels.items():
@@ -120,7 +130,7 @@ def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, lis
 
 def publish_labels(config: Config) -> list[str]:
     """runs-on of the publish job (``[ci].publish-runs-on``, else the build jobs' labels), checked."""
-    labels = list(config.ci.publish_runs_on) or list(config.ci.runner_labels)
+    labels = list(config.ci.publish_runs_on) or config.build_runs_on
     check_runs_on(config, labels, "ci.publish-runs-on")
     return labels
 
@@ -235,6 +245,13 @@ def _build_job(config: Config, name: str, recipe: Recipe, deps: list[str], label
         steps.append({"name": f"before-build {i + 1}", "run": command})
     steps.append({"name": f"nox -s build-{name}", "run": f"nox -s build-{name}"})
     steps.append({
+        # Signed SLSA provenance for each wheel: `gh attestation verify WHEEL --repo OWNER/REPO`.
+        "name": "Attest the wheels' build provenance",
+        "if": "github.event_name != 'pull_request'",
+        "uses": ATTEST,
+        "with": {"subject-path": f"{dist}/{prefix}-*.whl"},
+    })
+    steps.append({
         "name": "Upload wheels and records",
         "uses": UPLOAD,
         "with": {"name": f"dist-{name}", "path": f"{dist}/{prefix}-*.whl\n{dist}/{prefix}-*.whl.json\n",
@@ -253,10 +270,17 @@ def _build_job(config: Config, name: str, recipe: Recipe, deps: list[str], label
         # Skipped dependencies (unchanged) must not skip this job; failed ones must.
         "if": f"${{{{ !cancelled() && !failure() && fromJSON(needs.plan.outputs.build)['{name}'] }}}}",
         "runs-on": _runs_on(labels),
-        "timeout-minutes": ci.timeout_minutes,
-        "permissions": {"contents": "read"},
+        "timeout-minutes": recipe.build.timeout_minutes or ci.timeout_minutes,
+        "permissions": dict(ATTEST_PERMISSIONS),
+        "env": _cache_env(config),
         "steps": steps,
     }
+
+
+def _cache_env(config: Config) -> dict[str, str]:
+    """The factory's cache outside the checkout, which actions/checkout cleans (``git clean -ffdx``)
+    before every job: downloads, tool venvs, compiler caches and the rootfs survive between jobs."""
+    return {CACHE_ENV: config.ci.cache_dir}
 
 
 def _publish_job(config: Config, build_jobs: list[str]) -> dict:
@@ -294,7 +318,10 @@ def _publish_job(config: Config, build_jobs: list[str]) -> dict:
         "timeout-minutes": 120,
         # Releases, the Pages branch and the published tag are written with the job's token.
         "permissions": {"contents": "write"},
-        "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False},
+        # Publishes wait in line, every one of them (queue: max), instead of the newest pending one
+        # replacing the others: each run publishes what it built.
+        "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False, "queue": "max"},
+        "env": _cache_env(config),
         "steps": steps,
     }
 

@@ -59,16 +59,18 @@ def _table(scope: str, rows: list[dict]) -> Table:
 
 def drain(root: Root = None, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
-    """Wait until the runner is idle (bounded), then stop its service."""
+    """Take the factory's label off the runner, wait until it is idle (bounded), then stop its service."""
     config = load_config(root)
     name = runners.drain(config, name=name, hostname=hostname, http=http, sleep=sleep, clock=clock)
-    ui.info(f"{name} is idle and its service ({config.runners.service_name}) is stopped")
+    ui.info(f"{name} is idle and its service ({config.runners.service_name}) is stopped; its label "
+            f"{config.runners.factory_label} stays off until `invoke runners.restart`")
     return 0
 
 
 def restart(root: Root = None, *, name: str = "", hostname: str | None = None, http: requests.Session | None = None,
             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
-    """Drain, restart the runner's service, and wait until it is online again."""
-    name = runners.restart(load_config(root), name=name, hostname=hostname, http=http, sleep=sleep, clock=clock)
-    ui.info(f"{name} restarted and online again")
+    """Drain, restart the runner's service, wait until it is online again, and put the factory's label back."""
+    config = load_config(root)
+    name = runners.restart(config, name=name, hostname=hostname, http=http, sleep=sleep, clock=clock)
+    ui.info(f"{name} restarted, online again, and carries {config.runners.factory_label} again")
     return 0

@@ -24,13 +24,25 @@ from .schema import as_toml, did_you_mean, parse_tables, setting
 from .target import host_arch
 
 CONFIG_NAME = "factory.toml"
+# Overrides paths.cache: the generated build jobs set it to [ci].cache-dir, outside the checkout.
+CACHE_ENV = "WHEELFACTORY_CACHE"
 
 RUNNER_CHOICES = ("auto", "native", "emulated", "container")
 PUBLISH_TARGETS = ("directory", "github")
 CONTAINER_ENGINES = ("", "docker", "podman")
 RUNNER_KINDS = ("official", "github-act-runner")
+# The arch label each runner kind registers by itself (a read-only system label, beside
+# `self-hosted` and the OS), by `uname -m`; an arch missing here has no build of that kind.
+# actions/runner publishes linux-x64, -arm64 and -arm and labels them X64, ARM64, ARM;
+# github-act-runner (Go) registers runtime.GOARCH (main.go: --no-default-labels).
+RUNNER_ARCH_LABELS: dict[str, dict[str, str]] = {
+    "official": {"x86_64": "X64", "aarch64": "ARM64", "armv7l": "ARM"},
+    "github-act-runner": {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "riscv64": "riscv64",
+                          "ppc64le": "ppc64le", "s390x": "s390x", "i686": "386"},
+}
 # What [runners].configure-command and jit-command may name ({url} …); ci/runners.py fills them in.
-RUNNER_PLACEHOLDERS = ("runner_dir", "url", "name", "labels", "work", "token")
+# No {token}: registration tokens go through ACTIONS_RUNNER_INPUT_TOKEN, never argv (`ps` shows argv).
+RUNNER_PLACEHOLDERS = ("runner_dir", "url", "name", "labels", "work")
 # A GitHub Actions runner label: what `config.sh --labels` and runs-on accept.
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
@@ -128,7 +140,9 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class CISettings:
-    runner_labels: list[str] = setting(["self-hosted", "linux", "riscv64"], "runs-on of the build jobs")
+    runner_labels: list[str] = setting(
+        [], "runs-on of the build jobs; empty = the boards' system labels (self-hosted, linux, the arch label of "
+            "[runners].kind) plus [runners].factory-label. A self-hosted set must include the factory label")
     hosted_labels: list[str] = setting(
         ["ubuntu-24.04-riscv"], "labels of hosted riscv64 runners usable without 'self-hosted'")
     recipe_labels: dict[str, str | list[str]] = setting({}, "recipe -> extra runs-on labels (e.g. a big board)")
@@ -138,7 +152,11 @@ class CISettings:
     workflow_name: str = setting("wheels", "name of the generated workflow (and of its .yml file)")
     branch: str = setting("main", "the branch that publishes")
     python: str = setting("python3", "interpreter that creates the engine's venv in each job")
-    timeout_minutes: int = setting(360, "per build job (grpcio takes 2.5 hours on a board)")
+    timeout_minutes: int = setting(360, "per build job, unless the recipe sets `build.timeout-minutes`; at most "
+                                        "7200 (the 5-day limit of a self-hosted job)")
+    cache_dir: str = setting("~/.cache/wheelfactory", "the build jobs' `paths.cache` (sources, tool venvs, compiler "
+                                                      "caches, rootfs): outside the checkout, which `actions/checkout` "
+                                                      "cleans with `git clean -ffdx` (`~` = the runner's home)")
     artifact_retention_days: int = setting(14, "days GitHub keeps the build jobs' wheel artifacts")
     publish_token_secret: str = setting("GITHUB_TOKEN", "secret handed to `invoke publish` as [publish].token-env")
     published_tag: str = setting("wheels-published", "tag moved to the last commit whose wheels were published")
@@ -152,16 +170,22 @@ class RunnersSettings:
     scope: str = setting("", "owner/repo, or an organization name")
     service_command: str = setting("systemctl", "service manager used to stop/start the runner service")
     service_name: str = setting("github-runner", "the runner's service")
-    labels: list[str] = setting(["self-hosted", "linux", "riscv64"], "labels the boards register with")
+    labels: list[str] = setting([], "custom labels the boards register with besides the factory label (e.g. big); "
+                                    "self-hosted, the OS and the arch are the runner's own read-only system labels")
+    factory_label: str = setting("wheelfactory", "the custom label the factory owns: every self-hosted job asks for "
+                                                 "it, and `drain` takes it away so no new job lands")
     drain_timeout: int = setting(3600, "seconds to wait for a busy runner to become idle")
     poll_interval: int = setting(15, "seconds between two looks at a busy runner")
     online_timeout: int = setting(120, "seconds `restart` waits for the runner to come back online")
     token_env: str = setting("GITHUB_TOKEN", "environment variable holding a token with admin rights on scope")
-    kind: str = setting("official", "official (actions/runner) | github-act-runner")
+    kind: str = setting("", "official (actions/runner) | github-act-runner; empty = github-act-runner on riscv64 "
+                            "(actions/runner has no riscv64 build), official elsewhere")
     runner_dir: str = setting("", "folder of the runner (config.sh/run.sh); empty = the working folder")
     configure_command: list[str] = setting(
-        [], "command that registers the runner; empty = from kind ({url} {name} {labels} {token})")
-    jit_command: list[str] = setting([], "command that runs a just-in-time runner; empty = from kind")
+        [], "command that registers the runner; empty = from kind ({runner_dir} {url} {name} {labels} {work}; the "
+            "token is in $ACTIONS_RUNNER_INPUT_TOKEN)")
+    jit_command: list[str] = setting([], "command that runs a just-in-time runner; empty = from kind (the config "
+                                         "is in $ACTIONS_RUNNER_INPUT_JITCONFIG)")
     runner_group_id: int = setting(1, "runner group for just-in-time runners (1 = Default)")
     work_folder: str = setting("_work", "the runner's work folder")
     machine_id_file: str = setting("/etc/machine-id", "part of the runner's unique name")
@@ -237,6 +261,31 @@ class Config:
     def pythons(self) -> list[str]:
         return list(self.target.pythons)
 
+    @property
+    def runner_kind(self) -> str:
+        """``[runners].kind``, or the default for the target arch: github-act-runner where
+        actions/runner has no build (riscv64), official elsewhere."""
+        if self.runners.kind:
+            return self.runners.kind
+        return "official" if self.target.arch in RUNNER_ARCH_LABELS["official"] else "github-act-runner"
+
+    @property
+    def system_labels(self) -> list[str]:
+        """The read-only labels a board's runner registers by itself: self-hosted, the OS, the arch
+        (``["self-hosted", "linux", "riscv64"]``); only the arch label when the kind has no build for it."""
+        arch = RUNNER_ARCH_LABELS.get(self.runner_kind, {}).get(self.target.arch, self.target.arch)
+        return ["self-hosted", "linux", arch]
+
+    @property
+    def board_labels(self) -> list[str]:
+        """The custom labels a board registers with: the factory's own label, then ``[runners].labels``."""
+        return list(dict.fromkeys([self.runners.factory_label, *self.runners.labels]))
+
+    @property
+    def build_runs_on(self) -> list[str]:
+        """runs-on of the build jobs: ``[ci].runner-labels``, or the system labels plus the factory label."""
+        return list(self.ci.runner_labels) or [*self.system_labels, self.runners.factory_label]
+
     def replace(self, **tables: dict[str, Any]) -> "Config":
         """A copy with some keys changed: ``config.replace(build={"jobs": 4})`` (Python field names)."""
         changed = {name: dataclasses.replace(getattr(self, name), **values) for name, values in tables.items()}
@@ -285,6 +334,8 @@ def load_config(root: Path | str | None = None) -> Config:
     paths = tables["paths"]
     tables["paths"] = dataclasses.replace(
         paths, **{f.name: root / getattr(paths, f.name) for f in dataclasses.fields(paths)})
+    if os.environ.get(CACHE_ENV):
+        tables["paths"] = dataclasses.replace(tables["paths"], cache=root / os.path.expanduser(os.environ[CACHE_ENV]))
     config = Config(root=root, source=path if path.is_file() else None, **tables)
     check_values(config)
     return config
@@ -299,11 +350,17 @@ def check_values(config: Config) -> None:
     if config.publish.target not in PUBLISH_TARGETS:
         raise ConfigError(f"{where}: publish.target {config.publish.target!r} is not one of: "
                           f"{', '.join(PUBLISH_TARGETS)}")
-    if config.runners.kind not in RUNNER_KINDS:
+    if config.runners.kind and config.runners.kind not in RUNNER_KINDS:
         raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}")
+    _check_runner_kind(config)
     if config.container.engine not in CONTAINER_ENGINES:
         raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}")
     _check_labels(config)
+    _check_factory_label(config)
+    _check_cache_dir(config)
+    if not 1 <= config.ci.timeout_minutes <= 5 * 24 * 60:
+        raise ConfigError(f"{where}: 'ci.timeout-minutes' {config.ci.timeout_minutes} is not between 1 and 7200 "
+                          f"(GitHub ends a self-hosted job after 5 days); set it to the minutes a build may take")
     scope = config.runners.scope
     if scope and not _SCOPE.fullmatch(scope):
         raise ConfigError(f"{where}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization")
@@ -330,6 +387,60 @@ def _check_labels(config: Config) -> None:
                                   f"'_' and '-' (no spaces or commas), at most 100 characters")
 
 
+def _check_runner_kind(config: Config) -> None:
+    """The runner kind must exist for the target arch (actions/runner has no riscv64 build)."""
+    kind, arch = config.runner_kind, config.target.arch
+    if arch not in RUNNER_ARCH_LABELS[kind]:
+        builds = [k for k, arches in RUNNER_ARCH_LABELS.items() if arch in arches]
+        fix = (f"set [runners].kind = \"{builds[0]}\" (or remove the key: the default for {arch})" if builds
+               else "set [runners].configure-command and jit-command for a runner that runs there")
+        raise ConfigError(f"{config.where}: [runners].kind {kind!r} has no runner build for target.arch {arch} "
+                          f"(it runs on {', '.join(RUNNER_ARCH_LABELS[kind])}); {fix}")
+
+
+def _self_hosted_sets(config: Config) -> dict[str, list[str]]:
+    """Every runs-on set of [ci] that names self-hosted runners, by the key that sets it."""
+    ci = config.ci
+    sets = {"'ci.runner-labels'": ci.runner_labels, "'ci.publish-runs-on'": ci.publish_runs_on,
+            "'ci.plan-runs-on'": ci.plan_runs_on}
+    return {k: v for k, v in sets.items() if "self-hosted" in [x.lower() for x in v]}
+
+
+def _check_factory_label(config: Config) -> None:
+    """Custom labels never shadow the runner's system labels, and every self-hosted job asks for the
+    factory's label (without it, a job lands on a runner that `drain` is emptying)."""
+    where, own = config.where, config.runners.factory_label
+    system = {x.lower() for x in config.system_labels}
+    for key, labels in (("[runners].factory-label", [own]), ("[runners].labels", config.runners.labels)):
+        for label in labels:
+            if label.lower() in system:
+                raise ConfigError(
+                    f"{where}: {key} has {label!r}, which the runner registers by itself as a read-only system "
+                    f"label ({', '.join(config.system_labels)}); GitHub cannot remove it, so `drain` could not stop "
+                    f"jobs that ask for it. Remove {label!r} from {key} (jobs get the system labels anyway)")
+    if not LABEL.fullmatch(own):
+        raise ConfigError(f"{where}: [runners].factory-label {own!r}: labels are letters, digits, '.', '_' and '-'")
+    for key, labels in _self_hosted_sets(config).items():
+        if own.lower() not in [x.lower() for x in labels]:
+            raise ConfigError(
+                f"{where}: {key} = {list(labels)} lacks the factory's label {own!r} ([runners].factory-label): "
+                f"`drain` takes that label away to stop new jobs, so a job without it could land on a draining "
+                f"board. Add {own!r} to {key}" + (" (or remove the key: the default is the boards' system labels "
+                                                  "plus that label)" if key == "'ci.runner-labels'" else ""))
+
+
+def _check_cache_dir(config: Config) -> None:
+    """``[ci].cache-dir`` lies outside the checkout, which `git clean -ffdx` empties at every job."""
+    raw = config.ci.cache_dir
+    path = Path(os.path.expanduser(raw))
+    inside = not path.is_absolute() or path.resolve().is_relative_to(config.root)
+    if inside:
+        raise ConfigError(
+            f"{config.where}: 'ci.cache-dir' {raw!r} is inside the checkout ({config.root}), which actions/checkout "
+            f"cleans (`git clean -ffdx`) before every job, so every build would start cold; give a folder outside "
+            f"it, e.g. \"~/.cache/wheelfactory\" (under the runner's home)")
+
+
 def _check_placeholders(where: str, key: str, command: list[str]) -> None:
     """Each ``{placeholder}`` of a runner command is one ci/runners.py fills in (str.format syntax)."""
     known = ", ".join("{" + k + "}" for k in RUNNER_PLACEHOLDERS)
@@ -340,5 +451,9 @@ def _check_placeholders(where: str, key: str, command: list[str]) -> None:
             raise ConfigError(f"{where}: {key}: {part!r} is not a valid template ({e}); "
                               f"write {{{{ and }}}} for literal braces") from None
         for field in fields:
+            if field == "token":
+                raise ConfigError(f"{where}: {key}: {{token}} in {part!r} would put the registration token on the "
+                                  f"command line (visible in `ps`); remove it: the runner reads it from "
+                                  f"$ACTIONS_RUNNER_INPUT_TOKEN, which the factory sets")
             if field not in RUNNER_PLACEHOLDERS:
                 raise ConfigError(f"{where}: {key}: unknown placeholder {{{field}}} in {part!r}; known: {known}")

@@ -25,6 +25,9 @@ from ..errors import RecipeError
 from .schema import did_you_mean, parse_tables, setting
 
 RECIPE_FILE = "recipe.toml"
+# GitHub ends a job on a self-hosted runner after 5 days
+# (https://docs.github.com/en/actions/reference/limits, "Job execution time").
+MAX_JOB_MINUTES = 5 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class RecipeBuild:
     depends: list[str] = setting([], "recipes whose wheels this build needs (installed into the build env; their "
                                      "sha256 are in the build key)", kind="array of recipe names")
     exclusive: bool = setting(False, "memory-hungry: never builds beside another build")
+    timeout_minutes: int = setting(0, "the CI build job's `timeout-minutes`: what a build on a board may take, "
+                                      "with a margin; 0 = `[ci].timeout-minutes`. At most 7200, the 5-day limit "
+                                      "of a job on a self-hosted runner")
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ TABLES: dict[str, type] = {
 }
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The one line of a recipe that is no build input: `timeout-minutes = N  # comment` (the CI job's limit).
+_NOT_BUILD_INPUT = re.compile(rb"^timeout-minutes[ \t]*=[ \t]*\d+[ \t]*(?:#[^\n]*)?\n", re.MULTILINE)
 _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 
 
@@ -151,8 +159,12 @@ class Recipe:
         return found
 
     def fingerprint(self, patches_root: Path) -> str:
-        """sha256 of the recipe file and its patches (names and contents)."""
-        h = hashlib.sha256(self.text)
+        """sha256 of the recipe file and its patches (names and contents).
+
+        A ``timeout-minutes = N`` line is left out: how long CI waits changes no wheel, so setting
+        it rebuilds nothing (a recipe without one hashes exactly as before the key existed).
+        """
+        h = hashlib.sha256(_NOT_BUILD_INPUT.sub(b"", self.text))
         for p in self.patches(patches_root):
             h.update(p.relative_to(patches_root).as_posix().encode() + b"\0" + p.read_bytes())
         return h.hexdigest()
@@ -209,6 +221,11 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(
                 f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source")
 
+    if not 0 <= tables["build"].timeout_minutes <= MAX_JOB_MINUTES:
+        raise RecipeError(
+            f"{where}: 'build.timeout-minutes' {tables['build'].timeout_minutes} is not between 0 and "
+            f"{MAX_JOB_MINUTES}: GitHub ends a self-hosted job after 5 days; give the minutes a board needs, "
+            f"or 0 for [ci].timeout-minutes")
     for section in ("build", "test"):
         for req in tables[section].requires:
             try:
