@@ -137,7 +137,7 @@ def build_index(
     live = (out or config.paths.index).resolve()
     dist = config.paths.dist
     report = Report(index=live, mode=settings.files_base or "co-hosted")
-    with index_lock(live):
+    with index_lock(config.paths.build / ".locks", live):
         report.recovered = recover(live)
         old = _old_state(live, full)
         report.full = full = full or old is None or old["settings"] != settings.key()
