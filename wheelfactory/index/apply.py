@@ -13,13 +13,10 @@ one interrupted before the commit file leaves the live index exactly as it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-
-from filelock import FileLock
 
 from .. import ui
 from .render import FILES, PROJECT, SIMPLE
@@ -32,15 +29,6 @@ def staging_dir(live: Path) -> Path:
     """Where an update of ``live`` is prepared: beside it, on the same file system, so each
     staged file goes live with one rename."""
     return live.parent / f".{live.name}.staging"
-
-
-def index_lock(locks: Path, live: Path) -> FileLock:
-    """The lock held by a run updating ``live`` (a resolved path): a file in ``locks``
-    (paths.build/.locks, which git ignores; not beside ``live``, which would leave a file
-    in the project root), named after a digest of ``live`` so every run on it takes the same."""
-    locks.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(os.fsencode(live)).hexdigest()[:16]
-    return FileLock(str(locks / f"index-{digest}.lock"))
 
 
 def link_or_copy(source, dest) -> None:
