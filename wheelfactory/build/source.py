@@ -229,7 +229,9 @@ def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
                 f"({', '.join(ARCHIVE_SUFFIXES)})"
             )
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}") from None
+        raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was built. Fix: "
+                          f"check that source.url and source.sha256 in {recipe.path} point at the project's real "
+                          f"release; an archive whose members escape its folder is never built") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]

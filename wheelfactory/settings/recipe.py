@@ -183,13 +183,15 @@ def parse_recipe(path: Path) -> Recipe:
     try:
         Version(pkg.version)
     except InvalidVersion:
-        raise RecipeError(f"{where}: 'package.version' {pkg.version!r} is not a valid version") from None
+        raise RecipeError(f"{where}: 'package.version' {pkg.version!r} is not a valid version; fix: write the "
+                          f"release's version as PyPI lists it (PEP 440, e.g. \"1.0\" or \"2.1.0rc1\")") from None
 
     if src.git:
         if src.url:
             raise RecipeError(f"{where}: 'source.git' and 'source.url' exclude each other; keep one")
         if not src.rev:
-            raise RecipeError(f"{where}: 'source.rev' is required with 'source.git' (a tag, branch or commit)")
+            raise RecipeError(f"{where}: 'source.rev' is required with 'source.git'; fix: add rev = \"TAG\" under "
+                              f"[source] (a tag, branch or commit of {src.git})")
         if src.sha256:
             raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev'")
     else:
@@ -197,8 +199,10 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(f"{where}: 'source.rev' needs 'source.git'")
         if not src.sha256:
             raise RecipeError(
-                f"{where}: 'source.sha256' is required for {'url' if src.url else 'sdist'} sources; "
-                f"`invoke new-recipe {name}` fills it from PyPI"
+                f"{where}: 'source.sha256' is required for url sources; fix: add sha256 = the output of "
+                f"`curl -fsSL {src.url} | sha256sum` under [source]" if src.url else
+                f"{where}: 'source.sha256' is required for sdist sources; fix: `invoke new-recipe {name} "
+                f"--version {pkg.version}` writes it from PyPI (or copy the sdist's sha256 from pypi.org)"
             )
     if src.sha256 and not _SHA256.match(src.sha256):
         raise RecipeError(f"{where}: 'source.sha256' must be 64 lowercase hex digits, got {src.sha256!r}")
@@ -206,14 +210,16 @@ def parse_recipe(path: Path) -> Recipe:
         p = PurePosixPath(src.subdirectory)
         if p.is_absolute() or ".." in p.parts:
             raise RecipeError(
-                f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source")
+                f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source; "
+                f"fix: name the folder that holds pyproject.toml or setup.py, relative to the source's top folder")
 
     for section in ("build", "test"):
         for req in tables[section].requires:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
-                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}") from None
+                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}; fix: "
+                                  f"write a PEP 508 requirement, e.g. \"cython>=3\"") from None
     for section in ("build", "runtime"):
         for deb in tables[section].debian:
             if not _DEB.match(deb):
