@@ -164,14 +164,15 @@ def parse_recipe(path: Path) -> Recipe:
         text = path.read_bytes()
         raw = tomllib.loads(text.decode())
     except FileNotFoundError:
-        raise RecipeError(f"{where}: no such recipe file") from None
+        raise RecipeError(f"{where}: no such recipe file; `invoke new-recipe {path.parent.name}` scaffolds one") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{where}: not valid TOML: {e}") from None
+        raise RecipeError(f"{where}: not valid TOML: {e}; fix the syntax there (https://toml.io)") from None
 
     yanked = raw.pop("yanked", {})
     tables = parse_tables(raw, TABLES, where=where, free=["yanked"])
     if not isinstance(yanked, dict) or not all(isinstance(v, str) for v in yanked.values()):
-        raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string")
+        raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string, "
+                          f"e.g. \"1.2.3\" = \"segfaults on import\"")
 
     pkg, src = tables["package"], tables["source"]
     name = canonicalize_name(pkg.name)
@@ -193,10 +194,12 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(f"{where}: 'source.rev' is required with 'source.git'; fix: add rev = \"TAG\" under "
                               f"[source] (a tag, branch or commit of {src.git})")
         if src.sha256:
-            raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev'")
+            raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev': "
+                              f"remove 'sha256' from [source]")
     else:
         if src.rev:
-            raise RecipeError(f"{where}: 'source.rev' needs 'source.git'")
+            raise RecipeError(f"{where}: 'source.rev' needs 'source.git'; add git = \"URL\" under [source], "
+                              f"or remove 'rev'")
         if not src.sha256:
             raise RecipeError(
                 f"{where}: 'source.sha256' is required for url sources; fix: add sha256 = the output of "
@@ -227,7 +230,7 @@ def parse_recipe(path: Path) -> Recipe:
     for section in ("build", "runtime"):
         depends = [canonicalize_name(d) for d in tables[section].depends]
         if name in depends:
-            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself")
+            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
     return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
 
@@ -257,5 +260,6 @@ def load_all(recipes_root: Path) -> dict[str, Recipe]:
     for r in recipes.values():
         for dep in r.build.depends + r.runtime.depends:
             if dep not in recipes:
-                raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}")
+                raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}; "
+                                  f"`invoke new-recipe {dep}` scaffolds one, or remove '{dep}' from depends")
     return recipes
