@@ -27,9 +27,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.build import (  # noqa: F401
+    make_project,
+    sdist_server,
+    shared_cache,
+    tiny_recipe,
+    tree_snapshot,
+)
+from support.cli import BUILD, env
 
-from conftest import REPO
-from support.build import make_project, sdist_server, shared_cache, tiny_recipe, tree_snapshot  # noqa: F401
 from wheelfactory import cli
 from wheelfactory.build import pipeline
 from wheelfactory.cli import build as build_cli
@@ -139,11 +145,8 @@ def test_ctrl_c_during_a_build_stops_it_and_leaves_dist_and_index_as_they_were(t
     shutil.copytree(good_project / "dist", root / "dist")
     shutil.copytree(good_project / "index", root / "index")
     before = {d: tree_snapshot(root / d) for d in ("dist", "index")}
-    code = ("import sys; from pathlib import Path; from wheelfactory import cli; from wheelfactory.cli import build; "
-            "cli.run(build.build_command, ['wf-tiny', '--target', 'host'], root=Path(sys.argv[1]))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(root), "wf-tiny", "--target", "host"], env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while not mark.exists():

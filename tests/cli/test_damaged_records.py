@@ -12,16 +12,17 @@ The fix the message gives (delete the record and its wheel, then rebuild or
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-from conftest import REPO
-from support.build import make_project, sdist_server, shared_cache, tiny_recipe, tree_snapshot  # noqa: F401
+from support.build import (  # noqa: F401
+    make_project,
+    sdist_server,
+    shared_cache,
+    tiny_recipe,
+    tree_snapshot,
+)
+from support.cli import one_error, run_build, run_invoke
 from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
 
 DAMAGES = {
@@ -32,28 +33,11 @@ DAMAGES = {
 WHY = {"truncated": "not JSON", "array": "a JSON list, not an object", "missing-key": "record lacks sha256"}
 
 
-def _invoke(root: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WHEELFACTORY_ROOT": str(root), "PYTHONPATH": os.pathsep.join(
-        [str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *argv], env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _build(root: Path, *argv: str) -> subprocess.CompletedProcess:
-    """What `nox -s build-NAME` runs (noxfile: cli.run(build_command, …)), without nox's venv."""
-    code = ("import sys; from pathlib import Path; from wheelfactory import cli; "
-            "from wheelfactory.cli import build; "
-            "cli.run(build.build_command, sys.argv[2:], root=Path(sys.argv[1]))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", code, str(root), *argv], env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 COMMANDS = {
-    "build": lambda root: _build(root, "wf-tiny", "--target", "host"),
-    "index": lambda root: _invoke(root, "index"),
-    "publish": lambda root: _invoke(root, "publish"),
-    "fetch-dist": lambda root: _invoke(root, "fetch-dist"),
+    "build": lambda root: run_build(root, "wf-tiny", "--target", "host"),
+    "index": lambda root: run_invoke(root, "index"),
+    "publish": lambda root: run_invoke(root, "publish"),
+    "fetch-dist": lambda root: run_invoke(root, "fetch-dist"),
 }
 
 
@@ -64,17 +48,9 @@ def published(tmp_path_factory, shared_cache, sdist_server, real_wheels):  # noq
     tiny_recipe(root, sdist_server)
     store_wheel(root / "dist", real_wheels["jinja2"])
     store_wheel(root / "dist", real_wheels["markupsafe"])
-    r = _invoke(root, "publish")
+    r = run_invoke(root, "publish")
     assert r.returncode == 0, r.stderr
     return root
-
-
-def _one_error(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, r.stderr
-    return errors[0]
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
@@ -87,7 +63,7 @@ def test_every_command_names_the_damaged_record_and_the_fix(command, damage, pub
     record.write_bytes(DAMAGES[damage](record.read_bytes()))
     before = {d: tree_snapshot(root / d) for d in ("dist", "index", "publish")}
 
-    line = _one_error(COMMANDS[command](root))
+    line = one_error(COMMANDS[command](root))
 
     assert f"{record}: damaged dist record ({WHY[damage]}" in line
     assert f"fix: delete it and its wheel (`rm {record} {wheel}`), then rebuild (`nox -s build-jinja2`) " \
@@ -107,13 +83,13 @@ def test_the_fix_works(published, tmp_path):
     record = wheel.with_name(wheel.name + ".json")
     good = {p: p.read_bytes() for p in (wheel, record)}
     record.write_bytes(record.read_bytes()[:100])
-    assert _invoke(root, "index").returncode == 1
+    assert run_invoke(root, "index").returncode == 1
     wheel.unlink()
     record.unlink()
-    r = _invoke(root, "fetch-dist")
+    r = run_invoke(root, "fetch-dist")
     assert r.returncode == 0, r.stderr
     assert {p: p.read_bytes() for p in (wheel, record)} == good
-    r = _invoke(root, "index")
+    r = run_invoke(root, "index")
     assert r.returncode == 0, r.stderr
 
 
@@ -125,7 +101,7 @@ def test_commands_that_do_not_read_dist_are_not_stopped_by_it(command, published
     shutil.rmtree(root / "recipes" / "wf-tiny")  # outdated would ask PyPI about it
     record = root / "dist" / "jinja2-3.1.4-py3-none-any.whl.json"
     record.write_bytes(record.read_bytes()[:100])
-    r = _invoke(root, *command)
+    r = run_invoke(root, *command)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
 

@@ -58,8 +58,8 @@ def _check_requirement(text: str, where: str) -> str:
     try:
         req = Requirement(text)
     except InvalidRequirement as e:
-        raise AuditError(f"{where}: {text!r} is not a valid requirement: {e}; write a PEP 508 requirement, "
-                         f"e.g. \"numpy>=2\"") from None
+        raise AuditError(f"{where}: {text!r} is not a valid requirement (write a PEP 508 requirement, "
+                         f"e.g. \"numpy>=2\"): {e}") from None
     return str(req)
 
 

@@ -221,8 +221,8 @@ def parse_recipe(path: Path) -> Recipe:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
-                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}; fix: "
-                                  f"write a PEP 508 requirement, e.g. \"cython>=3\"") from None
+                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement (fix: "
+                                  f"write a PEP 508 requirement, e.g. \"cython>=3\"): {e}") from None
     for section in ("build", "runtime"):
         for deb in tables[section].debian:
             if not _DEB.match(deb):
