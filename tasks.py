@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from invoke import Collection, task
+from invoke import Argument, Collection, Task, task
 
 from wheelfactory import cli
 
@@ -67,11 +67,35 @@ def check_index(c, target="", quick=False, jobs=8):
 # --- audit / new-recipe (issue: find what is missing) ------------------------------
 # invoke has no variadic positionals: PACKAGES is one argument holding one or more
 # requirements separated by spaces or commas ("vllm", "numpy>=2,<3 scipy"), plus
-# any number of `-r FILE` (pip requirements files); a file alone is given as the
-# positional (`invoke audit requirements.txt`), since invoke requires a positional.
+# any number of `-r FILE` (pip requirements files). invoke requires every positional;
+# _AuditTask lets `-r FILE` stand in for PACKAGES (`invoke audit -r requirements.txt`).
 
 
-@task(positional=["packages"], iterable=["requirement", "python"], help={
+class _PackagesArgument(Argument):
+    """PACKAGES, which counts as given once a ``-r FILE`` is (invoke asks ``value``)."""
+
+    requirement: Argument
+
+    @property
+    def value(self):
+        given = self._value if self._value is not None else self.default
+        return "" if given is None and self.requirement.value else given
+
+    @value.setter
+    def value(self, arg):
+        self.set_value(arg, cast=True)
+
+
+class _AuditTask(Task):
+    def get_arguments(self, ignore_unknown_help=None):
+        args = super().get_arguments(ignore_unknown_help)
+        by_name = {a.name: a for a in args}
+        by_name["packages"].__class__ = _PackagesArgument
+        by_name["packages"].requirement = by_name["requirement"]
+        return args
+
+
+@task(klass=_AuditTask, positional=["packages"], iterable=["requirement", "python"], help={
     "packages": "requirements, space- or comma-separated: \"vllm\", \"numpy>=2,<3 torch\"",
     "requirement": "a requirements file (repeatable), as pip's -r",
     "json": "print the report as JSON on stdout",

@@ -11,7 +11,8 @@ Exit statuses of every command (nox sessions and invoke tasks):
       (``IndexProblem``, ``IndexCheckFailed``, ``PublishError``,
       ``FetchDistError``, ``GitHubError``, ``AuditError``,
       ``CleanInstallError``, ``ScaffoldError``, ``UpstreamError``,
-      ``RunnerAPIError``, ``RunnerBusy``); a build whose recipe failed
+      ``RunnerAPIError``, ``RunnerBusy``, ``DamagedRecord``,
+      ``DebianLookupError``); a build whose recipe failed
 2     ``invoke audit``: a package needs a recipe; argparse usage errors
 130   interrupted (Ctrl-C); dist/ and index/ are left as they were
 ====  ==================================================================

@@ -123,8 +123,9 @@ def test_an_absolute_member_is_refused_naming_it(tmp_path):
     with pytest.raises(SourceError) as e:
         source.unpack(archive, dest, r)
     assert str(e.value) == (
-        f"wf-tiny: cannot unpack x.tar.gz safely: member '/opt/escaped.txt' is an absolute path; nothing was unpacked; "
-        f"do not build from this archive (source.url / source.sha256 in {r.path})")
+        f"wf-tiny: cannot unpack x.tar.gz safely: member '/opt/escaped.txt' is an absolute path; nothing was unpacked. "
+        f"Fix: check that source.url and source.sha256 in {r.path} point at the project's real release; "
+        f"an archive with such a member is never built")
     assert list(dest.iterdir()) == []
 
 

@@ -41,7 +41,8 @@ def test_an_sdist_with_an_absolute_member_is_refused_naming_it(tmp_path, capsys)
     flat = " ".join(err.split())
     assert exit_info.value.code == 1, err
     assert (f"error: wf-tiny: cannot unpack wf_tiny-1.0.tar.gz safely: member '/opt/escaped.txt' is an absolute "
-            f"path; nothing was unpacked; do not build from this archive (source.url / source.sha256 in {recipe})"
+            f"path; nothing was unpacked. Fix: check that source.url and source.sha256 in {recipe} point at "
+            f"the project's real release; an archive with such a member is never built"
             ) in flat, err
     assert err.count("error:") == 1 and "Traceback" not in err
     assert tree_snapshot(root / "dist") == before

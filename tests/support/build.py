@@ -55,6 +55,31 @@ setup(ext_modules=[Extension("{module}._speed", ["src/speed.c"], define_macros=[
 '''
 
 
+# An extension that links the system's libffi (libffi-dev): auditwheel bundles libffi.so.8
+# unless repair.exclude keeps it out.
+FFI_SETUP = '''\
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("{module}._speed", ["src/speed.c"], define_macros=[("FLAVOR", '"ffi"')],
+                             libraries=["ffi"])])
+'''
+FFI_C = "#include <ffi.h>"
+FFI_CALL = "ffi_cif cif; if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 0, &ffi_type_void, NULL) != FFI_OK) return NULL;"
+
+
+# A build that says it has started (writes $WF_TINY_MARK) and then takes minutes: a test
+# interrupts it (SIGINT to the build's process group) while it runs.
+SLOW_SETUP = '''\
+import os, time
+from setuptools import Extension, setup
+
+if os.environ.get("WF_TINY_MARK"):
+    open(os.environ["WF_TINY_MARK"], "w").close()
+    time.sleep(600)
+setup(ext_modules=[Extension("{module}._speed", ["src/speed.c"], define_macros=[("FLAVOR", '"slow"')])])
+'''
+
+
 def tiny_files(name: str = "wf-tiny", version: str = "1.0", *, extra_c: str = "", call: str = "",
                init_py: str | None = None, setup_py: str = TINY_SETUP) -> dict[str, str]:
     module = name.replace("-", "_")
@@ -193,6 +218,8 @@ def sdist_server(tmp_path_factory):
         "noinit": tiny_files(init_py="raise ImportError('wf_tiny is broken on purpose')\n"),
         "missinglib": tiny_files(extra_c="int wf_helper(void);", call="(void)wf_helper();",
                                  setup_py=MISSING_LIB_SETUP),
+        "ffi": tiny_files(extra_c=FFI_C, call=FFI_CALL, setup_py=FFI_SETUP),
+        "slow": tiny_files(setup_py=SLOW_SETUP),
     }
     for key, files in variants.items():
         path, sha = make_sdist(folder / key, files)

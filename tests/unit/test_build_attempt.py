@@ -61,7 +61,8 @@ def test_a_stored_key_is_skipped_without_asking_the_runner_or_leaving_files(setu
         name = f"wf_a-1.0-cp{v.replace('.', '')}-cp{v.replace('.', '')}-manylinux_2_17_x86_64.whl"
         (config.paths.dist / name).write_bytes(b"x")
         (config.paths.dist / f"{name}.json").write_text(json.dumps(
-            {"filename": name, "build_key": key, "build_tag": None, "name": "wf-a", "version": "1.0", "tags": []}))
+            {"filename": name, "build_key": key, "build_tag": None, "name": "wf-a", "version": "1.0", "tags": [],
+             "sha256": "0" * 64, "size": 1, "metadata_sha256": "0" * 64, "built_at": "2026-01-01T00:00:00Z"}))
     shutil.rmtree(config.paths.logs)  # the first attempt built nothing: its record said "failed"
     with Attempt(config, recipe, runner) as second:
         again = second.plan(None, [])

@@ -81,7 +81,8 @@ def run_streamed(cmd: Sequence[str | os.PathLike], *, cwd: Path | str, log: IO[s
     ``echo(line)`` sees each line too (progress). ``timeout`` in seconds.
     Raises subprocess.TimeoutExpired after killing the process group on
     timeout, CalledProcessError on a non-zero exit when ``check``, and
-    re-raises KeyboardInterrupt (and anything else) after killing the group.
+    re-raises KeyboardInterrupt (and anything else) after killing the group;
+    raises KeyboardInterrupt when ``interrupt_running`` killed it (Ctrl-C in the main thread).
     """
     argv = [str(c) for c in cmd]
     out = SafeLog(log, secrets)
@@ -92,7 +93,9 @@ def run_streamed(cmd: Sequence[str | os.PathLike], *, cwd: Path | str, log: IO[s
     proc = subprocess.Popen(full, cwd=cwd, env=environment(env), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                             bufsize=1, start_new_session=True)
-    timed_out = threading.Event()
+    timed_out, interrupted = threading.Event(), threading.Event()
+    with _RUNNING_LOCK:
+        _RUNNING[proc] = interrupted
 
     def kill() -> None:
         timed_out.set()
@@ -119,11 +122,17 @@ def run_streamed(cmd: Sequence[str | os.PathLike], *, cwd: Path | str, log: IO[s
         out.flush()
         raise
     finally:
+        with _RUNNING_LOCK:
+            _RUNNING.pop(proc, None)
         if timer:
             timer.cancel()
         if proc.stdout:
             proc.stdout.close()
     text = "".join(chunks)
+    if interrupted.is_set():
+        out.write("[interrupted]\n")
+        out.flush()
+        raise KeyboardInterrupt
     if timed_out.is_set():
         out.write(f"[timed out after {timeout:g}s]\n")
         out.flush()
@@ -133,6 +142,22 @@ def run_streamed(cmd: Sequence[str | os.PathLike], *, cwd: Path | str, log: IO[s
     if check and rc != 0:
         raise subprocess.CalledProcessError(rc, argv, text)
     return subprocess.CompletedProcess(argv, rc, text)
+
+
+# The commands run_streamed is running (in any thread), and whether interrupt_running killed each.
+_RUNNING: dict[subprocess.Popen, threading.Event] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def interrupt_running() -> None:
+    """Ctrl-C for the commands ``run_streamed`` runs in other threads. Each runs in its own
+    session (so it can be killed as a group), which the terminal's SIGINT does not reach:
+    kill every group, and each of those ``run_streamed`` calls raises KeyboardInterrupt."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.items())
+    for proc, interrupted in running:
+        interrupted.set()
+        _kill_group(proc)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

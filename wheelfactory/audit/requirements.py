@@ -58,7 +58,8 @@ def _check_requirement(text: str, where: str) -> str:
     try:
         req = Requirement(text)
     except InvalidRequirement as e:
-        raise AuditError(f"{where}: {text!r} is not a valid requirement: {e}") from None
+        raise AuditError(f"{where}: {text!r} is not a valid requirement (write a PEP 508 requirement, "
+                         f"e.g. \"numpy>=2\"): {e}") from None
     return str(req)
 
 
@@ -67,7 +68,8 @@ def _logical_lines(path: Path) -> Iterable[tuple[int, str]]:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise AuditError(f"requirements file {path} does not exist") from None
+        raise AuditError(f"requirements file {path} does not exist; check the path given to -r "
+                         f"(relative to the current folder, or to the file that includes it)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise AuditError(f"requirements file {path} cannot be read: {e}") from None
     buf, start = "", 0
@@ -106,7 +108,7 @@ def read_requirement_file(path: Path, into: RequirementsInput, *, constraint: bo
                 opt, arg = opt.split("=", 1)
             if opt in ("-r", "--requirement", "-c", "--constraint"):
                 if not arg:
-                    raise AuditError(f"{where}: {opt} needs a file name")
+                    raise AuditError(f"{where}: {opt} needs a file name: write '{opt} FILE'")
                 nested = Path(arg) if Path(arg).is_absolute() else path.parent / arg
                 read_requirement_file(nested, into, constraint=constraint or opt in ("-c", "--constraint"),
                                       seen=seen)

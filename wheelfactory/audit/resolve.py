@@ -55,7 +55,8 @@ def audit_target(config: Config, pythons: Iterable[str] | None = None) -> tuple[
     if not parse_policy(target.policy) and not (target.policy == BEST and target.is_host):
         raise ConfigError(
             f"target.policy is {config.policy!r}; the audit needs a manylinux_2_NN policy to know "
-            f"which wheels a {config.arch} machine accepts"
+            f"which wheels a {config.arch} machine accepts; set target.policy (e.g. \"manylinux_2_39\") "
+            f"in factory.toml"
         )
     ordered = tuple(sorted(set(pys), key=lambda v: tuple(map(int, v.split(".")))))
     return Target(target.arch, target.resolved_policy), ordered

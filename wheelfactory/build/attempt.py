@@ -206,7 +206,8 @@ class Attempt:
         deps = {v: [w for w in dependency_wheels if wheel_fits(w, v)] for v in versions}
         keys = {v: build_key(recipe_fingerprint=fingerprint, source_id=sid, python=v, target=config.arch,
                              policy=policy, dependencies=[sha256_file(w) for w in deps[v]]) for v in versions}
-        stored = {} if force else store.stored_with_keys(config.paths.dist, keys)
+        stored = store.stored_with_keys(config.paths.dist, keys)  # read even with --force: a damaged record stops it here
+        stored = {} if force else stored
         interpreters = {}
         if len(stored) < len(keys):
             interpreters = {v: exe for v, exe in select_pythons(config, self.runner, wanted).items()

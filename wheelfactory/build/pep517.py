@@ -195,7 +195,10 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
     req_path.write_text(json.dumps(request, indent=2))
     proc = runner.run([tools.python, str(script), str(req_path)], cwd=project, env=env, log=log, check=False)
     if proc.returncode != 0:
-        raise BuildError(f"{recipe.name}: building the wheel for Python {version} failed: {excerpt(proc.stdout)}")
+        raise BuildError(f"{recipe.name}: building the wheel for Python {version} failed: {excerpt(proc.stdout)}. "
+                         f"Fix: a missing header or library goes in build.debian, a missing Python build "
+                         f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
+                         f"in patches/{recipe.name}/")
     result = json.loads(Path(request["result"]).read_text())
     wheel = Path(result["wheel"])
     _, _, _, tags = parse_wheel_filename(wheel.name)

@@ -39,7 +39,7 @@ from . import cibuildwheel, compcache, store
 from .attempt import Attempt, Plan, RecipeResult
 from .pep517 import build_wheel, check_debian, ensure_tools
 from .record import make_record
-from .repair import Repaired, repair_wheel, with_next_build_tag
+from .repair import Repaired, repair_wheel, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
 from .verify import verify_wheel
 
@@ -156,8 +156,11 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     wheel, tag = with_next_build_tag(runner, tools, config.paths.dist, recipe.project, rep.wheel, log)
     stages["repair"] = attempt.stage_done("repair", f"py{v} {rep.achieved_policy}"
                                           + (f", build tag {tag}" if tag is not None else ""))
-    notes = verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
-                         find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
+    notes = unlisted_runtime_packages(config, recipe, rep.excluded, config.arch)
+    for note in notes:
+        ui.warn(f"{recipe.name}: {note}")
+    notes += verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
+                          find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
     for note in notes:
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))

@@ -4,7 +4,9 @@ The policy is the recipe's ``repair.policy`` or the config's ``target.policy``;
 "best" (``--target host``) lets auditwheel pick the most compatible policy the
 wheel reaches. A wheel that cannot reach the policy fails with the symbols or
 libraries that stop it and the policy it does reach. A bare ``linux_*`` wheel
-never leaves this stage.
+never leaves this stage. Each ``repair.exclude`` entry must match a library
+auditwheel would bundle (its analysis of the built wheel); one that matches
+none is an error naming the libraries there are.
 
 Also here: giving a repaired wheel a build tag (``wheel tags --build N``).
 """
@@ -17,13 +19,17 @@ import os
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterable
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import RepairError
+from ..runners.debian import debian_packages_for
+from ..runners.rootfs import DEBIAN_ARCH
+from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import BEST, Target, parse_policy, reached_policy
 from . import store
@@ -37,6 +43,7 @@ class Repaired:
     wheel: Path
     show: str  # `auditwheel show` text of the repaired wheel
     achieved_policy: str  # e.g. "manylinux_2_39" (most compatible policy the wheel carries)
+    excluded: dict[str, str | None] = field(default_factory=dict)  # soname -> path: kept out by repair.exclude
 
 
 def _tool_env(tools) -> dict[str, str]:
@@ -71,6 +78,9 @@ def auditwheel(*argv):
     return rc
 
 wheel, outdir, *repair_args = sys.argv[1:]
+if "--exclude" in repair_args:  # what the wheel needs from outside, before the exclusions
+    print(f"{MARK} needs", flush=True)
+    auditwheel("show", "--json", wheel)
 rc = auditwheel("repair", *repair_args, "-w", outdir, wheel)
 print(f"{MARK} repair exit {rc}", flush=True)
 repaired = sorted(Path(outdir).glob("*.whl"))
@@ -169,6 +179,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, ta
                       env=_tool_env(tools), log=log, check=False)
     repaired = sorted(outdir.glob("*.whl"))
     repair_out = proc.stdout.split(f"{_MARK} repair exit", 1)[0]
+    excluded = _excluded(recipe, wheel, _json_report(_section(proc.stdout, "needs")))
     if proc.returncode != 0 or len(repaired) != 1:
         show_out = _section(proc.stdout, "show")
         if show_out is None:  # the script died before its shows: run them on their own
@@ -199,7 +210,48 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, ta
         )
     show_out = _section(proc.stdout, "show")
     show_text = _clean(show_out) if show_out is not None else show(runner, tools, out, log)[0]
-    return Repaired(out, show_text, reached_policy(platforms) or policy)
+    return Repaired(out, show_text, reached_policy(platforms) or policy, excluded)
+
+
+def _excluded(recipe: Recipe, wheel: Path, needs: dict | None) -> dict[str, str | None]:
+    """soname -> path of the libraries ``repair.exclude`` keeps out of the wheel.
+
+    ``needs``: ``auditwheel show --json`` of the built wheel; its ``external_libs``
+    are what repair would bundle. An entry matches the way auditwheel matches it
+    (fnmatch on the soname or the library's path). RepairError names an entry that
+    matches none, and the libraries there are.
+    """
+    if not recipe.repair.exclude or needs is None or "external_libs" not in needs:
+        return {}  # no exclusions, or an auditwheel without `show --json`
+    libs: dict[str, str | None] = needs["external_libs"]
+
+    def hits(entry: str) -> dict[str, str | None]:
+        return {so: p for so, p in libs.items() if fnmatch(so, entry) or (p and fnmatch(p, entry))}
+
+    unmatched = [e for e in recipe.repair.exclude if not hits(e)]
+    if unmatched:
+        there = ", ".join(f"{so} ({p or 'not found'})" for so, p in sorted(libs.items()))
+        raise RepairError(
+            f"{recipe.name}: repair.exclude {', '.join(map(repr, unmatched))} in {recipe.path} matches no library "
+            f"{wheel.name} needs from outside the wheel; auditwheel finds "
+            + (f"these: {there}. Fix: write the soname to keep out (e.g. {min(libs)!r}), or drop the entry"
+               if libs else "none (everything it needs is allowed by the policy). Fix: drop the entry")
+        )
+    return {so: p for e in recipe.repair.exclude for so, p in hits(e).items()}
+
+
+def unlisted_runtime_packages(config: Config, recipe: Recipe, excluded: Iterable[str], arch: str) -> list[str]:
+    """One remark per library ``repair.exclude`` left to the system whose Debian package
+    (``runners.debian``, for ``arch``) is not in ``runtime.debian``: the index page would not
+    tell users to install it."""
+    excluded = sorted(excluded)
+    if not excluded:
+        return []
+    names = debian_packages_for(config, excluded, arch=DEBIAN_ARCH.get(arch))
+    listed = set(recipe.runtime.debian)
+    return [f"repair.exclude leaves {so} to the system, but its Debian package {names[so][0]} is not in "
+            f"runtime.debian; add \"{names[so][0]}\" to runtime.debian in {recipe.path}"
+            for so in excluded if names.get(so) and not listed.intersection(names[so])]
 
 
 def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> Path:

@@ -89,7 +89,8 @@ def resolve_git_rev(recipe: Recipe, log: IO[str] | None = None) -> str:
         )
     raise SourceError(
         f"{recipe.name}: git repository {src.git} has no tag or branch {rev!r} "
-        f"(source.rev in {recipe.path})"
+        f"(source.rev in {recipe.path}); set it to a tag, branch or full commit that exists "
+        f"(`git ls-remote {src.git}` lists them)"
     )
 
 
@@ -108,14 +109,16 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
     try:
         resp = http.session().get(page, headers={"Accept": SIMPLE_JSON}, timeout=http.DEFAULT_TIMEOUT)
     except Exception as e:  # requests' ConnectionError etc., after retries
-        raise SourceError(f"{recipe.name}: cannot reach the package index {page}: {e}") from None
+        raise SourceError(f"{recipe.name}: cannot reach the package index {page}: {e}; check the network "
+                          f"(or the index URL in factory.toml) and re-run") from None
     if resp.status_code == 404:
         raise SourceError(
             f"{recipe.name}: there is no project '{recipe.project}' on {index_url} (HTTP 404 for {page}); "
             f"check package.name in {recipe.path}"
         )
     if resp.status_code != 200:
-        raise SourceError(f"{recipe.name}: {page} answered HTTP {resp.status_code}")
+        raise SourceError(f"{recipe.name}: {page} answered HTTP {resp.status_code}; re-run later, or check "
+                          f"the index URL in factory.toml")
     if not resp.headers.get("Content-Type", "").startswith(SIMPLE_JSON):
         raise SourceError(
             f"{recipe.name}: {index_url} does not serve the PEP 691 JSON simple API; "
@@ -173,7 +176,8 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
         try:
             with http.session().get(url, stream=True, timeout=http.DEFAULT_TIMEOUT) as resp:
                 if resp.status_code != 200:
-                    raise SourceError(f"{recipe.name}: downloading {url} failed: HTTP {resp.status_code}")
+                    raise SourceError(f"{recipe.name}: downloading {url} failed: HTTP {resp.status_code}; "
+                                      f"check source.url in {recipe.path} and re-run")
                 with open(tmp, "wb") as f:
                     for chunk in resp.iter_content(1 << 20):
                         h.update(chunk)
@@ -183,7 +187,8 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
             raise
         except Exception as e:
             tmp.unlink(missing_ok=True)
-            raise SourceError(f"{recipe.name}: downloading {url} failed: {e}") from None
+            raise SourceError(f"{recipe.name}: downloading {url} failed: {e}; check the network and "
+                              f"source.url in {recipe.path}, then re-run") from None
         got = h.hexdigest()
         if got != want:
             tmp.unlink(missing_ok=True)
@@ -230,11 +235,14 @@ def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
         unpack_archive(archive, dest)
     except UnsafeMember as e:
         raise SourceError(
-            f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was unpacked; "
-            f"do not build from this archive (source.url / source.sha256 in {recipe.path})"
+            f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was unpacked. Fix: "
+            f"check that source.url and source.sha256 in {recipe.path} point at the project's real "
+            f"release; an archive with such a member is never built"
         ) from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise SourceError(f"{recipe.name}: cannot unpack {archive.name} safely: {e}") from None
+        raise SourceError(f"{recipe.name}: cannot unpack {archive.name}: {e}; nothing was built. Fix: "
+                          f"check that source.url and source.sha256 in {recipe.path} point at the project's real "
+                          f"release") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]

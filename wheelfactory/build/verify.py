@@ -108,7 +108,8 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
         if proc.returncode != 0:
             raise VerifyError(
                 f"{recipe.name}: test command failed in a bare venv (Python {version}, exit {proc.returncode}): "
-                f"{command!r}: {excerpt(proc.stdout)}"
+                f"{command!r}: {excerpt(proc.stdout)}; the wheel was not stored. Fix: correct the command in "
+                f"test.commands of {recipe.path}, or patch the source (patches/{recipe.name}/) if the wheel is wrong"
             )
     if not imports and not recipe.test.commands:
         notes.append("the recipe has no test.imports or test.commands: only installation was checked")

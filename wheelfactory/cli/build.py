@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.table import Table
 
 from .. import ui
+from .._util.proc import interrupt_running
 from ..build import attempt, catalog, compcache, graph
 from ..build.attempt import STATUSES, RecipeResult, rel
 from ..runners import select_runner
@@ -72,6 +73,7 @@ def build_command(argv: list[str], root: Path) -> int:
                                         jobs=graph.default_jobs(config), keep_going=keep_going)
     except KeyboardInterrupt:
         attempt.CANCELLED.set()  # builds still running in worker threads stop before dist/
+        interrupt_running()  # and the commands they wait on stop now, not when they end
         raise
     report(config, results)
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -51,8 +51,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .. import ui
+from ..build import store
 from ..settings.factory import Config
-from .apply import Stage, commit, index_lock, link_or_copy, recover, staging_dir
+from .apply import Stage, commit, link_or_copy, recover, staging_dir
 from .records import IndexProblem, Yanks, entry_from_record, metadata_bytes
 from .render import FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
 from .state import STATE, STATE_DIR, indexed_wheels, load_state, scan_dist, state_bytes
@@ -137,7 +138,7 @@ def build_index(
     live = (out or config.paths.index).resolve()
     dist = config.paths.dist
     report = Report(index=live, mode=settings.files_base or "co-hosted")
-    with index_lock(live):
+    with store.path_lock(config.paths.build / ".locks", live, "index"):
         report.recovered = recover(live)
         old = _old_state(live, full)
         report.full = full = full or old is None or old["settings"] != settings.key()

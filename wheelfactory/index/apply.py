@@ -18,8 +18,6 @@ import os
 import shutil
 from pathlib import Path
 
-from filelock import FileLock
-
 from .. import ui
 from .render import FILES, PROJECT, SIMPLE
 from .state import STATE
@@ -31,12 +29,6 @@ def staging_dir(live: Path) -> Path:
     """Where an update of ``live`` is prepared: beside it, on the same file system, so each
     staged file goes live with one rename."""
     return live.parent / f".{live.name}.staging"
-
-
-def index_lock(live: Path) -> FileLock:
-    """The lock held by a run updating ``live`` (beside it, so it survives the first rename)."""
-    live.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(live.parent / f".{live.name}.lock"))
 
 
 def link_or_copy(source, dest) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from typing import NamedTuple
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from ..build import store
 from ..errors import FactoryError
 from ..settings.factory import Config
 from ..settings.recipe import parse_recipe, recipe_path
@@ -26,7 +26,6 @@ from ..settings.recipe import parse_recipe, recipe_path
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9._+!-]+\.whl$")  # what a wheel name can hold: safe in HTML and paths
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
-_REQUIRED = ("name", "version", "filename", "sha256", "size", "tags", "metadata_sha256", "built_at")
 
 
 class IndexProblem(FactoryError):
@@ -34,34 +33,12 @@ class IndexProblem(FactoryError):
 
 
 def read_record(path: str, *, raw_io: bool = True) -> dict:
-    """The JSON object of the dist record at ``path`` (IndexProblem if unreadable).
-    ``raw_io``: read with os.open/os.read (a speed device, see ``read_bytes``)."""
+    """The dist record at ``path`` (``store.read_record``; IndexProblem if damaged).
+    ``raw_io``: read with os.open/os.read (a speed device, see ``store.read_bytes``)."""
     try:
-        if raw_io:
-            data = read_bytes(path)
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-        rec = json.loads(data)
-    except (OSError, ValueError) as e:
-        raise IndexProblem(f"{path}: unreadable dist record ({e}); rebuild the wheel or delete the record") from None
-    if not isinstance(rec, dict):
-        raise IndexProblem(f"{path}: a dist record must be a JSON object")
-    return rec
-
-
-def read_bytes(path: str) -> bytes:
-    """The bytes of a file, through os.open/os.read: a buffered open() adds an fstat, an
-    ioctl and an lseek per file, 7 µs of the 13 µs it takes to read a small file on this
-    VM (see docs/index.md, "Speed devices")."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    finally:
-        os.close(fd)
+        return store.read_record(path, raw_io=raw_io)
+    except store.DamagedRecord as e:
+        raise IndexProblem(str(e)) from None
 
 
 def _iso_z(value: str, where: str) -> str:
@@ -71,7 +48,7 @@ def _iso_z(value: str, where: str) -> str:
     try:
         t = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
-        raise IndexProblem(f"{where}: 'built_at' {value!r} is not an ISO 8601 time; rebuild the wheel") from None
+        raise IndexProblem(store.damaged(where, f"'built_at' {value!r} is not an ISO 8601 time")) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.UTC)
     t = t.astimezone(_dt.UTC)
@@ -82,31 +59,33 @@ def entry_from_record(rec: dict, where: str) -> dict:
     """The page-relevant facts of one record (a dict, see the return below), checked against
     its own file name (PEP 427: name, version, build tag) and the hash formats; ``where``
     (the record's path) starts every error message."""
-    missing = [k for k in _REQUIRED if k not in rec]
+    missing = [k for k in store.REQUIRED if k not in rec]
     if missing:
-        raise IndexProblem(f"{where}: record lacks {', '.join(missing)}; rebuild the wheel or delete the record")
+        raise IndexProblem(store.damaged(where, f"record lacks {', '.join(missing)}"))
     fn = rec["filename"]
     if not isinstance(fn, str) or not _FILENAME.match(fn):
-        raise IndexProblem(f"{where}: 'filename' {fn!r} is not a valid wheel file name")
+        raise IndexProblem(store.damaged(where, f"'filename' {fn!r} is not a valid wheel file name"))
     try:
         name, version, build, _tags = parse_wheel_filename(fn)
     except InvalidWheelFilename as e:
-        raise IndexProblem(f"{where}: 'filename' {fn!r} is not a valid wheel file name ({e})") from None
+        raise IndexProblem(store.damaged(where, f"'filename' {fn!r} is not a valid wheel file name ({e})")) from None
     if canonicalize_name(rec["name"]) != name:
-        raise IndexProblem(f"{where}: 'name' {rec['name']!r} does not match the wheel file name {fn!r}")
+        raise IndexProblem(store.damaged(where, f"'name' {rec['name']!r} does not match the wheel file name {fn!r}"))
     if rec["version"] != str(version):  # (the usual case needs no second parse)
         try:
             if Version(rec["version"]) != version:
-                raise IndexProblem(f"{where}: 'version' {rec['version']!r} does not match the wheel file name {fn!r}")
+                raise IndexProblem(store.damaged(
+                    where, f"'version' {rec['version']!r} does not match the wheel file name {fn!r}"))
         except InvalidVersion:
-            raise IndexProblem(f"{where}: 'version' {rec['version']!r} is not a valid version") from None
+            raise IndexProblem(store.damaged(where, f"'version' {rec['version']!r} is not a valid version")) from None
     if rec.get("build_tag") not in (None, build[0] if build else None):
-        raise IndexProblem(f"{where}: 'build_tag' {rec['build_tag']!r} does not match the wheel file name {fn!r}")
+        raise IndexProblem(store.damaged(
+            where, f"'build_tag' {rec['build_tag']!r} does not match the wheel file name {fn!r}"))
     for key in ("sha256", "metadata_sha256"):
         if not isinstance(rec[key], str) or not _SHA256.match(rec[key]):
-            raise IndexProblem(f"{where}: '{key}' must be 64 lowercase hex digits")
+            raise IndexProblem(store.damaged(where, f"'{key}' must be 64 lowercase hex digits"))
     if not isinstance(rec["size"], int) or rec["size"] < 0:
-        raise IndexProblem(f"{where}: 'size' must be a byte count")
+        raise IndexProblem(store.damaged(where, "'size' must be a byte count"))
     return {
         "filename": fn,
         "name": str(name),  # normalized (PEP 503)
@@ -132,10 +111,10 @@ def metadata_bytes(rec: dict, where: str) -> bytes:
     ``metadata_sha256``."""
     text = rec.get("metadata")
     if not isinstance(text, str) or not text:
-        raise IndexProblem(f"{where}: the record lacks the core metadata text ('metadata'); rebuild the wheel")
+        raise IndexProblem(store.damaged(where, "the record lacks the core metadata text ('metadata')"))
     data = text.encode("utf-8")
     if hashlib.sha256(data).hexdigest() != rec["metadata_sha256"]:
-        raise IndexProblem(f"{where}: 'metadata' does not match 'metadata_sha256'; the record is damaged, rebuild")
+        raise IndexProblem(store.damaged(where, "'metadata' does not match 'metadata_sha256'"))
     return data
 
 
@@ -188,10 +167,12 @@ class Yanks:
                 try:
                     self.by_version[(canonicalize_name(name.strip()), Version(ver.strip()))] = reason
                 except InvalidVersion:
-                    raise IndexProblem(f"{where}: index.yanked key {key!r}: {ver!r} is not a version") from None
+                    raise IndexProblem(f"{where}: index.yanked key {key!r}: {ver!r} is not a version; "
+                                       f"fix: write NAME==VERSION (e.g. \"numpy==2.2.0\") or the wheel file name") from None
             else:
                 raise IndexProblem(
-                    f"{where}: index.yanked key {key!r} must be a wheel file name or NAME==VERSION"
+                    f"{where}: index.yanked key {key!r} must be a wheel file name or NAME==VERSION; "
+                    f"fix: write e.g. \"numpy==2.2.0\" or \"numpy-2.2.0-cp312-cp312-manylinux_2_39_riscv64.whl\""
                 )
         root = config.paths.recipes
         self.recipes_root = root
@@ -233,7 +214,8 @@ class Yanks:
                 try:
                     versions[Version(key)] = reason
                 except InvalidVersion:
-                    raise IndexProblem(f"{path}: [yanked] key {key!r} must be a version or a wheel file name") from None
+                    raise IndexProblem(f"{path}: [yanked] key {key!r} must be a version or a wheel file name; "
+                                       f"fix: write e.g. \"1.2.3\" = \"reason\"") from None
         return files, versions
 
     def key(self, recipes: Iterable[str]) -> str:

@@ -15,10 +15,10 @@ import json
 import os
 from pathlib import Path
 
-from filelock import FileLock
 
 from .. import ui
 from .._util.fs import sha256_file
+from ..build.store import path_lock
 from ..index import FILES, PROJECT, SIMPLE, STATE_DIR, link_or_copy, load_state
 from ..settings.factory import Config
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
@@ -45,7 +45,7 @@ def publish_directory(config: Config, *, dry_run: bool = False) -> PublishReport
     with contextlib.ExitStack() as stack:
         index_dir = current_index(config, dry_run, stack)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(dest.parent / f".{dest.name}.lock")):
+        with path_lock(config.paths.build / ".locks", dest, "publish"):
             return _publish(config, index_dir, dest, report, dry_run=dry_run)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .._util.fs import atomic_copy, atomic_write_bytes, sha256_file
-from ..build.store import store_wheel
+from ..build.store import read_record, store_wheel
 from ..errors import FactoryError
 from ..index import FILES
 from ..settings.factory import Config
@@ -136,9 +136,11 @@ def fetch_dist(config: Config) -> FetchReport:
     (unreadable record, missing or mismatching wheel); dist/ is then unchanged.
     """
     dist = config.paths.dist
+    local = {p.name[: -len(RECORD_SUFFIX)]: p for p in dist.glob("*.whl" + RECORD_SUFFIX)} if dist.is_dir() else {}
+    for path in local.values():
+        read_record(path)  # a damaged record in dist/ is named before anything is fetched
     source = published_source(config)
     report = FetchReport(source=source.where)
-    local = {p.name[: -len(RECORD_SUFFIX)]: p for p in dist.glob("*.whl" + RECORD_SUFFIX)} if dist.is_dir() else {}
     report.without_record = sorted(source.wheels - set(source.records))
     problems: list[str] = []
     todo: list[tuple[Path, dict]] = []

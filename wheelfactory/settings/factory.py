@@ -329,7 +329,7 @@ def load_config(root: Path | str | None = None) -> Config:
         try:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            raise ConfigError(f"{path}: not valid TOML: {e}; fix the syntax there (https://toml.io)") from None
     tables = parse_tables(raw, TABLES, where=str(path), error=ConfigError)
     paths = tables["paths"]
     tables["paths"] = dataclasses.replace(
@@ -349,9 +349,10 @@ def check_values(config: Config) -> None:
                           f"got {config.build.runner!r}{did_you_mean(config.build.runner, RUNNER_CHOICES)}")
     if config.publish.target not in PUBLISH_TARGETS:
         raise ConfigError(f"{where}: publish.target {config.publish.target!r} is not one of: "
-                          f"{', '.join(PUBLISH_TARGETS)}")
+                          f"{', '.join(PUBLISH_TARGETS)}; set it to one of them")
     if config.runners.kind and config.runners.kind not in RUNNER_KINDS:
-        raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}")
+        raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}; "
+                          f"set it to one of them, or leave it empty for the default of the target arch")
     _check_runner_kind(config)
     if config.container.engine not in CONTAINER_ENGINES:
         raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}")
@@ -363,7 +364,8 @@ def check_values(config: Config) -> None:
                           f"(GitHub ends a self-hosted job after 5 days); set it to the minutes a build may take")
     scope = config.runners.scope
     if scope and not _SCOPE.fullmatch(scope):
-        raise ConfigError(f"{where}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization")
+        raise ConfigError(f"{where}: [runners].scope {scope!r} is neither OWNER/REPO nor an organization; "
+                          f"write e.g. \"octo-org/wheels\" (a repository) or \"octo-org\" (an organization)")
     name = config.ci.workflow_name
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ConfigError(f"{where}: 'ci.workflow-name' {name!r} must be a plain file name "

@@ -177,14 +177,15 @@ def parse_recipe(path: Path) -> Recipe:
         text = path.read_bytes()
         raw = tomllib.loads(text.decode())
     except FileNotFoundError:
-        raise RecipeError(f"{where}: no such recipe file") from None
+        raise RecipeError(f"{where}: no such recipe file; `invoke new-recipe {path.parent.name}` scaffolds one") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{where}: not valid TOML: {e}") from None
+        raise RecipeError(f"{where}: not valid TOML: {e}; fix the syntax there (https://toml.io)") from None
 
     yanked = raw.pop("yanked", {})
     tables = parse_tables(raw, TABLES, where=where, free=["yanked"])
     if not isinstance(yanked, dict) or not all(isinstance(v, str) for v in yanked.values()):
-        raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string")
+        raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string, "
+                          f"e.g. \"1.2.3\" = \"segfaults on import\"")
 
     pkg, src = tables["package"], tables["source"]
     name = canonicalize_name(pkg.name)
@@ -196,22 +197,28 @@ def parse_recipe(path: Path) -> Recipe:
     try:
         Version(pkg.version)
     except InvalidVersion:
-        raise RecipeError(f"{where}: 'package.version' {pkg.version!r} is not a valid version") from None
+        raise RecipeError(f"{where}: 'package.version' {pkg.version!r} is not a valid version; fix: write the "
+                          f"release's version as PyPI lists it (PEP 440, e.g. \"1.0\" or \"2.1.0rc1\")") from None
 
     if src.git:
         if src.url:
             raise RecipeError(f"{where}: 'source.git' and 'source.url' exclude each other; keep one")
         if not src.rev:
-            raise RecipeError(f"{where}: 'source.rev' is required with 'source.git' (a tag, branch or commit)")
+            raise RecipeError(f"{where}: 'source.rev' is required with 'source.git'; fix: add rev = \"TAG\" under "
+                              f"[source] (a tag, branch or commit of {src.git})")
         if src.sha256:
-            raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev'")
+            raise RecipeError(f"{where}: 'source.sha256' is for archives; a git source is pinned by 'source.rev': "
+                              f"remove 'sha256' from [source]")
     else:
         if src.rev:
-            raise RecipeError(f"{where}: 'source.rev' needs 'source.git'")
+            raise RecipeError(f"{where}: 'source.rev' needs 'source.git'; add git = \"URL\" under [source], "
+                              f"or remove 'rev'")
         if not src.sha256:
             raise RecipeError(
-                f"{where}: 'source.sha256' is required for {'url' if src.url else 'sdist'} sources; "
-                f"`invoke new-recipe {name}` fills it from PyPI"
+                f"{where}: 'source.sha256' is required for url sources; fix: add sha256 = the output of "
+                f"`curl -fsSL {src.url} | sha256sum` under [source]" if src.url else
+                f"{where}: 'source.sha256' is required for sdist sources; fix: `invoke new-recipe {name} "
+                f"--version {pkg.version}` writes it from PyPI (or copy the sdist's sha256 from pypi.org)"
             )
     if src.sha256 and not _SHA256.match(src.sha256):
         raise RecipeError(f"{where}: 'source.sha256' must be 64 lowercase hex digits, got {src.sha256!r}")
@@ -219,7 +226,8 @@ def parse_recipe(path: Path) -> Recipe:
         p = PurePosixPath(src.subdirectory)
         if p.is_absolute() or ".." in p.parts:
             raise RecipeError(
-                f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source")
+                f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source; "
+                f"fix: name the folder that holds pyproject.toml or setup.py, relative to the source's top folder")
 
     if not 0 <= tables["build"].timeout_minutes <= MAX_JOB_MINUTES:
         raise RecipeError(
@@ -231,7 +239,8 @@ def parse_recipe(path: Path) -> Recipe:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
-                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}") from None
+                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement (fix: "
+                                  f"write a PEP 508 requirement, e.g. \"cython>=3\"): {e}") from None
     for section in ("build", "runtime"):
         for deb in tables[section].debian:
             if not _DEB.match(deb):
@@ -239,7 +248,7 @@ def parse_recipe(path: Path) -> Recipe:
     for section in ("build", "runtime"):
         depends = [canonicalize_name(d) for d in tables[section].depends]
         if name in depends:
-            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself")
+            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
     return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
 
@@ -269,5 +278,6 @@ def load_all(recipes_root: Path) -> dict[str, Recipe]:
     for r in recipes.values():
         for dep in r.build.depends + r.runtime.depends:
             if dep not in recipes:
-                raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}")
+                raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}; "
+                                  f"`invoke new-recipe {dep}` scaffolds one, or remove '{dep}' from depends")
     return recipes
