@@ -170,7 +170,7 @@ def test_human_pages(tmp_path, real_wheels):  # noqa: F811
     assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ PACKAGE" in home
     page = (idx / "project/markupsafe/index.html").read_text()
     assert "pip install --prefer-binary --extra-index-url https://wheels.example.org/simple/ markupsafe" in page
-    assert "uv pip install --index https://wheels.example.org/simple/ markupsafe" in page
+    assert "uv pip install --index-strategy unsafe-best-match --index https://wheels.example.org/simple/ markupsafe" in page
     # The Debian runtime packages of the latest version's wheels, as one apt-get line.
     assert "sudo apt-get install libnuma1 libopenblas0" in page
     for tag in records(root)[real_wheels["markupsafe"].name]["tags"]:

@@ -21,8 +21,8 @@ from urllib.parse import quote
 from packaging.version import Version
 
 # Bump when the format of any generated file (or of the state) changes: every page is
-# then rewritten. ("6": the state became one file.)
-FORMAT = "6"
+# then rewritten. ("6": the state became one file; "7": the uv line picks across indexes.)
+FORMAT = "7"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -31,6 +31,13 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
+
+# The install commands every page prints ({url}: the simple/ root, {name}: the project).
+# uv's default strategy takes a project from the first index that has it at all, so a
+# project we hold only for another Python would fail on uv where pip (which picks across
+# its indexes) falls back to PyPI; unsafe-best-match picks across indexes as pip does.
+PIP_INSTALL = "pip install --prefer-binary --extra-index-url {url} {name}"
+UV_INSTALL = "uv pip install --index-strategy unsafe-best-match --index {url} {name}"
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _e = html.escape
@@ -200,8 +207,8 @@ def render_human_root(rows: list[str], wheels: int, settings: Settings) -> bytes
     url = _index_url_code(settings, f"{SIMPLE}/")
     body = (
         "<section><h2>Install from this index</h2>\n"
-        f"<pre><code>pip install --prefer-binary --extra-index-url {url} PACKAGE</code></pre>\n"
-        f"<pre><code>uv pip install --index {url} PACKAGE</code></pre>\n"
+        f"<pre><code>{PIP_INSTALL.format(url=url, name='PACKAGE')}</code></pre>\n"
+        f"<pre><code>{UV_INSTALL.format(url=url, name='PACKAGE')}</code></pre>\n"
         f'<p class="muted">{len(rows)} projects, {wheels} wheels. '
         f'Machine-readable: <a href="{SIMPLE}/">{SIMPLE}/</a> (PEP 503 HTML, PEP 691 JSON).</p></section>\n'
         "<section><h2>Projects</h2>\n<table>\n<thead><tr><th>Project</th><th>Latest version</th>"
@@ -229,8 +236,8 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
         f"<section><h2>Install {_e(name)}</h2>\n",
         f'<p class="muted">Latest version {_e(latest)} &middot; {len(files)} wheel{"s" if len(files) != 1 else ""} '
         f"&middot; last built {_date(built)}</p>\n",
-        f"<pre><code>pip install --prefer-binary --extra-index-url {url} {_e(name)}</code></pre>\n",
-        f"<pre><code>uv pip install --index {url} {_e(name)}</code></pre>\n",
+        f"<pre><code>{PIP_INSTALL.format(url=url, name=_e(name))}</code></pre>\n",
+        f"<pre><code>{UV_INSTALL.format(url=url, name=_e(name))}</code></pre>\n",
     ]
     if debs:
         parts.append(
