@@ -39,6 +39,7 @@ class Report:
     added: list[str] = field(default_factory=list)
     replaced: list[dict] = field(default_factory=list)  # {filename, old_sha256, new_sha256}
     removed: list[str] = field(default_factory=list)
+    restored: list[dict] = field(default_factory=list)  # {path, sha256 (None: missing), expected}: copies mended
     duplicates: list[list[str]] = field(default_factory=list)  # names sharing one sha256
     projects_written: list[str] = field(default_factory=list)
     files_written: int = 0  # wheels whose own files were (re)staged
@@ -50,7 +51,7 @@ class Report:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.replaced or self.removed or self.projects_written)
+        return bool(self.added or self.replaced or self.removed or self.restored or self.projects_written)
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +60,7 @@ class Report:
             "added": self.added,
             "replaced": self.replaced,
             "removed": self.removed,
+            "restored": self.restored,
             "duplicates": self.duplicates,
             "projects_written": self.projects_written,
             "files_written": self.files_written,
@@ -74,6 +76,9 @@ class Report:
         out += [("warn", f"{x['filename']}: same file name, different content (sha256 {x['old_sha256'][:12]}… -> "
                          f"{x['new_sha256'][:12]}…); the index now serves the newer build") for x in self.replaced]
         out += [("info", f"  [red]removed[/red]   {fn}") for fn in self.removed]
+        out += [("warn", f"{x['path']}: " + (f"damaged or replaced (sha256 {x['sha256'][:12]}…, should be "
+                                             f"{x['expected'][:12]}…)" if x["sha256"] else "missing")
+                 + "; restored from dist/") for x in self.restored]
         out += [("warn", f"same content under {len(names)} names: {', '.join(names)}") for names in self.duplicates]
         what = "rebuilt" if self.full else "updated" if self.changed else "up to date"
         out.append(("info",
@@ -97,6 +102,7 @@ class Run:
     yanks: Yanks
     full: bool  # every file is (re)written
     excluded: frozenset  # wheels left out of the index (their records are still read)
+    repair: frozenset  # wheels whose copies in files/ are damaged or missing: all of their files are staged again
     stage: Stage
     workers: int  # processes that render a big generation (1: this one only)
     pack_summaries: bool  # keep each project's summaries as one marshal string (state.Summaries)
@@ -161,7 +167,7 @@ def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set
             members.setdefault(project_of(fn), []).append(fn)
     else:
         # Records the index did not list: new or changed ones, and ones excluded before.
-        extra = scan.misses | (indexed_now - indexed_before)
+        extra = scan.misses | (indexed_now - indexed_before) | run.repair
         removed = indexed_before - indexed_now
         affected = {project_of(fn) for fn in extra | removed}
         if run.yanks.key(old["recipes"]) != old["yank_key"]:
@@ -180,7 +186,7 @@ def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set
         fns = sorted(set(members[name]))
         was = {} if run.full else held.project(name)  # (a full run rewrites every file: it needs none)
         before = {fn: (was[fn][0], was[fn][1], old["logs"].get(fn)) for fn in fns if fn in was and fn in indexed_before}
-        tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
+        tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses or fn in run.repair), before))
     return tasks
 
 
@@ -234,7 +240,7 @@ def _render_project(run: Run, task: Task) -> Done:
         if fn in run.excluded:
             records.append((fn, summary, None, None, False, False))
             continue
-        prev = None if run.full else task.before.get(fn)
+        prev = None if run.full or fn in run.repair else task.before.get(fn)
         if prev is None or fn in task.changed:
             log = _log_sig(e["log"], run.root, run.settings)
         else:
@@ -266,7 +272,7 @@ def _stage_wheel_files(run: Run, fn: str, prev: tuple | None, now: tuple, rec: d
     if prev is None or prev[1] != now[1]:
         run.stage.write(f"{FILES}/{fn}.metadata", metadata_bytes(rec, path))
     if not run.settings.files_base and (prev is None or prev[0] != now[0]):
-        run.stage.link(f"{run.dist}/{fn}", f"{FILES}/{fn}")
+        run.stage.clone(f"{run.dist}/{fn}", f"{FILES}/{fn}")
     log = now[2]
     if log is not None and (prev is None or prev[2] != log):
         run.stage.copy(log[0], f"{FILES}/{fn}.log")
