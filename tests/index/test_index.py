@@ -83,7 +83,8 @@ def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):  # noqa: F811
         html_page = ProjectPage.from_html(name, (idx / f"simple/{name}/index.html").read_text(), page_url)
         json_page = ProjectPage.from_json_data(json.loads((idx / f"simple/{name}/index.json").read_bytes()), page_url)
         assert html_page.repository_version == json_page.repository_version == "1.1"
-        expected = sorted(fn for fn, r in recs.items() if r["name"] == name)
+        # (markupsafe's first build is superseded by its rebuild: on the human page, not here)
+        expected = sorted(fn for fn, r in recs.items() if r["name"] == name and fn != real_wheels["markupsafe"].name)
         assert [p.filename for p in html_page.packages] == [p.filename for p in json_page.packages]
         assert sorted(p.filename for p in html_page.packages) == expected
         versions = sorted({r["version"] for r in recs.values() if r["name"] == name})
@@ -112,7 +113,7 @@ def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):  # noqa: F811
             assert meta == wheel_metadata(wheel)
     # Both attribute spellings (PEP 714) are on the links.
     page = (idx / "simple/markupsafe/index.html").read_text()
-    assert page.count("data-core-metadata=") == page.count("data-dist-info-metadata=") == 2
+    assert page.count("data-core-metadata=") == page.count("data-dist-info-metadata=") == 1
     assert 'data-requires-python="&gt;=3.7"' in page
 
     # Co-hosted: the wheels are beside the index; absolute: they are not.
@@ -388,7 +389,8 @@ def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):  # noqa: 
     report = build_index(load_config(root))
     assert report.projects_written == ["markupsafe"] and not report.added and not report.full
     assert jinja_page.stat().st_ino == before
-    assert (idx / "simple/markupsafe/index.html").read_text().count('data-yanked="bad"') == 2
+    # (both builds yanked: the newest is offered, yanked; the first stays superseded)
+    assert (idx / "simple/markupsafe/index.html").read_text().count('data-yanked="bad"') == 1
     # And back: the yank is lifted.
     (root / "factory.toml").write_text(text)
     report = build_index(load_config(root))

@@ -22,7 +22,7 @@ from .apply import Stage, strays
 from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_bytes, project_of, read_record,
                       summary_of)
 from .render import (FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version, render_human_project,
-                     render_human_root, render_simple_project, render_simple_root, sort_files)
+                     render_human_root, render_simple_project, render_simple_root, sort_files, supersede)
 from .state import Scan, Summaries, empty_state
 
 # A generation of at least this many records (a first index, a full rebuild) is spread
@@ -254,7 +254,7 @@ def _render_project(run: Run, task: Task) -> Done:
         return Done(task.name, records, None, mismatched)
     name, settings = task.name, run.settings
     sort_files(views)
-    html_page, json_page = render_simple_project(name, views, settings)
+    html_page, json_page = render_simple_project(name, supersede(views), settings)
     run.stage.write(f"{SIMPLE}/{name}/index.html", html_page)
     run.stage.write(f"{SIMPLE}/{name}/index.json", json_page)
     run.stage.write(f"{PROJECT}/{name}/index.html", render_human_project(name, views, settings))
