@@ -23,7 +23,7 @@ from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import store
 from wheelfactory.index.check import check_index
 from wheelfactory.settings.factory import load_config
-from wheelfactory.index import STATE, IndexProblem, build_index, load_state
+from wheelfactory.index import DIGEST, STATE, IndexProblem, build_index, load_state
 
 HTML = "text/html"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -557,3 +557,31 @@ def test_incremental_updates_equal_a_full_rebuild(tmp_path, monkeypatch, seed):
         assert full.full and full.wheels == len(live) - len(exclude)
         assert files(root / "inc") == files(root / f"full-{step}"), f"step {step}: the incremental index differs"
         assert state(root / "inc") == state(root / f"full-{step}"), f"step {step}: the incremental state differs"
+
+
+def test_the_digest_marker_names_the_pages_on_any_machine(tmp_path):
+    """index-digest.json: the same dist/ gives the same digest in another folder (a fresh CI
+    checkout); it changes exactly when a page does, and it is the last file to go live."""
+    root, recs, cfg = _three_projects(tmp_path)
+    marker = root / "index" / DIGEST
+    first = json.loads(marker.read_text())
+    assert first["digest"].startswith("sha256:") and first["projects"] == 3 and first["wheels"] == 3
+    elsewhere = build_index(cfg, out=tmp_path / "elsewhere", quiet=True)
+    assert elsewhere.full and (tmp_path / "elsewhere" / DIGEST).read_bytes() == marker.read_bytes()
+    before = marker.stat().st_ino
+    build_index(cfg, quiet=True)
+    assert marker.stat().st_ino == before  # nothing changed: not rewritten
+    rec = _synthetic_record("pkg-1", "1.0.0", "312", 1, "rebuild", log=None)
+    _put(root / "dist", rec)
+    applied = []
+    real_replace = os.replace
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "replace", lambda src, dest: (applied.append(Path(dest).name), real_replace(src, dest))[1])
+        build_index(cfg, quiet=True)
+    second = json.loads(marker.read_text())
+    assert second["digest"] != first["digest"] and second["wheels"] == 4
+    assert applied[-2:] == [DIGEST, "state.marshal"]  # after every page, before only the unpublished state
+    (root / "dist" / f"{rec['filename']}.json").unlink()
+    (root / "dist" / rec["filename"]).unlink()
+    build_index(cfg, quiet=True)
+    assert json.loads(marker.read_text()) == first  # the same pages again: the same digest

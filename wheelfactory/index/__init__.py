@@ -18,6 +18,7 @@ written under ``paths.index`` (default ``index/``)::
     files/WHEEL                  the wheel itself (co-hosted mode only; a copy or reflink, never a hard link)
     files/WHEEL.log              the build log (``index.copy-logs``)
     index.html                   human root: projects, latest version, build date
+    index-digest.json            the pages' content digest, written last (render.DIGEST)
     project/NAME/index.html      human page: install command, apt-get line, tags, sizes, log
     .wheelfactory/state.marshal  what this index holds (not published; see state.py)
 
@@ -54,13 +55,13 @@ from .. import ui
 from ..settings.factory import Config
 from .apply import Stage, clone_file, commit, index_lock, recover, staging_dir
 from .records import IndexProblem, Yanks, entry_from_record, metadata_bytes
-from .render import FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
+from .render import DIGEST, FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
 from .state import (STATE, STATE_DIR, check_copies, indexed_wheels, load_state, scan_dist, stat_key, stat_keys,
                     state_bytes)
 from .update import Report, Run, stage_update
 
 __all__ = [
-    "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
+    "DIGEST", "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
     "IndexProblem", "Report", "Settings", "build_index", "clone_file", "entry_from_record", "github_download_base",
     "indexed_wheels", "load_state", "metadata_bytes", "settings_from", "stat_key",
 ]

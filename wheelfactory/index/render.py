@@ -33,6 +33,10 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
+# At the index root: {"digest": "sha256:…", "projects": N, "wheels": N}, the content digest of
+# the pages (update.index_digest), written last. Fetch it from the live site to tell whether
+# the host serves this index yet.
+DIGEST = "index-digest.json"
 
 # The install commands every page prints ({url}: the simple/ root, {name}: the project).
 # uv's default strategy takes a project from the first index that has it at all, so a

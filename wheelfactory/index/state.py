@@ -20,7 +20,9 @@ renders only their projects. Its keys::
     yank_key      records.Yanks.key(recipes): a change re-checks every wheel's yank
     recipe_cache  records.Yanks.cache for those recipes
     projects      name -> {"wheels": its indexed wheels in page order,
-                           "recipes": [...], "row": render.human_root_row(...)}
+                           "recipes": [...], "row": render.human_root_row(...),
+                           "digest": sha256 of its three pages}
+    digest        update.index_digest of the pages (render.DIGEST holds it too)
     copies        each file the index wrote in files/ (WHEEL, WHEEL.metadata, WHEEL.log) ->
                   its stat key as written (``check_copies``)
 """

@@ -9,6 +9,8 @@ unchanged project costs nothing but its stat (``state.scan_dist``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import threading
@@ -21,8 +23,9 @@ from .. import __version__
 from .apply import Stage, strays
 from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_bytes, project_of, read_record,
                       summary_of)
-from .render import (FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version, render_human_project,
-                     render_human_root, render_simple_project, render_simple_root, sort_files, supersede)
+from .render import (DIGEST, FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version,
+                     render_human_project, render_human_root, render_simple_project, render_simple_root, sort_files,
+                     supersede)
 from .state import Scan, Summaries, empty_state
 
 # A generation of at least this many records (a first index, a full rebuild) is spread
@@ -148,6 +151,11 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     for rel, data in pages:
         if run.full or _read_or_none(live / rel) != data:
             run.stage.write(rel, data)
+    # The digest marker last: when a host serves it, it serves the pages it describes.
+    state["digest"] = index_digest(projects, pages[0][1])
+    if run.full or state["digest"] != old.get("digest"):
+        run.stage.write(DIGEST, json.dumps({"digest": state["digest"], "projects": report.projects,
+                                            "wheels": report.wheels}, sort_keys=True).encode() + b"\n")
 
     # Deletions: files of wheels that left the index, pages of projects that did.
     for fn in report.removed:
@@ -257,12 +265,13 @@ def _render_project(run: Run, task: Task) -> Done:
     html_page, json_page = render_simple_project(name, supersede(views), settings)
     run.stage.write(f"{SIMPLE}/{name}/index.html", html_page)
     run.stage.write(f"{SIMPLE}/{name}/index.json", json_page)
-    run.stage.write(f"{PROJECT}/{name}/index.html", render_human_project(name, views, settings))
+    human_page = render_human_project(name, views, settings)
+    run.stage.write(f"{PROJECT}/{name}/index.html", human_page)
     row = human_root_row(name, latest_version(views), max(v["built_at"] for v in views), len(views))
     # (The page order names the same string objects as the state's other maps: marshal stores them once.)
     same = {fn: fn for fn in task.filenames}
     project = {"wheels": [same[v["filename"]] for v in views], "recipes": sorted({v["recipe"] for v in views}),
-               "row": row}
+               "row": row, "digest": hashlib.sha256(html_page + json_page + human_page).hexdigest()}
     return Done(name, records, project, mismatched)
 
 
@@ -367,6 +376,16 @@ def _merge(run: Run, old: dict, held: Summaries, in_dist: dict[str, int], indexe
         "projects": projects,
     }
     return state, deletes
+
+
+def index_digest(projects: dict[str, dict], human_root: bytes) -> str:
+    """The content digest of the index's pages ("sha256:HEX"): of each project's three pages
+    (kept in the state when rendered) and the human root page; the simple root lists the
+    project names, which are in it too. The same dist/ and settings give the same digest on
+    any machine, so publish can tell when a host serves this index (``DIGEST``)."""
+    h = hashlib.sha256("".join(f"{name} {p['digest']}\n" for name, p in projects.items()).encode())
+    h.update(human_root)
+    return f"sha256:{h.hexdigest()}"
 
 
 def _set(mapping: dict, key: str, value) -> None:

@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from .. import ui
 from .._util.fs import sha256_file
-from ..index import FILES, PROJECT, SIMPLE, STATE_DIR, clone_file, load_state, stat_key
+from ..index import DIGEST, FILES, PROJECT, SIMPLE, STATE_DIR, clone_file, load_state, stat_key
 from ..settings.factory import Config
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
@@ -114,11 +114,12 @@ def _placed(entry) -> str | None:
 
 
 def _pages(index_dir: Path) -> list[Path]:
-    """The index's pages (not its state, not files/), project pages before the root pages that list them."""
+    """The index's pages (not its state, not files/), project pages before the root pages that
+    list them, the digest marker last (a client that sees it sees the pages it describes)."""
     return sorted(
         (p for p in index_dir.rglob("*") if p.is_file()
          and not p.relative_to(index_dir).as_posix().startswith((STATE_DIR + "/", FILES + "/"))),
-        key=lambda p: (p.relative_to(index_dir).as_posix().count("/") < 2, p.as_posix()),
+        key=lambda p: (p.relative_to(index_dir).as_posix().count("/") < 2, p.name == DIGEST, p.as_posix()),
     )
 
 
