@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,54 @@ def test_quick_mode_heads_the_wheels(site, real_wheels):  # noqa: F811
 def test_no_index_here_is_one_message(tmp_path):
     with pytest.raises(IndexCheckFailed, match="no index here"):
         check_index(str(tmp_path))
+
+
+class _GetOnlyHost(http.server.SimpleHTTPRequestHandler):
+    """A download host like a presigned S3 URL: HEAD answers 403, GET honours one byte range."""
+
+    def do_HEAD(self):
+        self.send_error(403, "SignatureDoesNotMatch")
+
+    def do_GET(self):
+        self.server.gets.append((self.path, self.headers.get("Range")))
+        path = Path(self.translate_path(self.path))
+        if self.headers.get("Range") != "bytes=0-0" or not path.is_file():
+            return super().do_GET()
+        data = path.read_bytes()
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes 0-0/{len(data)}")
+        self.send_header("Content-Length", "1")
+        self.end_headers()
+        self.wfile.write(data[:1])
+
+    def log_message(self, *args):
+        pass
+
+
+def test_quick_mode_falls_back_to_a_ranged_get_when_head_is_refused(tmp_path, real_wheels):  # noqa: F811
+    files = tmp_path / "host" / "files"
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_GetOnlyHost, directory=str(files.parent)))
+    httpd.gets = []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}/files"
+        root = write_project(tmp_path / "p", config=f'[index]\nfiles-base-url = "{base}"\n')
+        store_wheel(root / "dist", real_wheels["jinja2"])
+        store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
+        build_index(load_config(root))
+        files.mkdir(parents=True)
+        for p in (root / "dist").glob("*.whl"):
+            shutil.copyfile(p, files / p.name)
+            (files / f"{p.name}.metadata").write_bytes((root / "index/files" / f"{p.name}.metadata").read_bytes())
+        result = check_index(str(root / "index"), quick=True)
+        assert result.problems == [] and result.files == 2
+        ranged = sorted(path for path, rng in httpd.gets if rng == "bytes=0-0")
+        assert ranged == sorted(f"/files/{p.name}" for p in (root / "dist").glob("*.whl"))
+        # The size comes from Content-Range: a truncated file is caught without downloading it.
+        jinja = files / real_wheels["jinja2"].name
+        jinja.write_bytes(jinja.read_bytes()[:-10])
+        (problem,) = check_index(str(root / "index"), quick=True).problems
+        assert problem.startswith(f"{base}/{jinja.name}:") and "bytes" in problem
+    finally:
+        httpd.shutdown()

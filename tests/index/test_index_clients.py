@@ -9,8 +9,10 @@ links) and absolute (files on another host).
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -248,3 +250,47 @@ def test_invoke_serve(served, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def page_commands(page: str, url: str, name: str) -> list[list[str]]:
+    """The pip and uv commands a project page prints, as argv (the page's own URL filled in)."""
+    codes = re.findall(r"<pre><code>((?:pip|uv pip) install .*?)</code></pre>", page)
+    return [c.replace("{url}", url).split() for c in (re.sub(r"<span[^>]*>[^<]*</span>", "{url}", c)
+                                                     for c in [html.unescape(x) for x in codes])]
+
+
+def test_the_printed_uv_line_falls_back_to_pypi_as_pip_does(tmp_path, pip_venv):  # noqa: F811
+    """The issue's case: our index holds markupsafe 3.0.2 only for CPython 3.13; on another
+    Python both printed commands must install markupsafe (from PyPI)."""
+    if sys.version_info[:2] == (3, 13):
+        pytest.skip("needs a Python other than 3.13")  # (.ci/run and this VM run 3.11)
+    env = clean_env(tmp_path)
+    wheels = tmp_path / "cp313"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                    "--python-version", "3.13", "--platform", "manylinux2014_x86_64", "-d", str(wheels),
+                    "markupsafe==3.0.2"], check=True, env=env)
+    root = write_project(tmp_path / "p")
+    (wheel,) = wheels.glob("*.whl")
+    store_wheel(root / "dist", wheel, python="3.13")
+    build_index(load_config(root))
+    server = IndexServer(root / "index", quiet=True).start()
+    try:
+        page = (root / "index/project/markupsafe/index.html").read_text()
+        pip_line, uv_line = page_commands(page, server.url + "simple/", "markupsafe")
+        assert pip_line[:2] == ["pip", "install"] and uv_line[:3] == ["uv", "pip", "install"]
+        venv = tmp_path / "uv-venv"
+        subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
+        r = subprocess.run([*uv_line[:3], "--python", str(venv / "bin/python"), *uv_line[3:]],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        r = pip(pip_venv, *pip_line[1:3], "--dry-run", "--report", "-", "--quiet", *pip_line[3:], env=env)
+        assert r.returncode == 0, r.stderr
+        (chosen,) = json.loads(r.stdout)["install"]
+        assert chosen["metadata"]["name"].lower() == "markupsafe"
+        assert "files.pythonhosted.org" in chosen["download_info"]["url"]
+    finally:
+        server.stop()
+    (site,) = venv.glob("lib/python*/site-packages")
+    assert [p.name for p in site.glob("markupsafe-*.dist-info")]  # installed, from PyPI
+    # uv asked our index first (the page's command is what users run).
+    assert any(a[1] == "/simple/markupsafe/" for a in server.access)

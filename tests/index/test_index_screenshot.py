@@ -82,7 +82,7 @@ def test_pages_render_in_chromium(site, tmp_path, real_wheels):  # noqa: F811
     text = html.unescape(re.sub(r"<[^>]+>", "", dom))  # what a reader sees
     # The script filled in this index's own URL in the install commands.
     assert f"pip install --prefer-binary --extra-index-url {site.url}simple/ markupsafe" in text
-    assert f"uv pip install --index {site.url}simple/ markupsafe" in text
+    assert f"uv pip install --index-strategy unsafe-best-match --index {site.url}simple/ markupsafe" in text
     assert "sudo apt-get install libnuma1 libopenblas0" in text
     rec = json.loads((site.directory.parent / "dist" / f"{real_wheels['markupsafe_rebuilt'].name}.json").read_text())
     assert all(tag in text for tag in rec["tags"])

@@ -80,7 +80,7 @@ def test_github_fetch_restores_published_then_publish_keeps_them(tmp_path, gh, r
     assert report.pruned == [] and report.records["pruned"] == 0
     assets = set(gh.assets(REPOSITORY, TAG))
     assert {j, f"{j}.metadata", f"{j}.json", m, rb, f"{rb}.json"} <= assets
-    assert listed_files(assert_live_consistent(tmp_path)) == {j, m, rb}
+    assert listed_files(assert_live_consistent(tmp_path)) == {j, rb}  # (m: superseded by rb, still on the release)
 
 
 def test_github_corrupt_published_wheel_changes_nothing(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811

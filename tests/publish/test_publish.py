@@ -38,7 +38,7 @@ def test_default_target_is_a_servable_directory(tmp_path, real_wheels):  # noqa:
     out = root / "publish"
     j, m = real_wheels["jinja2"].name, real_wheels["markupsafe"].name
     assert tree(out) == {
-        ".wheelfactory-publish.json", "index.html", "simple/index.html", "simple/index.json",
+        ".wheelfactory-publish.json", "index.html", "index-digest.json", "simple/index.html", "simple/index.json",
         "simple/jinja2/index.html", "simple/jinja2/index.json", "simple/markupsafe/index.html",
         "simple/markupsafe/index.json", "project/jinja2/index.html", "project/markupsafe/index.html",
         f"files/{j}", f"files/{j}.metadata", f"files/{m}", f"files/{m}.metadata", f"files/{m}.log",

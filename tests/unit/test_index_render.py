@@ -7,7 +7,8 @@ import json
 from pypi_simple import ProjectPage
 
 from wheelfactory.index.render import (Settings, human_root_row, latest_version, render_human_project,
-                                       render_human_root, render_simple_project, render_simple_root, sort_files)
+                                       render_human_root, render_simple_project, render_simple_root, sort_files,
+                                       supersede)
 
 CO_HOSTED = Settings(title="riscv64 <wheels>", url="", files_base="", copy_logs=True)
 ABSOLUTE = Settings(title="t", url="https://w.example.org/simple/", files_base="https://f.example.org/x",
@@ -21,6 +22,7 @@ def entry(filename: str, version: str, *, build_tag=None, yanked=None, requires_
         "sha256": "a" * 64, "size": size, "tags": [filename.split("-", 2 + bool(build_tag))[-1][:-4]],
         "requires_python": requires_python, "metadata_sha256": "b" * 64, "built_at": built_at,
         "debian_runtime": list(debian_runtime), "recipe": "demo", "yanked": yanked, "has_log": has_log,
+        "python_abi": (filename.split("-")[-3] + "-" + filename.split("-")[-2],),
     }
 
 
@@ -105,3 +107,29 @@ def test_human_root_page():
     text = render_human_root(rows, 3, ABSOLUTE).decode()
     assert "2 projects, 3 wheels." in text and "".join(rows) in text
     assert "pip install --prefer-binary --extra-index-url https://w.example.org/simple/ PACKAGE" in text
+
+
+def test_the_newest_build_of_a_version_and_python_abi_supersedes_the_older_ones():
+    old = entry("demo-1.0-cp313-cp313-manylinux_2_35_riscv64.whl", "1.0")
+    new = entry("demo-1.0-1-cp313-cp313-manylinux_2_31_riscv64.whl", "1.0", build_tag=[1, ""])
+    new_x = entry("demo-1.0-1-cp313-cp313-linux_riscv64.whl", "1.0", build_tag=[1, ""])  # same build, other platform
+    other_python = entry("demo-1.0-cp312-cp312-manylinux_2_35_riscv64.whl", "1.0")
+    other_version = entry("demo-0.9-cp313-cp313-manylinux_2_35_riscv64.whl", "0.9")
+    files = [other_version, old, other_python, new, new_x]
+    assert supersede(files) == [other_version, other_python, new, new_x]
+    assert [f["superseded_by"] for f in files] == [None, "1", None, None, None]
+    page, doc = render_simple_project("demo", supersede(files), CO_HOSTED)
+    assert old["filename"] not in page.decode() and old["filename"] not in doc.decode()
+    human = render_human_project("demo", files, CO_HOSTED).decode()
+    assert human.count("superseded by build 1") == 1 and old["filename"] in human
+
+
+def test_a_yanked_rebuild_supersedes_nothing():
+    old = entry("demo-1.0-py3-none-any.whl", "1.0")
+    bad = entry("demo-1.0-2-py3-none-any.whl", "1.0", build_tag=[2, ""], yanked="broken rebuild")
+    mid = entry("demo-1.0-1-py3-none-any.whl", "1.0", build_tag=[1, ""])
+    assert supersede([old, mid, bad]) == [mid, bad]
+    assert [f["superseded_by"] for f in (old, mid, bad)] == ["1", None, None]
+    all_yanked = [entry("demo-1.0-py3-none-any.whl", "1.0", yanked=""),
+                  entry("demo-1.0-1-py3-none-any.whl", "1.0", build_tag=[1, ""], yanked="")]
+    assert supersede(all_yanked) == all_yanked[1:]

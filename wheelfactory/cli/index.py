@@ -13,6 +13,7 @@ from .. import ui
 from ..errors import FactoryError
 from ..index import build_index, load_state
 from ..index.check import IndexCheckFailed, check_index
+from ..index.render import PIP_INSTALL, UV_INSTALL
 from ..index.serve import IndexServer
 from ..settings.factory import load_config
 
@@ -47,8 +48,8 @@ def serve_command(root: Path | str | None = None, *, host: str = "127.0.0.1", po
     except OSError as e:
         raise FactoryError(f"cannot listen on {host}:{port} ({e.strerror}); pick another port with --port") from None
     ui.info(f"serving {where} at {server.url}")
-    ui.info(f"  pip install --prefer-binary --extra-index-url {server.url}simple/ PACKAGE")
-    ui.info(f"  uv pip install --index {server.url}simple/ PACKAGE")
+    for command in (PIP_INSTALL, UV_INSTALL):
+        ui.info("  " + command.format(url=f"{server.url}simple/", name="PACKAGE"))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -15,9 +15,10 @@ written under ``paths.index`` (default ``index/``)::
                                  data-yanked (PEP 592)
     simple/NAME/index.json       PEP 691 + PEP 700 (versions, size, upload-time)
     files/WHEEL.metadata         PEP 658 core metadata, beside the wheel's link target
-    files/WHEEL                  the wheel itself (co-hosted mode only; hard link to dist/)
+    files/WHEEL                  the wheel itself (co-hosted mode only; a copy or reflink, never a hard link)
     files/WHEEL.log              the build log (``index.copy-logs``)
     index.html                   human root: projects, latest version, build date
+    index-digest.json            the pages' content digest, written last (render.DIGEST)
     project/NAME/index.html      human page: install command, apt-get line, tags, sizes, log
     .wheelfactory/state.marshal  what this index holds (not published; see state.py)
 
@@ -53,16 +54,17 @@ from pathlib import Path
 from .. import ui
 from ..build import store
 from ..settings.factory import Config
-from .apply import Stage, commit, link_or_copy, recover, staging_dir
+from .apply import Stage, clone_file, commit, recover, staging_dir
 from .records import IndexProblem, Yanks, entry_from_record, metadata_bytes
-from .render import FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
-from .state import STATE, STATE_DIR, indexed_wheels, load_state, scan_dist, state_bytes
+from .render import DIGEST, FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
+from .state import (STATE, STATE_DIR, check_copies, indexed_wheels, load_state, scan_dist, stat_key, stat_keys,
+                    state_bytes)
 from .update import Report, Run, stage_update
 
 __all__ = [
-    "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
-    "IndexProblem", "Report", "Settings", "build_index", "entry_from_record", "github_download_base",
-    "indexed_wheels", "link_or_copy", "load_state", "metadata_bytes", "settings_from",
+    "DIGEST", "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
+    "IndexProblem", "Report", "Settings", "build_index", "clone_file", "entry_from_record", "github_download_base",
+    "indexed_wheels", "load_state", "metadata_bytes", "settings_from", "stat_key",
 ]
 
 
@@ -144,15 +146,19 @@ def build_index(
         report.full = full = full or old is None or old["settings"] != settings.key()
         scan = scan_dist(dist)
         scan.compare(old["records"] if old else {}, reread=full)
+        excluded = frozenset(exclude) & scan.stats.keys()
+        damaged, touched = check_copies(live, old, scan.stats.keys() - excluded) if old else ([], {})
+        report.restored = [{k: d[k] for k in ("path", "sha256", "expected")} for d in damaged]
         staging = staging_dir(live)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         stage = Stage(staging, raw_io=raw_io)
         try:
             yanks = Yanks(config, cache=old["recipe_cache"] if old else None)
-            run = Run(dist, config.root, settings, yanks, full, frozenset(exclude) & scan.stats.keys(), stage,
-                      workers or min(8, _cpus()), pack_summaries)
+            run = Run(dist, config.root, settings, yanks, full, excluded, frozenset(d["filename"] for d in damaged),
+                      stage, workers or min(8, _cpus()), pack_summaries)
             deletes, state = stage_update(run, live, old, scan, report)
+            state["copies"] = _copies(old, touched, stage, deletes, full)
             if state != old:  # (only the state changes when, say, a record left out of the index left dist/)
                 stage.write(STATE, state_bytes(state))
         except BaseException:
@@ -169,6 +175,23 @@ def build_index(
         for text in report.warnings():
             ui.warn(text)
     return report
+
+
+def _copies(old: dict | None, touched: dict[str, int], stage: Stage, deletes: list[str], full: bool) -> dict[str, int]:
+    """The state's ``copies`` after this update: each file in files/ -> its stat key as
+    staged (a rename keeps mtime, size and inode)."""
+    copies = {} if full or old is None else dict(old.get("copies", {}))
+    copies.update(touched)
+    for rel in deletes:
+        copies.pop(rel.removeprefix(f"{FILES}/"), None)
+    staged = [rel.removeprefix(f"{FILES}/") for rel in stage.groups[FILES]]
+    if staged:
+        fd = os.open(stage.dir / FILES, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            copies.update(zip(staged, stat_keys(staged, fd)))
+        finally:
+            os.close(fd)
+    return copies
 
 
 def _cpus() -> int:

@@ -13,6 +13,7 @@ one interrupted before the commit file leaves the live index exactly as it was.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -31,17 +32,35 @@ def staging_dir(live: Path) -> Path:
     return live.parent / f".{live.name}.staging"
 
 
-def link_or_copy(source, dest) -> None:
-    """Hard-link ``source`` to ``dest``; copy it when a link is impossible or would not be
-    readable by a web server (the store writes 0600 files) -- the copy is made 0644."""
-    if os.stat(source).st_mode & 0o044 == 0o044:
+# ioctl FICLONE (linux/fs.h: _IOW(0x94, 9, int)): share the source's extents, copy on write.
+FICLONE = 0x40049409
+
+
+def clone_file(source, dest) -> None:
+    """Copy ``source`` to a new file ``dest`` (0644, readable by a web server) that never
+    shares an inode with it: a hard link would let a write through the published copy
+    (``cp other.whl publish/files/W.whl``) change dist/. A reflink where the file system
+    has them (btrfs, XFS: no bytes copied, blocks shared copy-on-write), else an in-kernel
+    copy (``copy_file_range``; ``shutil.copyfile``'s sendfile where that is refused)."""
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        os.fchmod(out.fileno(), 0o644)
         try:
-            os.link(source, dest)
+            fcntl.ioctl(out.fileno(), FICLONE, src.fileno())
             return
         except OSError:
             pass
+        try:
+            left = os.fstat(src.fileno()).st_size
+            while left > 0:
+                n = os.copy_file_range(src.fileno(), out.fileno(), left)
+                if n == 0:
+                    break
+                left -= n
+            return
+        except OSError:  # (EXDEV on older kernels, ENOSYS, EINVAL on some file systems)
+            out.seek(0)
+            out.truncate()
     shutil.copyfile(source, dest)
-    os.chmod(dest, 0o644)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -92,9 +111,9 @@ class Stage:
             with open(self._path(rel), "wb") as f:
                 f.write(data)
 
-    def link(self, source: str, rel: str) -> None:
-        """Stage ``source`` (a wheel in dist/) as ``rel``, without copying its bytes if possible."""
-        link_or_copy(source, self._path(rel))
+    def clone(self, source: str, rel: str) -> None:
+        """Stage a copy of ``source`` (a wheel in dist/) as ``rel`` (a reflink where possible)."""
+        clone_file(source, self._path(rel))
 
     def copy(self, source: str, rel: str) -> None:
         shutil.copyfile(source, self._path(rel))

@@ -66,7 +66,7 @@ def entry_from_record(rec: dict, where: str) -> dict:
     if not isinstance(fn, str) or not _FILENAME.match(fn):
         raise IndexProblem(store.damaged(where, f"'filename' {fn!r} is not a valid wheel file name"))
     try:
-        name, version, build, _tags = parse_wheel_filename(fn)
+        name, version, build, tags = parse_wheel_filename(fn)
     except InvalidWheelFilename as e:
         raise IndexProblem(store.damaged(where, f"'filename' {fn!r} is not a valid wheel file name ({e})")) from None
     if canonicalize_name(rec["name"]) != name:
@@ -94,6 +94,8 @@ def entry_from_record(rec: dict, where: str) -> dict:
         "sha256": rec["sha256"],
         "size": rec["size"],
         "tags": list(rec["tags"]),
+        # The Python/ABI tags of the file name ("cp313-cp313"): builds that share them supersede each other.
+        "python_abi": tuple(sorted({f"{t.interpreter}-{t.abi}" for t in tags})),
         "requires_python": rec.get("requires_python") or None,
         "metadata_sha256": rec["metadata_sha256"],
         "built_at": _iso_z(rec["built_at"], where),

@@ -6,7 +6,8 @@ yanks) and their PEP 691 JSON twins (API 1.1, PEP 700: versions, size, upload
 time); ``render_human_root`` and ``render_human_project`` the pages a person reads.
 
 A page entry is the dict ``records.entry_from_record`` returns, plus ``yanked``
-(the reason, "" for none given, None when not yanked) and ``has_log``.
+(the reason, "" for none given, None when not yanked), ``has_log`` and (set by
+``supersede``) ``superseded_by``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from urllib.parse import quote
 from packaging.version import Version
 
 # Bump when the format of any generated file (or of the state) changes: every page is
-# then rewritten. ("6": the state became one file.)
-FORMAT = "6"
+# then rewritten. ("6": the state became one file; "7": the uv line picks across indexes,
+# superseded builds leave the simple pages, the state knows its copies in files/.)
+FORMAT = "7"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -31,6 +33,17 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
+# At the index root: {"digest": "sha256:…", "projects": N, "wheels": N}, the content digest of
+# the pages (update.index_digest), written last. Fetch it from the live site to tell whether
+# the host serves this index yet.
+DIGEST = "index-digest.json"
+
+# The install commands every page prints ({url}: the simple/ root, {name}: the project).
+# uv's default strategy takes a project from the first index that has it at all, so a
+# project we hold only for another Python would fail on uv where pip (which picks across
+# its indexes) falls back to PyPI; unsafe-best-match picks across indexes as pip does.
+PIP_INSTALL = "pip install --prefer-binary --extra-index-url {url} {name}"
+UV_INSTALL = "uv pip install --index-strategy unsafe-best-match --index {url} {name}"
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _e = html.escape
@@ -67,6 +80,29 @@ def sort_files(files: list[dict]) -> None:
     files.sort(key=lambda f: (versions[f["version"]], _bt(f["build_tag"]), f["filename"]))
 
 
+def supersede(files: list[dict]) -> list[dict]:
+    """The page entries the simple pages offer: of the builds of one version with the same
+    Python/ABI tags, only the newest (highest build tag; all files that share it). Each
+    entry gets ``superseded_by``: the newer build tag as text ("1"), or None when offered.
+
+    Why: installers order candidates by their tags' rank on this machine first and use
+    the build tag only to break ties (PEP 427; pip's and uv's sort keys), so a rebuild
+    with a lower manylinux floor (``tb_demo-1.0-1-…-manylinux_2_31…``) loses to the first
+    build (``…-manylinux_2_35…``) on every machine both support. The superseded files
+    stay in files/ (their URLs keep working) and on the human page. A yanked build
+    supersedes nothing (yanking a bad rebuild brings the previous build back), unless
+    every build is yanked.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for f in files:
+        groups.setdefault((f["version"], f["python_abi"]), []).append(f)
+    for group in groups.values():
+        top = max(_bt(f["build_tag"]) for f in ([f for f in group if f["yanked"] is None] or group))
+        for f in group:
+            f["superseded_by"] = _build_tag_str(top) if _bt(f["build_tag"]) < top else None
+    return [f for f in files if f["superseded_by"] is None]
+
+
 def _bt(bt) -> tuple:
     """A build tag (number, suffix) as a sort key; no tag sorts before any tag."""
     return (bt[0], bt[1]) if bt else (-1, "")
@@ -96,8 +132,8 @@ def render_simple_root(names: list[str]) -> tuple[bytes, bytes]:
 
 
 def render_simple_project(name: str, files: list[dict], settings: Settings) -> tuple[bytes, bytes]:
-    """The PEP 503 page and the PEP 691 document of project ``name`` (``files``: its page
-    entries, sorted by ``sort_files``)."""
+    """The PEP 503 page and the PEP 691 document of project ``name`` (``files``: the page
+    entries it offers, sorted by ``sort_files``, as ``supersede`` returns them)."""
     lines = []
     jfiles = []
     versions: dict[str, None] = {}
@@ -146,7 +182,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;
 vertical-align:top}th{font-size:13px;color:#57606a;font-weight:600}.n{text-align:right}.n,.d{white-space:nowrap}
 .tag{display:inline-block;white-space:nowrap;background:#ddf4ff;color:#0969da;border-radius:10px;padding:0 8px;margin:1px 0;
 font:12px ui-monospace,monospace}.yank{background:#ffebe9;color:#cf222e;border-radius:10px;padding:0 8px;
-font-size:12px}.muted{color:#57606a;font-size:13px}a{color:#0969da}
+font-size:12px}.old{background:#fff8c5;color:#7d4e00;border-radius:10px;padding:0 8px;font-size:12px}.muted{color:#57606a;font-size:13px}a{color:#0969da}
 """
 
 _URL_SCRIPT = (
@@ -200,8 +236,8 @@ def render_human_root(rows: list[str], wheels: int, settings: Settings) -> bytes
     url = _index_url_code(settings, f"{SIMPLE}/")
     body = (
         "<section><h2>Install from this index</h2>\n"
-        f"<pre><code>pip install --prefer-binary --extra-index-url {url} PACKAGE</code></pre>\n"
-        f"<pre><code>uv pip install --index {url} PACKAGE</code></pre>\n"
+        f"<pre><code>{PIP_INSTALL.format(url=url, name='PACKAGE')}</code></pre>\n"
+        f"<pre><code>{UV_INSTALL.format(url=url, name='PACKAGE')}</code></pre>\n"
         f'<p class="muted">{len(rows)} projects, {wheels} wheels. '
         f'Machine-readable: <a href="{SIMPLE}/">{SIMPLE}/</a> (PEP 503 HTML, PEP 691 JSON).</p></section>\n'
         "<section><h2>Projects</h2>\n<table>\n<thead><tr><th>Project</th><th>Latest version</th>"
@@ -229,8 +265,8 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
         f"<section><h2>Install {_e(name)}</h2>\n",
         f'<p class="muted">Latest version {_e(latest)} &middot; {len(files)} wheel{"s" if len(files) != 1 else ""} '
         f"&middot; last built {_date(built)}</p>\n",
-        f"<pre><code>pip install --prefer-binary --extra-index-url {url} {_e(name)}</code></pre>\n",
-        f"<pre><code>uv pip install --index {url} {_e(name)}</code></pre>\n",
+        f"<pre><code>{PIP_INSTALL.format(url=url, name=_e(name))}</code></pre>\n",
+        f"<pre><code>{UV_INSTALL.format(url=url, name=_e(name))}</code></pre>\n",
     ]
     if debs:
         parts.append(
@@ -258,6 +294,9 @@ def _human_file_row(f: dict, settings: Settings) -> str:
     tags = "<br>".join(f'<span class="tag">{_e(t)}</span>' for t in f["tags"])
     log = f'<a href="{settings.file_url(f["filename"] + ".log")}">log</a>' if f["has_log"] else ""
     yank = f' <span class="yank">yanked: {_e(f["yanked"] or "no reason given")}</span>' if f["yanked"] is not None else ""
+    if f.get("superseded_by"):
+        yank += (f' <span class="old">superseded by build {_e(f["superseded_by"])}: not offered to pip or uv; '
+                 f"this URL keeps working</span>")
     deb = _e(" ".join(f["debian_runtime"])) or "&mdash;"
     python = " &middot; requires Python " + _e(f["requires_python"]) if f["requires_python"] else ""
     return (

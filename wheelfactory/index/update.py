@@ -9,6 +9,8 @@ unchanged project costs nothing but its stat (``state.scan_dist``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import threading
@@ -21,8 +23,9 @@ from .. import __version__
 from .apply import Stage, strays
 from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_bytes, project_of, read_record,
                       summary_of)
-from .render import (FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version, render_human_project,
-                     render_human_root, render_simple_project, render_simple_root, sort_files)
+from .render import (DIGEST, FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version,
+                     render_human_project, render_human_root, render_simple_project, render_simple_root, sort_files,
+                     supersede)
 from .state import Scan, Summaries, empty_state
 
 # A generation of at least this many records (a first index, a full rebuild) is spread
@@ -39,6 +42,7 @@ class Report:
     added: list[str] = field(default_factory=list)
     replaced: list[dict] = field(default_factory=list)  # {filename, old_sha256, new_sha256}
     removed: list[str] = field(default_factory=list)
+    restored: list[dict] = field(default_factory=list)  # {path, sha256 (None: missing), expected}: copies mended
     duplicates: list[list[str]] = field(default_factory=list)  # names sharing one sha256
     projects_written: list[str] = field(default_factory=list)
     files_written: int = 0  # wheels whose own files were (re)staged
@@ -50,7 +54,7 @@ class Report:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.replaced or self.removed or self.projects_written)
+        return bool(self.added or self.replaced or self.removed or self.restored or self.projects_written)
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +63,7 @@ class Report:
             "added": self.added,
             "replaced": self.replaced,
             "removed": self.removed,
+            "restored": self.restored,
             "duplicates": self.duplicates,
             "projects_written": self.projects_written,
             "files_written": self.files_written,
@@ -74,6 +79,9 @@ class Report:
         out += [("warn", f"{x['filename']}: same file name, different content (sha256 {x['old_sha256'][:12]}… -> "
                          f"{x['new_sha256'][:12]}…); the index now serves the newer build") for x in self.replaced]
         out += [("info", f"  [red]removed[/red]   {fn}") for fn in self.removed]
+        out += [("warn", f"{x['path']}: " + (f"damaged or replaced (sha256 {x['sha256'][:12]}…, should be "
+                                             f"{x['expected'][:12]}…)" if x["sha256"] else "missing")
+                 + "; restored from dist/") for x in self.restored]
         out += [("warn", f"same content under {len(names)} names: {', '.join(names)}") for names in self.duplicates]
         what = "rebuilt" if self.full else "updated" if self.changed else "up to date"
         out.append(("info",
@@ -97,6 +105,7 @@ class Run:
     yanks: Yanks
     full: bool  # every file is (re)written
     excluded: frozenset  # wheels left out of the index (their records are still read)
+    repair: frozenset  # wheels whose copies in files/ are damaged or missing: all of their files are staged again
     stage: Stage
     workers: int  # processes that render a big generation (1: this one only)
     pack_summaries: bool  # keep each project's summaries as one marshal string (state.Summaries)
@@ -142,6 +151,11 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     for rel, data in pages:
         if run.full or _read_or_none(live / rel) != data:
             run.stage.write(rel, data)
+    # The digest marker last: when a host serves it, it serves the pages it describes.
+    state["digest"] = index_digest(projects, pages[0][1])
+    if run.full or state["digest"] != old.get("digest"):
+        run.stage.write(DIGEST, json.dumps({"digest": state["digest"], "projects": report.projects,
+                                            "wheels": report.wheels}, sort_keys=True).encode() + b"\n")
 
     # Deletions: files of wheels that left the index, pages of projects that did.
     for fn in report.removed:
@@ -161,7 +175,7 @@ def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set
             members.setdefault(project_of(fn), []).append(fn)
     else:
         # Records the index did not list: new or changed ones, and ones excluded before.
-        extra = scan.misses | (indexed_now - indexed_before)
+        extra = scan.misses | (indexed_now - indexed_before) | run.repair
         removed = indexed_before - indexed_now
         affected = {project_of(fn) for fn in extra | removed}
         if run.yanks.key(old["recipes"]) != old["yank_key"]:
@@ -180,7 +194,7 @@ def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set
         fns = sorted(set(members[name]))
         was = {} if run.full else held.project(name)  # (a full run rewrites every file: it needs none)
         before = {fn: (was[fn][0], was[fn][1], old["logs"].get(fn)) for fn in fns if fn in was and fn in indexed_before}
-        tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses), before))
+        tasks.append(Task(name, fns, frozenset(fn for fn in fns if fn in scan.misses or fn in run.repair), before))
     return tasks
 
 
@@ -234,7 +248,7 @@ def _render_project(run: Run, task: Task) -> Done:
         if fn in run.excluded:
             records.append((fn, summary, None, None, False, False))
             continue
-        prev = None if run.full else task.before.get(fn)
+        prev = None if run.full or fn in run.repair else task.before.get(fn)
         if prev is None or fn in task.changed:
             log = _log_sig(e["log"], run.root, run.settings)
         else:
@@ -248,15 +262,16 @@ def _render_project(run: Run, task: Task) -> Done:
         return Done(task.name, records, None, mismatched)
     name, settings = task.name, run.settings
     sort_files(views)
-    html_page, json_page = render_simple_project(name, views, settings)
+    html_page, json_page = render_simple_project(name, supersede(views), settings)
     run.stage.write(f"{SIMPLE}/{name}/index.html", html_page)
     run.stage.write(f"{SIMPLE}/{name}/index.json", json_page)
-    run.stage.write(f"{PROJECT}/{name}/index.html", render_human_project(name, views, settings))
+    human_page = render_human_project(name, views, settings)
+    run.stage.write(f"{PROJECT}/{name}/index.html", human_page)
     row = human_root_row(name, latest_version(views), max(v["built_at"] for v in views), len(views))
     # (The page order names the same string objects as the state's other maps: marshal stores them once.)
     same = {fn: fn for fn in task.filenames}
     project = {"wheels": [same[v["filename"]] for v in views], "recipes": sorted({v["recipe"] for v in views}),
-               "row": row}
+               "row": row, "digest": hashlib.sha256(html_page + json_page + human_page).hexdigest()}
     return Done(name, records, project, mismatched)
 
 
@@ -266,7 +281,7 @@ def _stage_wheel_files(run: Run, fn: str, prev: tuple | None, now: tuple, rec: d
     if prev is None or prev[1] != now[1]:
         run.stage.write(f"{FILES}/{fn}.metadata", metadata_bytes(rec, path))
     if not run.settings.files_base and (prev is None or prev[0] != now[0]):
-        run.stage.link(f"{run.dist}/{fn}", f"{FILES}/{fn}")
+        run.stage.clone(f"{run.dist}/{fn}", f"{FILES}/{fn}")
     log = now[2]
     if log is not None and (prev is None or prev[2] != log):
         run.stage.copy(log[0], f"{FILES}/{fn}.log")
@@ -361,6 +376,16 @@ def _merge(run: Run, old: dict, held: Summaries, in_dist: dict[str, int], indexe
         "projects": projects,
     }
     return state, deletes
+
+
+def index_digest(projects: dict[str, dict], human_root: bytes) -> str:
+    """The content digest of the index's pages ("sha256:HEX"): of each project's three pages
+    (kept in the state when rendered) and the human root page; the simple root lists the
+    project names, which are in it too. The same dist/ and settings give the same digest on
+    any machine, so publish can tell when a host serves this index (``DIGEST``)."""
+    h = hashlib.sha256("".join(f"{name} {p['digest']}\n" for name, p in projects.items()).encode())
+    h.update(human_root)
+    return f"sha256:{h.hexdigest()}"
 
 
 def _set(mapping: dict, key: str, value) -> None:

@@ -3,9 +3,15 @@
 The files and the index sit side by side (``files/``, ``simple/``, ``project/``,
 ``index.html``) in ``publish.directory``. Each file is placed with an atomic
 rename; wheels are verified against their record's sha256 on the way in; pages
-go in after the files; files the index no longer lists are removed last. A
-marker file (``.wheelfactory-publish.json``) remembers the sha256 of each file
-placed, so an unchanged file is not hashed again.
+go in after the files; files the index no longer lists are removed last.
+
+dist/ is the source of truth: each file is a copy (or a reflink), never a hard link,
+so nothing written into this folder reaches dist/. A marker file
+(``.wheelfactory-publish.json``) remembers, per file placed, its sha256 and the stat
+key (mtime, size, inode) of the copy as placed. A copy whose stat key is unchanged
+is not hashed again; any other is hashed, and if its content is not what the index
+serves it is reported and replaced (a damaged ``.metadata``, a wheel overwritten
+by ``cp``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 from .. import ui
 from .._util.fs import sha256_file
 from ..build.store import path_lock
-from ..index import FILES, PROJECT, SIMPLE, STATE_DIR, link_or_copy, load_state
+from ..index import DIGEST, FILES, PROJECT, SIMPLE, STATE_DIR, clone_file, load_state, stat_key
 from ..settings.factory import Config
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
@@ -51,7 +57,8 @@ def publish_directory(config: Config, *, dry_run: bool = False) -> PublishReport
 
 def _publish(config: Config, index_dir: Path, dest: Path, report: PublishReport, *, dry_run: bool) -> PublishReport:
     marker = dest / MARKER
-    published: dict[str, str] = json.loads(marker.read_text()) if marker.is_file() else {}
+    # name -> [sha256, stat key of the copy] (an older marker: name -> sha256, re-hashed once)
+    published: dict[str, list] = json.loads(marker.read_text()) if marker.is_file() else {}
     if dest.exists() and any(dest.iterdir()) and not marker.is_file():
         raise PublishError(f"{dest} exists but was not written by `invoke publish`; "
                            f"move it away or set publish.directory")
@@ -70,39 +77,49 @@ def _publish(config: Config, index_dir: Path, dest: Path, report: PublishReport,
     return report
 
 
-def _place_file(art: Artifact, target: Path, published: dict[str, str], report: PublishReport, *,
+def _place_file(art: Artifact, target: Path, published: dict[str, list], report: PublishReport, *,
                 dry_run: bool) -> None:
-    """One file, verified and placed atomically unless the copy there is already right."""
+    """One file, verified and placed atomically unless the copy there is already right
+    (the same stat key as placed, or else the same sha256)."""
     sha = art.digest()  # from the record; build logs (small) are hashed
-    if published.get(art.name) == sha and target.is_file():
+    key = stat_key(target)
+    if published.get(art.name) == [sha, key] and key is not None:
         report.count(art, "unchanged")
         return
-    if dry_run:
-        report.count(art, "uploaded")
-        return
-    if target.is_file():
+    if key is not None:
         old = sha256_file(target)
         if old == sha:
-            published[art.name] = sha
+            if not dry_run:
+                published[art.name] = [sha, key]
             report.count(art, "unchanged")
             return
         if art.kind != "record":  # a record changes when the index annotates it (yanked, …)
-            ui.warn(f"{target}: stale copy (sha256 {old[:12]}…) replaced by the current build")
+            ui.warn(f"{target}: {'stale copy' if _placed(published.get(art.name)) == old else 'damaged or replaced'} "
+                    f"(sha256 {old[:12]}…, the index serves {sha[:12]}…); "
+                    f"{'would be ' if dry_run else ''}replaced from dist/")
         report.count(art, "replaced")
     else:
         report.count(art, "uploaded")
+    if dry_run:
+        return
     if art.kind == "wheel":
         check_digest(art, sha256_file(art.source))
     _place(target, art.source)
-    published[art.name] = sha
+    published[art.name] = [sha, stat_key(target)]
+
+
+def _placed(entry) -> str | None:
+    """The sha256 a marker entry says was placed (either form)."""
+    return entry[0] if isinstance(entry, list) else entry
 
 
 def _pages(index_dir: Path) -> list[Path]:
-    """The index's pages (not its state, not files/), project pages before the root pages that list them."""
+    """The index's pages (not its state, not files/), project pages before the root pages that
+    list them, the digest marker last (a client that sees it sees the pages it describes)."""
     return sorted(
         (p for p in index_dir.rglob("*") if p.is_file()
          and not p.relative_to(index_dir).as_posix().startswith((STATE_DIR + "/", FILES + "/"))),
-        key=lambda p: (p.relative_to(index_dir).as_posix().count("/") < 2, p.as_posix()),
+        key=lambda p: (p.relative_to(index_dir).as_posix().count("/") < 2, p.name == DIGEST, p.as_posix()),
     )
 
 
@@ -114,7 +131,7 @@ def _place_page(page: Path, target: Path) -> bool:
     return True
 
 
-def _prune(dest: Path, wanted_pages: set[str], wanted_files: set[str], published: dict[str, str],
+def _prune(dest: Path, wanted_pages: set[str], wanted_files: set[str], published: dict[str, list],
            report: PublishReport) -> None:
     """Last: the pages and files the index no longer lists (and the folders left empty)."""
     for sub in (SIMPLE, PROJECT):
@@ -131,12 +148,12 @@ def _prune(dest: Path, wanted_pages: set[str], wanted_files: set[str], published
 
 
 def _place(dest: Path, source: Path | None = None, data: bytes | None = None) -> None:
-    """Put a file in place with one atomic rename (hard link when possible)."""
+    """Put a file in place with one atomic rename (a copy or reflink of ``source``, never a hard link)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.unlink(missing_ok=True)
     if data is not None:
         tmp.write_bytes(data)
     else:
-        link_or_copy(source, tmp)  # world-readable, for the web server
+        clone_file(source, tmp)  # world-readable, for the web server
     os.replace(tmp, dest)
