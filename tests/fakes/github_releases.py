@@ -139,6 +139,7 @@ class FakeGitHub:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str, int]] = []  # (host, method, path, status)
+        self.log_times: list[float] = []  # time.monotonic() of each log entry
         self._ids = iter(range(1000, 10**9))
         self.servers: dict[str, ThreadingHTTPServer] = {}
 
@@ -344,6 +345,7 @@ def _handler(gh: FakeGitHub, host: str):
                 self.wfile.write(data)
             with gh.lock:
                 gh.log.append((host, self.command, self.path, status))
+                gh.log_times.append(time.monotonic())
 
         def _reset(self):
             """Drop the connection with a TCP RST (SO_LINGER 0), answering nothing."""
@@ -352,6 +354,7 @@ def _handler(gh: FakeGitHub, host: str):
             self.close_connection = True
             with gh.lock:
                 gh.log.append((host, self.command, self.path, 0))
+                gh.log_times.append(time.monotonic())
 
         def _body(self, limit: int | None = None) -> bytes:
             n = int(self.headers.get("Content-Length") or 0)

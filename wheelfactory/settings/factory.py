@@ -113,6 +113,10 @@ class PublishSettings:
     timeout: int = setting(120, "seconds an HTTP request may stall before it is retried")
     retries: int = setting(5, "retries (with backoff) on 5xx, timeouts and connection resets")
     prune: bool = setting(True, "delete published files the index no longer lists (after the index is live)")
+    prune_grace: int = setting(1800, "seconds a file stays published after the live index stopped linking it "
+                                     "(covers Pages deployment and caching)")
+    deploy_timeout: int = setting(1200, "seconds publish waits for GitHub Pages to serve the pushed index")
+    pages_repository: str = setting("", "owner/name whose GitHub Pages serves the index; empty = publish.repository")
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,9 @@ def check_values(config: Config) -> None:
     if config.publish.target not in PUBLISH_TARGETS:
         raise ConfigError(f"{where}: publish.target {config.publish.target!r} is not one of: "
                           f"{', '.join(PUBLISH_TARGETS)}")
+    for key, value in (("prune-grace", config.publish.prune_grace), ("deploy-timeout", config.publish.deploy_timeout)):
+        if value < 0:
+            raise ConfigError(f"{where}: 'publish.{key}' must be 0 or more seconds; got {value}")
     if config.runners.kind not in RUNNER_KINDS:
         raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}")
     if config.container.engine not in CONTAINER_ENGINES:
