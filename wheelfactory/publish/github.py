@@ -503,7 +503,7 @@ def wait_until_live(site: str, index: str, timeout: float) -> None:
     string reaches the deployment. Raises PublishError when the time is up (nothing is pruned then)."""
     http = session(retries=2)
     url = urljoin(site, MARKER)
-    start, pause, seen = time.monotonic(), 0.25, "nothing yet"
+    start, pause, seen, noted = time.monotonic(), 0.25, "nothing yet", 0.0
     with ui.console.status(f"waiting for GitHub Pages to serve the new index at {site}") as status:
         while True:
             try:
@@ -523,7 +523,10 @@ def wait_until_live(site: str, index: str, timeout: float) -> None:
                     f"(publish.deploy-timeout; last answer: {seen}); check the 'pages build and deployment' run "
                     f"in the repository's Actions tab; nothing was pruned; re-run `invoke publish` once the site "
                     f"is deployed")
-            status.update(f"waiting for GitHub Pages to serve the new index at {site} ({waited:.0f} s, "
-                          f"live: {seen})")
+            progress = f"waiting for GitHub Pages to serve the new index at {site} ({waited:.0f} s, live: {seen})"
+            status.update(progress)
+            if waited >= noted + 30:  # a line in logs too, where the status line is not drawn
+                ui.info(progress)
+                noted = waited
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
