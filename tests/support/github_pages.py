@@ -54,7 +54,7 @@ def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY
         timeout = 2
         retries = 3
         pages-repository = "{REPOSITORY}"
-        deploy-timeout = 30
+        {"" if "deploy-timeout" in extra else "deploy-timeout = 30"}
         {extra}
     """)
     (root / "logs").mkdir(exist_ok=True)
