@@ -406,13 +406,6 @@ class Releases(Client):
                 raise GitHubError(f"create release {tag}: GitHub says it exists but cannot find it; re-run") from None
             return existing
 
-    def ensure_release(self, tag: str, name: str, body: str) -> tuple[dict[str, Any], bool]:
-        """(the release with this tag, whether it was created now)."""
-        rel = self.release_by_tag(tag)
-        if rel is not None:
-            return rel, False
-        return self.create_release(tag, name, body), True
-
     def assets(self, release: dict[str, Any]) -> list[dict[str, Any]]:
         """GET /repos/{owner}/{repo}/releases/{id}/assets, every page
         (https://docs.github.com/en/rest/releases/assets#list-release-assets)."""

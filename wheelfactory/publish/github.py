@@ -212,8 +212,9 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
     if release is not None and release.get("immutable"):
         raise PublishError(
             f"release {t.tag} of {config.publish.repository} is immutable (the repository or organisation setting "
-            f"'Release immutability'): its assets can no longer be added or deleted; turn the setting off, or set "
-            f"publish.release-tag to a release that is not published yet and publish there; nothing was changed")
+            f"'Release immutability'): its assets can no longer be added or deleted, and it stays so; turn the "
+            f"setting off, then set publish.release-tag to a new tag (publish creates that release); nothing was "
+            f"changed")
     # The release object lists its assets (one request; the assets endpoint pages by 100).
     assets = {a["name"]: a for a in (release or {}).get("assets", [])}
     work = _compare(t, arts, assets, report, force=force)
@@ -252,7 +253,7 @@ def _create_release(t: GitHubTarget) -> dict:
             f"{t.client.repository} has 'Release immutability' on: a published release can no longer gain or lose "
             f"assets, but publish adds and prunes files on release {t.tag} for good; turn the setting off in the "
             f"repository's (or organisation's) settings; nothing was changed")
-    rel, _ = t.client.ensure_release(t.tag, t.tag, RELEASE_BODY)
+    rel = t.client.create_release(t.tag, t.tag, RELEASE_BODY)
     ui.info(f"created release {t.tag} on {t.client.repository}")
     return rel
 
@@ -446,6 +447,14 @@ def _tree_digest(top: Path) -> str:
     return h.hexdigest()
 
 
+def _iso_or(value: object, default: str) -> str:
+    """``value`` when it is an ISO 8601 time with a zone (a marker edited by hand may hold anything), else ``default``."""
+    try:
+        return str(value) if _dt.datetime.fromisoformat(str(value)).tzinfo else default
+    except ValueError:
+        return default
+
+
 def _read_marker(path: Path) -> dict:
     try:
         marker = json.loads(path.read_bytes())
@@ -484,7 +493,7 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
         (work / ".nojekyll").write_text("")  # serve files/ and dot-files as they are
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         before = previous.get("unlinked") if isinstance(previous.get("unlinked"), dict) else {}
-        marker = {"index": _tree_digest(work), "unlinked": {n: str(before.get(n, now)) for n in unlinked}}
+        marker = {"index": _tree_digest(work), "unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
         (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
         run("add", "-A")
         if exists and run("diff", "--cached", "--quiet", check=False).returncode == 0:
