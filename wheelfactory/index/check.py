@@ -16,8 +16,7 @@ For every project page the check
     the file name and the page;
 and every link of the human pages (project pages, build logs) must resolve.
 It fails with the list of what is broken. ``--quick`` skips the wheel
-downloads (HEAD for status and size only, or a ranged GET of the first byte where the
-host refuses HEAD, as a presigned URL does; .metadata is still fetched).
+downloads (HEAD for status and size only; .metadata is still fetched).
 """
 
 from __future__ import annotations
@@ -120,31 +119,10 @@ class Fetcher:
             return (200, p.stat().st_size, "") if p.is_file() else (404, None, "no such file")
         try:
             r = self.session.head(url, timeout=self.timeout, allow_redirects=True)
-            if r.status_code in HEAD_REFUSED:
-                return self._first_byte(url)
-            return r.status_code, _int(r.headers.get("Content-Length")) if r.status_code == 200 else None, ""
+            size = r.headers.get("Content-Length")
+            return r.status_code, int(size) if size and size.isdigit() else None, ""
         except requests.RequestException as e:
             return 0, None, type(e).__name__
-
-    def _first_byte(self, url: str) -> tuple[int, int | None, str]:
-        """(status, size or None, error) from a ranged GET of the first byte: for hosts that
-        refuse HEAD (a presigned S3 URL is signed for GET only and answers HEAD with 403; others
-        405). Size: from ``Content-Range: bytes 0-0/SIZE`` (RFC 9110 14.4), or the whole
-        answer's Content-Length when the host ignores the range (its body is not read)."""
-        with self.session.get(url, headers={"Range": "bytes=0-0"}, stream=True, timeout=self.timeout) as r:
-            if r.status_code == 206:
-                total = r.headers.get("Content-Range", "").rpartition("/")[2]
-                return 200, _int(total), ""
-            return r.status_code, _int(r.headers.get("Content-Length")) if r.status_code == 200 else None, ""
-
-
-# How hosts refuse HEAD: 403 (a presigned S3/GitHub-release URL, signed for GET only),
-# 405 Method Not Allowed, 501 Not Implemented.
-HEAD_REFUSED = frozenset({403, 405, 501})
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
 
 
 # --- parsing pages --------------------------------------------------------------------
