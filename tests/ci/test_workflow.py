@@ -105,7 +105,7 @@ def test_workflow_shape():
     assert set(publish["needs"]) == {"plan", *[f"build-{n}" for n in recipes]}
     assert "github.ref == 'refs/heads/main'" in publish["if"] and "github.event_name != 'pull_request'" in publish["if"]
     assert publish["concurrency"] == {"group": "wheels-publish", "cancel-in-progress": False, "queue": "max"}
-    assert publish["permissions"] == {"contents": "write"}
+    assert publish["permissions"] == {"contents": "write", "pages": "read"}
     runs = [s["run"].strip().splitlines()[-1] for s in publish["steps"] if "run" in s][1:]
     assert runs == ["invoke fetch-dist", "invoke publish", "invoke check-index", 'nox -s clean-install -- "${requirements[@]}"',
                     "invoke ci.mark-published"]

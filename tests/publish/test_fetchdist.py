@@ -14,20 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes.github_releases import FakeGitHub
 from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
-from support.github_pages import REPOSITORY, TAG, assert_live_consistent, listed_files, make_project
+from support.github_pages import REPOSITORY, TAG, assert_live_consistent, gh, listed_files, make_project  # noqa: F401
 
 from conftest import REPO, write_project
 from wheelfactory.settings.factory import load_config
 from wheelfactory.publish.fetch import FetchDistError, fetch_dist
 from wheelfactory.publish import publish
-
-
-@pytest.fixture
-def gh():
-    with FakeGitHub(repositories=[REPOSITORY]) as fake:
-        yield fake
 
 
 def dist_bytes(dist: Path) -> dict[str, bytes]:
@@ -51,6 +44,7 @@ def run_fetch_dist(root: Path, env_extra: dict | None = None) -> subprocess.Comp
 
 
 def test_github_fetch_restores_published_then_publish_keeps_them(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """fetch-dist reads the published index and downloads by public URLs: no token, no API request."""
     monkeypatch.setenv("GITHUB_TOKEN", gh.token)
     root = make_project(tmp_path, gh)
     store_wheel(root / "dist", real_wheels["jinja2"])
@@ -61,8 +55,10 @@ def test_github_fetch_restores_published_then_publish_keeps_them(tmp_path, gh, r
 
     published = start_ci_job(root, real_wheels, "markupsafe_rebuilt")
     rebuilt_record = (root / "dist" / f"{rb}.json").read_bytes()
-    r = run_fetch_dist(root)
+    api_before = sum(1 for e in gh.log if e[0] in ("api", "uploads"))
+    r = run_fetch_dist(root, env_extra={"GITHUB_TOKEN": ""})
     assert r.returncode == 0, r.stderr
+    assert sum(1 for e in gh.log if e[0] in ("api", "uploads")) == api_before
     assert gh.token not in r.stdout + r.stderr
     assert "2 fetched" in r.stderr
     after = dist_bytes(root / "dist")
@@ -107,11 +103,12 @@ def test_github_corrupt_published_wheel_changes_nothing(tmp_path, gh, real_wheel
     assert set(root.iterdir()) == siblings  # no temporary folder left behind
 
 
-def test_github_without_token_is_refused_by_private_repository(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+def test_github_without_a_published_index_is_one_message(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
     root = make_project(tmp_path, gh)
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     r = run_fetch_dist(root)
-    assert r.returncode == 1 and "GITHUB_TOKEN" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("error:") == 1
+    assert "simple/index.json answered HTTP 404" in r.stderr and "index.url" in r.stderr
 
 
 def test_directory_round_trip(tmp_path, real_wheels):  # noqa: F811

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from fakes.github_releases import FakeGitHub
-from support.github_pages import (REPOSITORY, TAG, add, assert_live_consistent, gh, listed_files,  # noqa: F401
+from support.github_pages import (DEPLOY_DELAY, REPOSITORY, TAG, add, assert_live_consistent, gh, listed_files,  # noqa: F401
                                   live_pages, make_project, pages_head)
 from support.wheels import real_wheels, record_from_wheel, store_wheel  # noqa: F401 (fixture)
 
@@ -25,15 +27,18 @@ from conftest import REPO
 from wheelfactory.build import store
 from wheelfactory.settings.factory import load_config
 from wheelfactory.errors import FactoryError
+from wheelfactory._util.github import PACING_ENV
 from wheelfactory.publish import publish
+from wheelfactory.publish.github import releases
 from wheelfactory.index.serve import IndexServer
 
 def snapshot_all(root: Path, tmp_path: Path, gh: FakeGitHub) -> tuple:
     files = {}
     for d in (root / "dist", root / "index"):
         for p in sorted(d.rglob("*")) if d.exists() else []:
-            if p.is_file():
-                files[str(p)] = p.read_bytes()
+            if p.is_file():  # a sparse 2 GiB wheel: its size and mtime (reading it takes seconds)
+                st = p.stat()
+                files[str(p)] = p.read_bytes() if st.st_size < 1 << 28 else (st.st_size, st.st_mtime_ns)
     return files, pages_head(tmp_path), gh.snapshot()
 
 
@@ -62,7 +67,7 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
         assert a["state"] == "uploaded"
         if name.endswith(".whl"):
             rec = json.loads((root / "dist" / f"{name}.json").read_text())
-            assert a["digest"] == f"sha256:{rec['sha256']}" and a["label"] == f"built {rec['built_at']}"
+            assert a["digest"] == f"sha256:{rec['sha256']}" and a["label"] is None  # the page shows the name
     # Files first, index last: every asset was uploaded before the one push of the pages.
     uploads = [i for i, e in enumerate(gh.log) if e[0] == "uploads" and e[3] == 201]
     assert len(uploads) == 7
@@ -101,16 +106,17 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
     for suffix in ("", ".json"):
         (root / "dist" / f"{j}{suffix}").unlink()
     report = publish(load_config(root))
-    assert sorted(report.pruned) == sorted([j, f"{j}.metadata"])
-    assert set(gh.assets(REPOSITORY, TAG)) == {m, f"{m}.metadata", f"{m}.log", rb, f"{rb}.metadata", f"{rb}.log",
-                                               f"{m}.json", f"{rb}.json"}
+    # Unlinked, but clients may hold the old index for a while: pruned only after publish.prune-grace.
+    assert report.pruned == [] and sorted(report.prune_later) == sorted([j, f"{j}.json", f"{j}.metadata"])
+    assert {j, f"{j}.metadata"} <= set(gh.assets(REPOSITORY, TAG))
     live = assert_live_consistent(tmp_path)
     assert listed_files(live) == {rb}  # (m: superseded by rb, still on the release)
 
 
 def test_pagination_and_servers_without_digests(tmp_path, real_wheels, monkeypatch):  # noqa: F811
     """Older GitHub Enterprise gives no asset digest: the bytes are hashed; lists span pages."""
-    with FakeGitHub(repositories=[REPOSITORY], max_per_page=2, digests=False) as gh:
+    monkeypatch.setenv(PACING_ENV, "write_interval=0.01")
+    with FakeGitHub(repositories=[REPOSITORY], max_per_page=2, digests=False, deploy_delay=DEPLOY_DELAY) as gh:
         monkeypatch.setenv("GITHUB_TOKEN", gh.token)
         root = make_project(tmp_path, gh)
         add(root, real_wheels, "jinja2", "markupsafe", "markupsafe_rebuilt")
@@ -118,13 +124,19 @@ def test_pagination_and_servers_without_digests(tmp_path, real_wheels, monkeypat
         assert len(first.uploaded) == 8
         again = publish(load_config(root))
         assert again.uploaded == [] and again.unchanged == 8
-        assert sum(1 for e in gh.log if e[0] == "api" and "/assets?per_page=2&page=" in e[2]) >= 3
-        # A stale asset is still recognized by its bytes.
+        config = load_config(root)
+        client = releases(config.publish, gh.token, command="test")
+        listed = client.assets(client.release_by_tag(TAG))
+        assert {a["name"] for a in listed} == set(gh.assets(REPOSITORY, TAG))
+        assert sum(1 for e in gh.log if e[0] == "api" and "/assets?per_page=2&page=" in e[2]) >= 5
+        # Different bytes under a published name are recognized by hashing the bytes (--force replaces).
         m = real_wheels["markupsafe"].name
         for suffix in ("", ".json"):
             (root / "dist" / f"{m}{suffix}").unlink()
         add(root, real_wheels, "markupsafe_stale")
-        report = publish(load_config(root))
+        with pytest.raises(FactoryError, match="already publishes different bytes"):
+            publish(load_config(root))
+        report = publish(load_config(root), force=True)
         assert report.replaced == [m]
         assert_live_consistent(tmp_path)
 
@@ -221,57 +233,84 @@ def test_reset_in_the_middle_of_an_upload_body(tmp_path, gh, real_wheels, monkey
 # --- stale and duplicate files ------------------------------------------------------------
 
 
-def test_stale_asset_is_flagged_and_replaced_behind_an_interim_index(tmp_path, gh, real_wheels, monkeypatch,
-                                                                     capsys):  # noqa: F811
+def test_different_bytes_under_a_published_name_are_refused(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """A published file name always means the same bytes: one message, nothing changed; --force replaces."""
     monkeypatch.setenv("GITHUB_TOKEN", gh.token)
     root = make_project(tmp_path, gh)
-    add(root, real_wheels, "jinja2", "markupsafe", built_at="2025-01-01T00:00:00Z")
+    add(root, real_wheels, "jinja2", "markupsafe")
     publish(load_config(root))
     m = real_wheels["markupsafe"].name
     # A rebuild lands in dist/ under the same file name (the seed report's torch).
     for suffix in ("", ".json"):
         (root / "dist" / f"{m}{suffix}").unlink()
-    add(root, real_wheels, "markupsafe_stale", built_at="2025-03-01T00:00:00Z")
-    capsys.readouterr()
-    report = publish(load_config(root))
-    err = capsys.readouterr().err
-    assert "the release holds different content under this name" in err
-    assert report.replaced == [m] and report.interim
-    assert gh.asset_bytes(REPOSITORY, TAG, m) == real_wheels["markupsafe_stale"].read_bytes()
-    live = assert_live_consistent(tmp_path)
-    assert listed_files(live) == {real_wheels["jinja2"].name, m}
-    # The interim commit did not list the file while it was being replaced.
-    log = subprocess.run(["git", "--git-dir", str(tmp_path / "pages.git"), "log", "--format=%H %s", "gh-pages"],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
-    interim = next(line.split()[0] for line in log if "Interim index" in line)
-    page = subprocess.run(["git", "--git-dir", str(tmp_path / "pages.git"), "show",
-                           f"{interim}:simple/markupsafe/index.json"], capture_output=True, text=True)
-    assert page.returncode != 0 or m not in page.stdout
-
-
-def test_release_with_a_newer_build_is_not_overwritten(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
-    root = make_project(tmp_path, gh)
-    add(root, real_wheels, "markupsafe", built_at="2025-01-01T00:00:00Z")
-    m = real_wheels["markupsafe"].name
-    gh.put_asset(REPOSITORY, TAG, m, real_wheels["markupsafe_stale"].read_bytes(), label="built 2025-06-01T00:00:00Z")
+    add(root, real_wheels, "markupsafe_stale")
     before = snapshot_all(root, tmp_path, gh)
     r = run_invoke(root, env_extra={"GITHUB_TOKEN": gh.token})
-    assert r.returncode == 1
-    assert "the release holds newer builds under the same file names" in r.stderr and m in r.stderr
-    assert "--force" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "Traceback" not in r.stderr
+    assert "already publishes different bytes" in r.stderr and m in r.stderr
+    assert "a rebuild gets the next build tag" in r.stderr
     assert snapshot_all(root, tmp_path, gh)[1:] == before[1:]
     r = run_invoke(root, "--force", env_extra={"GITHUB_TOKEN": gh.token})
     assert r.returncode == 0, r.stderr
-    assert gh.asset_bytes(REPOSITORY, TAG, m) == real_wheels["markupsafe"].read_bytes()
+    assert gh.asset_bytes(REPOSITORY, TAG, m) == real_wheels["markupsafe_stale"].read_bytes()
     assert_live_consistent(tmp_path)
+
+
+def _pip_install(tmp_path: Path, index: str, name: str) -> str:
+    """Install ``name`` with real pip from ``index`` into a new venv; the wheel file pip chose."""
+    venv = tmp_path / f"venv-{len(list(tmp_path.glob('venv-*')))}"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    r = subprocess.run([sys.executable, "-m", "pip", "--isolated", "--python", str(venv / "bin/python"), "install",
+                        "--no-cache-dir", "--no-deps", "--index-url", index, name, "-v"],
+                       capture_output=True, text=True, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return re.search(r"/releases/download/[^/]+/([^/\s]+\.whl)", r.stdout).group(1)
+
+
+def test_replace_and_prune_while_a_client_holds_the_previous_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    """GitHub Pages deploys late and is cached (max-age): publish waits for its own index behind the
+    cache, and prunes a replaced file only after publish.prune-grace, counted across publishes; a client
+    served the previous index from the cache meanwhile still installs (real pip)."""
+    monkeypatch.setenv(PACING_ENV, "write_interval=0.01")
+    max_age, grace = 6, 9  # seconds: the stand-in's cache, and a grace period covering deploy + cache
+    with FakeGitHub(repositories=[REPOSITORY], deploy_delay=DEPLOY_DELAY, max_age=max_age) as gh:
+        monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+        root = make_project(tmp_path, gh, extra=f"prune-grace = {grace}")
+        index = f"{gh.pages_url}/simple/"
+        add(root, real_wheels, "markupsafe")
+        old, new = real_wheels["markupsafe"].name, real_wheels["markupsafe_rebuilt"].name
+        publish(load_config(root))
+        assert _pip_install(tmp_path, index, "markupsafe") == old  # the page is now in the cache
+
+        # The rebuild replaces the first build: dist/ holds only the new one.
+        add(root, real_wheels, "markupsafe_rebuilt")
+        for suffix in ("", ".json"):
+            (root / "dist" / f"{old}{suffix}").unlink()
+        report = publish(load_config(root))
+        pushed_at = time.monotonic()
+        assert report.uploaded and new in report.uploaded and report.pruned == []
+        assert sorted(report.prune_later) == sorted([old, f"{old}.json", f"{old}.log", f"{old}.metadata"])
+        assert listed_files(live_pages(tmp_path)) == {new}  # the branch and the deployment hold the new index
+        # A client within max-age still gets the previous page, and its file is still there.
+        assert _pip_install(tmp_path, index, "markupsafe") == old
+
+        again = publish(load_config(root))  # within the grace period: nothing pruned yet
+        assert again.pruned == [] and again.pages == "unchanged" and old in again.prune_later
+        time.sleep(max(0.0, grace - (time.monotonic() - pushed_at)) + 0.5)
+        last = publish(load_config(root))  # the grace counted from the publish that unlinked it
+        assert sorted(last.pruned) == sorted([old, f"{old}.log", f"{old}.metadata"]) and last.records["pruned"] == 1
+        assert old not in gh.assets(REPOSITORY, TAG)
+        assert _pip_install(tmp_path, index, "markupsafe") == new  # the cache has expired by now
+        assert_live_consistent(tmp_path)
 
 
 # --- bad input: one message, nothing changed ----------------------------------------------
 
 
 @pytest.mark.parametrize("case", ["missing-token", "bad-token", "wrong-repository", "wrong-remote",
-                                  "record-without-wheel", "renamed-by-github"])
+                                  "record-without-wheel", "over-2-gib", "pages-off", "pages-from-workflow",
+                                  "pages-other-branch", "immutable-repository"])
 def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F811
     repository = "octo/no-such-repo" if case == "wrong-repository" else REPOSITORY
     root = make_project(tmp_path, gh, repository=repository)
@@ -283,8 +322,20 @@ def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F8
         "wrong-repository": "repository 'octo/no-such-repo' not found at",
         "wrong-remote": "the Pages remote (publish.pages-remote)",
         "record-without-wheel": "1 dist record(s) without their wheel",
-        "renamed-by-github": "GitHub renames release assets",
+        "over-2-gib": "over GitHub's limit of 2147483648 bytes (2 GiB) per release asset",
+        "pages-off": "GitHub Pages is not enabled on octo/wheels",
+        "pages-from-workflow": "deploys from a GitHub Actions workflow, not from the branch publish pushes",
+        "pages-other-branch": "serves branch 'main' folder '/docs', not 'gh-pages' '/'",
+        "immutable-repository": "has 'Release immutability' on",
     }[case]
+    if case == "pages-off":
+        gh.pages.clear()
+    elif case == "pages-from-workflow":
+        gh.pages[REPOSITORY].update(build_type="workflow", source=None)
+    elif case == "pages-other-branch":
+        gh.pages[REPOSITORY]["source"] = {"branch": "main", "path": "/docs"}
+    elif case == "immutable-repository":
+        gh.immutable = True
     if case == "missing-token":
         env = {"GITHUB_TOKEN": ""}
     elif case == "bad-token":
@@ -296,16 +347,10 @@ def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F8
     elif case == "record-without-wheel":
         add(root, real_wheels, "markupsafe")
         (root / "dist" / real_wheels["markupsafe"].name).unlink()
-    elif case == "renamed-by-github":
-        # A local version label ('+') in a wheel name: GitHub would store it as '.'.
-        w = real_wheels["markupsafe"]
-        local = tmp_path / "local" / w.name.replace("2.1.5-", "2.1.5+riscv-")
-        local.parent.mkdir()
-        local.write_bytes(w.read_bytes())
-        rec = record_from_wheel(w, version="2.1.5+riscv")
-        store.store_wheel(root / "dist", local, rec)
+    elif case == "over-2-gib":
+        os.truncate(root / "dist" / real_wheels["jinja2"].name, 2 * 1024**3 + 1)  # sparse: no disk used
     publish_env = {**os.environ, "WHEELFACTORY_ROOT": str(root), **env}
-    if case not in ("record-without-wheel", "renamed-by-github"):
+    if case not in ("record-without-wheel", "over-2-gib"):
         # Start from an index that exists, so "unchanged" covers it too.
         subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "index"], env=publish_env,
                        check=True, capture_output=True)
@@ -318,6 +363,34 @@ def test_bad_input_changes_nothing(tmp_path, gh, real_wheels, case):  # noqa: F8
     assert gh.token not in r.stdout + r.stderr and "ghp_wrongToken" not in r.stdout + r.stderr
     assert snapshot_all(root, tmp_path, gh) == before
     assert not [e for e in gh.log if e[1] in ("POST", "DELETE")]
+
+
+def _local_version_wheel(wheel: Path, out: Path, version: str) -> Path:
+    """``wheel`` repacked as ``version`` (a local version label: dist-info and METADATA)."""
+    subprocess.run([sys.executable, "-m", "wheel", "unpack", "-d", str(out), str(wheel)], check=True,
+                   capture_output=True)
+    (tree,) = out.iterdir()
+    (info,) = tree.glob("*.dist-info")
+    old = info.name[: -len(".dist-info")].rpartition("-")[2]
+    meta = info / "METADATA"
+    meta.write_text(meta.read_text().replace(f"Version: {old}\n", f"Version: {version}\n", 1))
+    info.rename(info.with_name(info.name.replace(old, version)))
+    subprocess.run([sys.executable, "-m", "wheel", "pack", "-d", str(out), str(tree)], check=True,
+                   capture_output=True)
+    (packed,) = out.glob("*.whl")
+    return packed
+
+
+def test_local_version_label_is_published_as_github_keeps_it(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """GitHub keeps '+' in asset names; the index links it as %2B (a local-version wheel, …+cu121…)."""
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    local = _local_version_wheel(real_wheels["markupsafe"], tmp_path / "local", "2.1.5+riscv")
+    store.store_wheel(root / "dist", local, record_from_wheel(local, version="2.1.5+riscv"))
+    report = publish(load_config(root))
+    assert local.name in report.uploaded and local.name in gh.assets(REPOSITORY, TAG)
+    assert "%2B" in gh.assets(REPOSITORY, TAG)[local.name]["browser_download_url"]
+    assert listed_files(assert_live_consistent(tmp_path)) == {local.name}
 
 
 def test_dry_run_changes_nothing(tmp_path, gh, real_wheels):  # noqa: F811

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fakes.github_releases import FakeGitHub
+from wheelfactory._util.github import PACING_ENV
 from support.wheels import store_wheel
 
 from conftest import write_project
@@ -19,18 +20,30 @@ REPOSITORY = "octo/wheels"
 TAG = "wheels"
 
 
+# The stand-in's Pages deploys a push this many seconds later (GitHub: up to ~10 minutes); its cache
+# keeps GitHub's max-age=600, so a test that reads the live site without bypassing it sees old pages.
+DEPLOY_DELAY = 0.5
+
+
 @pytest.fixture
-def gh():
-    with FakeGitHub(repositories=[REPOSITORY]) as fake:
+def gh(monkeypatch):
+    # The client's waits for GitHub's limits, shortened for the stand-in (PACING_ENV is for tests only).
+    monkeypatch.setenv(PACING_ENV, "write_interval=0.01,secondary_wait=0.2,reset_wait=5")
+    with FakeGitHub(repositories=[REPOSITORY], deploy_delay=DEPLOY_DELAY) as fake:
         yield fake
 
 
-def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY, extra: str = "") -> Path:
+def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY, extra: str = "",
+                 pages: bool = True) -> Path:
+    """``pages``: the stand-in serves the bare repository's gh-pages branch as REPOSITORY's Pages site."""
     bare = tmp_path / "pages.git"
     if not bare.exists():
         subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    if pages and REPOSITORY not in gh.pages:
+        gh.attach_pages(REPOSITORY, str(bare))
     root = write_project(tmp_path / "p", config=f"""
         [index]
+        url = "{gh.pages_url}/simple/"
         files-base-url = "{gh.download_base(repository, TAG)}"
         [publish]
         target = "github"
@@ -40,6 +53,8 @@ def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY
         pages-remote = "{bare.as_uri()}"
         timeout = 2
         retries = 3
+        pages-repository = "{REPOSITORY}"
+        {"" if "deploy-timeout" in extra else "deploy-timeout = 30"}
         {extra}
     """)
     (root / "logs").mkdir(exist_ok=True)

@@ -52,7 +52,7 @@ def test_the_token_reaches_only_fetch_dist_and_publish(tmp_path):
     assert with_secret == [("publish", "invoke fetch-dist"), ("publish", "invoke publish")]
     step = next(s for s in model["jobs"]["publish"]["steps"] if s.get("name") == "invoke publish")
     assert step["env"] == {"WHEELS_TOKEN": "${{ secrets.PAGES_TOKEN }}"}
-    assert model["permissions"] == {} and model["jobs"]["publish"]["permissions"] == {"contents": "write"}
+    assert model["permissions"] == {} and model["jobs"]["publish"]["permissions"] == {"contents": "write", "pages": "read"}
 
 
 def test_disabled_recipes_are_named_in_the_header(tmp_path):

@@ -13,7 +13,16 @@
 * lists follow the ``Link: <…>; rel="next"`` header
   (https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api);
 * the ``x-ratelimit-*`` headers of each answer are read into :class:`RateLimit`
-  (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api);
+  (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api):
+  when the primary limit is used up the client waits for the reset if it is
+  near (:class:`Pacing` ``reset_wait``), else stops with one message giving the
+  reset time; a secondary limit (403/429 with ``Retry-After``, or GitHub's
+  "secondary rate limit" message) is waited out (``Retry-After``, else at least
+  a minute) and the request sent again; writes (POST, PATCH, PUT, DELETE) are
+  spaced at least a second apart, as GitHub's best practices ask
+  (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
+  urllib3's ``Retry`` honours ``Retry-After`` only for 413/429/503, not for
+  GitHub's 403, so these waits are the client's own;
 * a refusal becomes one message (:func:`error_text`): what was being done,
   the status, GitHub's ``message`` and ``errors[]`` detail, what to do, and the
   ``documentation_url`` GitHub gave.
@@ -27,7 +36,10 @@ are the endpoints on top of it. The base URL is a setting (``publish.api-url``,
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +53,33 @@ from .http import DEFAULT_TIMEOUT, session
 
 API_VERSION = "2022-11-28"
 ALL_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"})
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+PACING_ENV = "WHEELFACTORY_GITHUB_PACING"  # tests only: shorter waits against the local stand-in
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How long the client waits for GitHub's limits (seconds).
+
+    ``write_interval``: at least this long between two writes (GitHub asks for one
+    second); ``secondary_wait``: the wait after a secondary limit without
+    ``Retry-After`` (GitHub: at least one minute); ``reset_wait``: wait for the
+    primary limit's reset when it is at most this far away, else stop;
+    ``secondary_retries``: how often a request is sent again after a secondary limit.
+    Only tests change these, through ``$WHEELFACTORY_GITHUB_PACING``
+    (``write_interval=0.01,secondary_wait=0.1``) — against the local stand-in.
+    """
+
+    write_interval: float = 1.0
+    secondary_wait: float = 60.0
+    reset_wait: float = 120.0
+    secondary_retries: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Pacing":
+        """The defaults, with ``name=seconds`` pairs of ``$WHEELFACTORY_GITHUB_PACING`` applied."""
+        given = dict(item.split("=", 1) for item in environ.get(PACING_ENV, "").split(",") if "=" in item)
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in given.items() if k in cls.__dataclass_fields__})
 
 
 class GitHubError(FactoryError):
@@ -78,6 +117,25 @@ class RateLimit:
     def exhausted(self) -> bool:
         return self.remaining == 0
 
+    def seconds_to_reset(self) -> float | None:
+        return None if self.reset is None else max(0.0, (self.reset - _dt.datetime.now(_dt.timezone.utc))
+                                                   .total_seconds())
+
+
+def secondary_wait(r: requests.Response, default: float) -> float | None:
+    """Seconds to wait when ``r`` is a secondary rate limit (403/429 with ``Retry-After``, or GitHub's
+    "secondary rate limit" message, and the primary limit not used up), else None
+    (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit)."""
+    if r.status_code not in (403, 429):
+        return None
+    limit = RateLimit.from_headers(r.headers)
+    if limit is not None and limit.exhausted:
+        return None
+    after = r.headers.get("Retry-After", "")
+    if after.isdigit():
+        return float(after)
+    return default if "secondary rate limit" in str(_body(r).get("message", "")).lower() else None
+
 
 @dataclass(frozen=True)
 class Advice:
@@ -112,7 +170,8 @@ def _said(body: Mapping[str, Any], reason: str) -> str:
     details = []
     for e in body.get("errors") or []:
         if isinstance(e, dict):
-            e = e.get("message") or " ".join(str(e[k]) for k in ("resource", "field", "code") if e.get(k))
+            where = " ".join(str(e[k]) for k in ("resource", "field") if e.get(k))
+            e = f"{where}: {e['message']}" if e.get("message") else f"{where} {e.get('code', '')}".strip()
         details.append(str(e))
     return f"{said}: {'; '.join(details)}" if details else said
 
@@ -161,10 +220,16 @@ class Client:
     ``http``: a ready Session (tests pass one with other retries).
     """
 
+    _write_lock = threading.Lock()
+    _last_write = 0.0  # time.monotonic() of the last write of any client in this process
+
     def __init__(self, api_url: str, token: str, *, advice: Advice, token_env: str = "GITHUB_TOKEN",
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = 5, backoff: float = 0.5,
-                 retry_methods: frozenset[str] | None = None, http: requests.Session | None = None):
+                 retry_methods: frozenset[str] | None = None, http: requests.Session | None = None,
+                 pacing: Pacing | None = None):
         self.api = api_url.rstrip("/")
+        self.pacing = pacing or Pacing.from_env(os.environ)
+        self.requests = 0  # requests sent (for the benchmarks)
         self.advice = advice
         self.token_env = token_env
         self.timeout = timeout
@@ -191,19 +256,58 @@ class Client:
         """
         url = url if "://" in url else f"{self.api}{url}"
         headers = {**self.headers, **kw.pop("headers", {})}
-        try:
-            r = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
-        except requests.RequestException as e:
-            origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-            raise GitHubError(f"cannot reach the GitHub API at {origin} to {what} ({type(e).__name__}, after "
-                              f"{self.retries} retries); {self.advice.again}") from None
-        self.rate_limit = RateLimit.from_headers(r.headers) or self.rate_limit
+        for attempt in range(self.pacing.secondary_retries + 1):
+            self._wait_for_primary(what)
+            self._space_writes(method)
+            try:
+                r = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
+            except requests.RequestException as e:
+                origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+                raise GitHubError(f"cannot reach the GitHub API at {origin} to {what} ({type(e).__name__}, after "
+                                  f"{self.retries} retries); {self.advice.again}") from None
+            self.requests += 1
+            self.rate_limit = RateLimit.from_headers(r.headers) or self.rate_limit
+            wait = secondary_wait(r, self.pacing.secondary_wait)
+            if wait is None and self.rate_limit is not None and self.rate_limit.exhausted and r.status_code in (
+                    403, 429):
+                wait = self._primary_wait()
+            if wait is None or attempt == self.pacing.secondary_retries:
+                break
+            ui.info(f"GitHub asks to slow down ({r.status_code}); waiting {wait:.0f} s, then trying again to {what}")
+            time.sleep(wait)
         if r.status_code in ok:
             return r
         if r.status_code == 422 and "already_exists" in _error_codes(r):
             raise AlreadyExists(f"{what}: already exists")
         raise GitHubError(self._mask(error_text(r, what, self.advice, token_env=self.token_env,
                                                 retries=self.retries)))
+
+    def _primary_wait(self) -> float | None:
+        """Seconds until the used-up primary limit resets, when that is near enough to wait for."""
+        left = self.rate_limit.seconds_to_reset() if self.rate_limit else None
+        return left + 1 if left is not None and left <= self.pacing.reset_wait else None
+
+    def _wait_for_primary(self, what: str) -> None:
+        """Before a request: with the primary limit used up, wait for a near reset or stop with one message."""
+        if self.rate_limit is None or not self.rate_limit.exhausted:
+            return
+        wait = self._primary_wait()
+        if wait is None:
+            when = self.rate_limit.reset.isoformat() if self.rate_limit.reset else "later"
+            raise GitHubError(f"GitHub API rate limit exhausted ({self.rate_limit.limit} requests per hour) when "
+                              f"trying to {what}; it resets at {when}: run the command again after that")
+        ui.info(f"GitHub API rate limit used up; waiting {wait:.0f} s for its reset")
+        time.sleep(wait)
+        self.rate_limit = None
+
+    def _space_writes(self, method: str) -> None:
+        if method not in WRITES:
+            return
+        with Client._write_lock:
+            pause = Client._last_write + self.pacing.write_interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            Client._last_write = time.monotonic()
 
     def paginate(self, url: str, *, what: str, items: Callable[[Any], list] = lambda body: body,
                  per_page: int = 100) -> list:
@@ -263,6 +367,25 @@ class Releases(Client):
             )
         return r.json()
 
+    def pages_site(self, repository: str) -> dict[str, Any] | None:
+        """GET /repos/{owner}/{repo}/pages (``build_type``, ``source``), or None when Pages is off
+        (https://docs.github.com/en/rest/pages/pages#get-a-apiname-pages-site)."""
+        r = self.request("GET", f"/repos/{repository}/pages", ok=(200, 404),
+                         what=f"read the GitHub Pages settings of {repository}")
+        return r.json() if r.status_code == 200 else None
+
+    def immutable_releases(self) -> bool | None:
+        """Whether the repository makes every published release immutable: GET
+        /repos/{owner}/{repo}/immutable-releases answers 200 ``{"enabled": true}``, else 404
+        (https://docs.github.com/en/rest/repos/repos#check-if-immutable-releases-are-enabled-for-a-repository).
+        None when the token may not read it (it needs 'Administration: read', which a workflow's
+        GITHUB_TOKEN never has): the release's own ``immutable`` field tells then."""
+        r = self.request("GET", self._repo("/immutable-releases"), ok=(200, 403, 404),
+                         what="read the repository's release immutability setting")
+        if r.status_code == 403:
+            return None
+        return r.status_code == 200 and bool(r.json().get("enabled"))
+
     def release_by_tag(self, tag: str) -> dict[str, Any] | None:
         """GET /repos/{owner}/{repo}/releases/tags/{tag}, or None
         (https://docs.github.com/en/rest/releases/releases#get-a-release-by-tag-name)."""
@@ -282,13 +405,6 @@ class Releases(Client):
             if existing is None:
                 raise GitHubError(f"create release {tag}: GitHub says it exists but cannot find it; re-run") from None
             return existing
-
-    def ensure_release(self, tag: str, name: str, body: str) -> tuple[dict[str, Any], bool]:
-        """(the release with this tag, whether it was created now)."""
-        rel = self.release_by_tag(tag)
-        if rel is not None:
-            return rel, False
-        return self.create_release(tag, name, body), True
 
     def assets(self, release: dict[str, Any]) -> list[dict[str, Any]]:
         """GET /repos/{owner}/{repo}/releases/{id}/assets, every page

@@ -298,6 +298,8 @@ def _publish_job(config: Config, build_jobs: list[str]) -> dict:
     ]
     steps += [{"name": f"before-publish {i + 1}", "run": command} for i, command in enumerate(ci.before_publish)]
     steps += [
+        # publish returns once GitHub Pages serves the new index (publish.deploy-timeout), so the
+        # two checks below test the deployed site.
         {"name": "invoke publish", "env": dict(token), "run": "invoke publish"},
         {"name": "invoke check-index", "run": "invoke check-index"},
         {
@@ -316,8 +318,9 @@ def _publish_job(config: Config, build_jobs: list[str]) -> dict:
                f"github.ref == 'refs/heads/{ci.branch}' && needs.plan.outputs.any == 'true' }}}}"),
         "runs-on": _runs_on(publish_labels(config)),
         "timeout-minutes": 120,
-        # Releases, the Pages branch and the published tag are written with the job's token.
-        "permissions": {"contents": "write"},
+        # Releases, the Pages branch and the published tag are written with the job's token;
+        # publish's preflight reads the Pages settings (GET /repos/{owner}/{repo}/pages).
+        "permissions": {"contents": "write", "pages": "read"},
         # Publishes wait in line, every one of them (queue: max), instead of the newest pending one
         # replacing the others: each run publishes what it built.
         "concurrency": {"group": f"{ci.workflow_name}-publish", "cancel-in-progress": False, "queue": "max"},

@@ -23,6 +23,8 @@ def publish_command(root: Path | str | None = None, *, dry_run: bool = False, fo
         f"{report.unchanged} unchanged, {len(report.pruned)} pruned; dist records {rec['uploaded']} "
         f"{verb}, {rec['replaced']} replaced, {rec['unchanged']} unchanged, {rec['pruned']} pruned; "
         f"index {report.pages}"
+        + (f"; {len(report.prune_later)} unlinked file(s) kept until publish.prune-grace has passed"
+           if report.prune_later else "")
     )
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))

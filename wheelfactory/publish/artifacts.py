@@ -56,13 +56,13 @@ class PublishReport:
     pruned: list[str] = field(default_factory=list)
     records: dict = field(default_factory=lambda: {"uploaded": 0, "replaced": 0, "unchanged": 0, "pruned": 0})
     pages: str = ""  # what happened to the pages ("pushed abc123", "unchanged", "written")
-    interim: bool = False
+    prune_later: list[str] = field(default_factory=list)  # unlinked, still within publish.prune-grace
 
     def as_dict(self) -> dict:
         return {
             "target": self.target, "uploaded": self.uploaded, "replaced": self.replaced,
             "unchanged": self.unchanged, "pruned": self.pruned, "records": self.records, "pages": self.pages,
-            "interim_index": self.interim,
+            "prune_later": self.prune_later,
         }
 
     def count(self, art: Artifact, what: str) -> None:

@@ -19,29 +19,37 @@ Rules:
 * A published wheel without a record (published before records were) cannot be
   restored; it is reported, because the next pruning publish would drop it.
 
-The GitHub target reads the release ``publish.release-tag`` of
-``publish.repository`` through ``publish.api-url``, with the token from the
-environment variable named by ``publish.token-env`` when it is set (a public
-release can be read without one). The token is never printed.
+The GitHub target reads the published index's PEP 691 JSON at ``index.url``
+(``simple/index.json``, ``simple/<project>/index.json``) and downloads each
+linked wheel, and its record beside it (``<wheel URL>.json``), by the public
+URLs: no REST API request, so no token and no share of the repository's
+1,000-requests-an-hour ``GITHUB_TOKEN`` limit. Every GET carries a fresh query
+string, past GitHub Pages' ``max-age=600`` cache. Wheels the index no longer
+links (superseded, or waiting to be pruned) are not restored.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urljoin
+
+import requests
+from packaging.utils import canonicalize_name
 
 from .._util.fs import atomic_copy, atomic_write_bytes, sha256_file
+from .._util.http import DEFAULT_TIMEOUT, session
+from .._util.simple_api import parse_json_page
 from ..build.store import read_record, store_wheel
 from ..errors import FactoryError
-from ..index import FILES
+from ..index import FILES, settings_from
 from ..settings.factory import Config
 from .. import ui
 from .directory import destination
-from .github import releases
 
 RECORD_SUFFIX = ".json"
 
@@ -91,24 +99,53 @@ def _directory_source(config: Config) -> Published:
 
 
 def _github_source(config: Config) -> Published:
-    pub = config.publish
-    # Without a token no Authorization header is sent: a public release needs none.
-    client = releases(pub, os.environ.get(pub.token_env, ""), command="invoke fetch-dist")
-    where = f"{client.api} {pub.repository}@{pub.release_tag}"
-    client.repository_info()  # a wrong repository is an error, not "nothing published"
-    release = client.release_by_tag(pub.release_tag)
-    assets = {a["name"]: a for a in client.assets(release) if a.get("state") == "uploaded"} if release else {}
+    """The published index's PEP 691 JSON pages (``index.url``) and the files' public URLs: no REST API
+    request at all, so no token and none of the repository's rate limit (a public repository)."""
+    settings = settings_from(config)
+    if not settings.url:
+        raise FetchDistError(f"{config.where}: index.url is empty; set it to the index's public URL "
+                             f"(https://OWNER.github.io/REPO/simple/): fetch-dist reads the published index there")
+    http = session()
+    urls: dict[str, str] = {}  # wheel file name -> public URL
+    for project in _json(http, urljoin(settings.url, "index.json")).get("projects", []):
+        name = canonicalize_name(project["name"])
+        page = urljoin(settings.url, f"{name}/index.json")
+        files, _ = parse_json_page(name, json.dumps(_json(http, page)).encode(), page)
+        urls.update((f.filename, f.url) for f in files if f.kind == "wheel")
+    records: dict[str, bytes] = {}
+    for name, url in urls.items():
+        r = _get(http, f"{url}{RECORD_SUFFIX}", ok=(200, 404))
+        if r.status_code == 200:
+            records[name] = r.content
 
     def fetch_wheel(name: str, out: Path) -> None:
-        atomic_write_bytes(out, client.download(assets[name]))
+        atomic_write_bytes(out, _get(http, urls[name]).content)
 
-    return Published(
-        where=where,
-        records=sorted(n[: -len(RECORD_SUFFIX)] for n in assets if n.endswith(".whl" + RECORD_SUFFIX)),
-        wheels={n for n in assets if n.endswith(".whl")},
-        read_record=lambda name: client.download(assets[f"{name}{RECORD_SUFFIX}"]),
-        fetch_wheel=fetch_wheel,
-    )
+    return Published(where=settings.url, records=sorted(records), wheels=set(urls),
+                     read_record=records.__getitem__, fetch_wheel=fetch_wheel)
+
+
+def _get(http, url: str, ok: tuple[int, ...] = (200,)):
+    """GET ``url`` past caches (a fresh query string: GitHub Pages' CDN keys its cache by the whole URL)."""
+    try:
+        r = http.get(url, params={"wf-fresh": uuid.uuid4().hex}, timeout=DEFAULT_TIMEOUT)
+    except requests.RequestException as e:
+        raise FetchDistError(f"cannot reach {url} ({type(e).__name__}); check index.url and the network, "
+                             f"then re-run; dist/ was not changed") from None
+    if r.status_code not in ok:
+        raise FetchDistError(f"{url} answered HTTP {r.status_code}; check index.url (is the index published "
+                             f"there?), then re-run; dist/ was not changed")
+    return r
+
+
+def _json(http, url: str) -> dict:
+    try:
+        body = _get(http, url).json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise FetchDistError(f"{url} is not PEP 691 JSON; check index.url; dist/ was not changed")
+    return body
 
 
 def published_source(config: Config) -> Published:

@@ -9,44 +9,73 @@ by ``publish.token-env``; it reaches git only through GIT_ASKPASS (never argv)
 and is masked wherever git's output is shown.
 
 Every asset is compared with the local file by sha256 (the asset's ``digest``,
-or its bytes when the server gives none). Missing assets are uploaded; an asset
-with the same name and different content is flagged and replaced (deleted and
-re-uploaded), and a broken upload (state "starter") too. While an asset the
-live index links to is being replaced, an interim index without that wheel is
-pushed first, so no published page ever points at a missing or mismatching
-file. After uploading, every asset the index links to is re-listed and checked
-(state, size, digest, download URL = the index's link) before the index is
-pushed; assets the index no longer lists are deleted only after that
-(``publish.prune``).
+or its bytes when the server gives none). A published file name always means
+the same bytes, as on PyPI: installers and caches hold the old index's hashes,
+so different bytes under a published name are refused (a rebuild gets the next
+build tag, so a new name); ``--force`` replaces them anyway. A broken upload
+(state "starter") is replaced.
+
+The order survives GitHub Pages' deploy delay and caching: new files are
+uploaded first (counted with the release's old ones against GitHub's 1000
+assets per release, before anything is uploaded; each under 2 GiB), checked
+(state, size, digest, download URL = the index's link), then the index is
+pushed with a marker (:data:`MARKER`: a digest of the pages, and since when each
+asset has not been linked), then publish waits, bounded by
+``publish.deploy-timeout`` and with progress, until the live site serves that
+marker (fetched past the cache). Only then are assets that no pushed index has
+linked for ``publish.prune-grace`` seconds deleted (``publish.prune``); the
+time is kept in the marker, so a later publish prunes what an earlier one
+unlinked. Clients holding a page from before still find its files.
+
+Preflight checks, before anything is changed: the token, asset names (GitHub
+keeps letters, digits, ``_ - + @`` and inner dots) and sizes, the repository,
+that GitHub Pages of ``publish.pages-repository`` deploys ``publish.pages-branch``
+(GET /repos/{owner}/{repo}/pages), and the remote. Immutable releases are
+refused with the fix: publish adds and prunes assets of one release for good.
 
 An interrupted publish (network error, HTTP 5xx, kill) leaves the live index as
-it was (or the interim one); re-running compares again and completes it. A
-missing token, a wrong repository or remote, a dist record without its wheel:
-one message, and nothing is changed.
+it was; re-running compares again and completes it. A missing token, a wrong
+repository or remote, a dist record without its wheel: one message, and
+nothing is changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import hashlib
+import json
 import os
 import re
 import shutil
 import stat
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from .. import ui
+from .._util.fs import sha256_file
 from .._util.github import AlreadyExists, Releases
+from .._util.http import DEFAULT_TIMEOUT, session
 from .._util.proc import git
-from ..index import FILES, STATE_DIR, Settings, build_index, load_state, settings_from
+from ..index import FILES, STATE_DIR, Settings, load_state, settings_from
 from ..settings.factory import Config, PublishSettings
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
-_SAFE_ASSET = re.compile(r"^[A-Za-z0-9._-]+$")  # names GitHub keeps as they are
+# GitHub keeps letters, digits, '_', '-', '+', '@' and single inner dots; it renames anything else
+# (https://docs.github.com/en/rest/releases/assets#upload-a-release-asset; the characters as observed in
+# travis-ci/dpl#821 and github/rest-api-description#2968).
+_KEPT_ASSET_NAME = re.compile(r"[A-Za-z0-9_+@-]+(?:\.[A-Za-z0-9_+@-]+)*")
+MAX_ASSETS = 1000  # per release, enforced since July 2025 (422, errors[].field "file_count")
+MAX_ASSET_SIZE = 2 * 1024**3  # bytes per asset (https://docs.github.com/en/repositories/releasing-projects-on-github/about-releases#storage-and-bandwidth-quotas)
+MARKER = "wheelfactory-publish.json"  # at the Pages root: which index is live, and since when files are unlinked
 _OURS = (".whl", ".whl.metadata", ".whl.log", ".whl.json")  # asset names publish manages (and may prune)
 CONTENT_TYPES = {"wheel": "application/octet-stream", "metadata": "text/plain", "log": "text/plain",
                  "record": "application/json"}
@@ -59,9 +88,15 @@ def releases(pub: PublishSettings, token: str, *, command: str) -> Releases:
                     retries=pub.retries, again=f"re-run `{command}`, it resumes where it stopped")
 
 
+def site_root(index_url: str) -> str:
+    """The Pages site's root URL from ``index.url`` (…/simple/ -> …/)."""
+    url = index_url if index_url.endswith("/") else index_url + "/"
+    return url[: -len("simple/")] if url.endswith("/simple/") else url
+
+
 @dataclass
 class GitHubTarget:
-    """A checked github target: the client, the Pages remote and branch, the release tag."""
+    """A checked github target: the client, the Pages remote and branch, the release tag, the live site."""
 
     config: Config
     token: str
@@ -69,10 +104,12 @@ class GitHubTarget:
     remote: str
     branch: str
     tag: str
+    site: str = ""  # the Pages site's root URL
 
 
 def preflight(config: Config) -> GitHubTarget:
-    """Everything that can be checked before anything is changed (token, names, repository, remote)."""
+    """Everything that can be checked before anything is changed: token, names and sizes, repository,
+    the Pages site's source, the remote."""
     pub = config.publish
     token = os.environ.get(pub.token_env, "")
     if not token:
@@ -89,32 +126,67 @@ def preflight(config: Config) -> GitHubTarget:
             f"{config.where}: publish.pages-remote is empty; set it to the git URL of the repository that serves "
             f"the index (GitHub Pages, branch publish.pages-branch); nothing was changed"
         )
-    settings_from(config)  # the files base URL must be known
-    _check_asset_names(config.paths.dist)
+    settings = settings_from(config)  # the files base URL must be known
+    if not settings.url:
+        raise PublishError(
+            f"{config.where}: index.url is empty; set it to the index's public URL on GitHub Pages "
+            f"(https://OWNER.github.io/REPO/simple/): publish waits until that site serves the new index "
+            f"before it prunes anything; nothing was changed"
+        )
+    _check_files(config.paths.dist)
     client = releases(pub, token, command="invoke publish")
     client.repository_info()
+    check_pages_source(client, pub.pages_repository or pub.repository, pub.pages_branch)
     _ls_remote(pub.pages_remote, pub.pages_branch, token)
-    return GitHubTarget(config, token, client, pub.pages_remote, pub.pages_branch, pub.release_tag)
+    return GitHubTarget(config, token, client, pub.pages_remote, pub.pages_branch, pub.release_tag,
+                        site_root(settings.url))
 
 
-def _check_asset_names(dist: Path) -> None:
-    bad_names = sorted(p.name[: -len(".json")] for p in dist.glob("*.whl.json")
-                       if not _SAFE_ASSET.match(p.name[: -len(".json")]))
-    if bad_names:
-        raise PublishError(
-            "GitHub renames release assets with characters other than letters, digits, '.', '-' and '_', "
-            "so the index would link to names that do not exist:\n"
-            + "\n".join(f"  - {n}" for n in bad_names)
-            + "\n  fix: drop the local version label (+…) from these builds, or publish to a directory; "
-            "nothing was changed"
-        )
+def check_pages_source(client: Releases, repository: str, branch: str) -> None:
+    """GitHub Pages of ``repository`` must deploy ``branch`` (GET /repos/{owner}/{repo}/pages:
+    ``build_type`` "legacy" = from a branch, ``source``; https://docs.github.com/en/rest/pages/pages).
+    Raises PublishError with the fix otherwise."""
+    where = f"Settings → Pages of {repository}"
+    site = client.pages_site(repository)
+    fix = f"set Source to 'Deploy from a branch', branch '{branch}', folder '/ (root)'"
+    if site is None:
+        raise PublishError(f"GitHub Pages is not enabled on {repository} (publish.pages-repository), so the pushed "
+                           f"index would never be served; in {where}: {fix}; nothing was changed")
+    source = site.get("source") or {}
+    if site.get("build_type") == "workflow":
+        raise PublishError(f"GitHub Pages of {repository} deploys from a GitHub Actions workflow, not from the "
+                           f"branch publish pushes ({branch}); in {where}: {fix}; nothing was changed")
+    if source.get("branch") != branch or source.get("path", "/") != "/":
+        raise PublishError(f"GitHub Pages of {repository} serves branch '{source.get('branch')}' folder "
+                           f"'{source.get('path')}', not '{branch}' '/' (publish.pages-branch); in {where}: {fix} "
+                           f"(or set publish.pages-branch); nothing was changed")
+
+
+def _check_files(dist: Path) -> None:
+    """Every wheel name is one GitHub keeps as it is, and no file is over GitHub's 2 GiB."""
+    problems = []
+    for rec in sorted(dist.glob("*.whl.json")):
+        name = rec.name[: -len(".json")]
+        if not _KEPT_ASSET_NAME.fullmatch(name):
+            problems.append(f"  - {name}: GitHub renames release assets with characters other than letters, "
+                            f"digits, '_', '-', '+', '@' and single inner dots, so the index would link to a "
+                            f"name that does not exist")
+        wheel = dist / name
+        if wheel.is_file() and wheel.stat().st_size > MAX_ASSET_SIZE:
+            problems.append(f"  - {name}: {wheel.stat().st_size} bytes, over GitHub's limit of {MAX_ASSET_SIZE} "
+                            f"bytes (2 GiB) per release asset")
+    if problems:
+        raise PublishError("these files cannot be published as GitHub release assets:\n" + "\n".join(problems)
+                           + "\n  fix: rename or rebuild them, or publish to a directory (publish.target); "
+                           "nothing was changed")
 
 
 def publish_github(config: Config, *, dry_run: bool = False, force: bool = False) -> PublishReport:
-    """Release assets first, the Pages index last (see the module docstring).
+    """New files first, then the index, then wait until Pages serves it, then prune (module docstring).
 
-    ``force``: replace assets even where the release holds a newer build under
-    the same name. Raises PublishError (or GitHubError) with one message.
+    ``force``: replace release assets whose bytes differ from dist/'s (breaks the promise that a
+    published name always means the same bytes; clients holding the old index then fail their hash
+    check). Raises PublishError (or GitHubError) with one message.
     """
     t = preflight(config)
     with contextlib.ExitStack() as stack:
@@ -129,28 +201,24 @@ class _Work:
     todo: list[Artifact] = field(default_factory=list)  # not on the release
     stale: list[tuple[Artifact, dict]] = field(default_factory=list)  # on it, but not as they should be
 
-    def live_replaced(self) -> set[str]:
-        """Wheels whose linked files are live on the release and about to be replaced.
-
-        (A record is not linked by the index: replacing it needs no interim index.)
-        """
-        return {a.wheel for a, asset in self.stale if asset.get("state") == "uploaded" and a.kind != "record"}
-
-    def not_ready(self) -> set[str]:
-        return {a.wheel for a in self.todo if a.kind != "record"} | {a.wheel for a, _ in self.stale
-                                                                      if a.kind != "record"}
-
 
 def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool, force: bool) -> PublishReport:
     settings = settings_from(config)
     arts = artifacts(config, load_state(index_dir), index_dir)
     report = PublishReport(target=f"{t.client.api} {config.publish.repository}@{t.tag}")
-    release, created = (t.client.release_by_tag(t.tag), False) if dry_run else t.client.ensure_release(
-        t.tag, t.tag, RELEASE_BODY)
-    if created:
-        ui.info(f"created release {t.tag} on {config.publish.repository}")
-    assets = {a["name"]: a for a in t.client.assets(release)} if release else {}
+    release = t.client.release_by_tag(t.tag)
+    if release is None and not dry_run:
+        release = _create_release(t)
+    if release is not None and release.get("immutable"):
+        raise PublishError(
+            f"release {t.tag} of {config.publish.repository} is immutable (the repository or organisation setting "
+            f"'Release immutability'): its assets can no longer be added or deleted, and it stays so; turn the "
+            f"setting off, then set publish.release-tag to a new tag (publish creates that release); nothing was "
+            f"changed")
+    # The release object lists its assets (one request; the assets endpoint pages by 100).
+    assets = {a["name"]: a for a in (release or {}).get("assets", [])}
     work = _compare(t, arts, assets, report, force=force)
+    _check_count(t, assets, work)
     if dry_run:
         for a in work.todo:
             report.count(a, "uploaded")
@@ -158,25 +226,43 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
             report.count(a, "replaced")
         report.pages = "would be pushed"
         return report
-    if work.live_replaced():
-        _push_interim(config, t, settings.files_base, work, report)
-    _upload_all(t, release, arts, work, report)
-    assets = {a["name"]: a for a in t.client.assets(release)}
+    _upload_all(t, release, arts, work, report, assets)
     _check_release(arts, assets, settings)
+    wanted = {a.name for a in arts}
+    unlinked = sorted(n for n in assets if n.endswith(_OURS) and n not in wanted)
     wheels = sum(a.kind == "wheel" for a in arts)
-    report.pages = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels")
-    if config.publish.prune:  # last: assets the live index no longer links to
-        wanted = {a.name for a in arts}
-        for name, a in sorted(assets.items()):
-            if name.endswith(_OURS) and name not in wanted:
-                t.client.delete_asset(a)
+    push = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels", unlinked=unlinked)
+    report.pages = push.status
+    wait_until_live(t.site, push.index, config.publish.deploy_timeout)
+    if config.publish.prune:  # only what the live index has not linked for the grace period
+        now = _dt.datetime.now(_dt.timezone.utc)
+        for name in unlinked:
+            since = _dt.datetime.fromisoformat(push.unlinked[name])
+            if (now - since).total_seconds() >= config.publish.prune_grace:
+                t.client.delete_asset(assets[name])
                 report.count_pruned(name)
+            else:
+                report.prune_later.append(name)
     return report
+
+
+def _create_release(t: GitHubTarget) -> dict:
+    """Create the release; refused (before anything is made) where new releases become immutable at once."""
+    if t.client.immutable_releases():
+        raise PublishError(
+            f"{t.client.repository} has 'Release immutability' on: a published release can no longer gain or lose "
+            f"assets, but publish adds and prunes files on release {t.tag} for good; turn the setting off in the "
+            f"repository's (or organisation's) settings; nothing was changed")
+    rel = t.client.create_release(t.tag, t.tag, RELEASE_BODY)
+    ui.info(f"created release {t.tag} on {t.client.repository}")
+    return rel
 
 
 def _compare(t: GitHubTarget, arts: list[Artifact], assets: dict[str, dict], report: PublishReport, *,
              force: bool) -> _Work:
-    """Sort every file into unchanged, to upload, or stale; refuse to overwrite newer builds unless ``force``."""
+    """Sort every file into unchanged, to upload, or stale. A published file name always means the
+    same bytes (as on PyPI): different bytes under a published name are refused unless ``force``
+    (a dist record, which no index links, is simply replaced)."""
     work, conflicts = _Work(), []
     for art in arts:
         asset = assets.get(art.name)
@@ -186,38 +272,38 @@ def _compare(t: GitHubTarget, arts: list[Artifact], assets: dict[str, dict], rep
             work.stale.append((art, asset))  # a broken upload: nothing serves it
         elif asset.get("size") == art.source.stat().st_size and _remote_sha256(t, asset) == art.digest():
             report.count(art, "unchanged")
-        else:
-            remote_built = _remote_built_at(asset)
-            if art.kind == "wheel" and remote_built > art.built_at and not force:
-                conflicts.append(f"  - {art.name}: the release has a different build from {remote_built}, "
-                                 f"newer than dist/'s ({art.built_at})")
+        elif art.kind == "record" or force:
             work.stale.append((art, asset))
+        else:
+            conflicts.append(f"  - {art.name}")
     if conflicts:
         raise PublishError(
-            "the release holds newer builds under the same file names than dist/ does:\n" + "\n".join(conflicts)
-            + "\n  fix: rebuild these wheels here (they get a new build tag), or pass --force to replace the "
-            "release's copies with dist/'s; nothing was changed"
+            "the release already publishes different bytes under these names:\n" + "\n".join(conflicts)
+            + "\n  a published file name always means the same bytes (installers and caches hold the old ones' "
+            "hashes): rebuild these wheels (a rebuild gets the next build tag, so a new name) and publish that; "
+            "nothing was changed"
         )
     for art, asset in work.stale:
         if asset.get("state") == "uploaded" and art.kind != "record":
-            ui.warn(f"{art.name}: the release holds different content under this name; replacing it with dist/'s")
+            ui.warn(f"{art.name}: --force replaces the release's different bytes under this name with dist/'s")
     return work
 
 
-def _push_interim(config: Config, t: GitHubTarget, files_base: str, work: _Work, report: PublishReport) -> None:
-    """While a live asset is replaced, the live index must not link to it: push an index
-    without the wheels whose files are not (yet) on the release as they should be."""
-    replaced = work.live_replaced()
-    with tempfile.TemporaryDirectory(prefix="interim-index-") as tmp:
-        interim = Path(tmp) / "index"
-        build_index(config, out=interim, exclude=replaced | work.not_ready(), quiet=True)
-        sha = push_pages(t, interim, files_base, f"Interim index while {len(replaced)} wheel(s) are replaced")
-    report.interim = True
-    ui.info(f"pushed an interim index without {len(replaced)} wheel(s) being replaced ({sha})")
+def _check_count(t: GitHubTarget, assets: dict[str, dict], work: _Work) -> None:
+    """The release must hold old and new files together within GitHub's 1000 assets, counted before uploading."""
+    total = len(assets) + len(work.todo)
+    if total > MAX_ASSETS:
+        raise PublishError(
+            f"release {t.tag} would hold {total} assets ({len(assets)} now, {len(work.todo)} new), over GitHub's "
+            f"limit of {MAX_ASSETS} per release (old files stay until the prune grace period has passed); remove "
+            f"wheels from dist/ and publish (they are pruned after publish.prune-grace seconds), or publish the "
+            f"new builds later; nothing was changed")
 
 
-def _upload_all(t: GitHubTarget, release: dict, arts: list[Artifact], work: _Work, report: PublishReport) -> None:
-    """Upload what is missing or stale: a wheel first, then its .metadata and log (the order of ``arts``)."""
+def _upload_all(t: GitHubTarget, release: dict, arts: list[Artifact], work: _Work, report: PublishReport,
+                assets: dict[str, dict]) -> None:
+    """Upload what is missing or stale (a wheel first, then its .metadata, log and record: the order of
+    ``arts``); ``assets`` is updated with what GitHub answered."""
     position = {a.name: i for i, a in enumerate(arts)}
     todo = sorted([(a, None) for a in work.todo] + work.stale, key=lambda x: position[x[0].name])
     total = sum(a.source.stat().st_size for a, _ in todo)
@@ -227,7 +313,7 @@ def _upload_all(t: GitHubTarget, release: dict, arts: list[Artifact], work: _Wor
             data = _read_verified(art)
             if old is not None:
                 t.client.delete_asset(old)
-            _upload(t, release, art, data)
+            assets[art.name] = _upload(t, release, art, data)
             report.count(art, "replaced" if old is not None and old.get("state") == "uploaded" else "uploaded")
             progress.advance(bar, len(data))
             ui.info(f"  uploaded {art.name}")
@@ -274,17 +360,11 @@ def _remote_sha256(t: GitHubTarget, asset: dict) -> str:
     return hashlib.sha256(t.client.download(asset)).hexdigest()  # no digest: hash the bytes
 
 
-def _remote_built_at(asset: dict) -> str:
-    label = asset.get("label") or ""
-    return label[len("built "):] if label.startswith("built ") else asset.get("updated_at") or ""
-
-
 def _upload(t: GitHubTarget, release: dict, art: Artifact, data: bytes) -> dict:
     """Upload one asset; a leftover from an earlier attempt (422 already_exists) is resolved."""
-    label = f"built {art.built_at}" if art.kind == "wheel" else ""
     for attempt in range(2):
-        try:
-            asset = t.client.upload_asset(release, art.name, data, CONTENT_TYPES[art.kind], label)
+        try:  # no label: the release page shows the file name
+            asset = t.client.upload_asset(release, art.name, data, CONTENT_TYPES[art.kind])
             break
         except AlreadyExists:
             # A retried POST that had in fact arrived, or a broken upload ("starter") left behind.
@@ -346,11 +426,49 @@ def _pages_ignore(tree: Path, files_base: str):
     return ignore
 
 
-def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str) -> str:
-    """Commit ``tree`` (pages, not the state; files/ only when co-hosted) to the Pages branch and push.
+@dataclass(frozen=True)
+class PagesPush:
+    """What :func:`push_pages` did: ``status`` ("pushed <sha>" or "unchanged"), ``index`` (the digest
+    of the pushed pages, as the marker says), ``unlinked`` (asset name -> ISO time since when no
+    pushed index links it)."""
 
-    Returns "pushed <short sha>", or "unchanged" when the branch already holds it.
-    """
+    status: str
+    index: str
+    unlinked: dict[str, str]
+
+
+def _tree_digest(top: Path) -> str:
+    """sha256 over every file's path and sha256 under ``top`` (not .git, not the marker)."""
+    h = hashlib.sha256()
+    for p in sorted(top.rglob("*")):
+        rel = p.relative_to(top).as_posix()
+        if p.is_file() and rel != MARKER and not rel.startswith(".git/"):
+            h.update(f"{rel}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def _iso_or(value: object, default: str) -> str:
+    """``value`` when it is an ISO 8601 time with a zone (a marker edited by hand may hold anything), else ``default``."""
+    try:
+        return str(value) if _dt.datetime.fromisoformat(str(value)).tzinfo else default
+    except ValueError:
+        return default
+
+
+def _read_marker(path: Path) -> dict:
+    try:
+        marker = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
+               unlinked: list[str] = ()) -> PagesPush:
+    """Commit ``tree`` (pages, not the state; files/ only when co-hosted) with the :data:`MARKER` to the
+    Pages branch and push. The marker names the index (a digest of the pages) and, for each asset in
+    ``unlinked``, since when no pushed index links it (kept from the branch's previous marker, so the
+    prune grace period runs across publishes)."""
     with tempfile.TemporaryDirectory(prefix="wf-pages-") as tmp:
         env = _askpass_env(t.token, Path(tmp))
         work = Path(tmp) / "pages"
@@ -361,9 +479,11 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str) -> st
 
         run("init", "-q")
         exists = _ls_remote(t.remote, t.branch, t.token)
+        previous: dict = {}
         if exists:
             run("fetch", "-q", "--depth", "1", t.remote, f"refs/heads/{t.branch}")
             run("checkout", "-q", "-B", t.branch, "FETCH_HEAD")
+            previous = _read_marker(work / MARKER)
             for p in work.iterdir():
                 if p.name != ".git":
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -371,10 +491,51 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str) -> st
             run("checkout", "-q", "--orphan", t.branch)
         shutil.copytree(tree, work, dirs_exist_ok=True, ignore=_pages_ignore(tree, files_base))
         (work / ".nojekyll").write_text("")  # serve files/ and dot-files as they are
+        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        before = previous.get("unlinked") if isinstance(previous.get("unlinked"), dict) else {}
+        marker = {"index": _tree_digest(work), "unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
+        (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
         run("add", "-A")
         if exists and run("diff", "--cached", "--quiet", check=False).returncode == 0:
-            return "unchanged"
+            return PagesPush("unchanged", marker["index"], marker["unlinked"])
         run("commit", "-q", "-m", message)
         run("push", "-q", t.remote, f"HEAD:refs/heads/{t.branch}",
             what="push the index (someone else pushed meanwhile? re-run `invoke publish`)")
-        return f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}"
+        return PagesPush(f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}", marker["index"],
+                         marker["unlinked"])
+
+
+def wait_until_live(site: str, index: str, timeout: float) -> None:
+    """Poll ``site``'s :data:`MARKER` until it names ``index`` (the pushed pages are deployed), at most
+    ``timeout`` seconds, with progress. Each request bypasses caches: GitHub Pages answers with
+    ``Cache-Control: max-age=600`` and its CDN keys the cache by the whole URL, so a fresh query
+    string reaches the deployment. Raises PublishError when the time is up (nothing is pruned then)."""
+    http = session(retries=2)
+    url = urljoin(site, MARKER)
+    start, pause, seen, noted = time.monotonic(), 0.25, "nothing yet", 0.0
+    with ui.console.status(f"waiting for GitHub Pages to serve the new index at {site}") as status:
+        while True:
+            try:
+                r = http.get(url, params={"wf-fresh": uuid.uuid4().hex}, timeout=DEFAULT_TIMEOUT,
+                             headers={"Cache-Control": "no-cache", "Pragma": "no-cache"})
+                live = r.json().get("index") if r.status_code == 200 else None
+                seen = f"HTTP {r.status_code}" if live is None else f"index {str(live)[:12]}…"
+            except (requests.RequestException, ValueError, AttributeError) as e:
+                live, seen = None, type(e).__name__
+            waited = time.monotonic() - start
+            if live == index:
+                ui.info(f"GitHub Pages serves the new index ({waited:.0f} s after the push)")
+                return
+            if waited + pause > timeout:
+                raise PublishError(
+                    f"the new index was pushed, but {url} still did not serve it after {timeout:.0f} s "
+                    f"(publish.deploy-timeout; last answer: {seen}); check the 'pages build and deployment' run "
+                    f"in the repository's Actions tab; nothing was pruned; re-run `invoke publish` once the site "
+                    f"is deployed")
+            progress = f"waiting for GitHub Pages to serve the new index at {site} ({waited:.0f} s, live: {seen})"
+            status.update(progress)
+            if waited >= noted + 30:  # a line in logs too, where the status line is not drawn
+                ui.info(progress)
+                noted = waited
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)

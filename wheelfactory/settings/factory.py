@@ -125,6 +125,10 @@ class PublishSettings:
     timeout: int = setting(120, "seconds an HTTP request may stall before it is retried")
     retries: int = setting(5, "retries (with backoff) on 5xx, timeouts and connection resets")
     prune: bool = setting(True, "delete published files the index no longer lists (after the index is live)")
+    prune_grace: int = setting(1800, "seconds a file stays published after the live index stopped linking it "
+                                     "(covers Pages deployment and caching)")
+    deploy_timeout: int = setting(1200, "seconds publish waits for GitHub Pages to serve the pushed index")
+    pages_repository: str = setting("", "owner/name whose GitHub Pages serves the index; empty = publish.repository")
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,10 @@ def check_values(config: Config) -> None:
     if config.publish.target not in PUBLISH_TARGETS:
         raise ConfigError(f"{where}: publish.target {config.publish.target!r} is not one of: "
                           f"{', '.join(PUBLISH_TARGETS)}; set it to one of them")
+    for key, value in (("prune-grace", config.publish.prune_grace), ("deploy-timeout", config.publish.deploy_timeout)):
+        if value < 0:
+            raise ConfigError(f"{where}: 'publish.{key}' must be 0 or more seconds; got {value}; "
+                              f"set it to a number of seconds, e.g. {1800 if key == 'prune-grace' else 1200}")
     if config.runners.kind and config.runners.kind not in RUNNER_KINDS:
         raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}; "
                           f"set it to one of them, or leave it empty for the default of the target arch")

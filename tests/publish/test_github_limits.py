@@ -1,0 +1,149 @@
+"""GitHub's limits, as the stand-in enforces them (tests/fakes/github_releases.py): asset names,
+Content-Length, 1000 assets and 2 GiB per release asset, immutable releases, primary and
+secondary rate limits, write spacing, HEAD refused on the download host, Pages deploy delay."""
+
+from __future__ import annotations
+
+import requests
+import pytest
+from fakes.github_releases import FakeGitHub, github_asset_name
+from support.github_pages import REPOSITORY, TAG, add, gh, make_project  # noqa: F401
+from support.wheels import real_wheels  # noqa: F401 (fixture)
+
+from wheelfactory._util.github import PACING_ENV, GitHubError, Releases
+from wheelfactory.errors import FactoryError
+from wheelfactory.publish import publish
+from wheelfactory.publish.github import releases
+from wheelfactory.settings.factory import load_config
+
+
+def uploads(gh: FakeGitHub) -> list[tuple]:
+    return [e for e in gh.log if e[0] == "uploads"]
+
+
+@pytest.mark.parametrize("given, stored", [
+    ("numpy-2.0+cu121-cp311-cp311-linux_riscv64.whl", "numpy-2.0+cu121-cp311-cp311-linux_riscv64.whl"),
+    ("a@b.txt", "a@b.txt"),
+    ("my file (1).deb", "my.file.1.deb"),
+    ("pkg_1.0~beta.deb", "pkg_1.0.beta.deb"),
+    (".hidden..name.", "hidden.name"),
+])
+def test_stand_in_renames_as_github(given, stored):
+    assert github_asset_name(given) == stored
+
+
+def test_upload_without_content_length_is_refused(tmp_path, gh):  # noqa: F811
+    rel = gh.put_asset(REPOSITORY, TAG, "x.txt", b"x") and gh.release(REPOSITORY, TAG)
+    url = rel["upload_url"].split("{")[0]
+    r = requests.post(url, params={"name": "y.txt"}, data=iter([b"chunked"]),
+                      headers={"Authorization": f"Bearer {gh.token}", "Content-Type": "text/plain"})
+    assert r.status_code == 411 and "y.txt" not in gh.assets(REPOSITORY, TAG)
+
+
+def test_download_host_refuses_head_but_serves_get_and_ranges(tmp_path, gh):  # noqa: F811
+    a = gh.put_asset(REPOSITORY, TAG, "x.bin", b"0123456789")
+    assert requests.head(a["browser_download_url"], allow_redirects=True).status_code == 403
+    r = requests.get(a["browser_download_url"], headers={"Range": "bytes=0-0"})
+    assert r.status_code == 206 and r.headers["Content-Range"] == "bytes 0-0/10"
+    assert requests.get(a["browser_download_url"]).content == b"0123456789"
+
+
+def test_a_422_says_what_github_said(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    with FakeGitHub(repositories=[REPOSITORY], max_assets=1) as gh:
+        gh.put_asset(REPOSITORY, TAG, "first.txt", b"1")
+        root = make_project(tmp_path, gh, pages=False)
+        client = releases(load_config(root).publish, gh.token, command="test")
+        with pytest.raises(GitHubError) as e:
+            client.upload_asset(client.release_by_tag(TAG), "second.txt", b"2", "text/plain")
+    assert "422" in str(e.value) and "ReleaseAsset file_count: A release may hold at most 1 assets" in str(e.value)
+
+
+@pytest.mark.parametrize("present, refused", [(997, False), (998, True)])
+def test_the_1000_assets_are_counted_before_uploading(tmp_path, gh, real_wheels, monkeypatch,  # noqa: F811
+                                                      present, refused):
+    """jinja2 makes 3 assets (wheel, .metadata, record): 997 + 3 fit, 998 + 3 do not."""
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    for i in range(present):
+        gh.put_asset(REPOSITORY, TAG, f"other-{i}.txt", b"")
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    if refused:
+        with pytest.raises(FactoryError, match=r"would hold 1001 assets \(998 now, 3 new\), over GitHub's limit"):
+            publish(load_config(root))
+        assert uploads(gh) == []
+    else:
+        assert len(publish(load_config(root)).uploaded) == 2
+        assert len(gh.assets(REPOSITORY, TAG)) == 1000
+
+
+def test_an_immutable_release_is_refused_before_anything_changes(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(PACING_ENV, "write_interval=0")
+    with FakeGitHub(repositories=[REPOSITORY], immutable=True) as gh:
+        monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+        gh.put_asset(REPOSITORY, TAG, "notes.txt", b"")  # published while the setting was on: locked
+        root = make_project(tmp_path, gh)
+        add(root, real_wheels, "jinja2")
+        with pytest.raises(FactoryError, match="release wheels of octo/wheels is immutable .* turn the setting off"):
+            publish(load_config(root))
+        assert uploads(gh) == []
+        r = requests.delete(gh.assets(REPOSITORY, TAG)["notes.txt"]["url"],
+                            headers={"Authorization": f"Bearer {gh.token}"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "immutable"
+
+
+def test_secondary_limits_are_waited_out(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """403 with Retry-After: the same request again after that many seconds; 429 with GitHub's
+    message and no Retry-After: after the client's default wait."""
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    f403 = gh.inject("secondary", host="uploads", seconds=1, after=1)
+    f429 = gh.inject("secondary-429", host="api", method="GET", path=r"/releases/tags/")
+    report = publish(load_config(root))
+    assert f403.hits == 1 and f429.hits == 1 and len(report.uploaded) == 2
+    refused = next(i for i, e in enumerate(gh.log) if e[0] == "uploads" and e[3] == 403)
+    again = next(i for i, e in enumerate(gh.log) if i > refused and e[0] == "uploads")
+    assert gh.log[again][2] == gh.log[refused][2] and gh.log[again][3] == 201
+    assert gh.log_times[again] - gh.log_times[refused] >= 1.0  # Retry-After: 1
+
+
+def test_primary_limit_waits_for_a_near_reset_else_says_when(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(PACING_ENV, "write_interval=0,reset_wait=5")
+    with FakeGitHub(repositories=[REPOSITORY], rate_limit=4, rate_window=2, deploy_delay=0.2) as gh:
+        monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+        root = make_project(tmp_path, gh)
+        add(root, real_wheels, "jinja2")
+        report = publish(load_config(root))  # 7 requests in windows of 4: waits for the resets
+        assert len(report.uploaded) == 2
+        assert not [e for e in gh.log if e[3] == 403]  # it waited instead of running into the limit
+    with FakeGitHub(repositories=[REPOSITORY], rate_limit=2, rate_window=3600) as gh:
+        client = Releases(gh.api_url, REPOSITORY, gh.token, again="re-run")
+        client.release_by_tag(TAG)
+        client.release_by_tag(TAG)
+        with pytest.raises(GitHubError, match=r"rate limit exhausted \(2 requests per hour\).* resets at 20"):
+            client.release_by_tag(TAG)
+        assert len(gh.log) == 2  # the third was not even sent
+
+
+def test_writes_are_spaced(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(PACING_ENV, "write_interval=0.3")
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    gaps = [b - a for a, b in zip(gh.write_times, gh.write_times[1:])]
+    assert len(gaps) >= 3 and min(gaps) >= 0.29
+
+
+def test_a_deployment_that_never_comes_is_one_message_and_nothing_is_pruned(tmp_path, real_wheels,  # noqa: F811
+                                                                              monkeypatch):
+    monkeypatch.setenv(PACING_ENV, "write_interval=0")
+    with FakeGitHub(repositories=[REPOSITORY], deploy_delay=3600) as gh:
+        monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+        root = make_project(tmp_path, gh, extra="deploy-timeout = 2\nprune-grace = 0")
+        gh.put_asset(REPOSITORY, TAG, "gone-1.0-py3-none-any.whl", b"old")  # not linked: would be pruned
+        add(root, real_wheels, "jinja2")
+        with pytest.raises(FactoryError, match=r"still did not serve it after 2 s \(publish.deploy-timeout; "
+                                               r"last answer: HTTP 404\).*nothing was pruned"):
+            publish(load_config(root))
+        assert "gone-1.0-py3-none-any.whl" in gh.assets(REPOSITORY, TAG)
