@@ -20,7 +20,6 @@ and the printed report are in ``cli/audit.py``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -34,15 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 from packaging.utils import canonicalize_name
 
 from .. import ui
-from .._util import http
 from .._util.proc import environment, run_streamed
 from .._util.simple_api import Client
 from .._util.venv import bare_env
 from ..errors import EnvironmentProblem, FactoryError
+from ..runners.debian import DIST_IMPORT_CHECK, import_results, missing_library, packages_for
 from ..settings.factory import Config
 from ..settings.target import host_arch
 from .cache import audit_indexes
@@ -50,42 +48,8 @@ from .requirements import AuditError, read_requirements
 
 BUILDING = re.compile(r"(?:Building wheel for|Running setup\.py install for|Building editable for) "
                       r"([A-Za-z0-9][A-Za-z0-9._-]*)")
-MISSING_LIB = re.compile(r"([\w.+-]+\.so(?:\.[\w]+)*): cannot open shared object file")
 DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64", "ppc64le": "ppc64el",
                "s390x": "s390x", "i686": "i386", "armv7l": "armhf"}
-CONTENTS_MAX_AGE = 24 * 3600
-
-# Run inside the venv (python -I): import every top-level and extension module of one distribution.
-IMPORT_CHECK = r"""
-import importlib, importlib.machinery as m, importlib.metadata as md, json, sys
-dist = md.distribution(sys.argv[1])
-suffixes = tuple(m.EXTENSION_SUFFIXES)
-tops, exts = [], []
-for f in dist.files or []:
-    parts = f.parts
-    if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".data", ".egg-info")):
-        continue
-    leaf = parts[-1]
-    suffix = next((s for s in suffixes if leaf.endswith(s)), None)
-    mod = leaf[: -len(suffix)] if suffix else (leaf[:-3] if leaf.endswith(".py") else None)
-    if mod is None or not all(p.isidentifier() for p in (*parts[:-1], mod)):
-        continue
-    if len(parts) == 1:
-        tops.append(mod)
-    elif len(parts) == 2 and mod == "__init__":
-        tops.append(parts[0])
-    if suffix:
-        exts.append(".".join((*parts[:-1], mod)) if mod != "__init__" else ".".join(parts[:-1]))
-results = {}
-for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
-    try:
-        importlib.import_module(name)
-        results[name] = None
-    except BaseException as e:
-        results[name] = f"{type(e).__name__}: {e}"
-print("\n@@IMPORTS@@" + json.dumps(results))
-"""
-
 
 class CleanInstallError(FactoryError):
     """The clean install could not run (bad arguments, no interpreter, pip unusable)."""
@@ -156,22 +120,20 @@ def check_imports(python: Path, dists: Iterable[str], env: dict[str, str], cwd: 
     """Every top-level and extension module of each distribution, imported in its own ``python -I``."""
     def one(dist: str) -> list[ImportFailure]:
         try:
-            r = subprocess.run([str(python), "-I", "-c", IMPORT_CHECK, dist], env=env, cwd=cwd,
+            r = subprocess.run([str(python), "-I", "-c", DIST_IMPORT_CHECK, dist], env=env, cwd=cwd,
                                capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
             return [ImportFailure(dist, "*", "importing took longer than 300 s")]
-        out = r.stdout.rpartition("\n@@IMPORTS@@")[2] if "@@IMPORTS@@" in r.stdout else ""
+        out = import_results(r.stdout)
         log.write(f"--- imports of {dist} (exit {r.returncode})\n{r.stdout}{r.stderr}\n")
         if r.returncode != 0 or not out:
             why = f"the import check crashed (exit {r.returncode})" + (f": {r.stderr.strip()[-300:]}"
                                                                          if r.stderr.strip() else "")
-            lib = MISSING_LIB.search(r.stderr)
-            return [ImportFailure(dist, "*", why, lib.group(1) if lib else "")]
+            return [ImportFailure(dist, "*", why, missing_library(r.stderr))]
         failures = []
-        for module, error in json.loads(out).items():
+        for module, error in out.items():
             if error:
-                lib = MISSING_LIB.search(error)
-                failures.append(ImportFailure(dist, module, error, lib.group(1) if lib else ""))
+                failures.append(ImportFailure(dist, module, error, missing_library(error)))
         return failures
 
     with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
@@ -232,65 +194,6 @@ def _apt_file(soname: str) -> list[str] | None:
     return pkgs if r.returncode == 0 else None
 
 
-def _contents_index(config: Config, suite: str, arch: str) -> bytes:
-    """Debian's Contents-ARCH.gz of ``suite`` (main), cached a day and revalidated after."""
-    mirror = config.audit.debian_mirror.rstrip("/")
-    url = f"{mirror}/dists/{suite}/main/Contents-{arch}.gz"
-    path = config.paths.cache / "debian" / f"Contents-{suite}-{arch}.gz"
-    meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and path.is_file() else {}
-    if meta and time.time() - meta.get("fetched", 0) < CONTENTS_MAX_AGE:
-        return gzip.decompress(path.read_bytes())
-    headers = {}
-    if meta.get("etag"):
-        headers["If-None-Match"] = meta["etag"]
-    if meta.get("last_modified"):
-        headers["If-Modified-Since"] = meta["last_modified"]
-    try:
-        r = http.session(retries=3).get(url, headers=headers, timeout=(10, 300))
-    except requests.RequestException as e:
-        if path.is_file():
-            return gzip.decompress(path.read_bytes())
-        raise CleanInstallError(f"cannot fetch {url} (audit.debian-mirror): {e}") from None
-    if r.status_code == 304 and path.is_file():
-        meta["fetched"] = time.time()
-    elif r.status_code == 200:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".part{os.getpid()}")
-        tmp.write_bytes(r.content)
-        os.replace(tmp, path)
-        meta = {"fetched": time.time(), "etag": r.headers.get("ETag", ""),
-                "last_modified": r.headers.get("Last-Modified", ""), "url": url}
-    else:
-        raise CleanInstallError(f"{url} answered HTTP {r.status_code}; check audit.debian-mirror / "
-                                f"audit.debian-suite in factory.toml")
-    meta_path.write_text(json.dumps(meta))
-    return gzip.decompress(path.read_bytes())
-
-
-def search_contents(contents: bytes, soname: str) -> list[str]:
-    """Packages whose files end in /SONAME (library folders first), from a Contents index."""
-    needle = b"/" + soname.encode()
-    found: list[tuple[int, str]] = []
-    pos = contents.find(needle)
-    while pos != -1:
-        end = pos + len(needle)
-        if end < len(contents) and contents[end:end + 1] in (b" ", b"\t"):
-            start = contents.rfind(b"\n", 0, pos) + 1
-            stop = contents.find(b"\n", end)
-            path, _, owners = contents[start:stop if stop != -1 else None].decode("utf-8", "replace").rpartition(" ")
-            path = path.strip()
-            rank = 0 if re.match(r"^(usr/)?lib/", path) else 1
-            for owner in owners.split(","):
-                found.append((rank, owner.strip().rsplit("/", 1)[-1]))
-        pos = contents.find(needle, end)
-    out: list[str] = []
-    for _, pkg in sorted(found):
-        if pkg not in out:
-            out.append(pkg)
-    return out
-
-
 def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, list[str]]:
     """soname -> the Debian packages that ship it (apt-file, else the mirror's Contents index)."""
     sonames = sorted(set(sonames))
@@ -302,15 +205,8 @@ def debian_packages_for(config: Config, sonames: Iterable[str]) -> dict[str, lis
             todo.append(so)
         else:
             result[so] = via_apt_file
-    if todo:
-        suite, arch = host_debian_suite(config), debian_arch()
-        try:
-            contents = _contents_index(config, suite, arch)
-        except CleanInstallError as e:
-            ui.warn(f"cannot name the Debian packages: {e}")
-            return {**result, **{so: [] for so in todo}}
-        for so in todo:
-            result[so] = search_contents(contents, so)
+    result.update(packages_for(config, todo, mirror=config.audit.debian_mirror, suite=host_debian_suite(config),
+                               arch=debian_arch()))
     return result
 
 

@@ -41,7 +41,7 @@ from .pep517 import build_wheel, check_debian, ensure_tools
 from .record import make_record
 from .repair import Repaired, repair_wheel, with_next_build_tag
 from .source import SourceTree
-from .verify import verify_wheel
+from .verify import clean_interpreter, verified_on, verify_place, verify_wheel
 
 # (attempt, plan, *, extra_env) -> None: builds plan.todo and stores it through attempt.store_all.
 BuildStrategy = Callable[..., None]
@@ -104,6 +104,7 @@ class _Ready:
     notes: list[str]
     tools: dict[str, str]  # tool -> version
     compiler_cache: dict | None
+    verified: dict  # where: verify.verified_on
 
 
 def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] | None = None) -> None:
@@ -124,7 +125,8 @@ def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] |
         config, recipe, r.wheel, build_key=plan.keys[v], python=v, policy=plan.policy,
         achieved=r.repaired.achieved_policy, source=tree.info, patches=tree.patches, auditwheel=r.repaired.show,
         host={**host, "tools": r.tools}, duration=time.monotonic() - attempt.start,
-        stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache))
+        stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache,
+        verified=r.verified))
         for v, r in ready.items()}
     cache_stats = {v: r.compiler_cache for v, r in ready.items()}
     attempt.result.compiler_cache = compcache.merge(list(cache_stats.values()))
@@ -155,12 +157,15 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     wheel, tag = with_next_build_tag(runner, tools, config.paths.dist, recipe.project, rep.wheel, log)
     stages["repair"] = attempt.stage_done("repair", f"py{v} {rep.achieved_policy}"
                                           + (f", build tag {tag}" if tag is not None else ""))
-    notes = verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
-                         find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
+    with verify_place(config, runner, recipe, log=log) as place:
+        notes = verify_wheel(config, place, tools, recipe=recipe, version=v,
+                             interpreter=clean_interpreter(place, v, interp), wheel=wheel,
+                             find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
+        verified = verified_on(place, v)
     for note in notes:
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
-    return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache)
+    return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache, verified)
 
 
 @contextlib.contextmanager

@@ -118,7 +118,9 @@ class EmulatedRunner:
             os.chmod(tmp, 0o1777)
             try:
                 # pip's and uv's caches go to cache/, not into the rootfs (which stays small and disposable).
-                full_env = {"XDG_CACHE_HOME": str(self.config.paths.cache / "xdg" / self.id), **(env or {})}
+                # Shared by the build rootfs and the clean system of the target: downloads only, no system state.
+                xdg = self.config.paths.cache / "xdg" / f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
+                full_env = {"XDG_CACHE_HOME": str(xdg), **(env or {})}
                 cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp,
                                              layer=self.layer)
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
