@@ -32,6 +32,7 @@ from rich.markup import escape
 from .. import ui
 from ..runners import Runner
 from ..runners.container import ContainerRunner
+from ..runners.emulated import EmulatedRunner
 from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import Target
@@ -108,7 +109,29 @@ class _Ready:
 
 
 def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] | None = None) -> None:
-    """Per Python: PEP 517 build, auditwheel repair (and build tag), verify in a bare venv; then store all."""
+    """Per Python: PEP 517 build, auditwheel repair (and build tag), verify in a bare venv; then store all.
+
+    Emulated builds run on a throwaway layer of the build rootfs (``EmulatedRunner.hermetic``):
+    the recipe's build.debian is installed there only, so the wheel depends on the recipe alone.
+    """
+    base = attempt.runner
+    with _hermetic(base) as attempt.runner:
+        try:
+            _build_stages(attempt, plan, extra_env)
+        finally:
+            attempt.runner = base
+
+
+@contextlib.contextmanager
+def _hermetic(runner: Runner):
+    if isinstance(runner, EmulatedRunner):
+        with runner.hermetic() as layered:
+            yield layered
+    else:
+        yield runner
+
+
+def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | None) -> None:
     config, recipe, runner = attempt.config, attempt.recipe, attempt.runner
     attempt.begin(plan, f"on {runner.id}")
     check_debian(runner, recipe)
