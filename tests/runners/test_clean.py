@@ -17,6 +17,7 @@ import pytest
 from conftest import write_project
 from support.emulation import clean_cache, emu_cache, emu_project  # noqa: F401 (fixtures)
 from wheelfactory._util.fs import mounts_under
+from wheelfactory.audit.clean_install import CleanInstallError, clean_install
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
@@ -137,8 +138,13 @@ def test_clean_system_mirror_error_leaves_nothing_trusted(tmp_path):
 # --- the field report's torch failure, reproduced with pyyaml/libyaml ----------------------------
 
 def test_an_undeclared_runtime_library_fails_verify_and_a_declared_one_passes(clean_cache, tmp_path):
+    """The torch failure (verify) and the numpy failure (clean-install), reproduced with pyyaml."""
     root = _pyyaml_project(tmp_path, clean_cache)
     config = load_config(root)
+    # PyPI has no riscv64 wheel of PyYAML: on the clean riscv64 system pip builds it from source.
+    rep = clean_install(config, ["pyyaml==6.0.4"], [], upgrade_pip=False)
+    assert not rep.ok and rep.built_packages == ["pyyaml"], rep
+    assert "riscv64" in rep.python, rep.python
     assert build_cli.build_command(["pyyaml"], root=root) == 1
     rec = json.loads(next((root / "logs/pyyaml").glob("*.json")).read_text())
     msg = rec["message"]
@@ -178,3 +184,17 @@ def test_an_undeclared_runtime_library_fails_verify_and_a_declared_one_passes(cl
     build_index(load_config(root))
     page = (root / "index" / "project" / "pyyaml" / "index.html").read_text()
     assert "apt-get install libyaml-0-2" in page
+
+    # Our wheel in dist/ (served for the run): the same clean install builds nothing and imports yaml._yaml.
+    rep = clean_install(config, ["pyyaml==6.0.4"], [], upgrade_pip=False)
+    assert rep.ok and not rep.built_from_source and not rep.missing_libraries, rep
+    assert "pyyaml" in rep.installed and not rep.other_import_failures, rep
+    assert "yaml._yaml" in (root / rep.log).read_text()
+
+
+def test_clean_install_with_an_index_that_does_not_answer_is_one_message(tmp_path):
+    root = write_project(tmp_path / "p", host_target=False, config=f'[paths]\ncache = "{tmp_path / "cache"}"\n')
+    with pytest.raises(CleanInstallError) as e:
+        clean_install(load_config(root), ["six"], [], indexes=["http://127.0.0.1:9/simple"])
+    assert "127.0.0.1:9" in str(e.value) and "--index" in str(e.value)
+    assert not (tmp_path / "cache" / "rootfs").exists(), "nothing was made before the index answered"

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,19 +280,21 @@ def clean_install(config: Config, requirements: list[str], requirement_files: li
             (config.paths.build / "clean-install").mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix="run-", dir=config.paths.build / "clean-install"))
             runner = stack.enter_context(clean_layer(config, [], log=log, why="clean-install"))
-            interpreter = clean_interpreter(runner, python or config.pythons[0])
+            interpreter = clean_interpreter(runner, python, config.pythons)
             place = Place(log, work, runner)
         else:
             work = Path(tempfile.mkdtemp(prefix="wf-clean-install-"))
             place = Place(log, work)
         stack.callback(_discard, work, keep)
+        runtime = _dist_runtime_debian(config) if on_clean and not indexes else {}
         return _install_and_import(config, place, interpreter, reqs, requirement_files, index_list, pypi,
-                                   upgrade_pip, log_path, started)
+                                   upgrade_pip, log_path, started, runtime)
 
 
 def _install_and_import(config: Config, place: Place, interpreter: str, reqs, requirement_files: list[str],
                         index_list: list[str], pypi: str, upgrade_pip: bool, log_path: Path,
-                        started: float) -> CleanInstallReport:
+                        started: float, runtime_debian: dict[tuple[str, str], list[str]]) -> CleanInstallReport:
+    """``runtime_debian``: (name, version) -> Debian packages, for the wheels of ours served for the run."""
     work = place.cwd
     pip_cache = config.paths.cache / "clean-install" / "pip"
     # Keep downloaded files between runs, never wheels built from sdists: a cached local build
@@ -335,6 +337,13 @@ def _install_and_import(config: Config, place: Place, interpreter: str, reqs, re
         after = installed_distributions(place, venv_python, env)
         new = {n: v for n, v in after.items() if before.get(n) != v}
         failures: list[ImportFailure] = []
+        if not pip_failed and place.runner is not None and place.runner.layer is not None:
+            # What our index page tells a user to apt-get install for the wheels of ours they got.
+            declared = sorted({d for n, v in new.items() for d in runtime_debian.get((n, v), ())})
+            if declared:
+                status.update(f"apt-get install {' '.join(declared)} (runtime.debian of our wheels)")
+                place.runner.rootfs.install_in_layer(place.runner.layer, declared, log=place.log,
+                                                     why="runtime.debian of our wheels in dist/")
         if not pip_failed:
             status.update(f"importing the modules of {len(new)} distributions")
             failures = check_imports(place, venv_python, new, env)
@@ -364,9 +373,24 @@ def _serve_dist(config: Config) -> Iterator[str]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def clean_interpreter(runner: EmulatedRunner, version: str) -> str:
-    """The clean system's interpreter for Python ``version`` (X.Y); EnvironmentProblem saying how to add it."""
+def _dist_runtime_debian(config: Config) -> dict[tuple[str, str], list[str]]:
+    """(canonical name, version) -> the record's debian_runtime, for each wheel record in dist/."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(config.paths.dist.glob("*.whl.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("debian_runtime"):
+            out.setdefault((canonicalize_name(rec["name"]), rec["version"]), []).extend(rec["debian_runtime"])
+    return out
+
+
+def clean_interpreter(runner: EmulatedRunner, version: str | None, wanted: Sequence[str]) -> str:
+    """The clean system's interpreter for Python ``version`` (X.Y; default: the first of ``wanted`` it has);
+    EnvironmentProblem saying how to add it."""
     found = runner.rootfs.pythons_in(runner.rootfs.path)
+    version = version or next((v for v in wanted if v in found), ", ".join(wanted))
     if version not in found:
         raise EnvironmentProblem(f"the {runner.rootfs.label} at {runner.rootfs.path} has no Python {version} "
                                  f"(it has {', '.join(found) or 'none'}); add it to target.pythons and run "

@@ -195,7 +195,8 @@ def _import_failure(config, runner: Runner, recipe: Recipe, where: str, failed: 
     """ONE message for failed imports: the module, the error, and for a missing library its soname and
     the Debian package of the target arch that ships it, to add to runtime.debian."""
     recipe_file = config.paths.recipes / recipe.name / "recipe.toml"
-    module, error = next(iter(failed.items()))
+    # A missing library explains the rest (a shim module that re-exports the extension fails with it).
+    module, error = min(failed.items(), key=lambda item: not missing_library(item[1]))
     more = f" (and {len(failed) - 1} more module{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""
     head = f"{recipe.name}: import {module} failed in {where}: {error.strip()[:400]}{more}; the wheel was not stored"
     soname = next((lib for lib in map(missing_library, failed.values()) if lib), "")

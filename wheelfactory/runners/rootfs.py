@@ -452,14 +452,7 @@ class Rootfs:
             self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q"], root=root, log=log,
                       echo=_apt_progress)
         try:
-            self._check_offered(self.available(root), packages, why)
-            proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
-                             log=log, check=False, echo=_apt_progress)
-            if proc.returncode != 0:
-                raise EnvironmentProblem(
-                    f"installing {', '.join(packages)} ({why}) in the {self.arch} {self.suite} rootfs failed: "
-                    f"{_error_line(proc.stdout, fallback=False)}"
-                )
+            self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
             self._clean_apt(root)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
@@ -519,18 +512,14 @@ class Rootfs:
                     or not any((cache / "lists").glob("*_Packages*")):
                 self.exec(["apt-get", "update", "-q"], log=log, layer=layer, echo=_apt_progress)
                 updated.touch()
-            self._check_offered(self.available(self.path, cache / "lists"), packages, why)
-            proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], log=log,
-                             layer=layer, check=False, echo=_apt_progress)
-        if proc.returncode != 0:
-            raise EnvironmentProblem(
-                f"installing {', '.join(packages)} ({why}) in a layer of the {self.arch} {self.suite} {self.label} "
-                f"failed: {_error_line(proc.stdout, fallback=False)}"
-            )
+            self._apt_install(self.available(self.path, cache / "lists"), packages, log=log, why=why, layer=layer)
         base = _dpkg_versions(self.path / "var/lib/dpkg")
         return {p: v for p, v in _dpkg_versions(layer.upper / "var/lib/dpkg").items() if base.get(p) != v}
 
-    def _check_offered(self, offered: set[str], packages: Sequence[str], why: str) -> None:
+    def _apt_install(self, offered: set[str], packages: Sequence[str], *, log: IO[str], why: str,
+                     root: Path | None = None, layer: Layer | None = None) -> None:
+        """apt-get install into ``root`` or ``layer``: ONE message for packages the arch lacks (``offered``
+        are the names apt's lists have) or a failed install, naming ``why`` (the setting asking for them)."""
         absent = [p for p in packages if p.split(":")[0].split("=")[0] not in offered]
         if absent:
             raise EnvironmentProblem(
@@ -538,6 +527,14 @@ class Rootfs:
                 f"({why}) do{'es' if len(absent) == 1 else ''} not exist for {self.debian_arch} in Debian "
                 f"{self.suite} ({self.mirror}); check the name on packages.debian.org, remove it, or build with "
                 f"another [emulation].suite"
+            )
+        proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
+                         layer=layer, log=log, check=False, echo=_apt_progress)
+        if proc.returncode != 0:
+            where = f"a layer of the {self.label}" if layer else f"the {self.label}"
+            raise EnvironmentProblem(
+                f"installing {', '.join(packages)} ({why}) in {where} ({self.arch} {self.suite}) failed: "
+                f"{_error_line(proc.stdout, fallback=False)}"
             )
 
     @contextlib.contextmanager
