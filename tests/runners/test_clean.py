@@ -22,8 +22,9 @@ from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
 from wheelfactory.index import build_index
-from wheelfactory.runners.clean import CleanSystem, clean_layer
+from wheelfactory.runners.clean import CLEAN_VARIANT, CleanSystem, clean_layer
 from wheelfactory.runners.emulated import EmulatedRunner
+from wheelfactory.runners.rootfs import Rootfs
 from wheelfactory.settings.factory import load_config
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
@@ -79,7 +80,7 @@ def _dpkg_names(root: Path) -> set[str]:
 def test_the_clean_system_holds_python_and_nothing_to_build_with(clean_cache, tmp_path, capsys):
     root = emu_project(tmp_path / "project", clean_cache)
     clean = CleanSystem(load_config(root))
-    assert clean.ready and clean.stamp()["variant"] == "minbase"
+    assert clean.ready and clean.stamp()["variant"] == CLEAN_VARIANT
     names = _dpkg_names(clean.path)
     assert {"python3.13", "python3.13-venv", "ca-certificates"} <= names
     assert not names & {"gcc", "g++", "libc6-dev", "python3.13-dev", "libpython3.13-dev", "patchelf", "ccache",
@@ -110,6 +111,30 @@ def test_layers_are_thrown_away_and_leave_no_mount(clean_cache, tmp_path):
     assert _dpkg_names(clean.path) == base and not (clean.path / "etc/x").exists()
     assert [m for m in mounts_under(clean.parent) if m != str(clean.parent)] == []
     assert not list(clean.parent.glob(f".{clean.name}.run-*"))
+
+
+def test_a_build_layer_sees_only_its_own_build_packages(emu_cache, tmp_path):
+    """Hermetic builds: what one build's layer installs (libyaml-dev) is gone for the next, and the base
+    build rootfs never gets it."""
+    config = load_config(emu_project(tmp_path / "project", emu_cache))
+    base = EmulatedRunner(config)
+    base._ready()
+    assert base.rootfs.missing(["libyaml-dev"]) == ["libyaml-dev"], "the base build rootfs holds no recipe package"
+    before = _dpkg_names(base.rootfs.path)
+    work = config.paths.build
+    work.mkdir(parents=True)
+    log = io.StringIO()
+    probe = ["sh", "-c", "test -e /usr/include/yaml.h && echo present || echo absent"]
+    with base.hermetic() as recipe_a:
+        assert recipe_a.missing_debian(["libyaml-dev"]) == []
+        assert "libyaml-dev" in recipe_a.installed and "libyaml-0-2" in recipe_a.installed, recipe_a.installed
+        assert recipe_a.run(probe, cwd=work, log=log).stdout.strip() == "present"
+        described = recipe_a.describe()["rootfs"]
+        assert described["layer"] and described["layer_packages"]["libyaml-dev"] == recipe_a.installed["libyaml-dev"]
+    with base.hermetic() as recipe_b:
+        assert recipe_b.run(probe, cwd=work, log=log).stdout.strip() == "absent"
+    assert base.run(probe, cwd=work, log=log).stdout.strip() == "absent"
+    assert _dpkg_names(base.rootfs.path) == before
 
 
 def test_a_runtime_package_the_arch_lacks_is_named_with_the_recipe(clean_cache, tmp_path):
@@ -153,6 +178,7 @@ def test_an_undeclared_runtime_library_fails_verify_and_a_declared_one_passes(cl
     assert "yaml._yaml" in msg and "libyaml-0.so.2" in msg and "libyaml-0-2" in msg, msg
     assert "runtime.debian" in msg and "clean riscv64 sid system" in msg, msg
     assert _files(root / "dist") == {} and _files(root / "index") == {}
+    assert Rootfs(config).missing(["libyaml-dev"]) == ["libyaml-dev"], "build.debian went into the build's layer"
 
     # The same wheel imports in the build rootfs: the build machine would have hidden the failure.
     wheel = next((root / "build/pyyaml/repaired/py3.13").glob("*.whl"))
@@ -181,6 +207,8 @@ def test_an_undeclared_runtime_library_fails_verify_and_a_declared_one_passes(cl
     assert verified["system"] == "clean system" and verified["suite"] == "sid" and verified["glibc"]
     assert "libyaml-0-2" in verified["runtime_debian"] and "gcc" not in verified["runtime_debian"]
     assert any("yaml._yaml" in n for n in record["notes"]), record["notes"]
+    layer = record["host"]["rootfs"]["layer_packages"]
+    assert layer["libyaml-dev"] and layer["libyaml-0-2"], "the build layer's packages, with versions"
     build_index(load_config(root))
     page = (root / "index" / "project" / "pyyaml" / "index.html").read_text()
     assert "apt-get install libyaml-0-2" in page

@@ -1,7 +1,8 @@
 """The clean system: a pristine Debian rootfs of the target arch that wheels are checked on.
 
 Beside the build rootfs (``rootfs.Rootfs``) each target has a second rootfs made
-by mmdebstrap with the ``minbase`` variant plus, for each configured Python the
+by mmdebstrap with its smallest variant that has apt (``apt``: the Essential:yes
+set plus apt; ``minbase`` adds every Priority:required package) plus, for each configured Python the
 suite offers, ``pythonX.Y`` and ``pythonX.Y-venv``, and ``ca-certificates``:
 nothing else, never a build package. It is what a user's fresh board holds, so a
 wheel that needs a library it neither bundles nor declares fails here as it
@@ -26,6 +27,7 @@ from .emulated import EmulatedRunner
 from .rootfs import Rootfs
 
 CLEAN_PACKAGES = ("ca-certificates",)
+CLEAN_VARIANT = "apt"
 
 
 class CleanSystem(Rootfs):
@@ -38,8 +40,13 @@ class CleanSystem(Rootfs):
         super().__init__(config)
         self.path = self.path.with_name(f"{self.path.name}-clean")
         self.name = self.path.name
-        self.variant = "minbase"
+        self.variant = CLEAN_VARIANT
         self.extra_packages = []  # [emulation].packages are for builds
+        # The Pythons go into mmdebstrap's one apt run when the build rootfs says the suite has
+        # them (else _finish adds them after): a second apt run under emulation costs minutes.
+        offered = (Rootfs(config).stamp() or {}).get("suite_pythons") or []
+        self.base_packages = [*CLEAN_PACKAGES,
+                              *(p for v in self.wanted_pythons if v in offered for p in self.python_packages(v))]
 
     @staticmethod
     def python_packages(version: str) -> list[str]:
