@@ -34,7 +34,13 @@ class CleanSystem(Rootfs):
     """The clean system of the ``[emulation]`` target (it need not exist yet)."""
 
     label = "clean system"
-    base_packages: Sequence[str] = CLEAN_PACKAGES
+
+    @property
+    def base_packages(self) -> list[str]:
+        """ca-certificates, and the wanted Pythons when the build rootfs says the suite has them: then they
+        go into mmdebstrap's one apt run (else _finish adds them after; a second apt run costs minutes)."""
+        offered = (Rootfs(self.config).stamp() or {}).get("suite_pythons") or []
+        return [*CLEAN_PACKAGES, *(p for v in self.wanted_pythons if v in offered for p in self.python_packages(v))]
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -42,11 +48,6 @@ class CleanSystem(Rootfs):
         self.name = self.path.name
         self.variant = CLEAN_VARIANT
         self.extra_packages = []  # [emulation].packages are for builds
-        # The Pythons go into mmdebstrap's one apt run when the build rootfs says the suite has
-        # them (else _finish adds them after): a second apt run under emulation costs minutes.
-        offered = (Rootfs(config).stamp() or {}).get("suite_pythons") or []
-        self.base_packages = [*CLEAN_PACKAGES,
-                              *(p for v in self.wanted_pythons if v in offered for p in self.python_packages(v))]
 
     @staticmethod
     def python_packages(version: str) -> list[str]:
