@@ -584,7 +584,7 @@ class Rootfs:
     def create(self, *, replace: bool = False) -> dict:
         with self._admin_lock():
             if self.ready and not replace:
-                ui.info(f"the {self.arch} {self.suite} rootfs at {self.path} exists already "
+                ui.info(f"the {self.arch} {self.suite} {self.label} at {self.path} exists already "
                         f"(recreate it with: nox -s rootfs -- create --replace)")
                 return self.stamp()
             self._create_locked(log=None)
@@ -615,7 +615,7 @@ class Rootfs:
             )
         tmp = self.parent / f".{self.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
         t0 = time.monotonic()
-        ui.info(f"creating the {self.arch} Debian {self.suite} rootfs at {self.path} "
+        ui.info(f"creating the {self.arch} Debian {self.suite} {self.label} at {self.path} "
                 f"(mmdebstrap from {self.mirror}; takes a few minutes)")
         try:
             with self._log(log) as lg:
@@ -641,7 +641,7 @@ class Rootfs:
                 ui.error("rootfs creation interrupted; nothing half-made was left behind")
             raise
         info = self.info()
-        ui.info(f"rootfs ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
+        ui.info(f"{self.label} ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
                 f"gcc {info['gcc']}, Python {', '.join(info['pythons'])}")
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
@@ -723,7 +723,7 @@ class Rootfs:
                     raise EnvironmentProblem(f"{marker} holds no stamp to finish the update from; "
                                              f"recreate the rootfs: nox -s rootfs -- create --replace")
                 self.check_matches(old)
-                ui.info(f"updating the {self.arch} {self.suite} rootfs at {self.path}")
+                ui.info(f"updating the {self.arch} {self.suite} {self.label} at {self.path}")
                 t0 = time.monotonic()
                 self._copy_host_files(self.path)
                 try:
