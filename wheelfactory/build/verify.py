@@ -198,7 +198,7 @@ def _import_failure(config, runner: Runner, recipe: Recipe, where: str, failed: 
     # A missing library explains the rest (a shim module that re-exports the extension fails with it).
     module, error = min(failed.items(), key=lambda item: not missing_library(item[1]))
     more = f" (and {len(failed) - 1} more module{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""
-    head = f"{recipe.name}: import {module} failed in {where}: {error.strip()[:400]}{more}; the wheel was not stored"
+    head = f"{recipe.name}: import test failed in {where}: {module}: {error.strip()[:400]}{more}; the wheel was not stored"
     soname = next((lib for lib in map(missing_library, failed.values()) if lib), "")
     if not soname:
         return (f"{head}. A missing module belongs in test.requires or the project's dependencies; a compiled "
