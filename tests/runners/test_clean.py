@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_project
-from support.emulation import clean_cache, emu_cache, emu_project  # noqa: F401 (fixtures)
+from support.emulation import emu_project
 from wheelfactory._util.fs import mounts_under
 from wheelfactory.audit.clean_install import CleanInstallError, clean_install
 from wheelfactory.cli import build as build_cli

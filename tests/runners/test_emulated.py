@@ -29,7 +29,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_project, write_recipe
-from support.emulation import emu_cache, emu_project  # noqa: F401 (fixture)
+from support.emulation import emu_project
 from wheelfactory._util.fs import mounts_under
 from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
