@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -182,7 +183,7 @@ def test_an_undeclared_runtime_library_fails_verify_and_a_declared_one_passes(cl
 
     # The same wheel imports in the build rootfs: the build machine would have hidden the failure.
     wheel = next((root / "build/pyyaml/repaired/py3.13").glob("*.whl"))
-    assert "libyaml" not in subprocess.run(["unzip", "-l", str(wheel)], capture_output=True, text=True).stdout
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if "libyaml" in n], "libyaml is not bundled"
     runner = EmulatedRunner(config)
     work = root / "build" / "check"
     work.mkdir()
