@@ -74,7 +74,7 @@ for _recipe in sorted(p.parent.name for p in (ROOT / "recipes").glob("*/recipe.t
 
 @nox.session(name="rootfs", python=False)
 def rootfs(session: nox.Session) -> None:
-    """The emulated build rootfs: nox -s rootfs -- create [--replace] | update | remove | info [--json]."""
+    """The build rootfs and clean system: nox -s rootfs -- create [--replace] | update | remove | info [--json]."""
     from wheelfactory.cli import rootfs as rootfs_cli
 
     _engine().run(rootfs_cli.rootfs_command, list(session.posargs), root=ROOT)
@@ -84,8 +84,8 @@ def rootfs(session: nox.Session) -> None:
 
 @nox.session(name="clean-install", python=False)
 def clean_install(session: nox.Session) -> None:
-    """Install requirements in a bare venv as a user would; fail on source builds and missing libraries:
-    nox -s clean-install -- numpy [-r requirements.txt] [--python 3.12] [--index URL]."""
+    """Install requirements in a bare venv as a user would (on the target's clean system; --target host: here);
+    fail on source builds and missing libraries: nox -s clean-install -- numpy [-r FILE] [--index URL] [--target host]."""
     from wheelfactory.cli import audit as audit_cli
 
     _engine().run(audit_cli.clean_install_command, list(session.posargs), root=ROOT)

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The emulation tests' session fixtures (one build rootfs and one clean system per session), registered
+# once here: imported into each test module instead, each module would make its own.
+pytest_plugins = ["support.emulation"]
 
 
 def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host_target: bool = True) -> Path:

@@ -1,4 +1,6 @@
-"""`nox -s clean-install`: a bare venv, real pip, real PyPI plus a local index on 127.0.0.1.
+"""`nox -s clean-install --target host`: a bare venv, real pip, real PyPI plus a local index on 127.0.0.1.
+
+(The default, on the target's clean system, is tested in tests/runners/test_clean.py.)
 
 The local index serves packages built here: an sdist-only dependency (pip
 really builds it) and a wheel whose extension links a shared library that is
@@ -143,7 +145,7 @@ def _project(tmp_path: Path, index_url: str = "") -> Path:
 def test_source_build_is_listed_and_fails(tmp_path, local_index):
     """Through nox, as CI runs it: the sdist-only dependency is compiled, so the check fails and says so."""
     root = _project(tmp_path, local_index["url"])
-    r = subprocess.run(["nox", "-f", str(REPO / "noxfile.py"), "-s", "clean-install", "--", "wf-ci-app"],
+    r = subprocess.run(["nox", "-f", str(REPO / "noxfile.py"), "-s", "clean-install", "--", "wf-ci-app", "--target", "host"],
                        cwd=root, env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, capture_output=True,
                        text=True, timeout=600)
     out = r.stdout + r.stderr
@@ -158,7 +160,7 @@ def test_source_build_is_listed_and_fails(tmp_path, local_index):
 def test_missing_shared_library_names_the_debian_package(tmp_path, local_index):
     root = _project(tmp_path, local_index["url"])
     config = load_config(root)
-    rep = cleaninstall.clean_install(config, ["wf-ci-missinglib"], [], upgrade_pip=False)
+    rep = cleaninstall.clean_install(config, ["wf-ci-missinglib"], [], upgrade_pip=False, target="host")
     assert not rep.ok
     assert not rep.built_from_source
     libs = {f.library: f for f in rep.missing_libraries}
@@ -167,13 +169,13 @@ def test_missing_shared_library_names_the_debian_package(tmp_path, local_index):
     assert failure.dist == "wf-ci-missinglib"
     assert failure.debian and all(p.startswith(local_index["debian_prefix"]) for p in failure.debian), failure
     # And the command's exit status and printed report.
-    status = audit_cli.clean_install_command(["wf-ci-missinglib", "--no-upgrade-pip"], root=root)
+    status = audit_cli.clean_install_command(["wf-ci-missinglib", "--no-upgrade-pip", "--target", "host"], root=root)
     assert status == 1
 
 
 def test_wheels_only_install_passes(tmp_path):
     root = _project(tmp_path)
-    rep = cleaninstall.clean_install(load_config(root), ["six"], [], upgrade_pip=False)
+    rep = cleaninstall.clean_install(load_config(root), ["six"], [], upgrade_pip=False, target="host")
     assert rep.ok, rep
     assert "six" in rep.installed and not rep.built_from_source and not rep.missing_libraries
 

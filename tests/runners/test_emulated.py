@@ -29,6 +29,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_project, write_recipe
+from support.emulation import emu_project
 from wheelfactory._util.fs import mounts_under
 from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
@@ -41,25 +42,7 @@ from wheelfactory.settings.factory import host_arch, load_config
 
 pytestmark = [pytest.mark.emulation, pytest.mark.slow]
 
-CACHE_ENV = "WHEELFACTORY_TEST_EMULATION_CACHE"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def emu_project(root: Path, cache: Path, *, recipes=(), config: str = "") -> Path:
-    """A project with the DEFAULT target (riscv64, manylinux_2_39) sharing the session's cache/rootfs."""
-    return write_project(root, recipes=list(recipes), host_target=False,
-                         config=f'[paths]\ncache = "{cache}"\n' + textwrap.dedent(config))
-
-
-@pytest.fixture(scope="session")
-def emu_cache(tmp_path_factory) -> Path:
-    cache = Path(os.environ.get(CACHE_ENV) or tmp_path_factory.mktemp("emulation-cache"))
-    config = load_config(emu_project(tmp_path_factory.mktemp("emu-setup"), cache))
-    problem = emulation_problem(config)
-    if problem:
-        pytest.fail(f"emulated builds cannot run on this machine: {problem}")
-    Rootfs(config).create()  # from scratch, unless CACHE_ENV points at a cache that has one
-    return cache
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from rich.markup import escape
 from .. import ui
 from ..runners import Runner
 from ..runners.container import ContainerRunner
+from ..runners.emulated import EmulatedRunner
 from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import Target
@@ -41,7 +42,7 @@ from .pep517 import build_wheel, check_debian, ensure_tools
 from .record import make_record
 from .repair import Repaired, repair_wheel, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
-from .verify import verify_wheel
+from .verify import clean_interpreter, verified_on, verify_place, verify_wheel
 
 # (attempt, plan, *, extra_env) -> None: builds plan.todo and stores it through attempt.store_all.
 BuildStrategy = Callable[..., None]
@@ -104,10 +105,33 @@ class _Ready:
     notes: list[str]
     tools: dict[str, str]  # tool -> version
     compiler_cache: dict | None
+    verified: dict  # where: verify.verified_on
 
 
 def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] | None = None) -> None:
-    """Per Python: PEP 517 build, auditwheel repair (and build tag), verify in a bare venv; then store all."""
+    """Per Python: PEP 517 build, auditwheel repair (and build tag), verify in a bare venv; then store all.
+
+    Emulated builds run on a throwaway layer of the build rootfs (``EmulatedRunner.hermetic``):
+    the recipe's build.debian is installed there only, so the wheel depends on the recipe alone.
+    """
+    base = attempt.runner
+    with _hermetic(base) as attempt.runner:
+        try:
+            _build_stages(attempt, plan, extra_env)
+        finally:
+            attempt.runner = base
+
+
+@contextlib.contextmanager
+def _hermetic(runner: Runner):
+    if isinstance(runner, EmulatedRunner):
+        with runner.hermetic() as layered:
+            yield layered
+    else:
+        yield runner
+
+
+def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | None) -> None:
     config, recipe, runner = attempt.config, attempt.recipe, attempt.runner
     attempt.begin(plan, f"on {runner.id}")
     check_debian(runner, recipe)
@@ -124,7 +148,8 @@ def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] |
         config, recipe, r.wheel, build_key=plan.keys[v], python=v, policy=plan.policy,
         achieved=r.repaired.achieved_policy, source=tree.info, patches=tree.patches, auditwheel=r.repaired.show,
         host={**host, "tools": r.tools}, duration=time.monotonic() - attempt.start,
-        stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache))
+        stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache,
+        verified=r.verified))
         for v, r in ready.items()}
     cache_stats = {v: r.compiler_cache for v, r in ready.items()}
     attempt.result.compiler_cache = compcache.merge(list(cache_stats.values()))
@@ -159,12 +184,15 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     notes = unlisted_runtime_packages(config, recipe, rep.excluded, config.arch)
     for note in notes:
         ui.warn(f"{recipe.name}: {note}")
-    notes += verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
-                          find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
+    with verify_place(config, runner, recipe, log=log) as place:
+        notes += verify_wheel(config, place, tools, recipe=recipe, version=v,
+                              interpreter=clean_interpreter(place, v, interp), wheel=wheel,
+                              find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
+        verified = verified_on(place, v)
     for note in notes:
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
-    return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache)
+    return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache, verified)
 
 
 @contextlib.contextmanager

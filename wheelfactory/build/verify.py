@@ -1,5 +1,17 @@
 """Stage 4: install the repaired wheel into a bare venv and run the recipe's tests.
 
+Where: under emulation (and wherever ``verify_place`` says so) on a throwaway
+layer of the target's clean system (``runners.clean``), with the recipe's
+``runtime.debian`` and nothing else installed, so a run-time library the wheel
+neither bundles nor declares fails here, not on a user's fresh board.
+``--target host`` verifies on this machine.
+
+Besides ``test.imports`` and ``test.commands``, every top-level and extension
+module in the wheel's file list is imported (``runners.debian.DIST_IMPORT_CHECK``),
+so a wheel whose compiled code is missing or cannot load never passes. An import
+that misses a shared library names the soname and the Debian package of the
+target arch that ships it (the mirror's Contents index).
+
 Bare means: a fresh venv of the target interpreter, no system site-packages, no
 user site, no PYTHONPATH, no pip or uv configuration of this machine
 (``_util.venv.bare_env``: what a user's fresh board gives pip), run from an
@@ -10,15 +22,22 @@ folder under build/). A failure here keeps the wheel out of dist/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Sequence
 
 from packaging.utils import parse_wheel_filename
 
 from .._util.venv import bare_env
-from ..errors import VerifyError
+from ..errors import EnvironmentProblem, VerifyError
+from ..runners import Runner
+from ..runners.clean import clean_layer
+from ..runners.debian import DIST_IMPORT_CHECK, import_results, missing_library, packages_for
+from ..runners.emulated import EmulatedRunner
+from ..runners.rootfs import debian_arch
 from ..settings.recipe import Recipe
 from .pep517 import excerpt, index_env
 
@@ -36,6 +55,47 @@ for name in sys.argv[1:]:
         print(f"IMPORT FAILED {name}: {type(e).__name__}: {e}")
 sys.exit(1 if failed else 0)
 """
+
+
+@contextlib.contextmanager
+def verify_place(config, runner: Runner, recipe: Recipe, *, log: IO[str]) -> Iterator[Runner]:
+    """Where ``recipe``'s wheels are verified: a fresh layer of the clean system when ``runner`` is
+    emulated (``runtime.debian`` installed into it first), else ``runner`` itself (``--target host``).
+
+    Raises EnvironmentProblem naming the recipe file when a ``runtime.debian`` package does not
+    exist for the target arch.
+    """
+    if not isinstance(runner, EmulatedRunner):
+        yield runner
+        return
+    why = f"runtime.debian of {config.paths.recipes / recipe.name / 'recipe.toml'}"
+    with clean_layer(config, recipe.runtime.debian, log=log, why=why) as clean:
+        yield clean
+
+
+def clean_interpreter(runner: Runner, version: str, interpreter: str) -> str:
+    """The interpreter for Python ``version`` where ``runner`` verifies (the build's one on the host)."""
+    if not isinstance(runner, EmulatedRunner) or runner.layer is None:
+        return interpreter
+    found = runner.rootfs.pythons_in(runner.rootfs.path)
+    if version not in found:
+        raise EnvironmentProblem(
+            f"the {runner.rootfs.label} at {runner.rootfs.path} has no Python {version}; add it with: "
+            f"nox -s rootfs -- update"
+        )
+    return found[version]
+
+
+def verified_on(runner: Runner, version: str) -> dict:
+    """The record's ``verified``: the system the wheel was verified on (suite, glibc, runtime packages)."""
+    facts = runner.describe()
+    system = facts.get("rootfs") or {}
+    if not system.get("layer"):
+        return {"system": "host" if runner.name == "native" else runner.name, "arch": facts.get("arch"),
+                "libc": facts.get("libc"), "python": version}
+    return {"system": system["system"], "arch": facts.get("arch"), "suite": system.get("suite"),
+            "variant": system.get("variant"), "glibc": system.get("glibc"), "python": version,
+            "runtime_debian": system.get("layer_packages") or {}}
 
 
 def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpreter: str, wheel: Path,
@@ -92,17 +152,26 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
     if built:
         notes.append("dependencies built from source during verify: " + "; ".join(built))
 
+    where = _where(runner, version)
     imports: Sequence[str] = recipe.test.imports
     if imports:
         proc = runner.run([py, "-c", _IMPORT_CHECK, *imports], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:
-            failed = [l.removeprefix("IMPORT FAILED ") for l in proc.stdout.splitlines() if l.startswith("IMPORT FAILED")]
-            raise VerifyError(
-                f"{recipe.name}: import test failed in a bare venv (Python {version}): "
-                f"{failed[0] if failed else excerpt(proc.stdout)}; the wheel was not stored. A missing shared "
-                f"library belongs in runtime.debian (and repair.exclude), a missing module in test.requires "
-                f"or the project's dependencies"
-            )
+            failed = dict(l.removeprefix("IMPORT FAILED ").split(": ", 1) for l in proc.stdout.splitlines()
+                          if l.startswith("IMPORT FAILED") and ": " in l)
+            raise VerifyError(_import_failure(config, runner, recipe, where, failed or {"?": excerpt(proc.stdout)}))
+    # Every module of the wheel itself, compiled ones above all (test.imports may name only the package).
+    dist = str(parse_wheel_filename(wheel.name)[0])
+    proc = runner.run([py, "-I", "-c", DIST_IMPORT_CHECK, dist], cwd=cwd, env=bare_env(venv), log=log, check=False)
+    results = import_results(proc.stdout)
+    if results is None:
+        raise VerifyError(_import_failure(config, runner, recipe, where,
+                                          {"(the modules of the wheel)": excerpt(proc.stdout)}))
+    failed = {m: e for m, e in results.items() if e}
+    if failed:
+        raise VerifyError(_import_failure(config, runner, recipe, where, failed))
+    notes.append(f"verified on {where}: imported {len(results)} modules of the wheel"
+                 + (f" ({', '.join(sorted(results))})" if len(results) <= 12 else ""))
     for command in recipe.test.commands:
         proc = runner.run(["sh", "-c", command], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:
@@ -114,3 +183,34 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
     if not imports and not recipe.test.commands:
         notes.append("the recipe has no test.imports or test.commands: only installation was checked")
     return notes
+
+
+def _where(runner: Runner, version: str) -> str:
+    """Words for where the verify runs: "the clean riscv64 sid system (Python 3.13)", "a bare venv (...)"."""
+    if isinstance(runner, EmulatedRunner) and runner.layer is not None:
+        return f"a bare venv on the clean {runner.rootfs.arch} {runner.rootfs.suite} system (Python {version})"
+    return f"a bare venv (Python {version})"
+
+
+def _import_failure(config, runner: Runner, recipe: Recipe, where: str, failed: Mapping[str, str]) -> str:
+    """ONE message for failed imports: the module, the error, and for a missing library its soname and
+    the Debian package of the target arch that ships it, to add to runtime.debian."""
+    recipe_file = config.paths.recipes / recipe.name / "recipe.toml"
+    # A missing library explains the rest (a shim module that re-exports the extension fails with it).
+    module, error = min(failed.items(), key=lambda item: not missing_library(item[1]))
+    more = f" (and {len(failed) - 1} more module{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""
+    head = f"{recipe.name}: import test failed in {where}: {module}: {error.strip()[:400]}{more}; the wheel was not stored"
+    soname = next((lib for lib in map(missing_library, failed.values()) if lib), "")
+    if not soname:
+        return (f"{head}. A missing module belongs in test.requires or the project's dependencies; a compiled "
+                f"module that is missing or cannot load means the build skipped or broke it (see the build log)")
+    if isinstance(runner, EmulatedRunner):
+        mirror, suite, arch = runner.rootfs.mirror, runner.rootfs.suite, runner.rootfs.debian_arch
+    else:
+        mirror, suite, arch = config.emulation.mirror, config.emulation.suite, debian_arch(runner.arch())
+    debs = packages_for(config, [soname], mirror=mirror, suite=suite, arch=arch)[soname]
+    provider = (f"Debian {suite} {arch} ships it in {' | '.join(debs[:3])}" if debs
+                else f"no Debian {suite} {arch} package ships it")
+    fix = f'runtime.debian = ["{debs[0]}"]' if debs else "runtime.debian"
+    return (f"{head}. The wheel needs {soname} at run time and neither bundles nor declares it: {provider}. "
+            f"Add {fix} to [runtime] in {recipe_file} (or let auditwheel bundle it: drop it from repair.exclude)")

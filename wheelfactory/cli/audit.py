@@ -152,10 +152,15 @@ def clean_install_parser() -> argparse.ArgumentParser:
                                             "builds and on imports that miss a shared library.")
     p.add_argument("requirements", nargs="*", metavar="REQUIREMENT")
     p.add_argument("-r", "--requirement", action="append", default=[], dest="files", metavar="FILE")
-    p.add_argument("--python", help="X.Y (found as pythonX.Y on PATH) or an interpreter path; default: this one")
+    p.add_argument("--python", help="X.Y (on the clean system, or pythonX.Y on PATH with --target host) or, with "
+                                    "--target host, an interpreter path; default: target.pythons' first, or "
+                                    "this one with --target host")
     p.add_argument("--index", action="append", dest="indexes", metavar="URL",
                    help="install from these indexes instead (first = --index-url); default: audit.pypi-url "
                         "plus our index")
+    p.add_argument("--target", choices=("default", "host"), default="default",
+                   help="default: on a fresh layer of the target's clean system (emulated on another host), "
+                        "with our index made from dist/ served for the run; host: on this machine")
     p.add_argument("--keep", action="store_true", help="keep the venv for a look")
     p.add_argument("--no-upgrade-pip", action="store_true", help="use the pip that venv installs")
     p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
@@ -207,7 +212,7 @@ def clean_install_command(argv: list[str], root: Path | str | None = None) -> in
         return int(e.code or 0)
     config = load_config(root)
     rep = ci.clean_install(config, args.requirements, args.files, python=args.python, indexes=args.indexes,
-                           keep=args.keep, upgrade_pip=not args.no_upgrade_pip)
+                           keep=args.keep, upgrade_pip=not args.no_upgrade_pip, target=args.target)
     if args.json:
         sys.stdout.write(json.dumps({**dataclasses.asdict(rep), "ok": rep.ok}, indent=2) + "\n")
     print_clean_install(config, rep)

@@ -1,4 +1,4 @@
-"""``nox -s rootfs -- create|update|remove|info``: the emulated build rootfs, and its info table."""
+"""``nox -s rootfs -- create|update|remove|info``: the target's build rootfs and clean system, and their info."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from rich.table import Table
 
 from .. import ui
 from .._util.fs import human_age, human_size
-from ..runners.rootfs import Rootfs
+from ..runners.clean import systems
 from ..settings.factory import load_config
 
 
 def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
     """``nox -s rootfs -- create|update|remove|info [--replace] [--json]``; the exit status."""
     p = argparse.ArgumentParser(prog="nox -s rootfs --",
-                                description="Create, update, remove or describe the emulated build rootfs.")
+                                description="Create, update, remove or describe the target's build rootfs "
+                                            "and clean system (both, in that order).")
     p.add_argument("action", nargs="?", default="info", choices=("create", "update", "remove", "info"))
     p.add_argument("--replace", action="store_true", help="create: build a fresh one even if one exists")
     p.add_argument("--json", action="store_true", help="info: print the facts as JSON on stdout")
@@ -26,32 +27,36 @@ def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
         args = p.parse_args(list(argv))
     except SystemExit as e:
         return int(e.code or 0)
-    rootfs = Rootfs(load_config(root))
-    if args.action == "create":
-        rootfs.create(replace=args.replace)
-    elif args.action == "update":
-        rootfs.update()
-    elif args.action == "remove":
-        if rootfs.remove():
-            ui.info(f"removed the rootfs at {rootfs.path}")
-        else:
-            ui.info(f"no rootfs at {rootfs.path}")
+    found = systems(load_config(root))
+    for rootfs in found:
+        if args.action == "create":
+            rootfs.create(replace=args.replace)
+        elif args.action == "update":
+            rootfs.update()
+        elif args.action == "remove":
+            if rootfs.remove():
+                ui.info(f"removed the {rootfs.label} at {rootfs.path}")
+            else:
+                ui.info(f"no {rootfs.label} at {rootfs.path}")
+    if args.action == "remove":
         return 0
-    info = rootfs.info()
+    infos = [dict(r.info(), system=r.label) for r in found]
     if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
+        print(json.dumps(infos[0] | {"clean_system": infos[1]}, indent=2, sort_keys=True))
         return 0
-    show_info(info)
-    return 0 if info["ready"] or args.action == "info" else 1
+    for info in infos:
+        show_info(info)
+    return 0 if all(i["ready"] for i in infos) or args.action == "info" else 1
 
 
 def show_info(info: dict) -> None:
     """``Rootfs.info()`` as a table on stderr (or one line when there is no ready rootfs)."""
     if not info["ready"]:
-        ui.info(f"rootfs {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
+        ui.info(f"{info.get('system', 'rootfs')} {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
                 f"(create it with: nox -s rootfs -- create)")
         return
-    table = Table(title=f"{info['arch']} Debian {info['suite']} rootfs", title_justify="left", show_header=False)
+    table = Table(title=f"{info['arch']} Debian {info['suite']} {info.get('system', 'rootfs')} ({info['variant']})",
+                  title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     rows = [
@@ -60,7 +65,7 @@ def show_info(info: dict) -> None:
         ("age", f"{human_age(info['age_seconds'])} (created {info['created_at']}, updated {info['updated_at']})"),
         ("mirror", info["mirror"]),
         ("glibc", info["glibc"]),
-        ("gcc", info["gcc"]),
+        ("gcc", info["gcc"] or "-"),
         ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items())),
         ("installed on demand", ", ".join(info.get("installed_on_demand") or []) or "-"),
         ("created in", f"{info.get('creation_seconds', 0):.0f}s with {info.get('mmdebstrap', 'mmdebstrap')}"),

@@ -14,13 +14,14 @@ what to install or run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import secrets
 import shlex
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -31,7 +32,7 @@ from ..errors import EnvironmentProblem
 from ..settings.factory import Config
 from ..settings.target import host_arch
 from .binfmt import host_problem, qemu_version
-from .rootfs import Rootfs, seconds_since
+from .rootfs import Layer, Rootfs, seconds_since
 
 
 def emulation_problem(config: Config) -> str | None:
@@ -49,14 +50,22 @@ def emulation_problem(config: Config) -> str | None:
 # --- the runner -------------------------------------------------------------------------
 
 class EmulatedRunner:
-    """Runs commands in the ``[emulation]`` rootfs of the target arch (QEMU user mode)."""
+    """Runs commands in the ``[emulation]`` rootfs of the target arch (QEMU user mode).
+
+    ``rootfs``: another system of the target (the clean system); ``layer``: run every
+    command on that throwaway layer of it instead of on the rootfs itself, and install
+    ``missing_debian`` packages into the layer only.
+    """
 
     name = "emulated"
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, *, rootfs: Rootfs | None = None, layer: Layer | None = None):
         self.config = config
-        self.rootfs = Rootfs(config)
-        self.id = f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
+        self.rootfs = rootfs or Rootfs(config)
+        self.layer = layer
+        self.installed: dict[str, str] = {}  # package -> version: what missing_debian added to the layer
+        kind = "emulated" if type(self.rootfs) is Rootfs else self.rootfs.label.replace(" ", "-")
+        self.id = f"{kind}-{self.rootfs.arch}-{self.rootfs.suite}"
         # build/ and cache/ appear inside at the same absolute paths.
         self.binds = _outermost([config.paths.build, config.paths.cache])
         self._warned_age = False
@@ -83,7 +92,7 @@ class EmulatedRunner:
         offered = stamp.get("suite_pythons") or []
         todo = [v for v in wanted if v not in have and v in offered]
         if todo:
-            self.rootfs.install([p for v in todo for p in (f"python{v}", f"python{v}-dev", f"python{v}-venv")],
+            self.rootfs.install([p for v in todo for p in self.rootfs.python_packages(v)],
                                 why=f"Python {', '.join(todo)} from target.pythons")
             have = self.rootfs.pythons_in(self.rootfs.path)
         return {v: have[v] for v in wanted if v in have}
@@ -109,8 +118,11 @@ class EmulatedRunner:
             os.chmod(tmp, 0o1777)
             try:
                 # pip's and uv's caches go to cache/, not into the rootfs (which stays small and disposable).
-                full_env = {"XDG_CACHE_HOME": str(self.config.paths.cache / "xdg" / self.id), **(env or {})}
-                cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp)
+                # Shared by the build rootfs and the clean system of the target: downloads only, no system state.
+                xdg = self.config.paths.cache / "xdg" / f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
+                full_env = {"XDG_CACHE_HOME": str(xdg), **(env or {})}
+                cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp,
+                                             layer=self.layer)
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
                 return run_streamed(cmd, display=display, cwd=cwd, log=log, check=check, timeout=timeout)
             finally:
@@ -124,8 +136,20 @@ class EmulatedRunner:
         if not packages:
             return []
         self._ready()
+        if self.layer is not None:
+            with self.rootfs._log(None) as log:
+                self.installed.update(self.rootfs.install_in_layer(self.layer, list(packages), log=log,
+                                                                   why="the recipe's build.debian"))
+            return []
         self.rootfs.install(list(packages), why="the recipe's build.debian")
         return self.rootfs.missing(list(packages))
+
+    @contextlib.contextmanager
+    def hermetic(self) -> Iterator[EmulatedRunner]:
+        """This runner on a throwaway layer of its rootfs: what ``missing_debian`` installs lives in the
+        layer and dies with it, so one recipe's build packages are never seen by another's build."""
+        with self.rootfs.layer() as layer:
+            yield EmulatedRunner(self.config, rootfs=self.rootfs, layer=layer)
 
     def describe(self) -> dict:
         stamp = self.rootfs.stamp() or {}
@@ -150,6 +174,8 @@ class EmulatedRunner:
                 "updated_at": stamp.get("updated_at"),
                 "installed_on_demand": stamp.get("installed_on_demand"),
                 "path": str(self.rootfs.path),
+                "system": self.rootfs.label,
+                **({"layer": True, "layer_packages": dict(sorted(self.installed.items()))} if self.layer else {}),
             },
         }
 

@@ -92,6 +92,9 @@ SLIM_PATH_EXCLUDES = (
 )
 SLIM_PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
 
+# A layer's apt-get update runs only when the shared package lists are older than this (seconds).
+LISTS_MAX_AGE = 6 * 3600
+
 # Below this much free space a creation is refused up front (it needs ~1 GiB).
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -155,7 +158,12 @@ def seconds_since(utc_time: str) -> float:
 # --- the rootfs ----------------------------------------------------------------------
 
 class Rootfs:
-    """The rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
+    """The build rootfs the ``[emulation]`` settings describe (it need not exist yet)."""
+
+    # What this kind of system is called in messages, what mmdebstrap includes, and
+    # the Debian packages that make a Python X.Y usable in it (see python_packages).
+    label = "rootfs"
+    base_packages: Sequence[str] = BASE_PACKAGES
 
     def __init__(self, config: Config):
         em = config.emulation
@@ -179,6 +187,21 @@ class Rootfs:
         self.path = Path(os.path.abspath(self.path))
         self.name = self.path.name
         self.parent = self.path.parent
+
+    @staticmethod
+    def python_packages(version: str) -> list[str]:
+        """The Debian packages a build needs for Python ``version`` (X.Y): interpreter, headers, venv."""
+        return [f"python{version}", f"python{version}-dev", f"python{version}-venv"]
+
+    @staticmethod
+    def python_files(version: str) -> list[str]:
+        """Files (relative to the root) whose presence means python_packages(version) are installed."""
+        return [f"usr/include/python{version}/Python.h", f"usr/lib/python{version}/ensurepip/__init__.py"]
+
+    @property
+    def apt_cache(self) -> Path:
+        """apt's package lists and downloaded .debs, shared by every throwaway layer of this arch and suite."""
+        return self.config.paths.cache / "apt" / f"{self.debian_arch}-{self.suite}"
 
     # where things are
     @property
@@ -240,18 +263,28 @@ class Rootfs:
 
     # --- entering it ---------------------------------------------------------------
     def enter_argv(self, argv: Sequence[str], *, cwd: str, env: Env, root: Path | None = None,
-                   binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True) -> list[str]:
-        """The host command that runs ``argv`` inside the rootfs (see the module docstring)."""
-        r = str(root or self.path)
+                   binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True,
+                   layer: Layer | None = None) -> list[str]:
+        """The host command that runs ``argv`` inside the rootfs (see the module docstring).
+
+        With ``layer``, inside a throwaway overlay of the rootfs (mounted in the command's own
+        namespace, so it never outlives the command), with apt's lists and downloads shared.
+        """
+        r = str(layer.merged if layer else (root or self.path))
+        files = str(self.path) if layer else r  # where the host can look at the rootfs's files
         q = shlex.quote
-        lines = ["set -eu", f"R={q(r)}", 'mount --rbind /dev "$R/dev"', 'mount --rbind /sys "$R/sys"']
+        lines = ["set -eu", f"R={q(r)}"]
+        if layer:
+            lines += [layer.mount_line(), 'mount -t proc proc "$R/proc"']
+            lines += [f'mount --bind {q(str(src))} "$R{dest}"' for src, dest in layer.apt_mounts()]
+        lines += ['mount --rbind /dev "$R/dev"', 'mount --rbind /sys "$R/sys"']
         if tmp is not None:
             lines.append(f'mount --bind {q(str(tmp))} "$R/tmp"')
-        if os.path.isfile("/etc/resolv.conf") and os.path.isfile(os.path.join(r, "etc/resolv.conf")) \
-                and not os.path.islink(os.path.join(r, "etc/resolv.conf")):
+        if os.path.isfile("/etc/resolv.conf") and os.path.isfile(os.path.join(files, "etc/resolv.conf")) \
+                and not os.path.islink(os.path.join(files, "etc/resolv.conf")):
             lines.append('mount --bind -o ro /etc/resolv.conf "$R/etc/resolv.conf"')
         # Read-only, so nothing inside (update-ca-certificates) can write the host's bundle.
-        if ca_bundle and self.ca_bundle and self.ca_bundle.is_file() and os.path.isfile(os.path.join(r, CA_PATH[1:])):
+        if ca_bundle and self.ca_bundle and self.ca_bundle.is_file() and os.path.isfile(os.path.join(files, CA_PATH[1:])):
             lines.append(f'mount --bind -o ro {q(str(self.ca_bundle))} "$R{CA_PATH}"')
         for d in binds:
             lines.append(f'mkdir -p "$R"{q(str(d))} && mount --bind {q(str(d))} "$R"{q(str(d))}')
@@ -260,8 +293,9 @@ class Rootfs:
         full_env = environment(env, base={**BASE_ENV, **{k: os.environ[k] for k in PASS_ENV if k in os.environ}})
         inner = ["/usr/bin/env", "-i", "-C", cwd, "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
         lines.append(f'exec chroot "$R" {" ".join(q(str(a)) for a in inner)}')
+        proc = [] if layer else [f"--mount-proc={r}/proc"]
         return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-                f"--mount-proc={r}/proc", "--", "/bin/sh", "-c", "\n".join(lines)]
+                *proc, "--", "/bin/sh", "-c", "\n".join(lines)]
 
     def hidden(self, binds: Sequence[Path], root: Path | None = None) -> list[Path]:
         """Folders to cover inside: where a bound folder holds the rootfs itself (cache/rootfs)."""
@@ -276,20 +310,20 @@ class Rootfs:
         return out
 
     def exec(self, argv: Sequence[str], *, log: IO[str], root: Path | None = None, check: bool = True,
-             echo=None, timeout: float | None = None) -> subprocess.CompletedProcess:
+             echo=None, timeout: float | None = None, layer: Layer | None = None) -> subprocess.CompletedProcess:
         """Run an administrative command (apt, dpkg, probes) inside the rootfs, as root, in /.
 
         With ``check``, a non-zero exit raises EnvironmentProblem naming the command, its error
         line and the log (a FactoryError, so ``ensure`` falls back to making the rootfs afresh).
         """
-        cmd = self.enter_argv(argv, cwd="/", env={}, root=root, tmp=None, ca_bundle=False)
+        cmd = self.enter_argv(argv, cwd="/", env={}, root=root, tmp=None, ca_bundle=False, layer=layer)
         proc = run_streamed(cmd, display=f"[{self.arch} {self.suite} rootfs] {shlex.join(map(str, argv))}",
                             cwd="/", log=log, check=False, echo=echo, timeout=timeout)
         if check and proc.returncode != 0:
             where = f"; full log: {log.name}" if isinstance(getattr(log, "name", None), str) else ""
             raise EnvironmentProblem(
                 f"`{shlex.join(map(str, argv))}` failed (exit {proc.returncode}) in the {self.arch} {self.suite} "
-                f"rootfs at {root or self.path}: {_error_line(proc.stdout)}{where}"
+                f"{self.label} at {root or self.path}: {_error_line(proc.stdout)}{where}"
             )
         return proc
 
@@ -306,10 +340,10 @@ class Rootfs:
         return [p for p, n in zip(packages, names) if n not in installed]
 
     @staticmethod
-    def available(root: Path) -> set[str]:
-        """Package names (and virtual names) the rootfs's apt lists offer; needs fresh lists."""
+    def available(root: Path, lists: Path | None = None) -> set[str]:
+        """Package names (and virtual names) the rootfs's apt lists (or ``lists``) offer; needs fresh lists."""
         names: set[str] = set()
-        lists = root / "var/lib/apt/lists"
+        lists = lists or root / "var/lib/apt/lists"
         for f in lists.glob("*_Packages*"):
             if f.name.endswith(".gz"):
                 text = gzip.open(f, "rt", errors="replace").read()
@@ -345,8 +379,7 @@ class Rootfs:
             if not m:
                 continue
             v = m[1]
-            if (root / f"usr/include/python{v}/Python.h").is_file() and \
-                    (root / f"usr/lib/python{v}/ensurepip/__init__.py").is_file():
+            if all((root / f).is_file() for f in self.python_files(v)):
                 found[v] = f"/usr/bin/python{v}"
         return found
 
@@ -419,22 +452,7 @@ class Rootfs:
             self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q"], root=root, log=log,
                       echo=_apt_progress)
         try:
-            offered = self.available(root)
-            absent = [p for p in packages if p.split(":")[0].split("=")[0] not in offered]
-            if absent:
-                raise EnvironmentProblem(
-                    f"Debian package{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
-                    f"({why}) do{'es' if len(absent) == 1 else ''} not exist for {self.debian_arch} in Debian "
-                    f"{self.suite} ({self.mirror}); check the name on packages.debian.org, remove it, or build with "
-                    f"another [emulation].suite"
-                )
-            proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
-                             log=log, check=False, echo=_apt_progress)
-            if proc.returncode != 0:
-                raise EnvironmentProblem(
-                    f"installing {', '.join(packages)} ({why}) in the {self.arch} {self.suite} rootfs failed: "
-                    f"{_error_line(proc.stdout, fallback=False)}"
-                )
+            self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
             self._clean_apt(root)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
@@ -457,6 +475,67 @@ class Rootfs:
             self._write_stamp(self.path, installed_on_demand=on_demand)
             ui.info(f"installed {', '.join(todo)} in {time.monotonic() - t0:.0f}s")
             return todo
+
+    # --- throwaway layers -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def layer(self, *, log: IO[str] | None = None) -> Iterator[Layer]:
+        """A throwaway overlay over the (ready) rootfs, held in use while it lives and deleted after.
+
+        The folder is a ``.NAME.run-PID-*`` one: the sweep of dead processes' folders removes
+        it after a kill -9, and update/remove wait for it (the use lock).
+        """
+        with self.in_use(log=log):
+            d = self.parent / f".{self.name}.run-{os.getpid()}-{secrets.token_hex(4)}"
+            for sub in ("root", "upper", "work"):
+                (d / sub).mkdir(parents=True)
+            try:
+                yield Layer(self.path, d, self.apt_cache)
+            finally:
+                remove_tree(d)
+
+    def install_in_layer(self, layer: Layer, packages: Sequence[str], *, log: IO[str], why: str) -> dict[str, str]:
+        """apt-get install ``packages`` into ``layer`` only (the base stays as it is).
+
+        Returns package -> version of every package the layer added (dependencies included).
+        The package lists are refreshed at most every LISTS_MAX_AGE seconds, and .debs are
+        downloaded once, both in ``apt_cache``. Raises EnvironmentProblem naming a package
+        Debian lacks for the arch (with ``why``: which setting asked for it).
+        """
+        if not packages:
+            return {}
+        cache = self.apt_cache
+        for sub in ("lists/partial", "archives/partial"):
+            (cache / sub).mkdir(parents=True, exist_ok=True)
+        with flock(cache.parent / f".{cache.name}.lock", waiting=f"waiting for apt in another layer ({cache})"):
+            updated = cache / "updated"  # apt sets the lists' mtimes from the mirror, so a stamp of our own
+            if not updated.is_file() or time.time() - updated.stat().st_mtime > LISTS_MAX_AGE \
+                    or not any((cache / "lists").glob("*_Packages*")):
+                self.exec(["apt-get", "update", "-q"], log=log, layer=layer, echo=_apt_progress)
+                updated.touch()
+            self._apt_install(self.available(self.path, cache / "lists"), packages, log=log, why=why, layer=layer)
+        base = _dpkg_versions(self.path / "var/lib/dpkg")
+        return {p: v for p, v in _dpkg_versions(layer.upper / "var/lib/dpkg").items() if base.get(p) != v}
+
+    def _apt_install(self, offered: set[str], packages: Sequence[str], *, log: IO[str], why: str,
+                     root: Path | None = None, layer: Layer | None = None) -> None:
+        """apt-get install into ``root`` or ``layer``: ONE message for packages the arch lacks (``offered``
+        are the names apt's lists have) or a failed install, naming ``why`` (the setting asking for them)."""
+        absent = [p for p in packages if p.split(":")[0].split("=")[0] not in offered]
+        if absent:
+            raise EnvironmentProblem(
+                f"Debian package{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+                f"({why}) do{'es' if len(absent) == 1 else ''} not exist for {self.debian_arch} in Debian "
+                f"{self.suite} ({self.mirror}); check the name on packages.debian.org, remove it, or build with "
+                f"another [emulation].suite"
+            )
+        proc = self.exec(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], root=root,
+                         layer=layer, log=log, check=False, echo=_apt_progress)
+        if proc.returncode != 0:
+            where = f"a layer of the {self.label}" if layer else f"the {self.label}"
+            raise EnvironmentProblem(
+                f"installing {', '.join(packages)} ({why}) in {where} ({self.arch} {self.suite}) failed: "
+                f"{_error_line(proc.stdout, fallback=False)}"
+            )
 
     @contextlib.contextmanager
     def _log(self, log: IO[str] | None):
@@ -505,7 +584,7 @@ class Rootfs:
     def create(self, *, replace: bool = False) -> dict:
         with self._admin_lock():
             if self.ready and not replace:
-                ui.info(f"the {self.arch} {self.suite} rootfs at {self.path} exists already "
+                ui.info(f"the {self.arch} {self.suite} {self.label} at {self.path} exists already "
                         f"(recreate it with: nox -s rootfs -- create --replace)")
                 return self.stamp()
             self._create_locked(log=None)
@@ -536,7 +615,7 @@ class Rootfs:
             )
         tmp = self.parent / f".{self.name}.creating-{os.getpid()}-{secrets.token_hex(4)}"
         t0 = time.monotonic()
-        ui.info(f"creating the {self.arch} Debian {self.suite} rootfs at {self.path} "
+        ui.info(f"creating the {self.arch} Debian {self.suite} {self.label} at {self.path} "
                 f"(mmdebstrap from {self.mirror}; takes a few minutes)")
         try:
             with self._log(log) as lg:
@@ -546,7 +625,7 @@ class Rootfs:
                 now = utcnow()
                 self._write_stamp(tmp, created_at=now, updated_at=now, creation_seconds=seconds,
                                   mmdebstrap=_tool_version(["mmdebstrap", "--version"]),
-                                  packages=sorted(set(BASE_PACKAGES) | set(self.extra_packages)),
+                                  packages=sorted(set(self.base_packages) | set(self.extra_packages)),
                                   installed_on_demand=[], suite_pythons=offered_pythons)
             with self._use_lock(shared=False):
                 trash = None
@@ -562,7 +641,7 @@ class Rootfs:
                 ui.error("rootfs creation interrupted; nothing half-made was left behind")
             raise
         info = self.info()
-        ui.info(f"rootfs ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
+        ui.info(f"{self.label} ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
                 f"gcc {info['gcc']}, Python {', '.join(info['pythons'])}")
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
@@ -570,7 +649,7 @@ class Rootfs:
                f"--variant={self.variant}", "--skip=cleanup/apt/lists",
                '--aptopt=APT::Install-Recommends "false"', '--aptopt=Acquire::Languages "none"',
                *(f"--aptopt={apt_option(o)}" for o in self.apt_options),
-               f"--include={','.join(BASE_PACKAGES)}"]
+               f"--include={','.join(self.base_packages)}"]
         if self.slim:
             cmd += [f"--dpkgopt=path-exclude={p}" for p in SLIM_PATH_EXCLUDES]
             cmd += [f"--dpkgopt=path-include={p}" for p in SLIM_PATH_INCLUDES]
@@ -606,7 +685,7 @@ class Rootfs:
             want = []
             have = self.pythons_in(root)
             for v in self.wanted_pythons:
-                pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
+                pkgs = self.python_packages(v)
                 if v not in have and all(p in offered for p in pkgs):
                     want += pkgs
             want += [p for p in self.extra_packages if p not in want]
@@ -644,18 +723,18 @@ class Rootfs:
                     raise EnvironmentProblem(f"{marker} holds no stamp to finish the update from; "
                                              f"recreate the rootfs: nox -s rootfs -- create --replace")
                 self.check_matches(old)
-                ui.info(f"updating the {self.arch} {self.suite} rootfs at {self.path}")
+                ui.info(f"updating the {self.arch} {self.suite} {self.label} at {self.path}")
                 t0 = time.monotonic()
                 self._copy_host_files(self.path)
                 try:
                     self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q && "
                                "apt-get -y -q -o Dpkg::Options::=--force-confold full-upgrade"],
                               log=lg, echo=_apt_progress)
-                    want = list(BASE_PACKAGES) + list(self.extra_packages)
+                    want = list(self.base_packages) + list(self.extra_packages)
                     have = self.pythons_in(self.path)
                     offered = self.available(self.path)
                     for v in self.wanted_pythons:
-                        pkgs = [f"python{v}", f"python{v}-dev", f"python{v}-venv"]
+                        pkgs = self.python_packages(v)
                         if v not in have and all(p in offered for p in pkgs):
                             want += pkgs
                     want = self.missing(want)
@@ -701,6 +780,37 @@ class Rootfs:
                     return
             # removed or being recreated between ensure() and the lock: go round again
 
+
+
+class Layer:
+    """A throwaway overlayfs layer: ``base`` read-only below, writes in ``upper``, seen at ``merged``.
+
+    Mounted only inside each command's mount namespace (``mount_line``), never on the host.
+    """
+
+    def __init__(self, base: Path, folder: Path, apt_cache: Path):
+        self.base, self.folder, self.apt_cache = base, folder, apt_cache
+        self.merged, self.upper, self.work = folder / "root", folder / "upper", folder / "work"
+
+    def mount_line(self) -> str:
+        opts = f"lowerdir={self.base},upperdir={self.upper},workdir={self.work}"
+        return f'mount -t overlay wheelfactory-layer -o {shlex.quote(opts)} "$R"'
+
+    def apt_mounts(self) -> list[tuple[Path, str]]:
+        """(host folder, path inside): apt's lists and downloads, shared by all layers of the arch and suite."""
+        if not (self.apt_cache / "lists").is_dir():
+            return []
+        return [(self.apt_cache / "lists", "/var/lib/apt/lists"),
+                (self.apt_cache / "archives", "/var/cache/apt/archives")]
+
+
+def _dpkg_versions(admindir: Path) -> dict[str, str]:
+    """package -> version of what a dpkg database holds as installed ({} when it has no status file)."""
+    if not (admindir / "status").is_file():
+        return {}
+    out = subprocess.run(["dpkg-query", f"--admindir={admindir}", "-W", "-f=${Package} ${Version} ${db:Status-Status}\n"],
+                         capture_output=True, text=True).stdout
+    return {f[0]: f[1] for f in (line.split() for line in out.splitlines()) if len(f) == 3 and f[2] == "installed"}
 
 
 def suite_pythons(offered: set[str]) -> list[str]:
