@@ -259,7 +259,10 @@ def test_plan_against_a_base(repo):
     assert builds(plan(repo, base=base)) == set()
 
     path = repo / "recipes/propcache/recipe.toml"
-    path.write_text(path.read_text() + "\n# a comment changes the recipe file\n")
+    path.write_text(path.read_text() + "\n# a comment changes the file, not the recipe\n")
+    git(repo, "commit", "-qam", "propcache comment")
+    assert builds(plan(repo, base=base)) == set()
+    path.write_text(path.read_text() + "\n[build.env]\nCFLAGS = \"-O3\"\n")
     git(repo, "commit", "-qam", "propcache")
     entries = plan(repo, base=base)
     assert builds(entries) == {"propcache"}
@@ -324,7 +327,7 @@ def test_plan_on_main_follows_the_published_tag(repo, tmp_path):
     assert builds(plan(repo, event="push")) == set()
 
     path = repo / "recipes/numpy/recipe.toml"
-    path.write_text(path.read_text() + "\n")
+    path.write_text(path.read_text() + "\n[yanked]\n\"0.1\" = \"a changed value\"\n")
     git(repo, "commit", "-qam", "numpy")
     assert builds(plan(repo, event="push")) == {"numpy", "torch"}
     # A run that published an older commit never moves the tag backwards.

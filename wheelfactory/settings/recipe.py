@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 class Recipe:
     name: str  # canonical (PEP 503-normalized) name
     path: Path  # the recipe.toml
-    text: bytes  # the file's bytes (part of the build key)
+    text: bytes  # the file's bytes (its parsed content is part of the build key)
     package: RecipePackage
     source: RecipeSource
     build: RecipeBuild
@@ -150,11 +151,21 @@ class Recipe:
         return found
 
     def fingerprint(self, patches_root: Path) -> str:
-        """sha256 of the recipe file and its patches (names and contents)."""
-        h = hashlib.sha256(self.text)
-        for p in self.patches(patches_root):
-            h.update(p.relative_to(patches_root).as_posix().encode() + b"\0" + p.read_bytes())
-        return h.hexdigest()
+        """sha256 (64 hex digits) of the recipe's content and its patches.
+
+        The content is the parsed TOML as canonical JSON (sorted keys, no
+        whitespace), so comments, key order, quoting and blank lines do not
+        change the key while any value does; a key left at its default is
+        not filled in, so a new setting does not move every key. Patches count
+        byte for byte (name and sha256 of each): they are code.
+        """
+        content = {
+            "recipe": tomllib.loads(self.text.decode()),
+            "patches": [[p.relative_to(patches_root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()]
+                        for p in self.patches(patches_root)],
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_recipe(path: Path) -> Recipe:
