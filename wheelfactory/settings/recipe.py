@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import keyword
 import re
 import tomllib
 from dataclasses import dataclass
@@ -225,6 +226,10 @@ def parse_recipe(path: Path) -> Recipe:
                 Requirement(req)
             except InvalidRequirement as e:
                 raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}") from None
+    for module in tables["test"].imports:
+        if not is_module_name(module):
+            raise RecipeError(f"{where}: 'test.imports' entry {module!r} is not a dotted module name "
+                              f"(Python identifiers joined by dots); {_module_fix(module)}")
     for section in ("build", "runtime"):
         for deb in tables[section].debian:
             if not _DEB.match(deb):
@@ -235,6 +240,22 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(f"{where}: '{section}.depends' names the recipe itself")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
     return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
+
+
+def is_module_name(text: str) -> bool:
+    """True for what ``import`` accepts: identifiers (not keywords) joined by dots (Python reference, 7.11)."""
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in text.split("."))
+
+
+def _module_fix(text: str) -> str:
+    """The fix for a path written as a module name: ``pkg/sub/__init__.py`` -> ``pkg.sub``."""
+    parts = [p for p in re.split(r"[/\\.]", text.strip()) if p]
+    while parts and parts[-1] in ("py", "so", "pyd", "__init__"):
+        parts.pop()
+    guess = ".".join(parts)
+    if guess != text and is_module_name(guess):
+        return f"write {guess!r} (a module name, not a file path; a package's __init__ is imported by its name)"
+    return "write the name as `import` takes it, for example 'yaml._yaml'"
 
 
 def recipe_path(recipes_root: Path, name: str) -> Path:
