@@ -85,6 +85,10 @@ class RecipeRuntime:
                                 kind="array of Debian package names")
     depends: list[str] = setting([], "recipes whose wheels this package needs at run time (built first; offered "
                                      "to verify)", kind="array of recipe names")
+    requires_dist: list[str] = setting([], "the Requires-Dist of the wheel this recipe builds, where the index's "
+                                           "metadata is not what we build (torch from git without CUDA): the audit "
+                                           "resolves with it until dist/ holds our build's metadata",
+                                       kind="array of requirements")
 
 
 @dataclass(frozen=True)
@@ -220,12 +224,13 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(
                 f"{where}: 'source.subdirectory' {src.subdirectory!r} must be a relative path inside the source")
 
-    for section in ("build", "test"):
-        for req in tables[section].requires:
+    for key, reqs in (("build.requires", tables["build"].requires), ("test.requires", tables["test"].requires),
+                      ("runtime.requires-dist", tables["runtime"].requires_dist)):
+        for req in reqs:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
-                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement: {e}") from None
+                raise RecipeError(f"{where}: '{key}' entry {req!r} is not a requirement: {e}") from None
     for module in tables["test"].imports:
         if not is_module_name(module):
             raise RecipeError(f"{where}: 'test.imports' entry {module!r} is not a dotted module name "
