@@ -113,6 +113,8 @@ TABLES: dict[str, type] = {
     "test": RecipeTest,
 }
 
+# What `invoke new-recipe` writes in test.imports when it cannot tell the compiled modules.
+TODO_IMPORT = "TODO: the compiled modules"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 
@@ -232,6 +234,10 @@ def parse_recipe(path: Path) -> Recipe:
             except InvalidRequirement as e:
                 raise RecipeError(f"{where}: '{key}' entry {req!r} is not a requirement: {e}") from None
     for module in tables["test"].imports:
+        if module == TODO_IMPORT:
+            raise RecipeError(f"{where}: 'test.imports' still holds {TODO_IMPORT!r} from `invoke new-recipe`: "
+                              f"replace it with the compiled modules the wheel holds (`unzip -l` a built wheel, "
+                              f"e.g. 'yaml._yaml')")
         if not is_module_name(module):
             raise RecipeError(f"{where}: 'test.imports' entry {module!r} is not a dotted module name "
                               f"(Python identifiers joined by dots); {_module_fix(module)}")
