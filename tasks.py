@@ -174,12 +174,13 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
     "name": "recipe to check (repeatable; default: all)",
     "json": "print the report as JSON on stdout",
     "target": "'host': check wheels for this machine's arch instead of the target's",
+    "retire": "write package.retired into every retire candidate's recipe",
 })
-def outdated(c, name=None, json=False, target=None):
+def outdated(c, name=None, json=False, target=None, retire=False):
     """Recipes behind PyPI, and those upstream now ships target wheels for (retire candidates)."""
     from wheelfactory.cli import upkeep
 
-    cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target)
+    cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target, retire=retire)
 
 
 @task(iterable=["python"], help={

@@ -66,7 +66,8 @@ def print_outdated(config: Config, statuses: list[upstream.Status]) -> None:
         if st.wheels:
             tags = ", ".join(f"{p}: {t}" for p, t in st.wheels.items())
             missing = [p for p in config.pythons if p not in st.wheels]
-            wheels = (f"[bold]retire?[/bold] {st.wheels_version}: {tags}" if st.retire
+            wheels = (f"[dim]retired[/dim] {st.wheels_version}: {tags}" if st.retire and st.retired
+                      else f"[bold]retire?[/bold] {st.wheels_version}: {tags}" if st.retire
                       else f"{st.wheels_version}: {tags} (none for {', '.join(missing)})")
         else:
             wheels = "none"
@@ -76,15 +77,26 @@ def print_outdated(config: Config, statuses: list[upstream.Status]) -> None:
         table.add_row(name, st.current, st.latest or "-", mark, wheels)
     ui.console.print(table)
     n_new = sum(s.newer for s in statuses)
-    n_ret = sum(s.retire for s in statuses)
+    n_ret = sum(s.retire and not s.retired for s in statuses)
     ui.info(f"{n_new} recipe(s) behind upstream; {n_ret} candidate(s) to retire "
-            f"(upstream ships {config.arch} wheels for every Python we build)")
+            f"(upstream ships {config.arch} wheels for every Python we build)"
+            + (": `invoke outdated --retire` marks them (package.retired)" if n_ret else ""))
+    stale = [s.name for s in statuses if s.retired and not s.retire]
+    if stale:
+        ui.warn(f"retired, but upstream no longer covers every Python: {', '.join(stale)}; remove package.retired")
 
 
-def outdated_command(root, names: Sequence[str] = (), *, json_out: bool = False, target: str | None = None) -> int:
-    """`invoke outdated [--name N]`: recipes behind upstream and retire candidates."""
+def outdated_command(root, names: Sequence[str] = (), *, json_out: bool = False, target: str | None = None,
+                     retire: bool = False) -> int:
+    """`invoke outdated [--name N] [--retire]`: recipes behind upstream and retire candidates;
+    ``retire`` writes ``package.retired`` into the candidates' recipes."""
+    if retire and target:
+        raise upstream.UpstreamError("--retire marks recipes by the target's wheels; leave out --target")
     config = _config(root, target)
     statuses = upstream.outdated(config, names)
+    if retire:
+        for st in upstream.retire(config, statuses):
+            ui.info(f"{st.name}: retired ({st.retired}) in {config.paths.recipes / st.name / RECIPE_FILE}")
     if json_out:
         print(json.dumps([asdict(s) for s in sorted(statuses, key=lambda s: s.name)], indent=2))
     else:

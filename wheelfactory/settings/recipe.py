@@ -35,6 +35,10 @@ class RecipePackage:
                                             "(`recipes/multidict/`)")
     version: str = setting(required=True, help="the exact version built (PEP 440)")
     disabled: str = setting("", "a reason; the recipe is not built and its dependents are skipped")
+    retired: str = setting("", "upstream ships riscv64 wheels for every target Python: the version and wheel tags "
+                               "found (`invoke outdated --retire` writes it). `build-all` and the workflow skip the "
+                               "recipe unless another needs it; `nox -s build-NAME` still builds it, with a note. "
+                               "Not part of the build key")
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,15 @@ class Recipe:
         The content is the parsed TOML as canonical JSON (sorted keys, no
         whitespace), so comments, key order, quoting and blank lines do not
         change the key while any value does; a key left at its default is
-        not filled in, so a new setting does not move every key. Patches count
+        not filled in, so a new setting does not move every key.
+        ``package.retired`` is left out: it changes what is built by default,
+        not the wheel. Patches count
         byte for byte (name and sha256 of each): they are code.
         """
+        recipe = tomllib.loads(self.text.decode())
+        recipe.get("package", {}).pop("retired", None)  # says where users get wheels, not how we build
         content = {
-            "recipe": tomllib.loads(self.text.decode()),
+            "recipe": recipe,
             "patches": [[p.relative_to(patches_root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()]
                         for p in self.patches(patches_root)],
         }
