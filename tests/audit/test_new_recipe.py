@@ -102,6 +102,8 @@ def test_backend_is_read_from_the_sdist(project, name, backend, settings):
     ("tiktoken", "0.14.0", "setuptools-rust", ["cargo", "rustc"], ["tiktoken", "tiktoken_ext", "tiktoken._tiktoken"]),
     # Cython
     ("uvloop", "0.23.0", "setuptools", [], ["uvloop", "uvloop.loop"]),
+    # Extension("_binding") under setup(ext_package="tree_sitter_bash")
+    ("tree-sitter-bash", "0.25.1", "setuptools", [], ["tree_sitter_bash", "tree_sitter_bash._binding"]),
 ])
 def test_scaffold_names_the_compiled_modules(project, name, version, backend, debian, imports):
     s = scaffold.plan_recipe(load_config(project), name, version=version)

@@ -252,6 +252,7 @@ def inspect_source(view: SourceView, name: str) -> SourceFacts:
 # Cython files and C sources defining PyInit_NAME are placed by the package folders around them.
 _EXTENSION_CALL = re.compile(r"""\b(Extension|RustExtension|Pybind11Extension|CppExtension|CUDAExtension)\(\s*"""
                              r"""(?:name\s*=\s*)?["']([A-Za-z_][\w.]*)["']""")
+_EXT_PACKAGE = re.compile(r"""\bext_package\s*=\s*["']([A-Za-z_][\w.]*)["']""")
 _MESON_MODULE = re.compile(r"""extension_module\(\s*['"](\w+)['"]([^)]*)""")
 _MESON_SUBDIR = re.compile(r"""subdir\s*:\s*['"]([\w/.-]+)['"]""")
 _PYINIT = re.compile(r"\bPyInit_([A-Za-z_]\w*)\s*\(")
@@ -278,7 +279,8 @@ def compiled_modules(view: SourceView, pyproject: dict, setup_py: str = "", *, r
     found += [str(e.get("target")) for e in rust_ext.get("ext-modules", []) if isinstance(e, dict) and e.get("target")]
     for helper in [n for n in view.names if "/" not in n and n.startswith("setup") and n.endswith(".py")]:
         text = setup_py if helper == "setup.py" else view.read_text(helper)
-        found += [m.group(2) for m in _EXTENSION_CALL.finditer(text)
+        package = _EXT_PACKAGE.search(text)  # setup(ext_package="tree_sitter_bash"): names below it
+        found += [f"{package.group(1)}.{m.group(2)}" if package else m.group(2) for m in _EXTENSION_CALL.finditer(text)
                   if m.group(1) != "RustExtension" or "setuptools_rust" in text]  # zstandard's own class: optional
     for n in view.names:
         if n.rsplit("/", 1)[-1] == "meson.build" and not _is_vendored(n):
@@ -578,7 +580,8 @@ def render(name: str, version: str, source: str, origin: str, facts: SourceFacts
     if debian:
         build_lines.append(f"debian = [{', '.join(json.dumps(d) for d in debian)}]")
     header = [f"# {name}: build backend {facts.backend}"
-              + (f" ({facts.backend_object})" if facts.backend_object else "")
+              + (f" ({facts.backend_object})" if facts.backend_object and facts.backend_object not in facts.backend
+                 else "")
               + (" with Cython" if facts.cython else "") + ".",
               f"# Scaffolded by `invoke new-recipe` from {origin}."]
     if facts.build_requires:
