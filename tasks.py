@@ -183,6 +183,18 @@ def outdated(c, name=None, json=False, target=None, retire=False):
     cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target, retire=retire)
 
 
+@task(iterable=["name"], help={
+    "name": "recipe to prove (repeatable; default: all)",
+    "target": "'host': build for this machine (the host level) instead of the target",
+    "runner": "auto | native | emulated | container (default: build.runner)",
+})
+def prove(c, name=None, target=None, runner=None):
+    """Build recipes and write how far each got to docs/catalog-status.md (exit 1 if one fell short)."""
+    from wheelfactory.cli import upkeep
+
+    cli.run(upkeep.prove_command, ROOT, name or (), target=target, runner=runner)
+
+
 @task(iterable=["python"], help={
     "name": "recipe(s) to bump, comma-separated",
     "version": "the version to bump to (default: the newest upstream release); one recipe only",

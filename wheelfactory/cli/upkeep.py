@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from rich.table import Table
 
 from .. import ui
-from ..audit import scaffold, upstream
+from ..audit import prove, scaffold, upstream
 from ..build import catalog, graph
 from ..runners import select_runner
 from ..settings.factory import Config, load_config
@@ -148,3 +148,24 @@ def bump_command(root, names: Sequence[str] = (), *, version: str | None = None,
     if not results:
         ui.info("every recipe is at its newest upstream version")
     return 1 if any(r.status in ("failed", "error") for r in results) else 0
+
+
+# --- invoke prove ---------------------------------------------------------------------------------
+
+
+def prove_command(root, names: Sequence[str] = (), *, target: str | None = None, runner: str | None = None) -> int:
+    """`invoke prove [--target host] [NAME...]`: build the recipes (default: all, retired ones too)
+    and write docs/catalog-status.md; exit 1 when one did not reach the level."""
+    config = _config(root, target)
+    everything = load_all(config.paths.recipes)
+    chosen = graph.select(everything, list(names) or sorted(everything), where=str(config.paths.recipes))
+    run_on = select_runner(config, runner)
+    results = catalog.build_recipes(config, chosen, run_on)
+    new = prove.proofs(config, chosen, results, run_on.name)
+    docs = config.root / "docs"
+    page = prove.write(docs, prove.merge(prove.load(docs), new, set(everything)), everything)
+    for p in new:
+        mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {p.reason}"
+        ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")
+    ui.info(f"wrote {page}")
+    return 0 if all(p.reached for p in new) else 1
