@@ -198,12 +198,25 @@ _runners_ns.add_task(task(_runners_restart), name="restart")
     "name": "recipe to check (repeatable; default: all)",
     "json": "print the report as JSON on stdout",
     "target": "'host': check wheels for this machine's arch instead of the target's",
+    "retire": "write package.retired into every retire candidate's recipe",
 })
-def outdated(c, name=None, json=False, target=None):
+def outdated(c, name=None, json=False, target=None, retire=False):
     """Recipes behind PyPI, and those upstream now ships target wheels for (retire candidates)."""
     from wheelfactory.cli import upkeep
 
-    cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target)
+    cli.run(upkeep.outdated_command, ROOT, name or (), json_out=json, target=target, retire=retire)
+
+
+@task(iterable=["name"], help={
+    "name": "recipe to prove (repeatable; default: all)",
+    "target": "'host': build for this machine (the host level) instead of the target",
+    "runner": "auto | native | emulated | container (default: build.runner)",
+})
+def prove(c, name=None, target=None, runner=None):
+    """Build recipes and write how far each got to docs/catalog-status.md (exit 1 if one fell short)."""
+    from wheelfactory.cli import upkeep
+
+    cli.run(upkeep.prove_command, ROOT, name or (), target=target, runner=runner)
 
 
 @task(iterable=["python"], help={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -17,6 +18,9 @@ pytest_plugins = ["support.emulation"]
 def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host_target: bool = True) -> Path:
     """A project root with factory.toml and copies of the named repo recipes.
 
+    A copy drops ``package.retired`` (multidict, propcache): the tests use them as
+    ordinary, small recipes that build-all and the workflow build.
+
     ``host_target`` aims the config at this machine's arch (policy "best") so
     the whole pipeline runs natively on any host.
     """
@@ -31,6 +35,8 @@ def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host
     (root / "patches").mkdir(exist_ok=True)
     for name in recipes:
         shutil.copytree(REPO / "recipes" / name, root / "recipes" / name)
+        copy = root / "recipes" / name / "recipe.toml"
+        copy.write_text(re.sub(r"^retired = .*\n", "", copy.read_text(), flags=re.M))
         if (REPO / "patches" / name).is_dir():
             shutil.copytree(REPO / "patches" / name, root / "patches" / name)
     return root

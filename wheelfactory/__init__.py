@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 # Bump when the build logic changes in a way that changes the produced wheel;
 # it is part of every build key, so a bump rebuilds everything.
 # (ci/plan.py reads this line from older commits: keep it in this file.)
-BUILD_LOGIC_VERSION = "1"
+BUILD_LOGIC_VERSION = "2"  # 2: recipe fingerprint from the parsed TOML, not the file bytes
 
 # public name -> the module that defines it
 _API = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.build import git, make_project, make_sdist, shared_cache, tiny_files, tree_snapshot  # noqa: F401
-from conftest import write_project, write_recipe
+from conftest import REPO, write_project, write_recipe
 from wheelfactory._util import simple_api
 from wheelfactory.audit import upstream
 from wheelfactory.cli import upkeep
@@ -160,6 +160,48 @@ def test_outdated_against_real_pypi(tmp_path):
     from packaging.version import Version
 
     assert st.newer and Version(st.latest) > Version("0.2.0")
+
+
+def test_outdated_retire_marks_the_candidates_only(tmp_path, index, capsys):
+    root = write_project(tmp_path / "p", host_target=False, config=f"""
+        [target]
+        arch = "riscv64"
+        policy = "manylinux_2_39"
+        pythons = ["3.11", "3.12"]
+
+        [upstream]
+        pypi-url = "{index.url}/simple"
+    """)
+    native = write_recipe(root, "wf-native", "# a comment that stays\n" + simple_recipe("wf-native"))
+    index.add("wf-native", "wf_native-1.0-cp311-cp311-manylinux_2_31_riscv64.whl")
+    index.add("wf-native", "wf_native-1.0-cp312-abi3-manylinux_2_28_riscv64.whl")
+    partial = write_recipe(root, "wf-partial", simple_recipe("wf-partial"))
+    index.add("wf-partial", "wf_partial-1.0-cp312-cp312-manylinux_2_39_riscv64.whl")
+    before_partial = partial.read_bytes()
+    key = load_recipe(root / "recipes", "wf-native").fingerprint(root / "patches")
+
+    assert upkeep.outdated_command(root) == 0  # proposes, writes nothing
+    assert "`invoke outdated --retire` marks them" in capsys.readouterr().err
+    assert "retired" not in native.read_text()
+    assert upkeep.outdated_command(root, retire=True) == 0
+    recipe = load_recipe(root / "recipes", "wf-native")
+    assert recipe.package.retired == "1.0: cp311-cp311-manylinux_2_31_riscv64, cp312-abi3-manylinux_2_28_riscv64"
+    assert native.read_text().startswith("# a comment that stays\n")
+    assert recipe.fingerprint(root / "patches") == key  # its wheels stay valid
+    assert partial.read_bytes() == before_partial
+    with pytest.raises(upstream.UpstreamError, match="leave out --target"):
+        upkeep.outdated_command(root, retire=True, target="host")
+
+
+def test_the_shipped_retired_recipes_agree_with_real_pypi():
+    """`invoke outdated` against real PyPI: every recipe marked retired has riscv64 wheels upstream
+    for every target Python, and no unmarked recipe does (or the marker is due)."""
+    config = load_config(REPO)
+    statuses = upstream.outdated(config)
+    retired = {s.name for s in statuses if s.retired}
+    candidates = {s.name for s in statuses if s.retire}
+    assert retired and retired <= candidates, (retired, candidates)
+    assert candidates <= retired, f"run `invoke outdated --retire`: {sorted(candidates - retired)}"
 
 
 def test_unknown_index_or_recipe_is_one_clear_error(tmp_path, index):

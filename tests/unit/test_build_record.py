@@ -1,9 +1,9 @@
-"""Nothing rebuilds: build keys and dist records are byte-for-byte what the code before the layout
-change made.
+"""Nothing rebuilds by accident: build keys and dist records are byte-for-byte the fixtures'.
 
-The fixtures in build_fixtures/ were written by make_fixtures.py with the flat
-layout of commit 1e6efda (see its docstring); here today's code recomputes
-them: the key of every shipped recipe (three Pythons, two targets, with and
+The fixtures in build_fixtures/ were first written with the flat layout of commit
+1e6efda and remade deliberately once, for BUILD_LOGIC_VERSION 2 (recipe
+fingerprints from the parsed content; see make_fixtures.py); here today's code
+recomputes them: the key of every shipped recipe (three Pythons, two targets, with and
 without dependency wheels, with patches) and the stored record of a fixed wheel.
 """
 

@@ -83,3 +83,19 @@ def test_config_settings_take_strings_and_lists(tmp_path):
     _tiny(root, "[build]\nconfig-settings = { jobs = 4 }")
     with pytest.raises(RecipeError, match=r"'build.config-settings' must be a table whose values are strings"):
         load_recipe(root / "recipes", "wf-tiny")
+
+
+@pytest.mark.parametrize(("written", "fix"), [
+    ("sentencepiece/__init__", "write 'sentencepiece'"),
+    ("yaml/_yaml.py", "write 'yaml._yaml'"),
+    ("zstandard.backend_c.", "write 'zstandard.backend_c'"),
+    ("pkg.class", "for example 'yaml._yaml'"),
+    ("2fast", "for example 'yaml._yaml'"),
+])
+def test_import_names_are_dotted_module_names_at_load(tmp_path, written, fix):
+    root = write_project(tmp_path / "p")
+    path = _tiny(root, f'[test]\nimports = ["ok", "ok._ext", "{written}"]')
+    with pytest.raises(RecipeError) as e:
+        load_recipe(root / "recipes", "wf-tiny")
+    assert str(e.value).startswith(f"{path}: 'test.imports' entry '{written}' is not a dotted module name")
+    assert fix in str(e.value)

@@ -16,11 +16,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ..settings.factory import Config
+from ..settings.recipe import load_all
 from ..settings.target import Target
 from .cache import AuditCache, CachedIndex, audit_indexes
 from .classify import NEEDS, STATUS_ORDER, PackageReport, classify, mark_only_via_missing
 from .requirements import AuditError, RequirementsInput
-from .resolve import Pin, audit_target, parse_compile_output, resolution_key, resolve
+from .resolve import (Pin, audit_target, dependency_metadata, for_target, parse_compile_output, resolution_key,
+                      resolve)
 
 # Exit status of `invoke audit` when some package still needs a recipe (1 = an error).
 EXIT_MISSING = 2
@@ -63,6 +65,8 @@ class AuditResult:
     seconds: float
     cached_resolution: bool
     network_requests: int
+    not_for_target: list[str] = dataclasses.field(default_factory=list)  # requirements whose marker is false
+    own_metadata: list[str] = dataclasses.field(default_factory=list)  # resolved with our metadata, not PyPI's
 
     @property
     def missing(self) -> list[PackageReport]:
@@ -86,6 +90,8 @@ class AuditResult:
             "packages": [p.to_json() for p in self.packages],
             "summary": self.summary(),
             "needs_recipe": [p.name for p in self.missing],
+            "not_for_target": self.not_for_target,
+            "own_metadata": self.own_metadata,
             "seconds": round(self.seconds, 3),
         }
 
@@ -104,7 +110,12 @@ def run_audit(config: Config, reqs: RequirementsInput, *, pythons: list[str] | N
     cache = AuditCache(config.paths.cache / "audit" / "index.sqlite")
     index = CachedIndex(cache, concurrency=config.audit.concurrency, max_age=float(config.audit.max_age),
                         refresh=refresh, labels=labels)
-    run = _Audit(config, reqs, target, pys, cache, index, progress or Progress())
+    applicable, not_for_target = for_target(reqs, target, pys)
+    if not applicable.requirements:
+        raise AuditError(f"nothing to audit for {target.arch} (CPython {', '.join(pys)}): every requirement's "
+                         f"marker is false there ({', '.join(not_for_target)})")
+    metadata = dependency_metadata(config, load_all(config.paths.recipes).values())
+    run = _Audit(config, applicable, target, pys, cache, index, progress or Progress(), metadata)
     try:
         with run.progress:
             pins, cached = run.pins(refresh)
@@ -113,7 +124,8 @@ def run_audit(config: Config, reqs: RequirementsInput, *, pythons: list[str] | N
         index.close()
         cache.close()
     return AuditResult(target, pys, reqs, reports, {"pypi": pypi, "ours": ", ".join(ours)},
-                       time.monotonic() - started, cached, index.network_requests)
+                       time.monotonic() - started, cached, index.network_requests, not_for_target,
+                       [m["name"] for m in metadata])
 
 
 @dataclasses.dataclass
@@ -125,6 +137,7 @@ class _Audit:
     cache: AuditCache
     index: CachedIndex
     progress: Progress
+    metadata: list[dict] = dataclasses.field(default_factory=list)  # resolve.dependency_metadata
 
     def __post_init__(self) -> None:
         self.pypi, self.ours, self.labels = audit_indexes(self.config)
@@ -142,7 +155,7 @@ class _Audit:
         top = [canonicalize_name(r.name) for r in map(Requirement, self.reqs.requirements) if not r.url]
         for name in top:
             self.lookup(name)
-        key = resolution_key(self.reqs, self.pythons, self.indexes)
+        key = resolution_key(self.reqs, self.pythons, self.indexes, self.metadata)
         output = None if refresh else self.cache.resolution(key, float(self.config.audit.max_age))
         if output is not None:
             return parse_compile_output(output), True
@@ -168,7 +181,8 @@ class _Audit:
         checker = threading.Thread(target=self._check_top, args=(top, errors, abort), daemon=True)
         checker.start()
         try:
-            output = resolve(self.reqs, self.pythons, self.indexes, self.labels, on_name=on_name, abort=abort)
+            output = resolve(self.reqs, self.pythons, self.indexes, self.labels, metadata=self.metadata,
+                             on_name=on_name, abort=abort)
         except AuditError:
             checker.join(timeout=30)
             if errors:  # our own, clearer finding about the same cause

@@ -20,17 +20,21 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from packaging.markers import Marker
+from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ..build.store import load_records
 from ..errors import ConfigError, EnvironmentProblem
 from ..settings.factory import Config
+from ..settings.recipe import Recipe
 from ..settings.target import BEST, Target, parse_policy
 from .requirements import AuditError, RequirementsInput
 
@@ -74,10 +78,34 @@ class Pin:
 
     def pythons(self, target: Target, pythons: Iterable[str]) -> list[str]:
         """The audited Pythons this pin applies to on the target (its marker evaluated)."""
-        if not self.marker:
-            return list(pythons)
-        m = Marker(self.marker)
-        return [py for py in pythons if m.evaluate(target.marker_env(py))]
+        return applies_to(self.marker, target, pythons)
+
+
+def applies_to(marker: str | Marker | None, target: Target, pythons: Iterable[str]) -> list[str]:
+    """The Pythons (X.Y) for which a PEP 508 marker holds on the target (all of them for no marker)."""
+    if not marker:
+        return list(pythons)
+    m = marker if isinstance(marker, Marker) else Marker(marker)
+    return [py for py in pythons if m.evaluate(target.marker_env(py))]
+
+
+def for_target(reqs: RequirementsInput, target: Target,
+               pythons: Iterable[str]) -> tuple[RequirementsInput, list[str]]:
+    """The requirements that apply on the target for at least one of ``pythons``, and those that do not.
+
+    Evaluated before resolving, so a requirement for another machine never
+    reaches uv: vLLM's ``torch==2.14.0+cpu; platform_machine == "x86_64"`` (a
+    local version only PyTorch's index has) or a direct URL to an x86_64 wheel
+    would break a universal resolution that riscv64 does not need.
+    """
+    pys = list(pythons)
+
+    def keep(texts: list[str]) -> list[str]:
+        return [t for t in texts if applies_to(Requirement(t).marker, target, pys)]
+
+    kept = RequirementsInput(keep(reqs.requirements), keep(reqs.constraints))
+    dropped = [t for t in reqs.requirements if t not in kept.requirements]
+    return kept, dropped
 
 
 _SELECTING = re.compile(r"Selecting: ([A-Za-z0-9][A-Za-z0-9._-]*)==")
@@ -106,14 +134,58 @@ def _uv_env() -> dict[str, str]:
     return env
 
 
-def resolution_key(reqs: RequirementsInput, pythons: tuple[str, ...], indexes: list[str]) -> str:
-    """What decides a resolution: requirements, constraints, the lowest Python, indexes, uv's version."""
+def resolution_key(reqs: RequirementsInput, pythons: tuple[str, ...], indexes: list[str],
+                   metadata: list[dict] = ()) -> str:
+    """What decides a resolution: requirements, constraints, the lowest Python, indexes, the
+    metadata given for recipes (``dependency_metadata``), uv's version."""
     try:
         uv_version = importlib_metadata.version("uv")
     except importlib_metadata.PackageNotFoundError:
         uv_version = "?"
-    blob = json.dumps([reqs.requirements, reqs.constraints, pythons[0], indexes, uv_version])
+    blob = json.dumps([reqs.requirements, reqs.constraints, pythons[0], indexes, uv_version, list(metadata)],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def dependency_metadata(config: Config, recipes: Iterable[Recipe]) -> list[dict]:
+    """What uv resolves with instead of the index's metadata, for recipes that build something else.
+
+    PyPI's torch is a CUDA build whose metadata pulls nvidia-*, cuda-* and triton
+    into any Linux tree; our torch (from git, ``USE_CUDA=0``) needs none of them.
+    A recipe says so with ``runtime.requires-dist``. Its Requires-Dist then comes
+    from our build of the recipe's version (the newest dist/ record of it for
+    the target, parsed with ``packaging.metadata``) or, before the first build,
+    from that declaration. The entry has no version: uv applies it to every
+    version of the package, since a recipe for another version builds it the
+    same way. Shape: uv's ``dependency-metadata`` entries
+    (``{"name", "requires-dist", "requires-python"?}``).
+    """
+    overridden = {r.name: r for r in recipes if r.runtime.requires_dist}
+    built: dict[str, dict] = {}
+    for rec in load_records(config.paths.dist) if overridden else []:
+        r = overridden.get(canonicalize_name(rec.get("recipe", "")))
+        if r and rec.get("target") == config.arch and rec.get("version") == r.version and rec.get("metadata"):
+            if rec.get("built_at", "") >= built.get(r.name, {}).get("built_at", ""):
+                built[r.name] = rec
+    entries = []
+    for name, r in sorted(overridden.items()):
+        entry = {"name": name, "requires-dist": list(r.runtime.requires_dist)}
+        if name in built:
+            meta = Metadata.from_email(built[name]["metadata"], validate=False)
+            entry["requires-dist"] = [str(req) for req in meta.requires_dist or []]
+            if meta.requires_python:
+                entry["requires-python"] = str(meta.requires_python)
+        entries.append(entry)
+    return entries
+
+
+def _uv_config(metadata: list[dict]) -> str:
+    """A uv.toml holding ``dependency-metadata`` (JSON strings are TOML basic strings)."""
+    lines = []
+    for entry in metadata:
+        lines.append("[[dependency-metadata]]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+    return "\n".join(lines) + "\n"
 
 
 def parse_compile_output(text: str) -> list[Pin]:
@@ -140,8 +212,11 @@ def parse_compile_output(text: str) -> list[Pin]:
 
 
 def resolve(reqs: RequirementsInput, pythons: tuple[str, ...], indexes: list[str], labels: dict[str, str], *,
-            on_name: Callable[[str], None] | None = None, abort: threading.Event | None = None) -> str:
+            metadata: list[dict] = (), on_name: Callable[[str], None] | None = None,
+            abort: threading.Event | None = None) -> str:
     """``uv pip compile --universal`` of the requirements; returns its requirements.txt output.
+
+    ``metadata``: ``dependency_metadata`` entries, used instead of the indexes' metadata.
 
     ``on_name(name)`` is called for every package uv selects while it works, so
     index lookups start long before the resolution ends. ``abort`` set: uv is
@@ -158,6 +233,9 @@ def resolve(reqs: RequirementsInput, pythons: tuple[str, ...], indexes: list[str
             argv += ["--extra-index-url", extra]
         if len(indexes) > 1:
             argv += ["--index-strategy", "unsafe-best-match"]  # pick across indexes as pip does
+        if metadata:
+            (tmpd / "uv.toml").write_text(_uv_config(list(metadata)))
+            argv += ["--config-file", str(tmpd / "uv.toml")]  # read despite --no-config
         if reqs.constraints:
             (tmpd / "constraints.txt").write_text("\n".join(reqs.constraints) + "\n")
             argv += ["-c", str(tmpd / "constraints.txt")]
@@ -205,11 +283,16 @@ def _uv_failure(messages: list[str], indexes: list[str], labels: dict[str, str])
                 f"check the spelling of the requirement")
     if "Connection refused" in text or "dns error" in text or "tcp connect error" in text or \
             "Failed to fetch" in text:
-        m = re.search(r"Failed to fetch: (\S+)", text)
+        m = re.search(r"Failed to fetch: `?([^\s`]+)", text)
         url = m.group(1) if m else indexes[0]
-        base = next((b for b in indexes if url.startswith(b.rstrip("/"))), indexes[0])
+        base = next((b for b in indexes if url.startswith(b.rstrip("/"))), None)
+        why = "connection refused" if "refused" in text else "dns error" if "dns error" in text else "network error"
+        if base is None:  # not an index page: a direct URL, or a file an index links to on another host
+            host = urllib.parse.urlsplit(url).netloc or url
+            return (f"cannot reach {host} while resolving (fetching {url}): {why}; check the network, or "
+                    f"give the requirement a marker that excludes the target if it is for another machine")
         return (f"cannot reach {base} ({labels.get(base, 'index in factory.toml')}) while resolving: "
-                f"{'connection refused' if 'refused' in text else 'network error'}; check the URL and the network")
+                f"{why}; check the URL and the network")
     if "No solution found" in text:
         causes = [ln.strip() for ln in text.splitlines()
                   if ln.strip().startswith(("cause:", "╰─▶", "Because", "And because"))]

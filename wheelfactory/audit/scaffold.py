@@ -14,6 +14,7 @@ the same planner for every missing package and writes all recipes or none.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -35,7 +36,7 @@ from .._util.fs import atomic_write_text, sha256_file
 from .._util.proc import git
 from ..errors import FactoryError, RecipeError
 from ..settings.factory import Config
-from ..settings.recipe import RECIPE_FILE, parse_recipe
+from ..settings.recipe import RECIPE_FILE, TODO_IMPORT, is_module_name, parse_recipe
 from .cache import AuditCache, CachedIndex, audit_indexes
 from .classify import best_wheel
 from .resolve import audit_target
@@ -163,6 +164,14 @@ GENERIC_HINT = """\
 # requires = []                      # build requirements it forgot to declare (e.g. expandvars)
 # env = { }"""
 
+# Debian packages each backend needs beyond a C compiler (hermetic builds see nothing else).
+BACKEND_DEBIAN = {
+    "maturin": ["cargo", "rustc"],
+    "setuptools-rust": ["cargo", "rustc"],
+    "scikit-build-core": ["cmake", "ninja-build"],
+    "meson-python": ["ninja-build", "pkg-config"],
+}
+
 # Files whose presence means something gets compiled.
 NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".pyx", ".rs", ".f", ".f90", ".f95", ".cu", ".go", ".zig")
 NATIVE_MARKERS = ("Cargo.toml", "CMakeLists.txt", "meson.build")
@@ -178,9 +187,12 @@ class SourceFacts:
     backend_object: str
     build_requires: list[str]
     native: bool
-    imports: list[str]
+    imports: list[str]  # the top-level package(s), then every compiled module found (dotted names)
     pyproject_version: str
     notes: list[str]
+    compiled: list[str] = dataclasses.field(default_factory=list)  # compiled modules found in the source
+    rust: bool = False  # built with cargo (maturin, setuptools-rust)
+    cython: bool = False
 
 
 def inspect_source(view: SourceView, name: str) -> SourceFacts:
@@ -207,19 +219,115 @@ def inspect_source(view: SourceView, name: str) -> SourceFacts:
                      f"that build-system.requires does not declare (frozenlist/propcache needed expandvars)")
     else:
         backend = BACKENDS.get(obj, obj.split(".")[0] or "unknown")
+    required = {canonicalize_name(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0]) for r in requires}
+    setup_py = view.read_text("setup.py") if view.has("setup.py") else ""
+    tool = pyproject.get("tool", {}) if isinstance(pyproject.get("tool"), dict) else {}
+    if backend == "setuptools" and ("setuptools-rust" in required or "RustExtension(" in setup_py
+                                    or "setuptools-rust" in tool):
+        backend = "setuptools-rust"
+    cython = "cython" in required or any(n.endswith(".pyx") for n in view.names)
 
-    compiled_backend = backend in ("meson-python", "maturin", "scikit-build-core", "sip", "enscons")
+    compiled_backend = backend in ("meson-python", "maturin", "scikit-build-core", "sip", "enscons",
+                                   "setuptools-rust")
     native_files = [n for n in view.names if n.lower().endswith(NATIVE_SUFFIXES)
                     and n.split("/", 1)[0] not in ("docs", "doc", "examples")]
     native = compiled_backend or bool(native_files) or any(
         n.rsplit("/", 1)[-1] in NATIVE_MARKERS for n in view.names)
-    if not native and view.has("setup.py"):
-        setup = view.read_text("setup.py")
-        native = "ext_modules" in setup or "Extension(" in setup
+    if not native and setup_py:
+        native = "ext_modules" in setup_py or "Extension(" in setup_py
     project = pyproject.get("project", {}) if isinstance(pyproject.get("project"), dict) else {}
     version = project.get("version", "") if "version" not in (project.get("dynamic") or []) else ""
-    return SourceFacts(backend, obj, requires, native, _import_names(view, name, pyproject), str(version or ""),
-                       notes)
+    tops = _import_names(view, name, pyproject)
+    rust = backend in ("maturin", "setuptools-rust")
+    compiled = compiled_modules(view, pyproject, setup_py, rust=rust) if native else []
+    if rust:
+        notes.append("cargo fetches the crates from crates.io during the build: once builds run without the "
+                     "network, the crates must be vendored (an extra source entry) or the build fails")
+    imports = list(dict.fromkeys([*tops, *compiled]))
+    return SourceFacts(backend, obj, requires, native, imports, str(version or ""), notes, compiled, rust, cython)
+
+
+# What names a compiled module in a source tree. Explicit names (setup.py's Extension(...),
+# setuptools-rust's targets, maturin's module-name, meson's extension_module + subdir) win; then
+# Cython files and C sources defining PyInit_NAME are placed by the package folders around them.
+_EXTENSION_CALL = re.compile(r"""\b(Extension|RustExtension|Pybind11Extension|CppExtension|CUDAExtension)\(\s*"""
+                             r"""(?:name\s*=\s*)?["']([A-Za-z_][\w.]*)["']""")
+_EXT_PACKAGE = re.compile(r"""\bext_package\s*=\s*["']([A-Za-z_][\w.]*)["']""")
+_MESON_MODULE = re.compile(r"""extension_module\(\s*['"](\w+)['"]([^)]*)""")
+_MESON_SUBDIR = re.compile(r"""subdir\s*:\s*['"]([\w/.-]+)['"]""")
+_PYINIT = re.compile(r"\bPyInit_([A-Za-z_]\w*)\s*\(")
+_PYMODULE = re.compile(r"#\[pymodule(?:\([^)]*\))?\]\s*(?:#\[pyo3\(name\s*=\s*\"(\w+)\"\)\]\s*)?(?:pub\s+)?fn\s+(\w+)")
+# Modules for other systems (psutil._psutil_windows, …): never built on Linux.
+_OTHER_OS = re.compile(r"(?i)(^|[._])(windows|win32|mswindows|winapi|osx|darwin|macos|bsd|sunos|aix|cygwin)($|[._])")
+_VENDORED = {"vendor", "third_party", "thirdparty", "deps", "external", "extern", "tests", "test", "testing",
+             "docs", "doc", "examples", "example", "demo", "demos", "benchmarks", "bench", "_vendor", "build", "include"}
+_MODULE_TEXT_LIMIT = 2_000_000  # bytes of one source file read for PyInit_ (generated C can be huge)
+
+
+def compiled_modules(view: SourceView, pyproject: dict, setup_py: str = "", *, rust: bool = False) -> list[str]:
+    """Dotted names of the compiled modules the wheel will hold, as far as the source shows them.
+
+    An empty list means they could not be told (CMake targets installed somewhere, macros):
+    the scaffold then writes a TODO that fails validation until filled.
+    """
+    found: list[str] = []
+    tool = pyproject.get("tool", {}) if isinstance(pyproject.get("tool"), dict) else {}
+    maturin = tool.get("maturin", {}) if isinstance(tool.get("maturin"), dict) else {}
+    if maturin.get("module-name"):
+        found.append(str(maturin["module-name"]))
+    rust_ext = tool.get("setuptools-rust", {}) if isinstance(tool.get("setuptools-rust"), dict) else {}
+    found += [str(e.get("target")) for e in rust_ext.get("ext-modules", []) if isinstance(e, dict) and e.get("target")]
+    for helper in [n for n in view.names if "/" not in n and n.startswith("setup") and n.endswith(".py")]:
+        text = setup_py if helper == "setup.py" else view.read_text(helper)
+        package = _EXT_PACKAGE.search(text)  # setup(ext_package="tree_sitter_bash"): names below it
+        found += [f"{package.group(1)}.{m.group(2)}" if package else m.group(2) for m in _EXTENSION_CALL.finditer(text)
+                  if m.group(1) != "RustExtension" or "setuptools_rust" in text]  # zstandard's own class: optional
+    for n in view.names:
+        if n.rsplit("/", 1)[-1] == "meson.build" and not _is_vendored(n):
+            for mod, rest in _MESON_MODULE.findall(view.read_text(n)):
+                sub = _MESON_SUBDIR.search(rest)
+                base = sub.group(1).strip("/").replace("/", ".") if sub else _package_of(view, n)
+                found.append(f"{base}.{mod}" if base else mod)
+    if not found:
+        for n in view.names:
+            if _is_vendored(n):
+                continue
+            if n.endswith(".pyx"):
+                found.append(_dotted(view, n, PurePosixPath(n).stem))
+            elif n.endswith((".c", ".cc", ".cpp", ".cxx")):
+                for mod in _PYINIT.findall(view.read_text(n)[:_MODULE_TEXT_LIMIT]):
+                    found.append(_dotted(view, n, mod))
+            elif n.endswith(".rs") and rust:  # cargo builds only through maturin / setuptools-rust
+                text = view.read_text(n)
+                m = _PYMODULE.search(text) or _PYINIT.search(text)
+                if m:  # a mixed project puts the extension inside its package of the same name (rpds.rpds)
+                    mod = next(g for g in m.groups() if g)
+                    found.append(f"{mod}.{mod}" if mod in _package_names(view) else mod)
+    return [m for m in dict.fromkeys(found) if is_module_name(m) and not _OTHER_OS.search(m)]
+
+
+def _is_vendored(rel: str) -> bool:
+    return any(part.lower() in _VENDORED for part in PurePosixPath(rel).parts[:-1])
+
+
+def _package_of(view: SourceView, rel: str) -> str:
+    """The dotted package a file's folder is (its folders up to the first without __init__.py)."""
+    parts = list(PurePosixPath(rel).parts[:-1])
+    pkg: list[str] = []
+    while parts and view.has("/".join(parts) + "/__init__.py"):
+        pkg.insert(0, parts.pop())
+    if not pkg and parts and parts[-1] in _package_names(view):  # pyyaml: yaml/_yaml.pyx beside lib/yaml/
+        pkg = [parts[-1]]
+    return ".".join(pkg)
+
+
+def _dotted(view: SourceView, rel: str, module: str) -> str:
+    pkg = _package_of(view, rel)
+    return f"{pkg}.{module}" if pkg else module
+
+
+def _package_names(view: SourceView) -> set[str]:
+    return {PurePosixPath(n).parts[-2] for n in view.names if n.endswith("/__init__.py")}
 
 
 def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
@@ -233,7 +341,7 @@ def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
                        if n.startswith(src + "/") and n.count("/") == 2 and n.endswith("/__init__.py")})
         if pkgs:
             return pkgs[:1]
-    if view.has("Cargo.toml"):
+    if view.has("Cargo.toml") and "maturin" in pyproject.get("build-system", {}).get("build-backend", ""):
         try:
             lib = tomllib.loads(view.read_text("Cargo.toml")).get("lib", {}).get("name")
         except tomllib.TOMLDecodeError:
@@ -242,7 +350,8 @@ def _import_names(view: SourceView, name: str, pyproject: dict) -> list[str]:
             return [str(lib)]
     for n in view.names:
         if n.endswith(".egg-info/top_level.txt") and n.count("/") <= 2:
-            mods = [m.strip() for m in view.read_text(n).splitlines() if m.strip() and not m.startswith("_")]
+            mods = [m.strip() for m in view.read_text(n).splitlines()
+                    if is_module_name(m.strip()) and not m.startswith("_")]  # not sentencepiece/__init__
             if mods:
                 return mods[:3]
     packages = []
@@ -467,15 +576,19 @@ def render(name: str, version: str, source: str, origin: str, facts: SourceFacts
     """The recipe.toml text: header notes, package, source, build hints of the backend, runtime, test."""
     hint = BACKEND_HINTS.get(facts.backend, GENERIC_HINT)
     build_lines = []
-    if facts.backend == "maturin":
-        build_lines.append('debian = ["cargo", "rustc"]')
+    debian = BACKEND_DEBIAN.get(facts.backend, [])
+    if debian:
+        build_lines.append(f"debian = [{', '.join(json.dumps(d) for d in debian)}]")
     header = [f"# {name}: build backend {facts.backend}"
-              + (f" ({facts.backend_object})" if facts.backend_object else "") + ".",
+              + (f" ({facts.backend_object})" if facts.backend_object and facts.backend_object not in facts.backend
+                 else "")
+              + (" with Cython" if facts.cython else "") + ".",
               f"# Scaffolded by `invoke new-recipe` from {origin}."]
     if facts.build_requires:
         header.append(f"# build-system.requires: {', '.join(facts.build_requires)}")
     header += [f"# NOTE: {n}" for n in notes]
-    imports = ", ".join(f'"{m}"' for m in facts.imports)
+    todo = [] if facts.compiled or not facts.native else [TODO_IMPORT]
+    imports = ", ".join(json.dumps(m) for m in [*facts.imports, *todo])
     parts = [
         "\n".join(header),
         f'[package]\nname = "{name}"\nversion = "{version}"',
@@ -487,7 +600,10 @@ def render(name: str, version: str, source: str, origin: str, facts: SourceFacts
             hint.replace("VERSION", version),
         ]),
         "[runtime]\n# debian = []                       # libraries the wheel needs that must not be bundled",
-        f"[test]\nimports = [{imports}]",
+        ("# The compiled modules could not be told from the source: name them (`unzip -l` the wheel),\n"
+         "# the recipe fails validation until the TODO is replaced.\n" if todo else
+         "# The top-level package, then every compiled module found in the source.\n")
+        + f"[test]\nimports = [{imports}]",
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -500,7 +616,9 @@ def _validate(name: str, text: str) -> None:
         path.write_text(text)
         try:
             parse_recipe(path)
-        except RecipeError as e:  # a bug here, not the user's: say so plainly
+        except RecipeError as e:
+            if TODO_IMPORT in str(e):  # on purpose: the user names the compiled modules
+                return
             raise ScaffoldError(f"the scaffolded recipe for {name} does not validate: {e}") from None
 
 

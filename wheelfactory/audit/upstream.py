@@ -130,12 +130,18 @@ class Status:
     pure: str = ""  # a pure-Python wheel upstream ships for the newest release (its tag), if any
     disabled: str = ""
     note: str = ""
+    retired: str = ""  # package.retired as the recipe holds it
+
+    @property
+    def retired_value(self) -> str:
+        """What ``package.retired`` says for a candidate: ``VERSION: tag, tag`` (the tags found)."""
+        return f"{self.wheels_version}: {', '.join(dict.fromkeys(self.wheels.values()))}"
 
 
 def check(config, recipe: Recipe, *, client: Client | None = None) -> Status:
     """Where ``recipe`` stands against [upstream].pypi-url: newer releases, target wheels upstream."""
     up = config.upstream
-    st = Status(recipe.name, recipe.version, disabled=recipe.package.disabled)
+    st = Status(recipe.name, recipe.version, disabled=recipe.package.disabled, retired=recipe.package.retired)
     page = (client or index_client(up.pypi_url)).page(up.pypi_url, recipe.project)
     if page.status == 404:
         st.note = f"not on {up.pypi_url}"
@@ -168,6 +174,23 @@ def outdated(config, names: Sequence[str] = ()) -> list[Status]:
     chosen = [recipes[known_recipe(recipes, n, config)] for n in names] if names else list(recipes.values())
     with index_client(config.upstream.pypi_url) as client, ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(lambda r: check(config, r, client=client), chosen))
+
+
+def retire(config, statuses: Sequence[Status]) -> list[Status]:
+    """Write ``package.retired`` into each candidate's recipe that lacks it (``invoke outdated --retire``).
+
+    The text is edited by settings.edit (comments and layout kept, checked by
+    parsing it again). Returns the statuses retired now.
+    """
+    done = []
+    for st in statuses:
+        if st.retire and not st.retired:
+            recipe = load_recipe(config.paths.recipes, st.name)
+            text = set_strings(recipe.text.decode(), {"package.retired": st.retired_value}, where=str(recipe.path))
+            atomic_write_bytes(recipe.path, text.encode())
+            st.retired = st.retired_value
+            done.append(st)
+    return done
 
 
 def known_recipe(recipes: dict, name: str, config) -> str:

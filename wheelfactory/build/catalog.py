@@ -48,11 +48,16 @@ class RecipeFolder(Mapping[str, Recipe]):
 
 
 def choose(config: Config, names: Sequence[str] = (), *, every: bool = False) -> dict[str, Recipe]:
-    """The recipes to build: every one, or the named ones and all they need; RecipeError names a
+    """The recipes to build: every one that is not retired (``package.retired``: upstream ships the
+    wheels) plus what those need, or the named ones and all they need; RecipeError names a
     missing recipe or dependency, a dependency cycle and, for named ones, a disabled recipe among
     them or what they need (checked before anything runs; ``every`` skips disabled ones)."""
     root = config.paths.recipes
-    recipes = load_all(root) if every else graph.select(RecipeFolder(root), names, where=str(root))
+    if every:
+        everything = load_all(root)
+        recipes = graph.select(everything, [n for n, r in everything.items() if not r.package.retired], where=str(root))
+    else:
+        recipes = graph.select(RecipeFolder(root), names, where=str(root))
     graph.topological_order(recipes)
     if not every:
         graph.check_enabled(recipes, names)

@@ -241,6 +241,9 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
             finish(name, _result(name=name, version=recipes[name].version, status="skipped",
                                  message=stop_reason))
         else:
+            if recipes[name].package.retired:  # built because it was named, or something here needs it
+                ui.info(f"{name}: [dim]retired[/dim] — upstream ships the wheels ({recipes[name].package.retired}); "
+                        f"building it as asked")
             return False
         return True
 

@@ -23,8 +23,10 @@ from typing import IO, Sequence
 
 from filelock import FileLock
 from packaging.utils import parse_wheel_filename
+from packaging.version import Version
 
-from ..errors import BuildError, EnvironmentProblem
+from .._util import simple_api
+from ..errors import BuildError, EnvironmentProblem, FactoryError
 from ..settings.recipe import Recipe
 
 # What the tools venv holds. Part of the stamp: changing this list rebuilds the venvs.
@@ -203,11 +205,56 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
     wheel = Path(result["wheel"])
     _, _, _, tags = parse_wheel_filename(wheel.name)
     if all(t.platform == "any" for t in tags):
-        raise BuildError(
-            f"{recipe.name}: the build produced a pure-Python wheel ({wheel.name}); this factory serves "
-            f"native wheels only, and pip installs the pure one from PyPI. Drop the recipe"
-        )
+        raise BuildError(pure_wheel_error(config, recipe, wheel.name, proc.stdout, log))
     return wheel
+
+
+# Lines of a build's output that say why an optional extension was left out (ijson without yajl,
+# "WARNING: The C extension could not be compiled, speedups are not enabled").
+_SKIP_LINE = re.compile(r"(?i)\b(skipp\w*|optional|not (be )?(found|available|compiled|built|enabled)|could not|"
+                        r"cannot|unable to|failed|fall(ing)? ?back|pure[- ]python|warning)\b")
+
+
+def pure_wheel_error(config, recipe: Recipe, wheel_name: str, output: str, log: IO[str]) -> str:
+    """The message for a build whose wheel came out pure Python (``*-none-any``).
+
+    Only when PyPI has a pure wheel of the same version is the recipe not needed
+    (pip installs that one on riscv64); otherwise the compiled extension was
+    skipped, and the message quotes the log lines that say why (``LOG:LINE``).
+    """
+    pure = _pypi_pure_wheel(config, recipe)
+    if pure:
+        return (f"{recipe.name}: the build produced a pure-Python wheel ({wheel_name}), and PyPI has one of "
+                f"{recipe.version} too ({pure}): pip installs that on riscv64, so this recipe is not needed; "
+                f"delete recipes/{recipe.name}")
+    why = _skip_lines(output, log) or "(no line of the build says; search the log for the extension's name)"
+    return (f"{recipe.name}: the build produced a pure-Python wheel ({wheel_name}): its compiled extension was "
+            f"skipped, and PyPI has no pure wheel of {recipe.version}, so this wheel would lose what users "
+            f"install the package for. The build said: {why}. Give the build what it lacks (the headers in "
+            f"build.debian, or build.env that makes the extension mandatory) and build again")
+
+
+def _pypi_pure_wheel(config, recipe: Recipe) -> str:
+    """The filename of a ``none-any`` wheel of the recipe's version on PyPI ("" if none or PyPI is unreachable)."""
+    try:
+        page = simple_api.Client(retries=1).page(config.audit.pypi_url, recipe.name)
+    except FactoryError:
+        return ""
+    return next((f.filename for f in page.files if f.kind == "wheel" and Version(f.version) == Version(recipe.version)
+                 and f.filename.endswith("-none-any.whl") and f.yanked is None), "")
+
+
+def _skip_lines(output: str, log: IO[str], limit: int = 4) -> str:
+    """The build's lines matching _SKIP_LINE, as ``LOG:LINE: text`` when the log is a file."""
+    chosen = list(dict.fromkeys(line.strip() for line in output.splitlines() if _SKIP_LINE.search(line)))[:limit]
+    numbered = {}
+    path = getattr(log, "path", None) or getattr(log, "name", None)  # attempt.AttemptLog, or a plain file
+    if chosen and isinstance(path, (str, Path)) and Path(path).is_file():
+        log.flush()
+        for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+            if line.strip() in chosen:
+                numbered[line.strip()] = f"{path}:{number}"  # the last occurrence: this build's
+    return " | ".join(f"{numbered[c]}: {c}" if c in numbered else c for c in chosen)
 
 
 # Exception lines ("ModuleNotFoundError: …") and compiler errors ("x.c:3:1: error: …")

@@ -30,7 +30,7 @@ def build_key(*, recipe_fingerprint: str, source_id: str, python: str, target: s
               dependencies: Iterable[str] = ()) -> str:
     """The content key (64 hex digits): everything that decides the output, hashed.
 
-    ``recipe_fingerprint``: ``Recipe.fingerprint`` (recipe file and patches);
+    ``recipe_fingerprint``: ``Recipe.fingerprint`` (recipe content and patches);
     ``source_id``: ``source.source_id`` (``sha256:…`` or ``git:<commit>``);
     ``python``: ``X.Y``; ``target``: the arch; ``policy``: ``manylinux_X_Y`` or
     ``best`` as asked for (not as reached); ``dependencies``: the sha256s of

@@ -150,16 +150,21 @@ def plan_labels(config: Config) -> list[str]:
 
 
 def buildable(recipes: Mapping[str, Recipe]) -> tuple[dict[str, Recipe], dict[str, str]]:
-    """(recipes that get a job, {recipe without a job: why}) — disabled ones and what needs them.
+    """(recipes that get a job, {recipe without a job: why}) — disabled ones and what needs them,
+    retired ones that nothing with a job needs.
 
     Raises RecipeError on a dependency cycle.
     """
     out: dict[str, Recipe] = {}
     left_out: dict[str, str] = {}
+    needed = {d for n, r in recipes.items() if not r.package.retired for d in closure(recipes, n)}
     for name in topological_order(recipes):
         r = recipes[name]
         if r.package.disabled:
             left_out[name] = f"disabled: {r.package.disabled}"
+            continue
+        if r.package.retired and name not in needed:  # upstream ships the wheels
+            left_out[name] = f"retired: {r.package.retired}"
             continue
         blocked = [d for d in closure(recipes, name) if d in left_out]
         if blocked:

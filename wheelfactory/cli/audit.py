@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.requirements import Requirement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,6 +110,12 @@ def print_table(result: AuditResult) -> None:
         + (f", {s['ignored']} ignored" if s["ignored"] else "")
         + f"  [{result.seconds:.1f}s{', cached resolution' if result.cached_resolution else ''}]"
     )
+    if result.not_for_target:
+        ui.console.print(f"not for {t.arch}, not resolved: {len(result.not_for_target)} requirements "
+                         f"({', '.join(sorted({Requirement(r).name for r in result.not_for_target}))})")
+    if result.own_metadata:
+        ui.console.print(f"resolved with our metadata, not the index's: {', '.join(result.own_metadata)} "
+                         f"(runtime.requires-dist or our build)")
     if result.missing:
         names = sorted({p.name for p in result.missing})
         ui.console.print(f"[red]needs a recipe:[/red] {', '.join(names)}  "

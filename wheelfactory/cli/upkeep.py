@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from rich.table import Table
 
 from .. import ui
-from ..audit import scaffold, upstream
+from ..audit import prove, scaffold, upstream
 from ..build import catalog, graph
 from ..runners import select_runner
 from ..settings.factory import Config, load_config
@@ -66,7 +66,8 @@ def print_outdated(config: Config, statuses: list[upstream.Status]) -> None:
         if st.wheels:
             tags = ", ".join(f"{p}: {t}" for p, t in st.wheels.items())
             missing = [p for p in config.pythons if p not in st.wheels]
-            wheels = (f"[bold]retire?[/bold] {st.wheels_version}: {tags}" if st.retire
+            wheels = (f"[dim]retired[/dim] {st.wheels_version}: {tags}" if st.retire and st.retired
+                      else f"[bold]retire?[/bold] {st.wheels_version}: {tags}" if st.retire
                       else f"{st.wheels_version}: {tags} (none for {', '.join(missing)})")
         else:
             wheels = "none"
@@ -76,15 +77,26 @@ def print_outdated(config: Config, statuses: list[upstream.Status]) -> None:
         table.add_row(name, st.current, st.latest or "-", mark, wheels)
     ui.console.print(table)
     n_new = sum(s.newer for s in statuses)
-    n_ret = sum(s.retire for s in statuses)
+    n_ret = sum(s.retire and not s.retired for s in statuses)
     ui.info(f"{n_new} recipe(s) behind upstream; {n_ret} candidate(s) to retire "
-            f"(upstream ships {config.arch} wheels for every Python we build)")
+            f"(upstream ships {config.arch} wheels for every Python we build)"
+            + (": `invoke outdated --retire` marks them (package.retired)" if n_ret else ""))
+    stale = [s.name for s in statuses if s.retired and not s.retire]
+    if stale:
+        ui.warn(f"retired, but upstream no longer covers every Python: {', '.join(stale)}; remove package.retired")
 
 
-def outdated_command(root, names: Sequence[str] = (), *, json_out: bool = False, target: str | None = None) -> int:
-    """`invoke outdated [--name N]`: recipes behind upstream and retire candidates."""
+def outdated_command(root, names: Sequence[str] = (), *, json_out: bool = False, target: str | None = None,
+                     retire: bool = False) -> int:
+    """`invoke outdated [--name N] [--retire]`: recipes behind upstream and retire candidates;
+    ``retire`` writes ``package.retired`` into the candidates' recipes."""
+    if retire and target:
+        raise upstream.UpstreamError("--retire marks recipes by the target's wheels; leave out --target")
     config = _config(root, target)
     statuses = upstream.outdated(config, names)
+    if retire:
+        for st in upstream.retire(config, statuses):
+            ui.info(f"{st.name}: retired ({st.retired}) in {config.paths.recipes / st.name / RECIPE_FILE}")
     if json_out:
         print(json.dumps([asdict(s) for s in sorted(statuses, key=lambda s: s.name)], indent=2))
     else:
@@ -136,3 +148,24 @@ def bump_command(root, names: Sequence[str] = (), *, version: str | None = None,
     if not results:
         ui.info("every recipe is at its newest upstream version")
     return 1 if any(r.status in ("failed", "error") for r in results) else 0
+
+
+# --- invoke prove ---------------------------------------------------------------------------------
+
+
+def prove_command(root, names: Sequence[str] = (), *, target: str | None = None, runner: str | None = None) -> int:
+    """`invoke prove [--target host] [NAME...]`: build the recipes (default: all, retired ones too)
+    and write docs/catalog-status.md; exit 1 when one did not reach the level."""
+    config = _config(root, target)
+    everything = load_all(config.paths.recipes)
+    chosen = graph.select(everything, list(names) or sorted(everything), where=str(config.paths.recipes))
+    run_on = select_runner(config, runner)
+    results = catalog.build_recipes(config, chosen, run_on)
+    new = prove.proofs(config, chosen, results, run_on.name)
+    docs = config.root / "docs"
+    page = prove.write(docs, prove.merge(prove.load(docs), new, set(everything)), everything)
+    for p in new:
+        mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {p.reason}"
+        ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")
+    ui.info(f"wrote {page}")
+    return 0 if all(p.reached for p in new) else 1

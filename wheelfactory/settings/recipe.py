@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import keyword
 import re
 import tomllib
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ class RecipePackage:
     version: str = setting(required=True, help="the exact version built (PEP 440)")
     disabled: str = setting("", "a reason; `build-all` skips the recipe and its dependents; "
                                 "asking for it (or a dependent) by name is an error")
+    retired: str = setting("", "upstream ships riscv64 wheels for every target Python: the version and wheel tags "
+                               "found (`invoke outdated --retire` writes it). `build-all` and the workflow skip the "
+                               "recipe unless another needs it; `nox -s build-NAME` still builds it, with a note. "
+                               "Not part of the build key")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class RecipeRuntime:
                                 kind="array of Debian package names")
     depends: list[str] = setting([], "recipes whose wheels this package needs at run time (built first; offered "
                                      "to verify)", kind="array of recipe names")
+    requires_dist: list[str] = setting([], "the Requires-Dist of the wheel this recipe builds, where the index's "
+                                           "metadata is not what we build (torch from git without CUDA): the audit "
+                                           "resolves with it until dist/ holds our build's metadata",
+                                       kind="array of requirements")
 
 
 @dataclass(frozen=True)
@@ -114,9 +124,9 @@ TABLES: dict[str, type] = {
     "test": RecipeTest,
 }
 
+# What `invoke new-recipe` writes in test.imports when it cannot tell the compiled modules.
+TODO_IMPORT = "TODO: the compiled modules"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# The one line of a recipe that is no build input: `timeout-minutes = N  # comment` (the CI job's limit).
-_NOT_BUILD_INPUT = re.compile(rb"^timeout-minutes[ \t]*=[ \t]*\d+[ \t]*(?:#[^\n]*)?\n", re.MULTILINE)
 _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 
 
@@ -124,7 +134,7 @@ _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 class Recipe:
     name: str  # canonical (PEP 503-normalized) name
     path: Path  # the recipe.toml
-    text: bytes  # the file's bytes (part of the build key)
+    text: bytes  # the file's bytes (its parsed content is part of the build key)
     package: RecipePackage
     source: RecipeSource
     build: RecipeBuild
@@ -159,15 +169,27 @@ class Recipe:
         return found
 
     def fingerprint(self, patches_root: Path) -> str:
-        """sha256 of the recipe file and its patches (names and contents).
+        """sha256 (64 hex digits) of the recipe's content and its patches.
 
-        A ``timeout-minutes = N`` line is left out: how long CI waits changes no wheel, so setting
-        it rebuilds nothing (a recipe without one hashes exactly as before the key existed).
+        The content is the parsed TOML as canonical JSON (sorted keys, no
+        whitespace), so comments, key order, quoting and blank lines do not
+        change the key while any value does; a key left at its default is
+        not filled in, so a new setting does not move every key.
+        ``package.retired`` and ``build.timeout-minutes`` are left out: they
+        change what is built by default and how long CI waits, not the wheel.
+        Patches count
+        byte for byte (name and sha256 of each): they are code.
         """
-        h = hashlib.sha256(_NOT_BUILD_INPUT.sub(b"", self.text))
-        for p in self.patches(patches_root):
-            h.update(p.relative_to(patches_root).as_posix().encode() + b"\0" + p.read_bytes())
-        return h.hexdigest()
+        recipe = tomllib.loads(self.text.decode())
+        recipe.get("package", {}).pop("retired", None)  # says where users get wheels, not how we build
+        recipe.get("build", {}).pop("timeout-minutes", None)  # how long CI waits changes no wheel
+        content = {
+            "recipe": recipe,
+            "patches": [[p.relative_to(patches_root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()]
+                        for p in self.patches(patches_root)],
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_recipe(path: Path) -> Recipe:
@@ -234,13 +256,22 @@ def parse_recipe(path: Path) -> Recipe:
             f"{where}: 'build.timeout-minutes' {tables['build'].timeout_minutes} is not between 0 and "
             f"{MAX_JOB_MINUTES}: GitHub ends a self-hosted job after 5 days; give the minutes a board needs, "
             f"or 0 for [ci].timeout-minutes")
-    for section in ("build", "test"):
-        for req in tables[section].requires:
+    for key, reqs in (("build.requires", tables["build"].requires), ("test.requires", tables["test"].requires),
+                      ("runtime.requires-dist", tables["runtime"].requires_dist)):
+        for req in reqs:
             try:
                 Requirement(req)
             except InvalidRequirement as e:
-                raise RecipeError(f"{where}: '{section}.requires' entry {req!r} is not a requirement (fix: "
+                raise RecipeError(f"{where}: '{key}' entry {req!r} is not a requirement (fix: "
                                   f"write a PEP 508 requirement, e.g. \"cython>=3\"): {e}") from None
+    for module in tables["test"].imports:
+        if module == TODO_IMPORT:
+            raise RecipeError(f"{where}: 'test.imports' still holds {TODO_IMPORT!r} from `invoke new-recipe`: "
+                              f"replace it with the compiled modules the wheel holds (`unzip -l` a built wheel, "
+                              f"e.g. 'yaml._yaml')")
+        if not is_module_name(module):
+            raise RecipeError(f"{where}: 'test.imports' entry {module!r} is not a dotted module name "
+                              f"(Python identifiers joined by dots); {_module_fix(module)}")
     for section in ("build", "runtime"):
         for deb in tables[section].debian:
             if not _DEB.match(deb):
@@ -251,6 +282,22 @@ def parse_recipe(path: Path) -> Recipe:
             raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
     return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
+
+
+def is_module_name(text: str) -> bool:
+    """True for what ``import`` accepts: identifiers (not keywords) joined by dots (Python reference, 7.11)."""
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in text.split("."))
+
+
+def _module_fix(text: str) -> str:
+    """The fix for a path written as a module name: ``pkg/sub/__init__.py`` -> ``pkg.sub``."""
+    parts = [p for p in re.split(r"[/\\.]", text.strip()) if p]
+    while parts and parts[-1] in ("py", "so", "pyd", "__init__"):
+        parts.pop()
+    guess = ".".join(parts)
+    if guess != text and is_module_name(guess):
+        return f"write {guess!r} (a module name, not a file path; a package's __init__ is imported by its name)"
+    return "write the name as `import` takes it, for example 'yaml._yaml'"
 
 
 def recipe_path(recipes_root: Path, name: str) -> Path:

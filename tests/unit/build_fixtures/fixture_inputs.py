@@ -1,6 +1,6 @@
-"""The inputs the fixtures were made from: shared by make_fixtures.py (old code) and
-tests/unit/test_build_record.py (new code). Changing any of them means making the
-fixtures again with the old code (see make_fixtures.py)."""
+"""The inputs the fixtures were made from: shared by make_fixtures.py and
+tests/unit/test_build_record.py. Changing any of them means making the fixtures
+again (see make_fixtures.py), which is a deliberate change of build keys."""
 
 from __future__ import annotations
 

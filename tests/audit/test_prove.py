@@ -1,0 +1,41 @@
+"""`invoke prove`: real host builds of tiny recipes, their proof written to docs/catalog-status.md
+from docs/catalog-status.json, merged with earlier runs."""
+
+from __future__ import annotations
+
+import json
+
+from support.build import make_project, sdist_server, shared_cache, tiny_recipe  # noqa: F401
+from wheelfactory.audit import prove
+from wheelfactory.cli import upkeep
+
+
+def test_prove_writes_what_each_recipe_reached(tmp_path, shared_cache, sdist_server):  # noqa: F811
+    root = make_project(tmp_path / "p", shared_cache)
+    tiny_recipe(root, sdist_server, name="wf-tiny")
+    tiny_recipe(root, sdist_server, variant="broken", name="wf-broken")
+    assert upkeep.prove_command(root, ["wf-tiny", "wf-broken"], target="host") == 1  # one fell short
+    page = (root / "docs" / "catalog-status.md").read_text()
+    rows = {r["recipe"]: r for r in json.loads((root / "docs" / "catalog-status.json").read_text())}
+    tiny, broken = rows["wf-tiny"], rows["wf-broken"]
+    assert tiny["reached"] and tiny["level"] == "host" and tiny["wheel"].startswith("wf_tiny-1.0-")
+    assert tiny["size"] == (root / "dist" / tiny["wheel"]).stat().st_size and tiny["backend"] == "setuptools"
+    assert not broken["reached"] and broken["wheel"] == "" and "wf-broken" in broken["reason"]
+    assert f"| wf-tiny | 1.0 | setuptools | host | yes | native | {tiny['wheel']} |" in page
+    assert "| wf-broken | 1.0 | setuptools | host | no |" in page
+
+    # A recipe that is gone loses its row; an up-to-date wheel keeps its recorded build time.
+    (root / "recipes" / "wf-broken" / "recipe.toml").unlink()
+    (root / "recipes" / "wf-broken").rmdir()
+    assert upkeep.prove_command(root, ["wf-tiny"], target="host") == 0
+    again = json.loads((root / "docs" / "catalog-status.json").read_text())
+    assert [r["recipe"] for r in again] == ["wf-tiny"] and again[0]["seconds"] == tiny["seconds"] > 0
+
+
+def test_merge_replaces_only_the_same_recipe_and_level():
+    def row(recipe, level, reached):
+        return prove.Proof(recipe, "1.0", "setuptools", level, reached, "native", "", 0, 1.0, "2026-11-30", "")
+
+    old = [row("a", "host", False), row("a", "riscv64", True), row("gone", "host", True)]
+    merged = prove.merge(old, [row("a", "host", True)], known={"a", "b"})
+    assert [(p.recipe, p.level, p.reached) for p in merged] == [("a", "host", True), ("a", "riscv64", True)]
