@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 from invoke import Collection
 from invoke.exceptions import ParseError
 from invoke.parser import Parser
 
-import tasks
+# tasks.py is invoke's task file at the checkout root, not a module on sys.path.
+_spec = importlib.util.spec_from_file_location("tasks", Path(__file__).parents[2] / "tasks.py")
+tasks = sys.modules["tasks"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tasks)
 
 
 def _parse(*argv: str) -> dict:
