@@ -55,7 +55,7 @@ from ..settings.target import Target, reached_policy
 from .attempt import Attempt, Plan
 from .pep517 import ensure_tools, excerpt, index_env
 from .record import make_record
-from .repair import show, with_next_build_tag
+from .repair import excluded_libraries, show, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
 
 BEFORE_BUILD = Path(__file__).parent / "scripts" / "_cibw_before_build.py"
@@ -363,11 +363,14 @@ def collect_wheels(config: Config, recipe: Recipe, wheelhouse: Path, *, todo: Se
             raise BuildError(f"{recipe.name}: cibuildwheel left a bare {platforms[0]} wheel ({by_python[v].name}); "
                              f"it is not stored")
         wheel, _ = with_next_build_tag(host_runner, tools, config.paths.dist, recipe.project, by_python[v], log)
-        show_text, _ = show(host_runner, tools, wheel, log)
+        show_text, report = show(host_runner, tools, wheel, log)
+        # The same repair.exclude checks as the stage-by-stage repair, on the wheel cibuildwheel repaired.
+        excluded = excluded_libraries(recipe, wheel, report)
+        notes = unlisted_runtime_packages(config, recipe, excluded, config.arch)
         records[v] = (wheel, make_record(
             config, recipe, wheel, build_key=keys[v], python=v, policy=policy,
             achieved=reached_policy(platforms) or policy, source=source, patches=patches, auditwheel=show_text,
-            host=host, duration=time.monotonic() - start, stages=stages, log=log_rel, notes=[note]))
+            host=host, duration=time.monotonic() - start, stages=stages, log=log_rel, notes=[note, *notes]))
     return records
 
 

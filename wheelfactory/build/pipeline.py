@@ -157,8 +157,6 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     stages["repair"] = attempt.stage_done("repair", f"py{v} {rep.achieved_policy}"
                                           + (f", build tag {tag}" if tag is not None else ""))
     notes = unlisted_runtime_packages(config, recipe, rep.excluded, config.arch)
-    for note in notes:
-        ui.warn(f"{recipe.name}: {note}")
     notes += verify_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp, wheel=wheel,
                           find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
     for note in notes:
