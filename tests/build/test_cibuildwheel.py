@@ -161,6 +161,32 @@ def test_debian_packages_map_to_dnf_or_say_what_to_add(project):
     assert cibuildwheel.dnf_packages(cffi) == ["libffi-devel", "pkgconf-pkg-config"]
 
 
+def test_a_build_env_name_no_shell_can_set_names_the_recipe_key(project):
+    path = write_recipe(project, "x", '''
+        [package]
+        name = "x"
+        version = "1.0"
+        [source]
+        sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+        [build]
+        env = { "CFLAGS-EXTRA" = "-O2" }
+    ''')
+    config = load_config(project)
+    with pytest.raises(RecipeError) as e:
+        cibuildwheel.cibuildwheel_options(config, load_recipe(config.paths.recipes, "x"), ["3.11"], engine="docker")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: build.env names the variable 'CFLAGS-EXTRA'") and "rename or remove it" in msg, msg
+
+
+def test_options_cibuildwheel_refuses_carry_its_reason_and_the_recipe(tmp_path):
+    config_file, package = write_options(tmp_path, {"archs": ["sparc"]})
+    with pytest.raises(BuildError) as e:
+        cibuildwheel.print_build_identifiers(config_file, str(package), tmp_path, source="recipes/x/recipe.toml")
+    msg = str(e.value)
+    assert "from recipes/x/recipe.toml: " in msg and "Invalid architecture 'sparc'" in msg, msg
+    assert "fix the key of recipes/x/recipe.toml behind the option it names" in msg, msg
+
+
 def test_dependency_wheels_reach_the_container(tmp_path):
     config = load_config(REPO)
     torch = load_recipe(config.paths.recipes, "torch")

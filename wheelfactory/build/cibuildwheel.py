@@ -136,11 +136,13 @@ def dnf_packages(recipe: Recipe) -> list[str]:
     return out
 
 
-def _env_string(env: dict[str, str]) -> str:
+def _env_string(env: dict[str, str], recipe: Recipe) -> str:
     """cibuildwheel's environment syntax, every value single-quoted: taken literally."""
     for key in env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise RecipeError(f"environment variable name {key!r} is not valid in a shell")
+            raise RecipeError(f"{recipe.path}: build.env names the variable {key!r}, which cibuildwheel's "
+                              f"environment cannot set (a shell name: letters, digits and _, not starting with "
+                              f"a digit); rename or remove it")
     return " ".join(f"{k}={_literal(v)}" for k, v in env.items())
 
 
@@ -188,7 +190,7 @@ def cibuildwheel_options(config: Config, recipe: Recipe, pythons: Sequence[str],
         "archs": [arch],
         "container-engine": engine,
         "build-verbosity": c.build_verbosity,
-        "environment": _env_string(env),
+        "environment": _env_string(env, recipe),
         "config-settings": dict(b.config_settings),
     }
     image = c.image
@@ -253,14 +255,22 @@ def cibuildwheel_env() -> dict[str, str]:
     return environment(_no_cibw_variables())
 
 
-def print_build_identifiers(config_file: Path, package: str, cwd: Path) -> list[str]:
-    """What cibuildwheel itself makes of the options (needs no container)."""
+def print_build_identifiers(config_file: Path, package: str, cwd: Path, *, source: str = "") -> list[str]:
+    """What cibuildwheel itself makes of the options (needs no container).
+
+    ``source``: where the options come from (the recipe file), for the message when cibuildwheel refuses them.
+    """
     proc = subprocess.run([sys.executable, "-m", "cibuildwheel", "--print-build-identifiers", "--platform", "linux",
                            "--config-file", str(config_file), package], cwd=cwd, env=cibuildwheel_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BuildError(f"cibuildwheel rejected the options in {config_file}: "
-                         f"{(proc.stderr or proc.stdout).strip().splitlines()[-1] if (proc.stderr or proc.stdout).strip() else proc.returncode}")
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        reason = said[-1] if said else f"exit {proc.returncode}"
+        raise BuildError(f"cibuildwheel rejected the options written to {config_file}"
+                         + (f" from {source}" if source else "")
+                         + f": {reason}; fix the key of {source or 'the recipe'} "
+                         f"behind the option it names (environment: build.env, config-settings: "
+                         f"build.config-settings, test-command: test.imports/commands, before-all: build.dnf)")
     return proc.stdout.split()
 
 
@@ -276,12 +286,13 @@ def build_in_container(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, 
     attempt.begin(plan, f"with cibuildwheel in {runner.image}")
     tree = attempt.prepare_source(plan)
     package, config_file = _write_request(attempt, plan, tree)
-    idents = print_build_identifiers(config_file, package, tree.root)
+    idents = print_build_identifiers(config_file, package, tree.root, source=str(recipe.path))
     missing = [identifier(v, config.arch) for v in plan.todo if identifier(v, config.arch) not in idents]
     if missing:
         raise BuildError(f"{recipe.name}: cibuildwheel {dist_version('cibuildwheel')} cannot build "
                          f"{', '.join(missing)} (it offers: {', '.join(idents) or 'nothing'}); drop those Pythons "
-                         f"or update it")
+                         f"from target.pythons in {config.where} (or pass --python), or upgrade cibuildwheel "
+                         f"(pip install -U cibuildwheel)")
     attempt.restart_clock()
     wheelhouse = attempt.workdir / "wheelhouse"
     _run_cibuildwheel(attempt, config_file, package, tree.root, wheelhouse)
