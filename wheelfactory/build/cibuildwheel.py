@@ -339,8 +339,9 @@ def _run_cibuildwheel(attempt: Attempt, config_file: Path, package: str, cwd: Pa
         proc = run_streamed(argv, cwd=cwd, env=_no_cibw_variables(), log=attempt.log, check=False,
                             timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BuildError(f"{name}: cibuildwheel did not finish within {timeout:g} s in {runner.image} "
-                         f"([container].timeout); see the log") from None
+        raise BuildError(f"{name}: cibuildwheel did not finish within {timeout:g} s in {runner.image}; "
+                         f"see the log, and raise [container].timeout in {attempt.config.where} "
+                         f"(0: no limit) if the build was still making progress") from None
     if proc.returncode != 0:
         raise BuildError(f"{name}: cibuildwheel failed in {runner.image} (exit {proc.returncode}): "
                          f"{excerpt(proc.stdout[-20000:])}")

@@ -194,10 +194,11 @@ def service(config: Config, action: str) -> None:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as e:
         raise EnvironmentProblem(f"cannot run the service manager {argv[0]!r} ({e.strerror}); "
-                                 f"set [runners].service-command") from None
+                                 f"set [runners].service-command in {config.where}") from None
     if proc.returncode != 0:
         raise FactoryError(f"`{shlex.join(argv)}` failed (exit {proc.returncode}): {proc.stdout.strip()[-500:]}; "
-                           f"check [runners].service-name (the runner's service) and [runners].service-command")
+                           f"check [runners].service-name (the runner's service) and [runners].service-command "
+                           f"in {config.where}")
 
 
 # --- register ------------------------------------------------------------------------------
@@ -301,6 +302,9 @@ def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str
     left = api.lookup(runner["id"])
     if left is not None and not left.get("busy"):
         api.delete(runner["id"])
+        if isinstance(failed, EnvironmentProblem):  # it never started: why, not "ended without a job"
+            raise EnvironmentProblem(f"{failed}; the unused just-in-time registration (id {runner['id']}) "
+                                     f"was deleted") from None
         status = "a nonzero exit status" if failed else "exit status 0, which run.sh returns even when its listener fails"
         raise FactoryError(
             f"the just-in-time runner {reg.name} ended without running a job ({status}); its unused "
