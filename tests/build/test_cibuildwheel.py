@@ -163,13 +163,13 @@ def test_debian_packages_map_to_dnf_or_say_what_to_add(project):
 
 def test_a_build_env_name_no_shell_can_set_names_the_recipe_key(project):
     path = write_recipe(project, "x", '''
+        [build]
+        env = { "CFLAGS-EXTRA" = "-O2" }
         [package]
         name = "x"
         version = "1.0"
         [source]
         sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-        [build]
-        env = { "CFLAGS-EXTRA" = "-O2" }
     ''')
     config = load_config(project)
     with pytest.raises(RecipeError) as e:
