@@ -33,7 +33,10 @@ def _unchanged(root, before) -> bool:
     ('[ci]\nrecipe-labels = { multidikt = "big" }\n',
      "'ci.recipe-labels' names 'multidikt', which has no recipe (did you mean 'multidict'?)",
      "fix the name, or remove the entry"),
-], ids=["hosted-set", "recipe-labels-name"])
+    ('[paths]\ndist = "/var/tmp/wheelfactory-dist"\n',
+     "'paths.dist' is outside the project (/var/tmp/wheelfactory-dist)",
+     "set it to a path under "),
+], ids=["hosted-set", "recipe-labels-name", "path-outside"])
 def test_a_bad_ci_setting_is_named_with_its_fix(tmp_path, config, what, fix):
     root = _project(tmp_path, config)
     before = {d: tree_snapshot(root / d) for d in ("dist", "index")}

@@ -182,7 +182,8 @@ def relative_path(config: Config, key: str, path: Path) -> str:
         return path.relative_to(config.root).as_posix()
     except ValueError:
         raise ConfigError(f"{config.where}: 'paths.{key}' is outside the project ({path}); the workflow "
-                          f"needs paths inside the checkout") from None
+                          f"needs paths inside the checkout: set it to a path under {config.root} "
+                          f"(relative paths are taken from there)") from None
 
 
 def _install_engine(config: Config) -> dict:
