@@ -181,10 +181,12 @@ def test_a_build_env_name_no_shell_can_set_names_the_recipe_key(project):
 def test_options_cibuildwheel_refuses_carry_its_reason_and_the_recipe(tmp_path):
     config_file, package = write_options(tmp_path, {"archs": ["sparc"]})
     with pytest.raises(BuildError) as e:
-        cibuildwheel.print_build_identifiers(config_file, str(package), tmp_path, source="recipes/x/recipe.toml")
+        cibuildwheel.print_build_identifiers(config_file, str(package), tmp_path, recipe=Path("recipes/x/recipe.toml"),
+                                             config=Path("factory.toml"))
     msg = str(e.value)
-    assert "from recipes/x/recipe.toml: " in msg and "Invalid architecture 'sparc'" in msg, msg
-    assert "fix the key of recipes/x/recipe.toml behind the option it names" in msg, msg
+    assert f"options written to {config_file}: cibuildwheel: error: Invalid architecture 'sparc'" in msg, msg
+    assert "in recipes/x/recipe.toml, environment is build.env" in msg, msg
+    assert "in factory.toml, archs is target.arch" in msg, msg
 
 
 def test_dependency_wheels_reach_the_container(tmp_path):

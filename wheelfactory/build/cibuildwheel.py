@@ -255,10 +255,12 @@ def cibuildwheel_env() -> dict[str, str]:
     return environment(_no_cibw_variables())
 
 
-def print_build_identifiers(config_file: Path, package: str, cwd: Path, *, source: str = "") -> list[str]:
+def print_build_identifiers(config_file: Path, package: str, cwd: Path, *, recipe: Path | str | None = None,
+                            config: Path | str | None = None) -> list[str]:
     """What cibuildwheel itself makes of the options (needs no container).
 
-    ``source``: where the options come from (the recipe file), for the message when cibuildwheel refuses them.
+    ``recipe``, ``config``: the recipe file and factory.toml the options come from, for the message
+    (BuildError, with cibuildwheel's reason) when cibuildwheel refuses them.
     """
     proc = subprocess.run([sys.executable, "-m", "cibuildwheel", "--print-build-identifiers", "--platform", "linux",
                            "--config-file", str(config_file), package], cwd=cwd, env=cibuildwheel_env(),
@@ -266,11 +268,12 @@ def print_build_identifiers(config_file: Path, package: str, cwd: Path, *, sourc
     if proc.returncode != 0:
         said = (proc.stderr or proc.stdout).strip().splitlines()
         reason = said[-1] if said else f"exit {proc.returncode}"
-        raise BuildError(f"cibuildwheel rejected the options written to {config_file}"
-                         + (f" from {source}" if source else "")
-                         + f": {reason}; fix the key of {source or 'the recipe'} "
-                         f"behind the option it names (environment: build.env, config-settings: "
-                         f"build.config-settings, test-command: test.imports/commands, before-all: build.dnf)")
+        raise BuildError(f"cibuildwheel rejected the options written to {config_file}: {reason}; fix the key "
+                         f"behind the option it names: in {recipe or 'the recipe'}, environment is build.env, "
+                         f"config-settings build.config-settings, test-command test.imports/commands, "
+                         f"before-all build.dnf; in {config or 'factory.toml'}, archs is target.arch, the image "
+                         f"[container].image, before-all also [container].before-all, build-verbosity "
+                         f"[container].build-verbosity")
     return proc.stdout.split()
 
 
@@ -286,7 +289,7 @@ def build_in_container(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, 
     attempt.begin(plan, f"with cibuildwheel in {runner.image}")
     tree = attempt.prepare_source(plan)
     package, config_file = _write_request(attempt, plan, tree)
-    idents = print_build_identifiers(config_file, package, tree.root, source=str(recipe.path))
+    idents = print_build_identifiers(config_file, package, tree.root, recipe=recipe.path, config=config.where)
     missing = [identifier(v, config.arch) for v in plan.todo if identifier(v, config.arch) not in idents]
     if missing:
         raise BuildError(f"{recipe.name}: cibuildwheel {dist_version('cibuildwheel')} cannot build "
