@@ -23,7 +23,7 @@ from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import cibuildwheel, pipeline, store
 from wheelfactory.runners import container
 from wheelfactory.settings.factory import load_config
-from wheelfactory.errors import BuildError, RecipeError
+from wheelfactory.errors import BuildError, RecipeError, RepairError
 from wheelfactory.settings.recipe import load_all, load_recipe
 
 ALL = sorted(p.parent.name for p in (REPO / "recipes").glob("*/recipe.toml"))
@@ -161,6 +161,34 @@ def test_debian_packages_map_to_dnf_or_say_what_to_add(project):
     assert cibuildwheel.dnf_packages(cffi) == ["libffi-devel", "pkgconf-pkg-config"]
 
 
+def test_a_build_env_name_no_shell_can_set_names_the_recipe_key(project):
+    path = write_recipe(project, "x", '''
+        [build]
+        env = { "CFLAGS-EXTRA" = "-O2" }
+        [package]
+        name = "x"
+        version = "1.0"
+        [source]
+        sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+    ''')
+    config = load_config(project)
+    with pytest.raises(RecipeError) as e:
+        cibuildwheel.cibuildwheel_options(config, load_recipe(config.paths.recipes, "x"), ["3.11"], engine="docker")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: build.env names the variable 'CFLAGS-EXTRA'") and "rename or remove it" in msg, msg
+
+
+def test_options_cibuildwheel_refuses_carry_its_reason_and_the_recipe(tmp_path):
+    config_file, package = write_options(tmp_path, {"archs": ["sparc"]})
+    with pytest.raises(BuildError) as e:
+        cibuildwheel.print_build_identifiers(config_file, str(package), tmp_path, recipe=Path("recipes/x/recipe.toml"),
+                                             config=Path("factory.toml"))
+    msg = str(e.value)
+    assert f"options written to {config_file}: cibuildwheel: error: Invalid architecture 'sparc'" in msg, msg
+    assert "in recipes/x/recipe.toml, environment is build.env" in msg, msg
+    assert "in factory.toml, archs is target.arch" in msg, msg
+
+
 def test_dependency_wheels_reach_the_container(tmp_path):
     config = load_config(REPO)
     torch = load_recipe(config.paths.recipes, "torch")
@@ -278,6 +306,67 @@ def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):  
                                     source={}, patches=[], host={}, stages={}, start=0.0, log=open(os.devnull, "w"),
                                     log_rel=None, note="")
     assert not config.paths.dist.exists() or not any(config.paths.dist.iterdir())
+
+
+@pytest.fixture(scope="module")
+def ffi_wheel(riscv_wheel, tmp_path_factory):
+    """What cibuildwheel's `auditwheel repair --exclude libffi.so.8` leaves: the riscv64 wheel, its
+    extension needing libffi.so.8 (patchelf), which is not in the wheel."""
+    d = tmp_path_factory.mktemp("ffi")
+    subprocess.run([sys.executable, "-m", "wheel", "unpack", str(riscv_wheel), "-d", str(d / "u")], check=True,
+                   capture_output=True)
+    [ext] = (d / "u").glob("*/markupsafe/_speedups*.so")
+    subprocess.run(["patchelf", "--add-needed", "libffi.so.8", str(ext)], check=True)
+    [tree] = (d / "u").iterdir()
+    (d / "out").mkdir()
+    subprocess.run([sys.executable, "-m", "wheel", "pack", str(tree), "-d", str(d / "out")], check=True,
+                   capture_output=True)
+    [wheel] = (d / "out").glob("*.whl")
+    return wheel
+
+
+def _collect_with_exclude(tmp_path, wheel: Path, cache, repair: str):
+    """collect_wheels (the cibuildwheel path into dist/) for a recipe with ``repair`` (TOML lines)."""
+    root = make_project(tmp_path / "p", cache)
+    write_recipe(root, "markupsafe", f'''
+        [package]
+        name = "markupsafe"
+        version = "3.0.4"
+        [source]
+        sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+{repair}
+    ''')
+    config = load_config(root)
+    (tmp_path / "wh").mkdir()
+    shutil.copyfile(wheel, tmp_path / "wh" / wheel.name)
+    with open(tmp_path / "log.txt", "w") as log:
+        return config, cibuildwheel.collect_wheels(
+            config, load_recipe(config.paths.recipes, "markupsafe"), tmp_path / "wh", todo=["3.11"],
+            keys={"3.11": "k"}, policy="best", source={}, patches=[], host={}, stages={}, start=0.0, log=log,
+            log_rel=None, note="by cibuildwheel")
+
+
+def test_cibuildwheel_path_refuses_a_repair_exclude_that_matches_nothing(tmp_path, ffi_wheel, shared_cache):  # noqa: F811
+    with pytest.raises(RepairError) as e:
+        _collect_with_exclude(tmp_path, ffi_wheel, shared_cache, '        [repair]\n        exclude = ["libffi.so.7"]')
+    msg = str(e.value)
+    assert "repair.exclude 'libffi.so.7'" in msg and "matches no library" in msg and "libffi.so.8" in msg, msg
+    assert "Fix: write the soname to keep out (e.g. 'libffi.so.8')" in msg, msg
+
+
+def test_cibuildwheel_path_names_the_debian_package_runtime_debian_lacks(tmp_path, ffi_wheel, shared_cache,  # noqa: F811
+                                                                         capsys):
+    _, ready = _collect_with_exclude(tmp_path / "a", ffi_wheel, shared_cache,
+                                     '        [repair]\n        exclude = ["libffi.so.8"]')
+    want = "repair.exclude leaves libffi.so.8 to the system, but its Debian package libffi8 is not in runtime.debian"
+    [(_, record)] = ready.values()
+    assert any(n.startswith(want) for n in record["notes"]), record["notes"]
+    assert f"warning: markupsafe: {want}" in " ".join(capsys.readouterr().err.split())
+    _, ready = _collect_with_exclude(tmp_path / "b", ffi_wheel, shared_cache,
+                                     '        [repair]\n        exclude = ["libffi.so.*"]\n'
+                                     '        [runtime]\n        debian = ["libffi8"]')
+    [(_, record)] = ready.values()
+    assert record["notes"] == ["by cibuildwheel"] and "warning" not in capsys.readouterr().err
 
 
 def test_real_container_build(tmp_path, shared_cache):  # noqa: F811

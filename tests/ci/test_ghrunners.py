@@ -293,6 +293,25 @@ def test_jit_runner_runs_one_job_and_github_removes_it(gh, env, tmp_path, capsys
     assert gh.runners == {}  # it ran its job; GitHub removed the ephemeral runner, nothing to clean
 
 
+def test_a_jit_command_that_cannot_run_names_its_setting_and_leaves_nothing(gh, env, tmp_path):
+    root = board(tmp_path, gh, scope="octo-org", extra='jit-command = ["/nonexistent/run.sh"]')
+    with pytest.raises(EnvironmentProblem) as e:
+        runners_cli.register(root, jit=True, hostname="bananapif3-1")
+    msg = str(e.value)
+    assert msg.startswith("cannot run /nonexistent/run.sh in ") and "(No such file or directory)" in msg, msg
+    assert "set [runners].runner-dir to the runner's folder, or [runners].jit-command to the program" in msg, msg
+    assert "registration (id 1) was deleted" in msg and gh.runners == {}
+
+
+def test_a_failing_service_manager_names_the_settings(gh, env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVICE_EXIT", "5")
+    root = board(tmp_path, gh)
+    with pytest.raises(FactoryError) as e:
+        ghrunners.service(load_config(root), "start")
+    assert "check [runners].service-name (the runner's service) and [runners].service-command in " \
+        f"{root / 'factory.toml'}" in str(e.value)
+
+
 def test_the_runner_stand_in_exits_0_when_its_listener_fails(gh, env, monkeypatch):
     """As actions/runner's run.sh does (src/Misc/layoutroot/run.sh): the cleanup below cannot lean on it."""
     monkeypatch.setenv("FAKE_LISTENER_EXIT", "5")

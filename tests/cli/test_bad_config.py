@@ -18,6 +18,10 @@ CONFIGS = {
     "bad-choice": ('[publish]\ntarget = "s3"\n', "publish.target 's3' is not one of: directory, github",
                    "set it to one of them"),
     "wrong-type": ("[paths]\ndist = 5\n", "'paths.dist' must be a string", "got int 5"),
+    "python-version": ('[target]\npythons = ["3.12", "3.x"]\n', "'target.pythons' has '3.x', which is not a CPython "
+                       "version X.Y", 'write e.g. ["3.11", "3.12", "3.13"]'),
+    "container-engine": ('[container]\nengine = "rocket"\n', "[container].engine must be docker or podman, not "
+                         "'rocket'", "set it to one of them, or leave it empty"),
     "yank-key": ('[index]\nyanked = { "numpy" = "broken" }\n', "index.yanked key 'numpy'",
                  'fix: write e.g. "numpy==2.2.0"'),
     "yank-version": ('[index]\nyanked = { "numpy==x.y" = "broken" }\n', "'x.y' is not a version",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import write_project
+from support.cli import run_build
 from wheelfactory import cli
 from wheelfactory.build import attempt
 from wheelfactory.cli import build as build_cli
@@ -47,6 +48,16 @@ def test_no_recipe_named_is_a_usage_error(tmp_path, capsys):
     root = write_project(tmp_path / "p")
     assert build_cli.build_command([], root=root) == 2
     assert "name at least one recipe, or --all" in capsys.readouterr().err
+
+
+def test_a_python_that_is_no_version_is_a_usage_error_before_anything_runs(tmp_path):
+    """Not a search for Python "3.x" (on the emulated runner, after a rootfs is made): argparse says no."""
+    root = write_project(tmp_path / "p", recipes=["multidict"])
+    r = run_build(root, "multidict", "--python", "3.x")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    [line] = [x for x in r.stderr.splitlines() if "error:" in x]
+    assert line.endswith("error: argument --python: '3.x' is not a CPython version X.Y; write e.g. --python 3.12")
+    assert sorted(p.name for p in root.iterdir()) == ["factory.toml", "patches", "recipes"]
 
 
 @pytest.mark.parametrize("filename, python, fits", [

@@ -50,6 +50,7 @@ import requests
 from .. import ui
 from ..errors import FactoryError
 from .http import DEFAULT_TIMEOUT, session
+from .simple_api import short_reason
 
 API_VERSION = "2022-11-28"
 ALL_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"})
@@ -263,7 +264,7 @@ class Client:
                 r = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
             except requests.RequestException as e:
                 origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-                raise GitHubError(f"cannot reach the GitHub API at {origin} to {what} ({type(e).__name__}, after "
+                raise GitHubError(f"cannot reach the GitHub API at {origin} to {what} ({short_reason(e)}, after "
                                   f"{self.retries} retries); {self.advice.again}") from None
             self.requests += 1
             self.rate_limit = RateLimit.from_headers(r.headers) or self.rate_limit

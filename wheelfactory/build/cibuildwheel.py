@@ -55,7 +55,7 @@ from ..settings.target import Target, reached_policy
 from .attempt import Attempt, Plan
 from .pep517 import ensure_tools, excerpt, index_env
 from .record import make_record
-from .repair import show, with_next_build_tag
+from .repair import excluded_libraries, show, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
 
 BEFORE_BUILD = Path(__file__).parent / "scripts" / "_cibw_before_build.py"
@@ -136,11 +136,13 @@ def dnf_packages(recipe: Recipe) -> list[str]:
     return out
 
 
-def _env_string(env: dict[str, str]) -> str:
+def _env_string(env: dict[str, str], recipe: Recipe) -> str:
     """cibuildwheel's environment syntax, every value single-quoted: taken literally."""
     for key in env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise RecipeError(f"environment variable name {key!r} is not valid in a shell")
+            raise RecipeError(f"{recipe.path}: build.env names the variable {key!r}, which cibuildwheel's "
+                              f"environment cannot set (a shell name: letters, digits and _, not starting with "
+                              f"a digit); rename or remove it")
     return " ".join(f"{k}={_literal(v)}" for k, v in env.items())
 
 
@@ -188,7 +190,7 @@ def cibuildwheel_options(config: Config, recipe: Recipe, pythons: Sequence[str],
         "archs": [arch],
         "container-engine": engine,
         "build-verbosity": c.build_verbosity,
-        "environment": _env_string(env),
+        "environment": _env_string(env, recipe),
         "config-settings": dict(b.config_settings),
     }
     image = c.image
@@ -253,14 +255,25 @@ def cibuildwheel_env() -> dict[str, str]:
     return environment(_no_cibw_variables())
 
 
-def print_build_identifiers(config_file: Path, package: str, cwd: Path) -> list[str]:
-    """What cibuildwheel itself makes of the options (needs no container)."""
+def print_build_identifiers(config_file: Path, package: str, cwd: Path, *, recipe: Path | str | None = None,
+                            config: Path | str | None = None) -> list[str]:
+    """What cibuildwheel itself makes of the options (needs no container).
+
+    ``recipe``, ``config``: the recipe file and factory.toml the options come from, for the message
+    (BuildError, with cibuildwheel's reason) when cibuildwheel refuses them.
+    """
     proc = subprocess.run([sys.executable, "-m", "cibuildwheel", "--print-build-identifiers", "--platform", "linux",
                            "--config-file", str(config_file), package], cwd=cwd, env=cibuildwheel_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BuildError(f"cibuildwheel rejected the options in {config_file}: "
-                         f"{(proc.stderr or proc.stdout).strip().splitlines()[-1] if (proc.stderr or proc.stdout).strip() else proc.returncode}")
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        reason = said[-1] if said else f"exit {proc.returncode}"
+        raise BuildError(f"cibuildwheel rejected the options written to {config_file}: {reason}; fix the key "
+                         f"behind the option it names: in {recipe or 'the recipe'}, environment is build.env, "
+                         f"config-settings build.config-settings, test-command test.imports/commands, "
+                         f"before-all build.dnf; in {config or 'factory.toml'}, archs is target.arch, the image "
+                         f"[container].image, before-all also [container].before-all, build-verbosity "
+                         f"[container].build-verbosity")
     return proc.stdout.split()
 
 
@@ -276,12 +289,13 @@ def build_in_container(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, 
     attempt.begin(plan, f"with cibuildwheel in {runner.image}")
     tree = attempt.prepare_source(plan)
     package, config_file = _write_request(attempt, plan, tree)
-    idents = print_build_identifiers(config_file, package, tree.root)
+    idents = print_build_identifiers(config_file, package, tree.root, recipe=recipe.path, config=config.where)
     missing = [identifier(v, config.arch) for v in plan.todo if identifier(v, config.arch) not in idents]
     if missing:
         raise BuildError(f"{recipe.name}: cibuildwheel {dist_version('cibuildwheel')} cannot build "
                          f"{', '.join(missing)} (it offers: {', '.join(idents) or 'nothing'}); drop those Pythons "
-                         f"or update it")
+                         f"from target.pythons in {config.where} (or pass --python), or upgrade cibuildwheel "
+                         f"(pip install -U cibuildwheel)")
     attempt.restart_clock()
     wheelhouse = attempt.workdir / "wheelhouse"
     _run_cibuildwheel(attempt, config_file, package, tree.root, wheelhouse)
@@ -328,8 +342,9 @@ def _run_cibuildwheel(attempt: Attempt, config_file: Path, package: str, cwd: Pa
         proc = run_streamed(argv, cwd=cwd, env=_no_cibw_variables(), log=attempt.log, check=False,
                             timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BuildError(f"{name}: cibuildwheel did not finish within {timeout:g} s in {runner.image} "
-                         f"([container].timeout); see the log") from None
+        raise BuildError(f"{name}: cibuildwheel did not finish within {timeout:g} s in {runner.image}; "
+                         f"see the log, and raise [container].timeout in {attempt.config.where} "
+                         f"(0: no limit) if the build was still making progress") from None
     if proc.returncode != 0:
         raise BuildError(f"{name}: cibuildwheel failed in {runner.image} (exit {proc.returncode}): "
                          f"{excerpt(proc.stdout[-20000:])}")
@@ -363,11 +378,14 @@ def collect_wheels(config: Config, recipe: Recipe, wheelhouse: Path, *, todo: Se
             raise BuildError(f"{recipe.name}: cibuildwheel left a bare {platforms[0]} wheel ({by_python[v].name}); "
                              f"it is not stored")
         wheel, _ = with_next_build_tag(host_runner, tools, config.paths.dist, recipe.project, by_python[v], log)
-        show_text, _ = show(host_runner, tools, wheel, log)
+        show_text, report = show(host_runner, tools, wheel, log)
+        # The same repair.exclude checks as the stage-by-stage repair, on the wheel cibuildwheel repaired.
+        excluded = excluded_libraries(recipe, wheel, report)
+        notes = unlisted_runtime_packages(config, recipe, excluded, config.arch)
         records[v] = (wheel, make_record(
             config, recipe, wheel, build_key=keys[v], python=v, policy=policy,
             achieved=reached_policy(platforms) or policy, source=source, patches=patches, auditwheel=show_text,
-            host=host, duration=time.monotonic() - start, stages=stages, log=log_rel, notes=[note]))
+            host=host, duration=time.monotonic() - start, stages=stages, log=log_rel, notes=[note, *notes]))
     return records
 
 

@@ -182,8 +182,6 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     stages["repair"] = attempt.stage_done("repair", f"py{v} {rep.achieved_policy}"
                                           + (f", build tag {tag}" if tag is not None else ""))
     notes = unlisted_runtime_packages(config, recipe, rep.excluded, config.arch)
-    for note in notes:
-        ui.warn(f"{recipe.name}: {note}")
     with verify_place(config, runner, recipe, log=log) as place:
         notes += verify_wheel(config, place, tools, recipe=recipe, version=v,
                               interpreter=clean_interpreter(place, v, interp), wheel=wheel,

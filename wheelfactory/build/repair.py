@@ -26,6 +26,7 @@ from typing import IO, Iterable
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from .. import ui
 from ..errors import RepairError
 from ..runners.debian import debian_packages_for
 from ..runners.rootfs import DEBIAN_ARCH
@@ -179,7 +180,7 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, ta
                       env=_tool_env(tools), log=log, check=False)
     repaired = sorted(outdir.glob("*.whl"))
     repair_out = proc.stdout.split(f"{_MARK} repair exit", 1)[0]
-    excluded = _excluded(recipe, wheel, _json_report(_section(proc.stdout, "needs")))
+    excluded = excluded_libraries(recipe, wheel, _json_report(_section(proc.stdout, "needs")))
     if proc.returncode != 0 or len(repaired) != 1:
         show_out = _section(proc.stdout, "show")
         if show_out is None:  # the script died before its shows: run them on their own
@@ -213,12 +214,14 @@ def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, ta
     return Repaired(out, show_text, reached_policy(platforms) or policy, excluded)
 
 
-def _excluded(recipe: Recipe, wheel: Path, needs: dict | None) -> dict[str, str | None]:
+def excluded_libraries(recipe: Recipe, wheel: Path, needs: dict | None) -> dict[str, str | None]:
     """soname -> path of the libraries ``repair.exclude`` keeps out of the wheel.
 
     ``needs``: ``auditwheel show --json`` of the built wheel; its ``external_libs``
-    are what repair would bundle. An entry matches the way auditwheel matches it
-    (fnmatch on the soname or the library's path). RepairError names an entry that
+    are what repair would bundle. (Of a wheel already repaired with the exclusions,
+    as cibuildwheel's are, they are what was left out: the same check holds.) An
+    entry matches the way auditwheel matches it (fnmatch on the soname or the
+    library's path). RepairError names an entry that
     matches none, and the libraries there are.
     """
     if not recipe.repair.exclude or needs is None or "external_libs" not in needs:
@@ -243,15 +246,18 @@ def _excluded(recipe: Recipe, wheel: Path, needs: dict | None) -> dict[str, str 
 def unlisted_runtime_packages(config: Config, recipe: Recipe, excluded: Iterable[str], arch: str) -> list[str]:
     """One remark per library ``repair.exclude`` left to the system whose Debian package
     (``runners.debian``, for ``arch``) is not in ``runtime.debian``: the index page would not
-    tell users to install it."""
+    tell users to install it. Each is printed as a warning; the caller adds them to the record's notes."""
     excluded = sorted(excluded)
     if not excluded:
         return []
     names = debian_packages_for(config, excluded, arch=DEBIAN_ARCH.get(arch))
     listed = set(recipe.runtime.debian)
-    return [f"repair.exclude leaves {so} to the system, but its Debian package {names[so][0]} is not in "
-            f"runtime.debian; add \"{names[so][0]}\" to runtime.debian in {recipe.path}"
-            for so in excluded if names.get(so) and not listed.intersection(names[so])]
+    notes = [f"repair.exclude leaves {so} to the system, but its Debian package {names[so][0]} is not in "
+             f"runtime.debian; add \"{names[so][0]}\" to runtime.debian in {recipe.path}"
+             for so in excluded if names.get(so) and not listed.intersection(names[so])]
+    for note in notes:
+        ui.warn(f"{recipe.name}: {note}")
+    return notes
 
 
 def with_build_tag(runner, tools, wheel: Path, build_tag: int, log: IO[str]) -> Path:

@@ -176,8 +176,8 @@ def _by_name(recipes: dict[str, Recipe], names: list[str]) -> dict[str, str]:
     for raw in names:
         name = canonicalize_name(raw)
         if name not in recipes:
-            raise RecipeError(f"no recipe '{raw}'{did_you_mean(name, recipes)}; known recipes: "
-                              f"{', '.join(sorted(recipes))}")
+            raise RecipeError(f"no recipe '{raw}'{did_you_mean(name, recipes)}; pass known "
+                              f"recipes (or 'all'): {', '.join(sorted(recipes))}")
         chosen[name] = "asked for by name"
     return chosen
 

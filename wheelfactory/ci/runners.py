@@ -164,16 +164,20 @@ def _runner_dir(config: Config) -> Path:
     return Path(d) if d else Path.cwd()
 
 
-def _run_secret(argv: list[str], *, env: dict[str, str], cwd: Path, secret: str, what: str) -> None:
-    """Run a runner program that receives ``secret``; its output is shown with the secret masked."""
+def _run_secret(argv: list[str], *, env: dict[str, str], cwd: Path, secret: str, what: str,
+                key: str = "[runners].configure-command") -> None:
+    """Run a runner program that receives ``secret``; its output is shown with the secret masked.
+
+    ``key``: the setting that names the program (``[runners].configure-command``), for the message.
+    """
     shown = " ".join(shlex.quote(a.replace(secret, "***")) for a in argv)
     ui.info(f"$ {shown}")
     try:
         proc = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as e:
-        raise EnvironmentProblem(f"cannot run {argv[0]} to {what} ({e.strerror}); set [runners].runner-dir to the "
-                                 f"runner's folder or [runners].configure-command") from None
+        raise EnvironmentProblem(f"cannot run {argv[0]} in {cwd} to {what} ({e.strerror}); set [runners].runner-dir "
+                                 f"to the runner's folder, or {key} to the program") from None
     output = proc.stdout.replace(secret, "***")
     for line in output.splitlines()[-40:]:
         ui.info(f"  {line}")
@@ -190,9 +194,11 @@ def service(config: Config, action: str) -> None:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as e:
         raise EnvironmentProblem(f"cannot run the service manager {argv[0]!r} ({e.strerror}); "
-                                 f"set [runners].service-command") from None
+                                 f"set [runners].service-command in {config.where}") from None
     if proc.returncode != 0:
-        raise FactoryError(f"`{shlex.join(argv)}` failed (exit {proc.returncode}): {proc.stdout.strip()[-500:]}")
+        raise FactoryError(f"`{shlex.join(argv)}` failed (exit {proc.returncode}): {proc.stdout.strip()[-500:]}; "
+                           f"check [runners].service-name (the runner's service) and [runners].service-command "
+                           f"in {config.where}")
 
 
 # --- register ------------------------------------------------------------------------------
@@ -288,7 +294,7 @@ def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str
     failed: FactoryError | None = None
     try:
         _run_secret(argv, env={"ACTIONS_RUNNER_INPUT_JITCONFIG": encoded}, cwd=_runner_dir(config),
-                    secret=encoded, what="run the just-in-time runner")
+                    secret=encoded, what="run the just-in-time runner", key="[runners].jit-command")
     except FactoryError as e:
         failed = e
     # The exit status proves nothing (run.sh exits 0 when its listener fails): ask GitHub. An
@@ -296,6 +302,9 @@ def _run_jit(config: Config, api: Runners, existing: dict | None, argv: list[str
     left = api.lookup(runner["id"])
     if left is not None and not left.get("busy"):
         api.delete(runner["id"])
+        if isinstance(failed, EnvironmentProblem):  # it never started: why, not "ended without a job"
+            raise EnvironmentProblem(f"{failed}; the unused just-in-time registration (id {runner['id']}) "
+                                     f"was deleted") from None
         status = "a nonzero exit status" if failed else "exit status 0, which run.sh returns even when its listener fails"
         raise FactoryError(
             f"the just-in-time runner {reg.name} ended without running a job ({status}); its unused "

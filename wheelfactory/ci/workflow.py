@@ -102,7 +102,9 @@ def check_runs_on(config: Config, labels: list[str], key: str) -> None:
         guess = did_you_mean(labels[0], hosted) if len(labels) == 1 else ""
         raise ConfigError(
             f"{where}: '{key}' = {labels} is neither a self-hosted set (one that includes 'self-hosted') "
-            f"nor one hosted runner label from [ci].hosted-labels ({', '.join(hosted) or 'none'}){guess}"
+            f"nor one hosted runner label from [ci].hosted-labels ({', '.join(hosted) or 'none'}){guess}; "
+            f"fix: give one of those labels, add the label to [ci].hosted-labels (a hosted runner your "
+            f"account has), or add \"self-hosted\" and the boards' labels"
         )
 
 
@@ -117,7 +119,7 @@ def build_labels(config: Config, recipes: Mapping[str, Recipe]) -> dict[str, lis
         name = canonicalize_name(raw)
         if name not in recipes:
             raise ConfigError(f"{config.where}: 'ci.recipe-labels' names '{raw}', which has no recipe"
-                              f"{did_you_mean(name, recipes)}")
+                              f"{did_you_mean(name, recipes)}; fix the name, or remove the entry")
         extra[name] = [value] if isinstance(value, str) else list(value)
     out = {}
     for name in recipes:
@@ -185,7 +187,8 @@ def relative_path(config: Config, key: str, path: Path) -> str:
         return path.relative_to(config.root).as_posix()
     except ValueError:
         raise ConfigError(f"{config.where}: 'paths.{key}' is outside the project ({path}); the workflow "
-                          f"needs paths inside the checkout") from None
+                          f"needs paths inside the checkout: set it to a path under {config.root} "
+                          f"(relative paths are taken from there)") from None
 
 
 def _install_engine(config: Config) -> dict:

@@ -20,7 +20,7 @@ from .._util.proc import interrupt_running
 from ..build import attempt, catalog, compcache, graph
 from ..build.attempt import STATUSES, RecipeResult, rel
 from ..runners import select_runner
-from ..settings.factory import Config, load_config
+from ..settings.factory import PYTHON_XY, Config, load_config
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -32,7 +32,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="host: build for this machine's arch (policy: the best auditwheel finds)")
     p.add_argument("--runner", choices=("auto", "native", "emulated", "container"), default=None,
                    help="where builds run (default: build.runner in factory.toml)")
-    p.add_argument("--python", action="append", metavar="X.Y", help="build for this Python (repeatable)")
+    p.add_argument("--python", action="append", metavar="X.Y", type=_python_version,
+                   help="build for this Python (repeatable)")
     p.add_argument("--force", action="store_true", help="build again even if the build key is stored")
     p.add_argument("--jobs", type=int, default=None, help="parallel builds (default: build.jobs)")
     p.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=None,
@@ -41,6 +42,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not args.names and not args.all:
         p.error("name at least one recipe, or --all")
     return args
+
+
+def _python_version(text: str) -> str:
+    """--python's value: a CPython version X.Y (argparse makes the ArgumentTypeError a usage error)."""
+    if not PYTHON_XY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CPython version X.Y; write e.g. --python 3.12")
+    return text
 
 
 def build_command(argv: list[str], root: Path) -> int:

@@ -45,6 +45,7 @@ RUNNER_ARCH_LABELS: dict[str, dict[str, str]] = {
 RUNNER_PLACEHOLDERS = ("runner_dir", "url", "name", "labels", "work")
 # A GitHub Actions runner label: what `config.sh --labels` and runs-on accept.
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+PYTHON_XY = re.compile(r"3\.\d{1,2}")  # a CPython minor version as target.pythons and --python write it
 _SCOPE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
 
 
@@ -362,8 +363,14 @@ def check_values(config: Config) -> None:
         raise ConfigError(f"{where}: [runners].kind {config.runners.kind!r} is not one of {', '.join(RUNNER_KINDS)}; "
                           f"set it to one of them, or leave it empty for the default of the target arch")
     _check_runner_kind(config)
+    bad = [v for v in config.target.pythons if not PYTHON_XY.fullmatch(v)]
+    if bad or not config.target.pythons:
+        raise ConfigError(f"{where}: 'target.pythons' " + (f"has {bad[0]!r}, which is not a CPython version X.Y"
+                                                           if bad else "is empty")
+                          + '; write e.g. ["3.11", "3.12", "3.13"]')
     if config.container.engine not in CONTAINER_ENGINES:
-        raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}")
+        raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}; "
+                          f"set it to one of them, or leave it empty to use whichever is installed")
     _check_labels(config)
     _check_factory_label(config)
     _check_cache_dir(config)
