@@ -23,8 +23,9 @@ from packaging.version import Version
 
 # Bump when the format of any generated file (or of the state) changes: every page is
 # then rewritten. ("6": the state became one file; "7": the uv line picks across indexes,
-# superseded builds leave the simple pages, the state knows its copies in files/.)
-FORMAT = "7"
+# superseded builds leave the simple pages, the state knows its copies in files/; "8": the
+# digest file lists every wheel served.)
+FORMAT = "8"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -33,9 +34,10 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
-# At the index root: {"digest": "sha256:…", "projects": N, "wheels": N}, the content digest of
-# the pages (update.index_digest), written last. Fetch it from the live site to tell whether
-# the host serves this index yet.
+# At the index root: {"digest": "sha256:…", "files": {WHEEL: sha256}, "projects": N, "wheels": N},
+# the content digest of the pages (update.index_digest) and the manifest of every wheel served
+# (update.digest_bytes), written last. Fetch it from the live site to tell whether the host
+# serves this index yet; fetch-dist restores dist/ from its manifest.
 DIGEST = "index-digest.json"
 
 # The install commands every page prints ({url}: the simple/ root, {name}: the project).
