@@ -147,3 +147,28 @@ def test_a_deployment_that_never_comes_is_one_message_and_nothing_is_pruned(tmp_
                                                r"last answer: HTTP 404\).*nothing was pruned"):
             publish(load_config(root))
         assert "gone-1.0-py3-none-any.whl" in gh.assets(REPOSITORY, TAG)
+
+
+def test_publish_waits_for_the_index_own_digest_and_its_marker_keeps_only_unlinked_times(tmp_path, gh, real_wheels,  # noqa: F811
+                                                                                         monkeypatch):
+    """One digest: publish waits until the live site serves the index's own index-digest.json (the
+    digest `invoke index` wrote), and its marker on the Pages branch keeps only what is publish's own
+    (since when each asset is unlinked)."""
+    import json
+    from support.github_pages import live_pages
+    from wheelfactory.index import DIGEST
+    from wheelfactory.publish.github import MARKER
+
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh, extra="deploy-timeout = 2")
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    live = live_pages(tmp_path)
+    assert (live / DIGEST).read_bytes() == (root / "index" / DIGEST).read_bytes()
+    assert set(json.loads((live / MARKER).read_text())) == {"unlinked"}
+
+    # A deployment that never comes: the wait names the index's digest file, not a marker of its own.
+    gh.deploy_delay = 3600
+    add(root, real_wheels, "markupsafe")
+    with pytest.raises(FactoryError, match=rf"{DIGEST} still did not serve it"):
+        publish(load_config(root))

@@ -19,10 +19,10 @@ The order survives GitHub Pages' deploy delay and caching: new files are
 uploaded first (counted with the release's old ones against GitHub's 1000
 assets per release, before anything is uploaded; each under 2 GiB), checked
 (state, size, digest, download URL = the index's link), then the index is
-pushed with a marker (:data:`MARKER`: a digest of the pages, and since when each
-asset has not been linked), then publish waits, bounded by
-``publish.deploy-timeout`` and with progress, until the live site serves that
-marker (fetched past the cache). Only then are assets that no pushed index has
+pushed, with publish's own marker (:data:`MARKER`: since when each asset has
+not been linked), then publish waits, bounded by ``publish.deploy-timeout`` and
+with progress, until the live site serves the index's own digest file
+(``index-digest.json``, which `invoke index` writes; fetched past the cache). Only then are assets that no pushed index has
 linked for ``publish.prune-grace`` seconds deleted (``publish.prune``); the
 time is kept in the marker, so a later publish prunes what an earlier one
 unlinked. Clients holding a page from before still find its files.
@@ -61,11 +61,10 @@ import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from .. import ui
-from .._util.fs import sha256_file
 from .._util.github import AlreadyExists, Releases
 from .._util.http import DEFAULT_TIMEOUT, session
 from .._util.proc import git
-from ..index import FILES, STATE_DIR, Settings, load_state, settings_from
+from ..index import DIGEST, FILES, STATE_DIR, Settings, load_state, settings_from
 from ..settings.factory import Config, PublishSettings
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
@@ -75,7 +74,7 @@ from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_d
 _KEPT_ASSET_NAME = re.compile(r"[A-Za-z0-9_+@-]+(?:\.[A-Za-z0-9_+@-]+)*")
 MAX_ASSETS = 1000  # per release, enforced since July 2025 (422, errors[].field "file_count")
 MAX_ASSET_SIZE = 2 * 1024**3  # bytes per asset (https://docs.github.com/en/repositories/releasing-projects-on-github/about-releases#storage-and-bandwidth-quotas)
-MARKER = "wheelfactory-publish.json"  # at the Pages root: which index is live, and since when files are unlinked
+MARKER = "wheelfactory-publish.json"  # at the Pages root: since when each asset is unlinked
 _OURS = (".whl", ".whl.metadata", ".whl.log", ".whl.json")  # asset names publish manages (and may prune)
 CONTENT_TYPES = {"wheel": "application/octet-stream", "metadata": "text/plain", "log": "text/plain",
                  "record": "application/json"}
@@ -233,7 +232,7 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
     wheels = sum(a.kind == "wheel" for a in arts)
     push = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels", unlinked=unlinked)
     report.pages = push.status
-    wait_until_live(t.site, push.index, config.publish.deploy_timeout)
+    wait_until_live(t.site, _index_digest(index_dir), config.publish.deploy_timeout)
     if config.publish.prune:  # only what the live index has not linked for the grace period
         now = _dt.datetime.now(_dt.timezone.utc)
         for name in unlinked:
@@ -428,23 +427,16 @@ def _pages_ignore(tree: Path, files_base: str):
 
 @dataclass(frozen=True)
 class PagesPush:
-    """What :func:`push_pages` did: ``status`` ("pushed <sha>" or "unchanged"), ``index`` (the digest
-    of the pushed pages, as the marker says), ``unlinked`` (asset name -> ISO time since when no
-    pushed index links it)."""
+    """What :func:`push_pages` did: ``status`` ("pushed <sha>" or "unchanged") and ``unlinked`` (asset
+    name -> ISO time since when no pushed index links it)."""
 
     status: str
-    index: str
     unlinked: dict[str, str]
 
 
-def _tree_digest(top: Path) -> str:
-    """sha256 over every file's path and sha256 under ``top`` (not .git, not the marker)."""
-    h = hashlib.sha256()
-    for p in sorted(top.rglob("*")):
-        rel = p.relative_to(top).as_posix()
-        if p.is_file() and rel != MARKER and not rel.startswith(".git/"):
-            h.update(f"{rel}\0{sha256_file(p)}\n".encode())
-    return h.hexdigest()
+def _index_digest(index_dir: Path) -> str:
+    """The digest ``invoke index`` wrote into the index's :data:`DIGEST` ("sha256:…")."""
+    return str(_read_marker(index_dir / DIGEST).get("digest", ""))
 
 
 def _iso_or(value: object, default: str) -> str:
@@ -466,9 +458,9 @@ def _read_marker(path: Path) -> dict:
 def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
                unlinked: list[str] = ()) -> PagesPush:
     """Commit ``tree`` (pages, not the state; files/ only when co-hosted) with the :data:`MARKER` to the
-    Pages branch and push. The marker names the index (a digest of the pages) and, for each asset in
-    ``unlinked``, since when no pushed index links it (kept from the branch's previous marker, so the
-    prune grace period runs across publishes)."""
+    Pages branch and push. The marker holds, for each asset in ``unlinked``, since when no pushed index
+    links it (kept from the branch's previous marker, so the prune grace period runs across publishes);
+    which index is live is told by the tree's own :data:`DIGEST`."""
     with tempfile.TemporaryDirectory(prefix="wf-pages-") as tmp:
         env = _askpass_env(t.token, Path(tmp))
         work = Path(tmp) / "pages"
@@ -493,37 +485,36 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
         (work / ".nojekyll").write_text("")  # serve files/ and dot-files as they are
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         before = previous.get("unlinked") if isinstance(previous.get("unlinked"), dict) else {}
-        marker = {"index": _tree_digest(work), "unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
+        marker = {"unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
         (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
         run("add", "-A")
         if exists and run("diff", "--cached", "--quiet", check=False).returncode == 0:
-            return PagesPush("unchanged", marker["index"], marker["unlinked"])
+            return PagesPush("unchanged", marker["unlinked"])
         run("commit", "-q", "-m", message)
         run("push", "-q", t.remote, f"HEAD:refs/heads/{t.branch}",
             what="push the index (someone else pushed meanwhile? re-run `invoke publish`)")
-        return PagesPush(f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}", marker["index"],
-                         marker["unlinked"])
+        return PagesPush(f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}", marker["unlinked"])
 
 
-def wait_until_live(site: str, index: str, timeout: float) -> None:
-    """Poll ``site``'s :data:`MARKER` until it names ``index`` (the pushed pages are deployed), at most
+def wait_until_live(site: str, digest: str, timeout: float) -> None:
+    """Poll ``site``'s :data:`DIGEST` until it holds ``digest`` (the pushed pages are deployed), at most
     ``timeout`` seconds, with progress. Each request bypasses caches: GitHub Pages answers with
     ``Cache-Control: max-age=600`` and its CDN keys the cache by the whole URL, so a fresh query
     string reaches the deployment. Raises PublishError when the time is up (nothing is pruned then)."""
     http = session(retries=2)
-    url = urljoin(site, MARKER)
+    url = urljoin(site, DIGEST)
     start, pause, seen, noted = time.monotonic(), 0.25, "nothing yet", 0.0
     with ui.console.status(f"waiting for GitHub Pages to serve the new index at {site}") as status:
         while True:
             try:
                 r = http.get(url, params={"wf-fresh": uuid.uuid4().hex}, timeout=DEFAULT_TIMEOUT,
                              headers={"Cache-Control": "no-cache", "Pragma": "no-cache"})
-                live = r.json().get("index") if r.status_code == 200 else None
-                seen = f"HTTP {r.status_code}" if live is None else f"index {str(live)[:12]}…"
+                live = r.json().get("digest") if r.status_code == 200 else None
+                seen = f"HTTP {r.status_code}" if live is None else f"index {str(live)[:19]}…"
             except (requests.RequestException, ValueError, AttributeError) as e:
                 live, seen = None, type(e).__name__
             waited = time.monotonic() - start
-            if live == index:
+            if live == digest:
                 ui.info(f"GitHub Pages serves the new index ({waited:.0f} s after the push)")
                 return
             if waited + pause > timeout:
