@@ -105,7 +105,8 @@ def settings_from(config: Config) -> Settings:
     url = idx.url
     if url and not url.endswith("/"):
         url += "/"
-    return Settings(title=idx.title, url=url, files_base=base, copy_logs=idx.copy_logs)
+    attested_by = config.publish.repository if config.publish.target == "github" else ""
+    return Settings(title=idx.title, url=url, files_base=base, copy_logs=idx.copy_logs, attested_by=attested_by)
 
 
 def build_index(

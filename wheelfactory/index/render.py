@@ -46,6 +46,9 @@ DIGEST = "index-digest.json"
 # its indexes) falls back to PyPI; unsafe-best-match picks across indexes as pip does.
 PIP_INSTALL = "pip install --prefer-binary --extra-index-url {url} {name}"
 UV_INSTALL = "uv pip install --index-strategy unsafe-best-match --index {url} {name}"
+# How a user checks a downloaded wheel's build provenance (GitHub artifact attestations, made by the
+# build jobs with actions/attest-build-provenance; docs/ci.md, "Verify where a wheel came from").
+VERIFY = "gh attestation verify FILE --repo {repo}"
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _e = html.escape
@@ -59,10 +62,11 @@ class Settings:
     url: str  # public URL of the simple/ root, ending in "/"; "" when unknown
     files_base: str  # absolute URL prefix of the files, "" = co-hosted (relative links)
     copy_logs: bool
+    attested_by: str = ""  # OWNER/REPO whose workflow attests the wheels (GitHub publish target), else ""
 
     def key(self) -> str:
         """Changes whenever every page must be rewritten."""
-        return json.dumps([FORMAT, self.title, self.url, self.files_base, self.copy_logs])
+        return json.dumps([FORMAT, self.title, self.url, self.files_base, self.copy_logs, self.attested_by])
 
     def file_url(self, filename: str, *, depth: int = 2) -> str:
         """The link to a wheel (or WHEEL.metadata / WHEEL.log) from a page ``depth`` folders deep."""
@@ -277,6 +281,11 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
         )
     else:
         parts.append('<p class="muted">No Debian packages needed at run time: the libraries are bundled.</p>\n')
+    if settings.attested_by:
+        parts.append(
+            "<p>Check where a downloaded wheel was built (its signed build provenance; GitHub CLI 2.49 or newer):</p>\n"
+            f"<pre><code>{_e(VERIFY.format(repo=settings.attested_by))}</code></pre>\n"
+        )
     parts.append(f'<p class="muted"><a href="../../{SIMPLE}/{name}/">simple page</a></p></section>\n')
     by_version: dict[str, list[dict]] = {}
     for f in files:
