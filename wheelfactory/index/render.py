@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 # Bump when the format of any generated file (or of the state) changes: every page is
@@ -60,7 +61,7 @@ class Settings:
 
     title: str
     url: str  # public URL of the simple/ root, ending in "/"; "" when unknown
-    files_base: str  # absolute URL prefix of the files, "" = co-hosted (relative links)
+    files_base: str  # absolute URL prefix of the files, "" = co-hosted (relative links); may hold {project}
     copy_logs: bool
     attested_by: str = ""  # OWNER/REPO whose workflow attests the wheels (GitHub publish target), else ""
 
@@ -71,8 +72,22 @@ class Settings:
     def file_url(self, filename: str, *, depth: int = 2) -> str:
         """The link to a wheel (or WHEEL.metadata / WHEEL.log) from a page ``depth`` folders deep."""
         if self.files_base:
-            return f"{self.files_base}/{_quote(filename)}"
+            return f"{files_base_for(self.files_base, filename)}/{_quote(filename)}"
         return "../" * depth + f"{FILES}/{_quote(filename)}"
+
+
+PROJECT_FIELD = "{project}"  # in index.files-base-url / publish.release-tag: one release per project
+
+
+def project_of_file(filename: str) -> str:
+    """The normalized project name of a wheel, or of a file beside it (WHEEL.metadata, .log, .json)."""
+    wheel = filename[: filename.index(".whl") + len(".whl")]
+    return str(parse_wheel_filename(wheel)[0])
+
+
+def files_base_for(base: str, filename: str) -> str:
+    """``base`` with ``{project}`` filled in for ``filename``'s project (one release per project)."""
+    return base.replace(PROJECT_FIELD, project_of_file(filename)) if PROJECT_FIELD in base else base
 
 
 def _quote(filename: str) -> str:

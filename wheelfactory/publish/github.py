@@ -64,7 +64,7 @@ from .. import ui
 from .._util.github import AlreadyExists, Releases
 from .._util.http import DEFAULT_TIMEOUT, session
 from .._util.proc import git
-from ..index import DIGEST, FILES, STATE_DIR, Settings, load_state, settings_from
+from ..index import DIGEST, FILES, PROJECT_FIELD, STATE_DIR, Settings, load_state, project_of_file, settings_from
 from ..settings.factory import Config, PublishSettings
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
@@ -201,34 +201,55 @@ class _Work:
     stale: list[tuple[Artifact, dict]] = field(default_factory=list)  # on it, but not as they should be
 
 
+def _releases(t: GitHubTarget, arts: list[Artifact]) -> list[tuple[str, dict | None, list[Artifact]]]:
+    """Each release with its files: ``(tag, release or None when missing, files)``. One release
+    ``publish.release-tag`` for all, or one per project when the tag holds ``{project}`` (each then
+    stays far below GitHub's 1000 assets). Those are found by listing the releases (one request per
+    100, not one per project), including releases of projects that left dist/ (their files are pruned)."""
+    if PROJECT_FIELD not in t.tag:
+        return [(t.tag, t.client.release_by_tag(t.tag), arts)]
+    groups: dict[str, list[Artifact]] = {}
+    for art in arts:
+        groups.setdefault(t.tag.replace(PROJECT_FIELD, project_of_file(art.name)), []).append(art)
+    before, after = t.tag.split(PROJECT_FIELD, 1)
+    ours = re.compile(re.escape(before) + ".+" + re.escape(after))
+    existing = {r["tag_name"]: r for r in t.client.releases() if ours.fullmatch(r.get("tag_name", ""))}
+    return [(tag, existing.get(tag), groups.get(tag, [])) for tag in sorted(groups.keys() | existing.keys())]
+
+
 def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool, force: bool) -> PublishReport:
     settings = settings_from(config)
     arts = artifacts(config, load_state(index_dir), index_dir)
     report = PublishReport(target=f"{t.client.api} {config.publish.repository}@{t.tag}")
-    release = t.client.release_by_tag(t.tag)
-    if release is None and not dry_run:
-        release = _create_release(t)
-    if release is not None and release.get("immutable"):
-        raise PublishError(
-            f"release {t.tag} of {config.publish.repository} is immutable (the repository or organisation setting "
-            f"'Release immutability'): its assets can no longer be added or deleted, and it stays so; turn the "
-            f"setting off, then set publish.release-tag to a new tag (publish creates that release); nothing was "
-            f"changed")
-    # The release object lists its assets (one request; the assets endpoint pages by 100).
-    assets = {a["name"]: a for a in (release or {}).get("assets", [])}
-    work = _compare(t, arts, assets, report, force=force)
-    _check_count(t, assets, work)
+    plan = []  # (tag, release, its assets by name, work), every release checked before anything is changed
+    for tag, release, group in _releases(t, arts):
+        if release is not None and release.get("immutable"):
+            raise PublishError(
+                f"release {tag} of {config.publish.repository} is immutable (the repository or organisation "
+                f"setting 'Release immutability'): its assets can no longer be added or deleted, and it stays so; "
+                f"turn the setting off, then set publish.release-tag to a new tag (publish creates that release); "
+                f"nothing was changed")
+        # The release object lists its assets (one request; the assets endpoint pages by 100).
+        assets = {a["name"]: a for a in (release or {}).get("assets", [])}
+        work = _compare(t, group, assets, report, force=force)
+        _check_count(tag, assets, work)
+        plan.append((tag, release, assets, work))
     if dry_run:
-        for a in work.todo:
-            report.count(a, "uploaded")
-        for a, _ in work.stale:
-            report.count(a, "replaced")
+        for *_, work in plan:
+            for a in work.todo:
+                report.count(a, "uploaded")
+            for a, _ in work.stale:
+                report.count(a, "replaced")
         report.pages = "would be pushed"
         return report
-    _upload_all(t, release, arts, work, report, assets)
-    _check_release(arts, assets, settings)
+    everything: dict[str, dict] = {}  # asset name -> asset, over every release (names hold the project)
+    for tag, release, assets, work in plan:
+        release = release or _create_release(t, tag)
+        _upload_all(t, release, arts, work, report, assets)
+        everything.update(assets)
+    _check_release(arts, everything, settings)
     wanted = {a.name for a in arts}
-    unlinked = sorted(n for n in assets if n.endswith(_OURS) and n not in wanted)
+    unlinked = sorted(n for n in everything if n.endswith(_OURS) and n not in wanted)
     wheels = sum(a.kind == "wheel" for a in arts)
     push = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels", unlinked=unlinked)
     report.pages = push.status
@@ -238,22 +259,22 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
         for name in unlinked:
             since = _dt.datetime.fromisoformat(push.unlinked[name])
             if (now - since).total_seconds() >= config.publish.prune_grace:
-                t.client.delete_asset(assets[name])
+                t.client.delete_asset(everything[name])
                 report.count_pruned(name)
             else:
                 report.prune_later.append(name)
     return report
 
 
-def _create_release(t: GitHubTarget) -> dict:
+def _create_release(t: GitHubTarget, tag: str) -> dict:
     """Create the release; refused (before anything is made) where new releases become immutable at once."""
     if t.client.immutable_releases():
         raise PublishError(
             f"{t.client.repository} has 'Release immutability' on: a published release can no longer gain or lose "
-            f"assets, but publish adds and prunes files on release {t.tag} for good; turn the setting off in the "
+            f"assets, but publish adds and prunes files on release {tag} for good; turn the setting off in the "
             f"repository's (or organisation's) settings; nothing was changed")
-    rel = t.client.create_release(t.tag, t.tag, RELEASE_BODY)
-    ui.info(f"created release {t.tag} on {t.client.repository}")
+    rel = t.client.create_release(tag, tag, RELEASE_BODY)
+    ui.info(f"created release {tag} on {t.client.repository}")
     return rel
 
 
@@ -288,15 +309,16 @@ def _compare(t: GitHubTarget, arts: list[Artifact], assets: dict[str, dict], rep
     return work
 
 
-def _check_count(t: GitHubTarget, assets: dict[str, dict], work: _Work) -> None:
+def _check_count(tag: str, assets: dict[str, dict], work: _Work) -> None:
     """The release must hold old and new files together within GitHub's 1000 assets, counted before uploading."""
     total = len(assets) + len(work.todo)
     if total > MAX_ASSETS:
         raise PublishError(
-            f"release {t.tag} would hold {total} assets ({len(assets)} now, {len(work.todo)} new), over GitHub's "
+            f"release {tag} would hold {total} assets ({len(assets)} now, {len(work.todo)} new), over GitHub's "
             f"limit of {MAX_ASSETS} per release (old files stay until the prune grace period has passed); remove "
-            f"wheels from dist/ and publish (they are pruned after publish.prune-grace seconds), or publish the "
-            f"new builds later; nothing was changed")
+            f"wheels from dist/ and publish (they are pruned after publish.prune-grace seconds), or give each "
+            f"project its own release (publish.release-tag with {PROJECT_FIELD}, e.g. 'wheels-{PROJECT_FIELD}'); "
+            f"nothing was changed")
 
 
 def _upload_all(t: GitHubTarget, release: dict, arts: list[Artifact], work: _Work, report: PublishReport,
