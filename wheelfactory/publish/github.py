@@ -1,8 +1,10 @@
 """The ``github`` publish target: release assets through the REST API, the index pushed to Pages with git.
 
 The wheels (with their ``.metadata``, build logs and dist records) become assets
-of a GitHub release (``publish.repository``, ``publish.release-tag``; the release
-is created when missing), through the REST API at ``publish.api-url``. The
+of GitHub releases (``publish.repository``, ``publish.release-tag``: with
+``{project}``, the default, one release per project, so no release nears GitHub's
+1000 assets; a release is created when missing), through the REST API at
+``publish.api-url``. The
 index is then pushed with git to ``publish.pages-branch`` of
 ``publish.pages-remote``. The token comes from the environment variable named
 by ``publish.token-env``; it reaches git only through GIT_ASKPASS (never argv)
@@ -242,6 +244,9 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
                 report.count(a, "replaced")
         report.pages = "would be pushed"
         return report
+    missing = [tag for tag, release, *_ in plan if release is None]
+    if missing:
+        _check_creatable(t, missing)
     everything: dict[str, dict] = {}  # asset name -> asset, over every release (names hold the project)
     for tag, release, assets, work in plan:
         release = release or _create_release(t, tag)
@@ -266,13 +271,18 @@ def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool,
     return report
 
 
-def _create_release(t: GitHubTarget, tag: str) -> dict:
-    """Create the release; refused (before anything is made) where new releases become immutable at once."""
+def _check_creatable(t: GitHubTarget, tags: list[str]) -> None:
+    """Refused before anything is made (one request for all ``tags``) where new releases become
+    immutable at once."""
     if t.client.immutable_releases():
         raise PublishError(
             f"{t.client.repository} has 'Release immutability' on: a published release can no longer gain or lose "
-            f"assets, but publish adds and prunes files on release {tag} for good; turn the setting off in the "
-            f"repository's (or organisation's) settings; nothing was changed")
+            f"assets, but publish adds and prunes files on release {', '.join(tags[:3])}"
+            f"{' …' if len(tags) > 3 else ''} for good; turn the setting off in the repository's (or "
+            f"organisation's) settings; nothing was changed")
+
+
+def _create_release(t: GitHubTarget, tag: str) -> dict:
     rel = t.client.create_release(tag, tag, RELEASE_BODY)
     ui.info(f"created release {tag} on {t.client.repository}")
     return rel
