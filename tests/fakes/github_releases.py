@@ -4,6 +4,7 @@ It speaks the real wire format of the endpoints publishing uses, on three hosts
 like GitHub's (separate ports):
 
   api      GET  /repos/O/R                                  repository (404 {"message": "Not Found"})
+           GET  /repos/O/R/releases?per_page&page            releases (with their assets), Link rel="next"
            GET  /repos/O/R/releases/tags/TAG                release or 404
            POST /repos/O/R/releases                         201 release; 422 already_exists
            GET  /repos/O/R/releases/ID
@@ -473,6 +474,9 @@ def _handler(gh: FakeGitHub, host: str):
                     owner, name = repo.split("/")
                     return self._send(200, {"id": r["id"], "name": name, "full_name": repo,
                                             "owner": {"login": owner}, "permissions": {"push": True}})
+                if rest == "/releases" and self.command == "GET":  # newest first, as GitHub lists them
+                    rels = sorted(gh.repositories[repo]["releases"].values(), key=lambda r: -r["id"])
+                    return self._send_page([gh._release_json(r) for r in rels], parts, query)
                 if rest == "/releases" and self.command == "POST":
                     body = json.loads(self._body() or b"{}")
                     if "tag_name" not in body:
@@ -508,15 +512,7 @@ def _handler(gh: FakeGitHub, host: str):
                         return self._send(404, {"message": "Not Found"})
                     if not m2.group(2):
                         return self._send(200, gh._release_json(rel))
-                    per_page = min(int(query.get("per_page", ["30"])[0]), gh.max_per_page)
-                    page = int(query.get("page", ["1"])[0])
-                    items = list(rel["_assets"].values())
-                    chunk = items[(page - 1) * per_page: page * per_page]
-                    headers = {}
-                    if page * per_page < len(items):
-                        nxt = f"{gh.api_url}{parts.path}?per_page={per_page}&page={page + 1}"
-                        headers["Link"] = f'<{nxt}>; rel="next"'
-                    return self._send(200, [gh._asset_json(a) for a in chunk], headers)
+                    return self._send_page([gh._asset_json(a) for a in rel["_assets"].values()], parts, query)
                 m2 = re.fullmatch(r"/releases/assets/(\d+)", rest)
                 if m2:
                     aid = int(m2.group(1))
@@ -624,6 +620,15 @@ def _handler(gh: FakeGitHub, host: str):
                 "Content-Type": "application/octet-stream", "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
         # --- pages --------------------------------------------------------------------------
+
+        def _send_page(self, items: list, parts, query: dict):
+            """One page of a list endpoint (``per_page`` default 30, at most 100; ``Link: rel="next"``)."""
+            per_page = min(int(query.get("per_page", ["30"])[0]), gh.max_per_page)
+            page = int(query.get("page", ["1"])[0])
+            headers = {}
+            if page * per_page < len(items):
+                headers["Link"] = f'<{gh.api_url}{parts.path}?per_page={per_page}&page={page + 1}>; rel="next"'
+            return self._send(200, items[(page - 1) * per_page: page * per_page], headers)
 
         def _pages(self):
             """The deployed site, through a cache keyed by the whole URL (query included)."""

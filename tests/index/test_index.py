@@ -185,6 +185,19 @@ def test_human_pages(tmp_path, real_wheels):  # noqa: F811
     assert check_index(str(idx)).problems == []
 
 
+def test_project_pages_say_how_to_verify_provenance_when_published_to_github(tmp_path, real_wheels):  # noqa: F811
+    """Issue #15: the human project page gives the `gh attestation verify` line for the repository whose
+    workflow attests the wheels (publish.repository); a directory target has no attestations to check."""
+    verify = "gh attestation verify FILE --repo octo/wheels"
+    root, cfg = make(tmp_path, real_wheels, '[index]\nurl = "https://octo.github.io/wheels/simple/"\n'
+                     '[publish]\ntarget = "github"\nrepository = "octo/wheels"\n')
+    build_index(cfg)
+    assert verify in (root / "index/project/markupsafe/index.html").read_text()
+    root, cfg = make(tmp_path / "dir", real_wheels, '[index]\nurl = "https://wheels.example.org/simple"\n')
+    build_index(cfg)
+    assert "gh attestation" not in (root / "index/project/markupsafe/index.html").read_text()
+
+
 def test_incremental_rewrites_only_changed_projects(tmp_path, real_wheels):  # noqa: F811
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     idx = root / "index"

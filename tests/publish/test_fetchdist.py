@@ -79,6 +79,31 @@ def test_github_fetch_restores_published_then_publish_keeps_them(tmp_path, gh, r
     assert listed_files(assert_live_consistent(tmp_path)) == {j, rb}  # (m: superseded by rb, still on the release)
 
 
+def test_superseded_builds_survive_a_ci_round_trip(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """Two builds of one version (build tags): the index offers only the newest, but both stay on the
+    release. A CI job (fresh dist/ -> fetch-dist -> publish, long after the grace period) must restore
+    and keep the superseded one too: fetch-dist reads the index's manifest (index-digest.json), which
+    lists every file the index serves, not only what the simple pages offer."""
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh, extra="prune-grace = 0")
+    store_wheel(root / "dist", real_wheels["markupsafe"])
+    store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
+    publish(load_config(root))
+    m, rb = (real_wheels[k].name for k in ("markupsafe", "markupsafe_rebuilt"))
+    assert listed_files(assert_live_consistent(tmp_path)) == {rb}  # the older build is superseded
+
+    published = start_ci_job(root, real_wheels)
+    r = run_fetch_dist(root, env_extra={"GITHUB_TOKEN": ""})
+    assert r.returncode == 0, r.stderr
+    after = dist_bytes(root / "dist")
+    assert set(after) == {m, f"{m}.json", rb, f"{rb}.json"}
+    assert all(after[n] == published[n] for n in after)
+
+    report = publish(load_config(root))  # prune-grace = 0: anything unlinked would go now
+    assert report.pruned == [] and report.records["pruned"] == 0 and report.prune_later == []
+    assert {m, f"{m}.metadata", f"{m}.json", rb, f"{rb}.metadata", f"{rb}.json"} <= set(gh.assets(REPOSITORY, TAG))
+
+
 def test_github_corrupt_published_wheel_changes_nothing(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
     monkeypatch.setenv("GITHUB_TOKEN", gh.token)
     root = make_project(tmp_path, gh)
@@ -108,7 +133,7 @@ def test_github_without_a_published_index_is_one_message(tmp_path, gh, real_whee
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     r = run_fetch_dist(root)
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("error:") == 1
-    assert "simple/index.json answered HTTP 404" in r.stderr and "index.url" in r.stderr
+    assert "index-digest.json answered HTTP 404" in r.stderr and "index.url" in r.stderr
 
 
 def test_directory_round_trip(tmp_path, real_wheels):  # noqa: F811

@@ -147,3 +147,73 @@ def test_a_deployment_that_never_comes_is_one_message_and_nothing_is_pruned(tmp_
                                                r"last answer: HTTP 404\).*nothing was pruned"):
             publish(load_config(root))
         assert "gone-1.0-py3-none-any.whl" in gh.assets(REPOSITORY, TAG)
+
+
+def test_publish_waits_for_the_index_own_digest_and_its_marker_keeps_only_unlinked_times(tmp_path, gh, real_wheels,  # noqa: F811
+                                                                                         monkeypatch):
+    """One digest: publish waits until the live site serves the index's own index-digest.json (the
+    digest `invoke index` wrote), and its marker on the Pages branch keeps only what is publish's own
+    (since when each asset is unlinked)."""
+    import json
+    from support.github_pages import live_pages
+    from wheelfactory.index import DIGEST
+    from wheelfactory.publish.github import MARKER
+
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh, extra="deploy-timeout = 2")
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    live = live_pages(tmp_path)
+    assert (live / DIGEST).read_bytes() == (root / "index" / DIGEST).read_bytes()
+    assert set(json.loads((live / MARKER).read_text())) == {"unlinked"}
+
+    # A deployment that never comes: the wait names the index's digest file, not a marker of its own.
+    gh.deploy_delay = 3600
+    add(root, real_wheels, "markupsafe")
+    with pytest.raises(FactoryError, match=rf"{DIGEST} still did not serve it"):
+        publish(load_config(root))
+
+
+def test_one_release_per_project_and_the_1000_assets_are_counted_per_release(tmp_path, gh, real_wheels,  # noqa: F811
+                                                                             monkeypatch):
+    """publish.release-tag and index.files-base-url with {project}: each project's files go to its own
+    release, the index links each file there, and GitHub's 1000 assets are counted per release (old and
+    new together, before anything is uploaded), so the catalog as a whole is not bounded by them."""
+    from support.github_pages import assert_live_consistent
+
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh, tag="wheels-{project}")
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    j, m = real_wheels["jinja2"].name, real_wheels["markupsafe"].name
+    assert set(gh.assets(REPOSITORY, "wheels-jinja2")) == {j, f"{j}.metadata", f"{j}.json"}
+    for i in range(994):  # jinja2's release: 997 assets
+        gh.put_asset(REPOSITORY, "wheels-jinja2", f"other-{i}.txt", b"x")
+    for i in range(997):  # markupsafe's release exists with 997 assets already
+        gh.put_asset(REPOSITORY, "wheels-markupsafe", f"other-{i}.txt", b"x")
+
+    add(root, real_wheels, "markupsafe")  # 4 files (wheel, .metadata, .log, record): 1001 on its release
+    with pytest.raises(FactoryError, match=r"release wheels-markupsafe would hold 1001 assets \(997 now, 4 new\)"):
+        publish(load_config(root))
+    assert m not in gh.assets(REPOSITORY, "wheels-markupsafe") and len(gh.assets(REPOSITORY, "wheels-jinja2")) == 997
+
+    with gh.lock:  # room for them: 993 + 4 on markupsafe's release, 997 on jinja2's, 1994 in all
+        rel = gh.release(REPOSITORY, "wheels-markupsafe")
+        for asset_id in [k for k, a in rel["_assets"].items() if a["name"].startswith("other-")][:4]:
+            del rel["_assets"][asset_id]
+    report = publish(load_config(root))
+    assert m in report.uploaded and len(gh.assets(REPOSITORY, "wheels-markupsafe")) == 997
+    assert {m, f"{m}.metadata", f"{m}.log", f"{m}.json"} <= set(gh.assets(REPOSITORY, "wheels-markupsafe"))
+    assert not any(n.startswith("MarkupSafe") for n in gh.assets(REPOSITORY, "wheels-jinja2"))
+    live = assert_live_consistent(tmp_path)  # every link (on two releases) resolves, hashes match
+    links = (live / "simple" / "markupsafe" / "index.json").read_text()
+    assert "/releases/download/wheels-markupsafe/" in links and "{project}" not in links
+
+    # The releases are found by listing them (a request per 100, not one per project), including the
+    # release of a project that left dist/: its files are unlinked, pruned after the grace period.
+    looked_up = len(gh.log)
+    for suffix in ("", ".json"):
+        (root / "dist" / f"{j}{suffix}").unlink()
+    report = publish(load_config(root))
+    assert sorted(report.prune_later) == sorted([j, f"{j}.metadata", f"{j}.json"])
+    assert not [e for e in gh.log[looked_up:] if "/releases/tags/" in str(e)]

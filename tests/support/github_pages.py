@@ -34,8 +34,10 @@ def gh(monkeypatch):
 
 
 def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY, extra: str = "",
-                 pages: bool = True) -> Path:
-    """``pages``: the stand-in serves the bare repository's gh-pages branch as REPOSITORY's Pages site."""
+                 pages: bool = True, tag: str = TAG) -> Path:
+    """``pages``: the stand-in serves the bare repository's gh-pages branch as REPOSITORY's Pages site.
+    ``tag``: publish.release-tag (and the release part of index.files-base-url); "wheels-{project}"
+    gives each project its own release."""
     bare = tmp_path / "pages.git"
     if not bare.exists():
         subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
@@ -44,12 +46,12 @@ def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY
     root = write_project(tmp_path / "p", config=f"""
         [index]
         url = "{gh.pages_url}/simple/"
-        files-base-url = "{gh.download_base(repository, TAG)}"
+        files-base-url = "{gh.download_base(repository, tag)}"
         [publish]
         target = "github"
         api-url = "{gh.api_url}"
         repository = "{repository}"
-        release-tag = "{TAG}"
+        release-tag = "{tag}"
         pages-remote = "{bare.as_uri()}"
         timeout = 2
         retries = 3

@@ -133,3 +133,15 @@ def test_a_yanked_rebuild_supersedes_nothing():
     all_yanked = [entry("demo-1.0-py3-none-any.whl", "1.0", yanked=""),
                   entry("demo-1.0-1-py3-none-any.whl", "1.0", build_tag=[1, ""], yanked="")]
     assert supersede(all_yanked) == all_yanked[1:]
+
+
+def test_a_files_base_with_project_links_each_file_to_its_project_release():
+    """index.files-base-url / publish.release-tag with {project}: one release per project."""
+    s = Settings(title="t", url="", files_base="https://github.com/o/r/releases/download/wheels-{project}",
+                 copy_logs=True)
+    wheel = "MarkupSafe-2.1.5-1-cp313-cp313-manylinux_2_39_riscv64.whl"
+    base = "https://github.com/o/r/releases/download/wheels-markupsafe/"
+    assert s.file_url(wheel) == base + wheel
+    assert s.file_url(wheel + ".metadata") == base + wheel + ".metadata"
+    assert s.file_url("zope.interface-7.0-cp313-cp313-linux_riscv64.whl.log").startswith(
+        "https://github.com/o/r/releases/download/wheels-zope-interface/")

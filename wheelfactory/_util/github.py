@@ -393,6 +393,11 @@ class Releases(Client):
         r = self.request("GET", self._repo(f"/releases/tags/{tag}"), ok=(200, 404), what=f"look up release {tag}")
         return r.json() if r.status_code == 200 else None
 
+    def releases(self) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/releases, every page, each with its assets
+        (https://docs.github.com/en/rest/releases/releases#list-releases)."""
+        return self.paginate(self._repo("/releases"), what="list the releases")
+
     def create_release(self, tag: str, name: str, body: str) -> dict[str, Any]:
         """POST /repos/{owner}/{repo}/releases
         (https://docs.github.com/en/rest/releases/releases#create-a-release); a retried POST that

@@ -56,13 +56,15 @@ from ..build import store
 from ..settings.factory import Config
 from .apply import Stage, clone_file, commit, recover, staging_dir
 from .records import IndexProblem, Yanks, entry_from_record, metadata_bytes
-from .render import DIGEST, FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, SIMPLE, Settings
+from .render import (DIGEST, FILES, FORMAT, HTML_TYPE, JSON_TYPE, PROJECT, PROJECT_FIELD, SIMPLE, Settings,
+                     files_base_for, project_of_file)
 from .state import (STATE, STATE_DIR, check_copies, indexed_wheels, load_state, scan_dist, stat_key, stat_keys,
                     state_bytes)
 from .update import Report, Run, stage_update
 
 __all__ = [
-    "DIGEST", "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "SIMPLE", "STATE", "STATE_DIR",
+    "DIGEST", "FILES", "FORMAT", "HTML_TYPE", "JSON_TYPE", "PROJECT", "PROJECT_FIELD", "SIMPLE", "STATE", "STATE_DIR",
+    "files_base_for", "project_of_file",
     "IndexProblem", "Report", "Settings", "build_index", "clone_file", "entry_from_record", "github_download_base",
     "indexed_wheels", "load_state", "metadata_bytes", "settings_from", "stat_key",
 ]
@@ -70,7 +72,9 @@ __all__ = [
 
 def github_download_base(config: Config) -> str:
     """Where a GitHub release serves its assets (``https://HOST/OWNER/REPO/releases/download/TAG``),
-    derived from ``publish.api-url``, ``publish.repository`` and ``publish.release-tag``."""
+    derived from ``publish.api-url``, ``publish.repository`` and ``publish.release-tag`` (a tag with
+    ``{project}``, one release per project, gives a base with ``{project}``: ``Settings.file_url``
+    fills it in per file)."""
     pub = config.publish
     api = pub.api_url.rstrip("/")
     if api == "https://api.github.com":
@@ -105,7 +109,8 @@ def settings_from(config: Config) -> Settings:
     url = idx.url
     if url and not url.endswith("/"):
         url += "/"
-    return Settings(title=idx.title, url=url, files_base=base, copy_logs=idx.copy_logs)
+    attested_by = config.publish.repository if config.publish.target == "github" else ""
+    return Settings(title=idx.title, url=url, files_base=base, copy_logs=idx.copy_logs, attested_by=attested_by)
 
 
 def build_index(

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 # Bump when the format of any generated file (or of the state) changes: every page is
 # then rewritten. ("6": the state became one file; "7": the uv line picks across indexes,
-# superseded builds leave the simple pages, the state knows its copies in files/.)
-FORMAT = "7"
+# superseded builds leave the simple pages, the state knows its copies in files/; "8": the
+# digest file lists every wheel served.)
+FORMAT = "8"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -33,9 +35,10 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 FILES = "files"
 SIMPLE = "simple"
 PROJECT = "project"
-# At the index root: {"digest": "sha256:…", "projects": N, "wheels": N}, the content digest of
-# the pages (update.index_digest), written last. Fetch it from the live site to tell whether
-# the host serves this index yet.
+# At the index root: {"digest": "sha256:…", "files": {WHEEL: sha256}, "projects": N, "wheels": N},
+# the content digest of the pages (update.index_digest) and the manifest of every wheel served
+# (update.digest_bytes), written last. Fetch it from the live site to tell whether the host
+# serves this index yet; fetch-dist restores dist/ from its manifest.
 DIGEST = "index-digest.json"
 
 # The install commands every page prints ({url}: the simple/ root, {name}: the project).
@@ -44,6 +47,9 @@ DIGEST = "index-digest.json"
 # its indexes) falls back to PyPI; unsafe-best-match picks across indexes as pip does.
 PIP_INSTALL = "pip install --prefer-binary --extra-index-url {url} {name}"
 UV_INSTALL = "uv pip install --index-strategy unsafe-best-match --index {url} {name}"
+# How a user checks a downloaded wheel's build provenance (GitHub artifact attestations, made by the
+# build jobs with actions/attest-build-provenance; docs/ci.md, "Verify where a wheel came from").
+VERIFY = "gh attestation verify FILE --repo {repo}"
 
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _e = html.escape
@@ -55,18 +61,33 @@ class Settings:
 
     title: str
     url: str  # public URL of the simple/ root, ending in "/"; "" when unknown
-    files_base: str  # absolute URL prefix of the files, "" = co-hosted (relative links)
+    files_base: str  # absolute URL prefix of the files, "" = co-hosted (relative links); may hold {project}
     copy_logs: bool
+    attested_by: str = ""  # OWNER/REPO whose workflow attests the wheels (GitHub publish target), else ""
 
     def key(self) -> str:
         """Changes whenever every page must be rewritten."""
-        return json.dumps([FORMAT, self.title, self.url, self.files_base, self.copy_logs])
+        return json.dumps([FORMAT, self.title, self.url, self.files_base, self.copy_logs, self.attested_by])
 
     def file_url(self, filename: str, *, depth: int = 2) -> str:
         """The link to a wheel (or WHEEL.metadata / WHEEL.log) from a page ``depth`` folders deep."""
         if self.files_base:
-            return f"{self.files_base}/{_quote(filename)}"
+            return f"{files_base_for(self.files_base, filename)}/{_quote(filename)}"
         return "../" * depth + f"{FILES}/{_quote(filename)}"
+
+
+PROJECT_FIELD = "{project}"  # in index.files-base-url / publish.release-tag: one release per project
+
+
+def project_of_file(filename: str) -> str:
+    """The normalized project name of a wheel, or of a file beside it (WHEEL.metadata, .log, .json)."""
+    wheel = filename[: filename.index(".whl") + len(".whl")]
+    return str(parse_wheel_filename(wheel)[0])
+
+
+def files_base_for(base: str, filename: str) -> str:
+    """``base`` with ``{project}`` filled in for ``filename``'s project (one release per project)."""
+    return base.replace(PROJECT_FIELD, project_of_file(filename)) if PROJECT_FIELD in base else base
 
 
 def _quote(filename: str) -> str:
@@ -275,6 +296,11 @@ def render_human_project(name: str, files: list[dict], settings: Settings) -> by
         )
     else:
         parts.append('<p class="muted">No Debian packages needed at run time: the libraries are bundled.</p>\n')
+    if settings.attested_by:
+        parts.append(
+            "<p>Check where a downloaded wheel was built (its signed build provenance; GitHub CLI 2.49 or newer):</p>\n"
+            f"<pre><code>{_e(VERIFY.format(repo=settings.attested_by))}</code></pre>\n"
+        )
     parts.append(f'<p class="muted"><a href="../../{SIMPLE}/{name}/">simple page</a></p></section>\n')
     by_version: dict[str, list[dict]] = {}
     for f in files:

@@ -154,8 +154,7 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     # The digest marker last: when a host serves it, it serves the pages it describes.
     state["digest"] = index_digest(projects, pages[0][1])
     if run.full or state["digest"] != old.get("digest"):
-        run.stage.write(DIGEST, json.dumps({"digest": state["digest"], "projects": report.projects,
-                                            "wheels": report.wheels}, sort_keys=True).encode() + b"\n")
+        run.stage.write(DIGEST, digest_bytes(state, report))
 
     # Deletions: files of wheels that left the index, pages of projects that did.
     for fn in report.removed:
@@ -386,6 +385,17 @@ def index_digest(projects: dict[str, dict], human_root: bytes) -> str:
     h = hashlib.sha256("".join(f"{name} {p['digest']}\n" for name, p in projects.items()).encode())
     h.update(human_root)
     return f"sha256:{h.hexdigest()}"
+
+
+def digest_bytes(state: dict, report: Report) -> bytes:
+    """The :data:`DIGEST` file: ``{"digest": "sha256:…", "files": {WHEEL: sha256 hex}, "projects": N,
+    "wheels": N}``. ``files`` is the manifest of every wheel the index serves, superseded builds
+    included (the simple pages leave those out), so ``invoke fetch-dist`` restores all of them and
+    the next publish keeps them on the release; each wheel's .metadata, .log and dist record
+    (``WHEEL.json``) sit beside it."""
+    files = {fn: state["shas"][fn] for p in state["projects"].values() for fn in p["wheels"]}
+    return json.dumps({"digest": state["digest"], "files": dict(sorted(files.items())),
+                       "projects": report.projects, "wheels": report.wheels}, sort_keys=True).encode() + b"\n"
 
 
 def _set(mapping: dict, key: str, value) -> None:

@@ -19,13 +19,15 @@ Rules:
 * A published wheel without a record (published before records were) cannot be
   restored; it is reported, because the next pruning publish would drop it.
 
-The GitHub target reads the published index's PEP 691 JSON at ``index.url``
-(``simple/index.json``, ``simple/<project>/index.json``) and downloads each
-linked wheel, and its record beside it (``<wheel URL>.json``), by the public
-URLs: no REST API request, so no token and no share of the repository's
-1,000-requests-an-hour ``GITHUB_TOKEN`` limit. Every GET carries a fresh query
-string, past GitHub Pages' ``max-age=600`` cache. Wheels the index no longer
-links (superseded, or waiting to be pruned) are not restored.
+The GitHub target reads the published index's manifest (``index-digest.json``
+at the site root of ``index.url``: every wheel the index serves, superseded
+builds included) and downloads each wheel, and its record beside it
+(``<wheel URL>.json``), by the public URLs: no REST API request, so no token and
+no share of the repository's 1,000-requests-an-hour ``GITHUB_TOKEN`` limit.
+Every GET carries a fresh query string, past GitHub Pages' ``max-age=600``
+cache. Superseded builds are restored, so the next publish keeps them on the
+release (the issue's promise: they stay for anyone who pins their URL); wheels
+the index no longer serves at all (waiting to be pruned) are not.
 """
 
 from __future__ import annotations
@@ -39,17 +41,16 @@ from typing import Callable
 from urllib.parse import urljoin
 
 import requests
-from packaging.utils import canonicalize_name
 
 from .._util.fs import atomic_copy, atomic_write_bytes, sha256_file
 from .._util.http import DEFAULT_TIMEOUT, session
-from .._util.simple_api import parse_json_page
 from ..build.store import read_record, store_wheel
 from ..errors import FactoryError
-from ..index import FILES, settings_from
+from ..index import DIGEST, FILES, settings_from
 from ..settings.factory import Config
 from .. import ui
 from .directory import destination
+from .github import site_root
 
 RECORD_SUFFIX = ".json"
 
@@ -99,19 +100,22 @@ def _directory_source(config: Config) -> Published:
 
 
 def _github_source(config: Config) -> Published:
-    """The published index's PEP 691 JSON pages (``index.url``) and the files' public URLs: no REST API
-    request at all, so no token and none of the repository's rate limit (a public repository)."""
+    """The published index's manifest (:data:`DIGEST` at the site root of ``index.url``: every wheel it
+    serves, superseded builds included) and the files' public URLs: no REST API request at all, so no
+    token and none of the repository's rate limit (a public repository)."""
     settings = settings_from(config)
     if not settings.url:
         raise FetchDistError(f"{config.where}: index.url is empty; set it to the index's public URL "
                              f"(https://OWNER.github.io/REPO/simple/): fetch-dist reads the published index there")
     http = session()
-    urls: dict[str, str] = {}  # wheel file name -> public URL
-    for project in _json(http, urljoin(settings.url, "index.json")).get("projects", []):
-        name = canonicalize_name(project["name"])
-        page = urljoin(settings.url, f"{name}/index.json")
-        files, _ = parse_json_page(name, json.dumps(_json(http, page)).encode(), page)
-        urls.update((f.filename, f.url) for f in files if f.kind == "wheel")
+    site = site_root(settings.url)
+    manifest_url = urljoin(site, DIGEST)
+    files = _json(http, manifest_url).get("files")
+    if not isinstance(files, dict):
+        raise FetchDistError(f"{manifest_url} lists no files (an index published by an older wheelfactory); "
+                             f"run `invoke publish` once from a dist/ that holds every published wheel; "
+                             f"dist/ was not changed")
+    urls = {name: urljoin(site, settings.file_url(name, depth=0)) for name in files}  # wheel -> public URL
     records: dict[str, bytes] = {}
     for name, url in urls.items():
         r = _get(http, f"{url}{RECORD_SUFFIX}", ok=(200, 404))

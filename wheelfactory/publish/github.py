@@ -1,8 +1,10 @@
 """The ``github`` publish target: release assets through the REST API, the index pushed to Pages with git.
 
 The wheels (with their ``.metadata``, build logs and dist records) become assets
-of a GitHub release (``publish.repository``, ``publish.release-tag``; the release
-is created when missing), through the REST API at ``publish.api-url``. The
+of GitHub releases (``publish.repository``, ``publish.release-tag``: with
+``{project}``, the default, one release per project, so no release nears GitHub's
+1000 assets; a release is created when missing), through the REST API at
+``publish.api-url``. The
 index is then pushed with git to ``publish.pages-branch`` of
 ``publish.pages-remote``. The token comes from the environment variable named
 by ``publish.token-env``; it reaches git only through GIT_ASKPASS (never argv)
@@ -19,10 +21,10 @@ The order survives GitHub Pages' deploy delay and caching: new files are
 uploaded first (counted with the release's old ones against GitHub's 1000
 assets per release, before anything is uploaded; each under 2 GiB), checked
 (state, size, digest, download URL = the index's link), then the index is
-pushed with a marker (:data:`MARKER`: a digest of the pages, and since when each
-asset has not been linked), then publish waits, bounded by
-``publish.deploy-timeout`` and with progress, until the live site serves that
-marker (fetched past the cache). Only then are assets that no pushed index has
+pushed, with publish's own marker (:data:`MARKER`: since when each asset has
+not been linked), then publish waits, bounded by ``publish.deploy-timeout`` and
+with progress, until the live site serves the index's own digest file
+(``index-digest.json``, which `invoke index` writes; fetched past the cache). Only then are assets that no pushed index has
 linked for ``publish.prune-grace`` seconds deleted (``publish.prune``); the
 time is kept in the marker, so a later publish prunes what an earlier one
 unlinked. Clients holding a page from before still find its files.
@@ -61,11 +63,10 @@ import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
 from .. import ui
-from .._util.fs import sha256_file
 from .._util.github import AlreadyExists, Releases
 from .._util.http import DEFAULT_TIMEOUT, session
 from .._util.proc import git
-from ..index import FILES, STATE_DIR, Settings, load_state, settings_from
+from ..index import DIGEST, FILES, PROJECT_FIELD, STATE_DIR, Settings, load_state, project_of_file, settings_from
 from ..settings.factory import Config, PublishSettings
 from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_digest, current_index
 
@@ -75,7 +76,7 @@ from .artifacts import Artifact, PublishError, PublishReport, artifacts, check_d
 _KEPT_ASSET_NAME = re.compile(r"[A-Za-z0-9_+@-]+(?:\.[A-Za-z0-9_+@-]+)*")
 MAX_ASSETS = 1000  # per release, enforced since July 2025 (422, errors[].field "file_count")
 MAX_ASSET_SIZE = 2 * 1024**3  # bytes per asset (https://docs.github.com/en/repositories/releasing-projects-on-github/about-releases#storage-and-bandwidth-quotas)
-MARKER = "wheelfactory-publish.json"  # at the Pages root: which index is live, and since when files are unlinked
+MARKER = "wheelfactory-publish.json"  # at the Pages root: since when each asset is unlinked
 _OURS = (".whl", ".whl.metadata", ".whl.log", ".whl.json")  # asset names publish manages (and may prune)
 CONTENT_TYPES = {"wheel": "application/octet-stream", "metadata": "text/plain", "log": "text/plain",
                  "record": "application/json"}
@@ -202,59 +203,88 @@ class _Work:
     stale: list[tuple[Artifact, dict]] = field(default_factory=list)  # on it, but not as they should be
 
 
+def _releases(t: GitHubTarget, arts: list[Artifact]) -> list[tuple[str, dict | None, list[Artifact]]]:
+    """Each release with its files: ``(tag, release or None when missing, files)``. One release
+    ``publish.release-tag`` for all, or one per project when the tag holds ``{project}`` (each then
+    stays far below GitHub's 1000 assets). Those are found by listing the releases (one request per
+    100, not one per project), including releases of projects that left dist/ (their files are pruned)."""
+    if PROJECT_FIELD not in t.tag:
+        return [(t.tag, t.client.release_by_tag(t.tag), arts)]
+    groups: dict[str, list[Artifact]] = {}
+    for art in arts:
+        groups.setdefault(t.tag.replace(PROJECT_FIELD, project_of_file(art.name)), []).append(art)
+    before, after = t.tag.split(PROJECT_FIELD, 1)
+    ours = re.compile(re.escape(before) + ".+" + re.escape(after))
+    existing = {r["tag_name"]: r for r in t.client.releases() if ours.fullmatch(r.get("tag_name", ""))}
+    return [(tag, existing.get(tag), groups.get(tag, [])) for tag in sorted(groups.keys() | existing.keys())]
+
+
 def _publish(config: Config, t: GitHubTarget, index_dir: Path, *, dry_run: bool, force: bool) -> PublishReport:
     settings = settings_from(config)
     arts = artifacts(config, load_state(index_dir), index_dir)
     report = PublishReport(target=f"{t.client.api} {config.publish.repository}@{t.tag}")
-    release = t.client.release_by_tag(t.tag)
-    if release is None and not dry_run:
-        release = _create_release(t)
-    if release is not None and release.get("immutable"):
-        raise PublishError(
-            f"release {t.tag} of {config.publish.repository} is immutable (the repository or organisation setting "
-            f"'Release immutability'): its assets can no longer be added or deleted, and it stays so; turn the "
-            f"setting off, then set publish.release-tag to a new tag (publish creates that release); nothing was "
-            f"changed")
-    # The release object lists its assets (one request; the assets endpoint pages by 100).
-    assets = {a["name"]: a for a in (release or {}).get("assets", [])}
-    work = _compare(t, arts, assets, report, force=force)
-    _check_count(t, assets, work)
+    plan = []  # (tag, release, its assets by name, work), every release checked before anything is changed
+    for tag, release, group in _releases(t, arts):
+        if release is not None and release.get("immutable"):
+            raise PublishError(
+                f"release {tag} of {config.publish.repository} is immutable (the repository or organisation "
+                f"setting 'Release immutability'): its assets can no longer be added or deleted, and it stays so; "
+                f"turn the setting off, then set publish.release-tag to a new tag (publish creates that release); "
+                f"nothing was changed")
+        # The release object lists its assets (one request; the assets endpoint pages by 100).
+        assets = {a["name"]: a for a in (release or {}).get("assets", [])}
+        work = _compare(t, group, assets, report, force=force)
+        _check_count(tag, assets, work)
+        plan.append((tag, release, assets, work))
     if dry_run:
-        for a in work.todo:
-            report.count(a, "uploaded")
-        for a, _ in work.stale:
-            report.count(a, "replaced")
+        for *_, work in plan:
+            for a in work.todo:
+                report.count(a, "uploaded")
+            for a, _ in work.stale:
+                report.count(a, "replaced")
         report.pages = "would be pushed"
         return report
-    _upload_all(t, release, arts, work, report, assets)
-    _check_release(arts, assets, settings)
+    missing = [tag for tag, release, *_ in plan if release is None]
+    if missing:
+        _check_creatable(t, missing)
+    everything: dict[str, dict] = {}  # asset name -> asset, over every release (names hold the project)
+    for tag, release, assets, work in plan:
+        release = release or _create_release(t, tag)
+        _upload_all(t, release, arts, work, report, assets)
+        everything.update(assets)
+    _check_release(arts, everything, settings)
     wanted = {a.name for a in arts}
-    unlinked = sorted(n for n in assets if n.endswith(_OURS) and n not in wanted)
+    unlinked = sorted(n for n in everything if n.endswith(_OURS) and n not in wanted)
     wheels = sum(a.kind == "wheel" for a in arts)
     push = push_pages(t, index_dir, settings.files_base, f"Index: {wheels} wheels", unlinked=unlinked)
     report.pages = push.status
-    wait_until_live(t.site, push.index, config.publish.deploy_timeout)
+    wait_until_live(t.site, _index_digest(index_dir), config.publish.deploy_timeout)
     if config.publish.prune:  # only what the live index has not linked for the grace period
         now = _dt.datetime.now(_dt.timezone.utc)
         for name in unlinked:
             since = _dt.datetime.fromisoformat(push.unlinked[name])
             if (now - since).total_seconds() >= config.publish.prune_grace:
-                t.client.delete_asset(assets[name])
+                t.client.delete_asset(everything[name])
                 report.count_pruned(name)
             else:
                 report.prune_later.append(name)
     return report
 
 
-def _create_release(t: GitHubTarget) -> dict:
-    """Create the release; refused (before anything is made) where new releases become immutable at once."""
+def _check_creatable(t: GitHubTarget, tags: list[str]) -> None:
+    """Refused before anything is made (one request for all ``tags``) where new releases become
+    immutable at once."""
     if t.client.immutable_releases():
         raise PublishError(
             f"{t.client.repository} has 'Release immutability' on: a published release can no longer gain or lose "
-            f"assets, but publish adds and prunes files on release {t.tag} for good; turn the setting off in the "
-            f"repository's (or organisation's) settings; nothing was changed")
-    rel = t.client.create_release(t.tag, t.tag, RELEASE_BODY)
-    ui.info(f"created release {t.tag} on {t.client.repository}")
+            f"assets, but publish adds and prunes files on release {', '.join(tags[:3])}"
+            f"{' …' if len(tags) > 3 else ''} for good; turn the setting off in the repository's (or "
+            f"organisation's) settings; nothing was changed")
+
+
+def _create_release(t: GitHubTarget, tag: str) -> dict:
+    rel = t.client.create_release(tag, tag, RELEASE_BODY)
+    ui.info(f"created release {tag} on {t.client.repository}")
     return rel
 
 
@@ -289,15 +319,16 @@ def _compare(t: GitHubTarget, arts: list[Artifact], assets: dict[str, dict], rep
     return work
 
 
-def _check_count(t: GitHubTarget, assets: dict[str, dict], work: _Work) -> None:
+def _check_count(tag: str, assets: dict[str, dict], work: _Work) -> None:
     """The release must hold old and new files together within GitHub's 1000 assets, counted before uploading."""
     total = len(assets) + len(work.todo)
     if total > MAX_ASSETS:
         raise PublishError(
-            f"release {t.tag} would hold {total} assets ({len(assets)} now, {len(work.todo)} new), over GitHub's "
+            f"release {tag} would hold {total} assets ({len(assets)} now, {len(work.todo)} new), over GitHub's "
             f"limit of {MAX_ASSETS} per release (old files stay until the prune grace period has passed); remove "
-            f"wheels from dist/ and publish (they are pruned after publish.prune-grace seconds), or publish the "
-            f"new builds later; nothing was changed")
+            f"wheels from dist/ and publish (they are pruned after publish.prune-grace seconds), or give each "
+            f"project its own release (publish.release-tag with {PROJECT_FIELD}, e.g. 'wheels-{PROJECT_FIELD}'); "
+            f"nothing was changed")
 
 
 def _upload_all(t: GitHubTarget, release: dict, arts: list[Artifact], work: _Work, report: PublishReport,
@@ -428,23 +459,16 @@ def _pages_ignore(tree: Path, files_base: str):
 
 @dataclass(frozen=True)
 class PagesPush:
-    """What :func:`push_pages` did: ``status`` ("pushed <sha>" or "unchanged"), ``index`` (the digest
-    of the pushed pages, as the marker says), ``unlinked`` (asset name -> ISO time since when no
-    pushed index links it)."""
+    """What :func:`push_pages` did: ``status`` ("pushed <sha>" or "unchanged") and ``unlinked`` (asset
+    name -> ISO time since when no pushed index links it)."""
 
     status: str
-    index: str
     unlinked: dict[str, str]
 
 
-def _tree_digest(top: Path) -> str:
-    """sha256 over every file's path and sha256 under ``top`` (not .git, not the marker)."""
-    h = hashlib.sha256()
-    for p in sorted(top.rglob("*")):
-        rel = p.relative_to(top).as_posix()
-        if p.is_file() and rel != MARKER and not rel.startswith(".git/"):
-            h.update(f"{rel}\0{sha256_file(p)}\n".encode())
-    return h.hexdigest()
+def _index_digest(index_dir: Path) -> str:
+    """The digest ``invoke index`` wrote into the index's :data:`DIGEST` ("sha256:…")."""
+    return str(_read_marker(index_dir / DIGEST).get("digest", ""))
 
 
 def _iso_or(value: object, default: str) -> str:
@@ -466,9 +490,9 @@ def _read_marker(path: Path) -> dict:
 def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
                unlinked: list[str] = ()) -> PagesPush:
     """Commit ``tree`` (pages, not the state; files/ only when co-hosted) with the :data:`MARKER` to the
-    Pages branch and push. The marker names the index (a digest of the pages) and, for each asset in
-    ``unlinked``, since when no pushed index links it (kept from the branch's previous marker, so the
-    prune grace period runs across publishes)."""
+    Pages branch and push. The marker holds, for each asset in ``unlinked``, since when no pushed index
+    links it (kept from the branch's previous marker, so the prune grace period runs across publishes);
+    which index is live is told by the tree's own :data:`DIGEST`."""
     with tempfile.TemporaryDirectory(prefix="wf-pages-") as tmp:
         env = _askpass_env(t.token, Path(tmp))
         work = Path(tmp) / "pages"
@@ -493,37 +517,36 @@ def push_pages(t: GitHubTarget, tree: Path, files_base: str, message: str, *,
         (work / ".nojekyll").write_text("")  # serve files/ and dot-files as they are
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         before = previous.get("unlinked") if isinstance(previous.get("unlinked"), dict) else {}
-        marker = {"index": _tree_digest(work), "unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
+        marker = {"unlinked": {n: _iso_or(before.get(n), now) for n in unlinked}}
         (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
         run("add", "-A")
         if exists and run("diff", "--cached", "--quiet", check=False).returncode == 0:
-            return PagesPush("unchanged", marker["index"], marker["unlinked"])
+            return PagesPush("unchanged", marker["unlinked"])
         run("commit", "-q", "-m", message)
         run("push", "-q", t.remote, f"HEAD:refs/heads/{t.branch}",
             what="push the index (someone else pushed meanwhile? re-run `invoke publish`)")
-        return PagesPush(f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}", marker["index"],
-                         marker["unlinked"])
+        return PagesPush(f"pushed {run('rev-parse', '--short', 'HEAD').stdout.strip()}", marker["unlinked"])
 
 
-def wait_until_live(site: str, index: str, timeout: float) -> None:
-    """Poll ``site``'s :data:`MARKER` until it names ``index`` (the pushed pages are deployed), at most
+def wait_until_live(site: str, digest: str, timeout: float) -> None:
+    """Poll ``site``'s :data:`DIGEST` until it holds ``digest`` (the pushed pages are deployed), at most
     ``timeout`` seconds, with progress. Each request bypasses caches: GitHub Pages answers with
     ``Cache-Control: max-age=600`` and its CDN keys the cache by the whole URL, so a fresh query
     string reaches the deployment. Raises PublishError when the time is up (nothing is pruned then)."""
     http = session(retries=2)
-    url = urljoin(site, MARKER)
+    url = urljoin(site, DIGEST)
     start, pause, seen, noted = time.monotonic(), 0.25, "nothing yet", 0.0
     with ui.console.status(f"waiting for GitHub Pages to serve the new index at {site}") as status:
         while True:
             try:
                 r = http.get(url, params={"wf-fresh": uuid.uuid4().hex}, timeout=DEFAULT_TIMEOUT,
                              headers={"Cache-Control": "no-cache", "Pragma": "no-cache"})
-                live = r.json().get("index") if r.status_code == 200 else None
-                seen = f"HTTP {r.status_code}" if live is None else f"index {str(live)[:12]}…"
+                live = r.json().get("digest") if r.status_code == 200 else None
+                seen = f"HTTP {r.status_code}" if live is None else f"index {str(live)[:19]}…"
             except (requests.RequestException, ValueError, AttributeError) as e:
                 live, seen = None, type(e).__name__
             waited = time.monotonic() - start
-            if live == index:
+            if live == digest:
                 ui.info(f"GitHub Pages serves the new index ({waited:.0f} s after the push)")
                 return
             if waited + pause > timeout:

@@ -119,7 +119,8 @@ class PublishSettings:
     directory: str = setting("publish", "local folder for the directory target")
     api_url: str = setting("https://api.github.com", "GitHub REST API base URL (Enterprise: https://HOST/api/v3)")
     repository: str = setting("", "owner/name that holds the release")
-    release_tag: str = setting("wheels", "release whose assets hold the wheels")
+    release_tag: str = setting("wheels-{project}", "release whose assets hold the wheels; {project} (the normalized "
+                               "project name) gives each project its own release, below GitHub's 1000 assets each")
     pages_remote: str = setting("", "git remote URL of the Pages repository")
     pages_branch: str = setting("gh-pages", "branch of the Pages repository that GitHub Pages serves")
     token_env: str = setting("GITHUB_TOKEN", "environment variable holding the token")
