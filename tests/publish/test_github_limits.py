@@ -217,3 +217,21 @@ def test_one_release_per_project_and_the_1000_assets_are_counted_per_release(tmp
     report = publish(load_config(root))
     assert sorted(report.prune_later) == sorted([j, f"{j}.metadata", f"{j}.json"])
     assert not [e for e in gh.log[looked_up:] if "/releases/tags/" in str(e)]
+
+
+def test_check_index_sees_the_deployed_site_not_the_cdn_copy(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F811
+    """Pages' CDN keeps a page for max-age=600 and ignores a client's no-cache; CI's check-index runs
+    right after publish, so it must fetch past that cache or it checks the site of a publish ago."""
+    from wheelfactory.index.check import check_index
+
+    monkeypatch.setenv("GITHUB_TOKEN", gh.token)
+    root = make_project(tmp_path, gh)
+    add(root, real_wheels, "jinja2")
+    publish(load_config(root))
+    live = load_config(root).index.url
+    assert requests.get(live, timeout=10).ok  # a client's visit: the CDN now holds the one-project root page
+    add(root, real_wheels, "markupsafe")
+    publish(load_config(root))
+    assert "markupsafe" not in requests.get(live, timeout=10).text  # what a plain GET still gets
+    result = check_index(live)
+    assert result.problems == [] and result.projects == 2, (result.projects, result.problems)

@@ -26,6 +26,7 @@ import email.parser
 import hashlib
 import json
 import tempfile
+import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ class Fetcher:
     def __init__(self, timeout: float = 60):
         self.session = http.session(retries=3)
         self.timeout = timeout
+        # Pages are fetched with a query string of this run: a CDN that keys its cache by the whole
+        # URL and ignores a client's no-cache (GitHub Pages: max-age=600) then answers from the origin,
+        # so the check sees the deployed site, not a copy up to 10 minutes old.
+        self.fresh = {"wf-fresh": uuid.uuid4().hex}
 
     @staticmethod
     def _local(url: str) -> Path:
@@ -80,7 +85,8 @@ class Fetcher:
             except OSError as e:
                 return Response(0, error=str(e))
         try:
-            r = self.session.get(url, timeout=self.timeout, headers={"Accept": accept} if accept else {})
+            headers = {"Cache-Control": "no-cache", **({"Accept": accept} if accept else {})}
+            r = self.session.get(url, params=self.fresh, timeout=self.timeout, headers=headers)
             return Response(r.status_code, r.content, r.headers.get("Content-Type", ""))
         except requests.RequestException as e:
             return Response(0, error=type(e).__name__)
