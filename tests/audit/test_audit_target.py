@@ -6,6 +6,7 @@ Real PyPI and real uv; nothing about which packages have riscv64 wheels is writt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -71,8 +72,11 @@ def _record(dist, *, version: str, requires: list[str]) -> None:
     metadata = f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n" + \
         "".join(f"Requires-Dist: {r}\n" for r in requires)
     store.record_path(dist, filename).write_text(json.dumps({
-        "filename": filename, "recipe": "torch", "target": "riscv64", "version": version, "status": "ok",
-        "metadata": metadata, "built_at": "2026-11-30T00:00:00Z", "yanked": None}))
+        "name": "torch", "filename": filename, "recipe": "torch", "target": "riscv64", "version": version,
+        "status": "ok", "sha256": hashlib.sha256(b"").hexdigest(), "size": 0,
+        "tags": ["cp312-cp312-manylinux_2_39_riscv64"], "metadata": metadata,
+        "metadata_sha256": hashlib.sha256(metadata.encode()).hexdigest(),
+        "built_at": "2026-11-30T00:00:00Z", "yanked": None}))
 
 
 def test_a_recipe_metadata_replaces_pypi_metadata_then_our_build_does(tmp_path):
