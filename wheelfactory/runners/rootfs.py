@@ -641,8 +641,9 @@ class Rootfs:
                 ui.error("rootfs creation interrupted; nothing half-made was left behind")
             raise
         info = self.info()
+        gcc = f"gcc {info['gcc']}, " if info.get("gcc") else ""  # the clean system has none
         ui.info(f"{self.label} ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
-                f"gcc {info['gcc']}, Python {', '.join(info['pythons'])}")
+                f"{gcc}Python {', '.join(info['pythons'])}")
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
         cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
