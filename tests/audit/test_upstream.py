@@ -85,14 +85,9 @@ def index(tmp_path):
     idx.close()
 
 
-def simple_recipe(name, version="1.0", extra=""):
-    return f'[package]\nname = "{name}"\nversion = "{version}"\n{extra}\n[source]\nsha256 = "{SHA}"\n'
-
-
-# --- outdated -----------------------------------------------------------------------
-
-def test_outdated_reports_newer_releases_and_riscv64_wheels(tmp_path, index, capsys):
-    root = write_project(tmp_path / "p", host_target=False, config=f"""
+def riscv64_project(tmp_path, index):
+    """A project targeting riscv64 (3.11, 3.12) whose upstream PyPI is the local ``index``."""
+    return write_project(tmp_path / "p", host_target=False, config=f"""
         [target]
         arch = "riscv64"
         policy = "manylinux_2_39"
@@ -101,6 +96,16 @@ def test_outdated_reports_newer_releases_and_riscv64_wheels(tmp_path, index, cap
         [upstream]
         pypi-url = "{index.url}/simple"
     """)
+
+
+def simple_recipe(name, version="1.0", extra=""):
+    return f'[package]\nname = "{name}"\nversion = "{version}"\n{extra}\n[source]\nsha256 = "{SHA}"\n'
+
+
+# --- outdated -----------------------------------------------------------------------
+
+def test_outdated_reports_newer_releases_and_riscv64_wheels(tmp_path, index, capsys):
+    root = riscv64_project(tmp_path, index)
     write_recipe(root, "wf-demo", simple_recipe("wf-demo"))
     for f in ["wf_demo-1.0.tar.gz", "wf_demo-1.1.tar.gz", "wf_demo-2.0rc1.tar.gz"]:
         index.add("wf-demo", f)
@@ -163,15 +168,7 @@ def test_outdated_against_real_pypi(tmp_path):
 
 
 def test_outdated_retire_marks_the_candidates_only(tmp_path, index, capsys):
-    root = write_project(tmp_path / "p", host_target=False, config=f"""
-        [target]
-        arch = "riscv64"
-        policy = "manylinux_2_39"
-        pythons = ["3.11", "3.12"]
-
-        [upstream]
-        pypi-url = "{index.url}/simple"
-    """)
+    root = riscv64_project(tmp_path, index)
     native = write_recipe(root, "wf-native", "# a comment that stays\n" + simple_recipe("wf-native"))
     index.add("wf-native", "wf_native-1.0-cp311-cp311-manylinux_2_31_riscv64.whl")
     index.add("wf-native", "wf_native-1.0-cp312-abi3-manylinux_2_28_riscv64.whl")
