@@ -197,6 +197,10 @@ def _run_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["numpy=="], "is not a valid requirement"),
     (["-r", "bad-requirements.txt"], "bad-requirements.txt:2"),
+    # Valid, but nothing on the indexes resolves it: pip's answer names it, with the fix.
+    (["wf-no-such-project-x13", "--target", "host", "--no-upgrade-pip"],
+     "No matching distribution found for wf-no-such-project-x13"),
+    (["six==0.0.1", "--target", "host", "--no-upgrade-pip"], "correct the requirement's name or version"),
 ])
 def test_bad_requirements_are_one_clear_message(tmp_path, args, message):
     root = _project(tmp_path)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import write_project
+from conftest import REPO, write_project
 from support.emulation import emu_project
 from wheelfactory._util.fs import mounts_under
 from wheelfactory.audit.clean_install import CleanInstallError, clean_install
@@ -159,6 +162,53 @@ def test_clean_system_mirror_error_leaves_nothing_trusted(tmp_path):
     assert "127.0.0.1:9" in str(e.value)
     assert not clean.path.exists() and not clean.ready
     assert [p.name for p in clean.parent.glob(f".{clean.name}.*") if p.is_dir()] == []
+
+
+def test_an_interrupted_clean_system_creation_is_never_trusted(tmp_path):
+    """kill -9 in the middle of mmdebstrap: the half-made clean system is never used; the next
+    clean-install throws it away and makes it afresh (here failing fast on a dead mirror, one message)."""
+    cache = tmp_path / "cache"
+    root = write_project(tmp_path / "p", host_target=False, config=f'[paths]\ncache = "{cache}"\n')
+    clean = CleanSystem(load_config(root))
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from wheelfactory.settings.factory import load_config;"
+            f"from wheelfactory.runners.clean import CleanSystem; CleanSystem(load_config({str(root)!r})).create()")
+    child = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    for line in child.stderr:  # mmdebstrap's progress: it is busy inside the half-made folder
+        if "downloading packages" in line or "extracting" in line:
+            break
+    else:
+        raise AssertionError("mmdebstrap never got going")
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 30
+    while any(str(clean.parent) in " ".join(p) for p in _cmdlines()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not clean.ready and not clean.path.exists()
+    assert list(clean.parent.glob(f".{clean.name}.creating-*")), "kill -9 leaves the half-made folder"
+
+    with (root / "factory.toml").open("a") as f:
+        f.write('[emulation]\nmirror = "http://127.0.0.1:9/debian"\n')
+    code = ("import sys; from wheelfactory import cli; from wheelfactory.cli import audit;"
+            f"cli.run(audit.clean_install_command, ['six', '--no-upgrade-pip'], root={str(root)!r})")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1, r.stderr
+    assert "127.0.0.1:9" in r.stderr and "[emulation].mirror" in r.stderr, r.stderr
+    assert r.stderr.count("error:") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not clean.ready and not clean.path.exists()
+    assert [p.name for p in clean.parent.glob(f".{clean.name}.*") if p.is_dir()] == [], "the half-made one is gone"
+    assert _files(root / "dist") == {} and _files(root / "index") == {}
+
+
+def _cmdlines() -> list[list[str]]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != os.getpid():
+            try:
+                out.append((p / "cmdline").read_bytes().decode(errors="replace").split("\0"))
+            except OSError:
+                continue
+    return out
 
 
 # --- the field report's torch failure, reproduced with pyyaml/libyaml ----------------------------

@@ -94,3 +94,18 @@ def test_select_runner_native_on_a_foreign_target_says_what_to_do(tmp_path):
     with pytest.raises(EnvironmentProblem) as e:
         select_runner(config, "native")
     assert "a native build cannot produce" in str(e.value) and "--runner emulated" in str(e.value)
+
+
+def test_a_native_build_for_the_target_needs_own_system_and_is_recorded_so(tmp_path):
+    """A board (host arch = target arch, a manylinux policy): its own system is used only when
+    build.own-system allows it, and the record's host says so. --target host (policy best) needs nothing."""
+    target = f'[target]\narch = "{os.uname().machine}"\npolicy = "manylinux_2_28"\n'
+    root = write_project(tmp_path / "p", host_target=False, config=target)
+    with pytest.raises(EnvironmentProblem) as e:
+        select_runner(load_config(root))
+    assert "own-system = true" in str(e.value) and str(root / "factory.toml") in str(e.value)
+    assert "--target host" in str(e.value)
+    assert select_runner(load_config(root).for_host()).name == "native"
+    (root / "factory.toml").write_text(target + "[build]\nown-system = true\n")
+    runner = select_runner(load_config(root))
+    assert runner.name == "native" and runner.describe()["system"] == "own system"

@@ -184,6 +184,9 @@ def print_clean_install(config: Config, rep: CleanInstallReport) -> None:
         ui.error(f"{head}: FAILED  [{rep.seconds:.0f}s]")
     if rep.pip_failed:
         ui.info(f"  pip install failed: {rep.pip_failed}")
+        if "No matching distribution" in rep.pip_failed:
+            ui.info("  fix: correct the requirement's name or version (pip lists the versions it found), "
+                    "or, for a project none of the indexes has, give its index with --index URL")
     if rep.built_from_source:
         ui.info(f"  built from source ({len(rep.built_packages)}: {', '.join(rep.built_packages)}) — each needs "
                 f"a wheel in our index (`invoke new-recipe NAME`):")

@@ -59,6 +59,7 @@ class NativeRunner:
         libc = platform.libc_ver()
         return {
             "runner": self.name,
+            "system": "own system",  # no rootfs: whatever this machine has installed (build.own_system)
             "hostname": platform.node(),
             "arch": self.arch(),
             "kernel": platform.release(),

@@ -78,6 +78,8 @@ class PathsSettings:
 @dataclass(frozen=True)
 class BuildSettings:
     runner: str = setting("auto", "auto | native | emulated | container")
+    own_system: bool = setting(False, "a native build for the target (on a board) may run on this machine's own "
+                               "system, whose installed packages can get into wheels; recorded as such")
     jobs: int = setting(0, "parallel builds in build-all; 0 = number of cores")
     keep_going: bool = setting(True, "build-all goes on after a failure (dependents are skipped)")
     ccache: bool = setting(True, "compile C/C++ through ccache when it is installed")
