@@ -88,6 +88,13 @@ def select_runner(config: Config, choice: str | None = None) -> Runner:
                 f"{target} wheels. Use the emulated runner (--runner emulated), build on a {target} "
                 f"machine, or build for this machine with --target host"
             )
+        if config.policy != "best" and not config.build.own_system:
+            raise EnvironmentProblem(
+                f"a native build of {target} wheels for {config.policy} would run on this machine's own "
+                f"system, where whatever is installed can get into the wheels (there is no native build "
+                f"rootfs yet). Allow it, recorded in each wheel's record, with own-system = true in [build] "
+                f"of {config.where}, or build for this machine with --target host"
+            )
         return NativeRunner()
     if choice in ("auto", "emulated"):
         problem = emulation_problem(config)
