@@ -75,6 +75,10 @@ class RecipeBuild:
                              kind="array of RPM package names")
     depends: list[str] = setting([], "recipes whose wheels this build needs (installed into the build env; their "
                                      "sha256 are in the build key)", kind="array of recipe names")
+    network: bool = setting(False, "true: the compile may reach the network (recorded in the record's "
+                                   "`host.network`). By default the backend's build step runs with the network cut "
+                                   "off (a network namespace; build requirements are installed before the cut), "
+                                   "so what it would download goes in `[extra-sources.NAME]` or `build.debian`")
     exclusive: bool = setting(False, "memory-hungry: never builds beside another build")
     timeout_minutes: int = setting(0, "the CI build job's `timeout-minutes`: what a build on a board may take, "
                                       "with a margin; 0 = `[ci].timeout-minutes`. At most 7200, the 5-day limit "
