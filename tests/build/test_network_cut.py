@@ -12,6 +12,7 @@ the build machine".
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -25,10 +26,13 @@ from support.build import (  # noqa: F401
     tiny_files,
     tree_snapshot,
 )
+from support.emulation import emu_cache, emu_project  # noqa: F401
 
 from conftest import write_project, write_recipe
 from wheelfactory import cli
 from wheelfactory.cli import build as build_cli
+from wheelfactory.runners import select_runner
+from wheelfactory.settings.factory import load_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the native runner cuts the network only as root")
 
@@ -109,3 +113,18 @@ def test_a_rust_sdist_without_vendored_crates_needs_crates_io(tmp_path, shared_c
     flat = _one_error(root, "textual-speedups", capsys)
     assert "textual-speedups: needs crates.io, not reachable from the build machine" in flat
     assert "[extra-sources.crates]" in flat and "cargo vendor" in flat
+
+
+@pytest.mark.emulation
+def test_the_emulated_runner_cuts_the_network_of_one_command(emu_cache, tmp_path):
+    """The riscv64 rootfs's python reaches PyPI, except in a command run with network=False."""
+    runner = select_runner(load_config(emu_project(tmp_path / "project", emu_cache)))
+    work = runner.config.paths.build / "work"
+    work.mkdir(parents=True)
+    fetch = ["python3", "-c", "import urllib.request; print(urllib.request.urlopen("
+             "'https://pypi.org/simple/multidict/', timeout=60).status)"]
+    assert runner.cuts_network()
+    assert runner.run(fetch, cwd=work, log=io.StringIO()).stdout.strip().endswith("200")
+    cut = runner.run(fetch, cwd=work, log=io.StringIO(), check=False, network=False)
+    assert cut.returncode != 0, cut.stdout
+    assert "Temporary failure in name resolution" in cut.stdout or "Network is unreachable" in cut.stdout, cut.stdout
