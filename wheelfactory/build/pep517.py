@@ -203,14 +203,15 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
         proc = runner.run([tools.python, str(script), "prepare", str(req_path)], cwd=project, env=env, log=log,
                           check=False)
         if proc.returncode != 0:
-            raise BuildError(_build_failure(recipe, version, proc.stdout, "preparing the build environment"))
+            raise BuildError(_build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False))
         request["env"] = json.loads(Path(request["result"]).read_text())["env"]
     req_path.write_text(json.dumps(request, indent=2))
     # … and the backend builds with it cut off, unless the recipe says it needs it.
     proc = runner.run([tools.python, str(script), "build", str(req_path)], cwd=project, env=env, log=log,
                       check=False, network=b.network)
     if proc.returncode != 0:
-        raise BuildError(_build_failure(recipe, version, proc.stdout, "building the wheel"))
+        raise BuildError(_build_failure(recipe, version, proc.stdout, "building the wheel",
+                                        cut=not b.network and runner.cuts_network()))
     result = json.loads(Path(request["result"]).read_text())
     wheel = Path(result["wheel"])
     _, _, _, tags = parse_wheel_filename(wheel.name)
@@ -228,11 +229,12 @@ def network_state(runner, recipe: Recipe) -> str:
     return f"open (the {runner.name} runner cuts the network only as root)"
 
 
-def _build_failure(recipe: Recipe, version: str, output: str, step: str) -> str:
-    """The one message for a failed build step: the host it could not reach first, else the cause lines."""
+def _build_failure(recipe: Recipe, version: str, output: str, step: str, *, cut: bool) -> str:
+    """The one message for a failed build step (``cut``: it ran with the network cut off): the host it
+    could not reach first, else the cause lines."""
     host = unreachable_host(output)
     if host is not None:
-        return network_failure(recipe, *host)
+        return network_failure(recipe, *host, cut=cut)
     return (f"{recipe.name}: {step} for Python {version} failed: {excerpt(output)}. "
             f"Fix: a missing header or library goes in build.debian, a missing Python build "
             f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
@@ -277,7 +279,7 @@ def unreachable_host(output: str) -> tuple[str, str] | None:
     return None
 
 
-def network_failure(recipe: Recipe, host: str, line: str) -> str:
+def network_failure(recipe: Recipe, host: str, line: str, *, cut: bool = True) -> str:
     """The message for a build that tried to reach ``host``: what it needs, and the fix."""
     # cargo before the sparse index (Debian 12's) fetches crates.io's index from GitHub.
     name = "crates.io" if host.split(":")[0] in CRATES_IO or "crates.io-index" in line else host or "the network"
@@ -291,8 +293,8 @@ def network_failure(recipe: Recipe, host: str, line: str) -> str:
                f"build.debian)")
     allow = "" if recipe.build.network else (" If the build truly cannot work without the network, set "
                                             "build.network = true there (the record says so).")
-    cut = "builds run with the network cut off" if not recipe.build.network else "network allowed, host unreachable"
-    return (f"{recipe.name}: needs {name}, not reachable from the build machine ({cut}; the build said: "
+    how = "builds run with the network cut off" if cut else "the build machine could not reach it"
+    return (f"{recipe.name}: needs {name}, not reachable from the build machine ({how}; the build said: "
             f"{line[:200]}). Fix: {fix}, in {recipe.path}.{allow}")
 
 
