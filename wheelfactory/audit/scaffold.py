@@ -241,8 +241,9 @@ def inspect_source(view: SourceView, name: str) -> SourceFacts:
     rust = backend in ("maturin", "setuptools-rust")
     compiled = compiled_modules(view, pyproject, setup_py, rust=rust) if native else []
     if rust:
-        notes.append("cargo fetches the crates from crates.io during the build: once builds run without the "
-                     "network, the crates must be vendored (an extra source entry) or the build fails")
+        notes.append("cargo fetches the crates from crates.io during the build, and the build runs with the "
+                     "network cut off: unless the sdist vendors them, list a `cargo vendor` archive as "
+                     "[extra-sources.crates] (or the build fails with \"needs crates.io\")")
     imports = list(dict.fromkeys([*tops, *compiled]))
     return SourceFacts(backend, obj, requires, native, imports, str(version or ""), notes, compiled, rust, cython)
 

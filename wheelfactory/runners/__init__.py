@@ -47,7 +47,7 @@ class Runner(Protocol):
         """Of the wanted "X.Y" versions, those this runner has: {"3.13": "/usr/bin/python3.13"}."""
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Env | None = None, log: IO[str], check: bool = True,
-            timeout: float | None = None) -> subprocess.CompletedProcess:
+            timeout: float | None = None, network: bool = True) -> subprocess.CompletedProcess:
         """Run ``argv`` in ``cwd``: ``_util.proc.run_streamed`` where the runner runs commands.
 
         ``env``: variables changed on top of the runner's base environment (the
@@ -55,12 +55,16 @@ class Runner(Protocol):
         emulated); a None value unsets one (``_util.proc.environment``).
         stdout and stderr, merged, stream line by line into ``log`` (with a
         ``$ command`` line before and an ``[exit N]`` line after) and come back
-        in ``.stdout``. ``timeout`` in seconds.
+        in ``.stdout``. ``timeout`` in seconds. ``network=False``: with the network cut off
+        (a network namespace) where :meth:`cuts_network` says the runner can.
 
         Raises subprocess.CalledProcessError on a non-zero exit when ``check``,
         subprocess.TimeoutExpired after the timeout (the command's whole process
         tree killed), EnvironmentProblem when the runner itself cannot run it.
         """
+
+    def cuts_network(self) -> bool:
+        """Whether ``run(network=False)`` runs the command with the network cut off (native: as root only)."""
 
     def missing_debian(self, packages: Sequence[str]) -> list[str]:
         """The Debian packages of ``packages`` that are not installed where builds run.

@@ -98,7 +98,7 @@ class EmulatedRunner:
         return {v: have[v] for v in wanted if v in have}
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Env | None = None, log: IO[str],
-            check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+            check: bool = True, timeout: float | None = None, network: bool = True) -> subprocess.CompletedProcess:
         """``run_streamed`` inside the rootfs; the base environment is ``rootfs.BASE_ENV`` (nothing of the
         host's but proxies and timeouts). ``cwd`` must lie under build/ or cache/ (else EnvironmentProblem)."""
         self._ready(log)
@@ -123,10 +123,16 @@ class EmulatedRunner:
                 full_env = {"XDG_CACHE_HOME": str(xdg), **(env or {})}
                 cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp,
                                              layer=self.layer)
+                if not network:  # the command's namespaces get a network one too: no interface but a downed lo
+                    cmd = [cmd[0], "--net", *cmd[1:]]
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
                 return run_streamed(cmd, display=display, cwd=cwd, log=log, check=check, timeout=timeout)
             finally:
                 remove_tree(tmp)
+
+    def cuts_network(self) -> bool:
+        """``run(network=False)`` always cuts it: the command already runs in its own namespaces."""
+        return True
 
     def missing_debian(self, packages: Sequence[str]) -> list[str]:
         """Installs the missing ones on demand (apt inside the rootfs), so nothing stays missing.

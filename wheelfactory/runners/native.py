@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -35,9 +36,19 @@ class NativeRunner:
         return found
 
     def run(self, argv: Sequence[str], *, cwd: Path, env: Env | None = None, log: IO[str], check: bool = True,
-            timeout: float | None = None) -> subprocess.CompletedProcess:
-        """``run_streamed`` on this machine; the base environment is this process's."""
+            timeout: float | None = None, network: bool = True) -> subprocess.CompletedProcess:
+        """``run_streamed`` on this machine; the base environment is this process's.
+
+        ``network=False``: in a new network namespace (``unshare --net``: only a loopback that is
+        down, so every connection fails at once) when :meth:`cuts_network`; else as it is."""
+        if not network and self.cuts_network():
+            argv = ["unshare", "--net", "--", *argv]
         return run_streamed(argv, cwd=cwd, env=env, log=log, check=check, timeout=timeout)
+
+    def cuts_network(self) -> bool:
+        """Whether ``run(network=False)`` really cuts the network: as root, with util-linux's unshare
+        (a network namespace needs CAP_SYS_ADMIN; unprivileged user namespaces would change the build's uid)."""
+        return os.geteuid() == 0 and shutil.which("unshare") is not None
 
     def missing_debian(self, packages: Sequence[str]) -> list[str]:
         """Asks dpkg; raises EnvironmentProblem on a host without dpkg-query."""

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import RecipeError
-from .schema import did_you_mean, parse_tables, setting
+from .schema import did_you_mean, parse_section, parse_tables, setting
 
 RECIPE_FILE = "recipe.toml"
 # GitHub ends a job on a self-hosted runner after 5 days
@@ -75,6 +75,10 @@ class RecipeBuild:
                              kind="array of RPM package names")
     depends: list[str] = setting([], "recipes whose wheels this build needs (installed into the build env; their "
                                      "sha256 are in the build key)", kind="array of recipe names")
+    network: bool = setting(False, "true: the compile may reach the network (recorded in the record's "
+                                   "`host.network`). By default the backend's build step runs with the network cut "
+                                   "off (a network namespace; build requirements are installed before the cut), "
+                                   "so what it would download goes in `[extra-sources.NAME]` or `build.debian`")
     exclusive: bool = setting(False, "memory-hungry: never builds beside another build")
     timeout_minutes: int = setting(0, "the CI build job's `timeout-minutes`: what a build on a board may take, "
                                       "with a margin; 0 = `[ci].timeout-minutes`. At most 7200, the 5-day limit "
@@ -113,6 +117,20 @@ class RecipeTest:
     requires: list[str] = setting([], "extra packages installed for the commands", kind="array of requirements")
 
 
+@dataclass(frozen=True)
+class RecipeExtraSource:
+    """One ``[extra-sources.NAME]`` table: an archive the build needs beside the main source."""
+
+    url: str = setting(required=True, help="the archive (`.tar.gz`, `.tar.xz`, `.zip`, …): a vendored crate set, "
+                                           "a bundled C library's release tarball")
+    sha256: str = setting(required=True, help="sha256 of the archive; checked before unpacking, like "
+                                              "`source.sha256`; part of the build key")
+    unpack_to: str = setting("", "where its contents go, relative to the source's top folder (its single top "
+                                 "folder, if it has one, becomes this folder); must not exist yet")
+    env: str = setting("", "an environment variable the build gets, naming the unpacked folder's absolute "
+                           "path (e.g. `ZMQ_SRC`); at least one of `unpack-to` and `env`")
+
+
 # recipe.toml's tables, in the order the docs and messages list them; [yanked]
 # (a version or wheel filename -> reason) is free-form and checked in parse_recipe.
 TABLES: dict[str, type] = {
@@ -126,6 +144,10 @@ TABLES: dict[str, type] = {
 
 # What `invoke new-recipe` writes in test.imports when it cannot tell the compiled modules.
 TODO_IMPORT = "TODO: the compiled modules"
+# [extra-sources.NAME]: one table per archive (NAME is the user's; its keys are RecipeExtraSource's).
+EXTRA_SOURCES = "extra-sources"
+_EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DEB = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 
@@ -142,6 +164,8 @@ class Recipe:
     runtime: RecipeRuntime
     test: RecipeTest
     yanked: dict[str, str]  # version or wheel filename -> reason (PEP 592)
+    # [extra-sources.NAME] tables, in file order (their url and sha256 are in the build key with the rest)
+    extra_sources: dict[str, RecipeExtraSource] = dataclasses.field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -204,7 +228,8 @@ def parse_recipe(path: Path) -> Recipe:
         raise RecipeError(f"{where}: not valid TOML: {e}; fix the syntax there (https://toml.io)") from None
 
     yanked = raw.pop("yanked", {})
-    tables = parse_tables(raw, TABLES, where=where, free=["yanked"])
+    extra_sources = _extra_sources(raw.pop(EXTRA_SOURCES, {}), where)
+    tables = parse_tables(raw, TABLES, where=where, free=["yanked", EXTRA_SOURCES])
     if not isinstance(yanked, dict) or not all(isinstance(v, str) for v in yanked.values()):
         raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string, "
                           f"e.g. \"1.2.3\" = \"segfaults on import\"")
@@ -281,7 +306,42 @@ def parse_recipe(path: Path) -> Recipe:
         if name in depends:
             raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
-    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), **tables)
+    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), extra_sources=extra_sources, **tables)
+
+
+def _extra_sources(given, where: str) -> dict[str, RecipeExtraSource]:
+    """The [extra-sources.NAME] tables, checked: url and sha256 required, a safe relative unpack-to, an env name."""
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        raise RecipeError(f"{where}: [{EXTRA_SOURCES}] holds one table per archive: write [{EXTRA_SOURCES}.NAME] "
+                          f"with url, sha256 and unpack-to or env")
+    out = {}
+    for name, table in given.items():
+        key = f"{EXTRA_SOURCES}.{name}"
+        if not _EXTRA_NAME.match(name):
+            raise RecipeError(f"{where}: [{key}]: the name may hold letters, digits, '-', '_' and '.'; rename it")
+        for required in ("url", "sha256"):
+            if not table.get(required):
+                fix = (f"add sha256 = the output of `curl -fsSL {table['url']} | sha256sum`"
+                       if required == "sha256" and isinstance(table.get("url"), str) and table.get("url")
+                       else "add url = the archive's download address")
+                raise RecipeError(f"{where}: '{key}.{required}' is required (every extra source is pinned by its "
+                                  f"sha256); fix: {fix} under [{key}]")
+        entry = parse_section(RecipeExtraSource, table, section=key, where=where)
+        if not _SHA256.match(entry.sha256):
+            raise RecipeError(f"{where}: '{key}.sha256' must be 64 lowercase hex digits, got {entry.sha256!r}")
+        if not (entry.unpack_to or entry.env):
+            raise RecipeError(f"{where}: [{key}] says neither where the archive goes nor how the build finds it; "
+                              f"fix: add unpack-to = \"FOLDER\" (inside the source) or env = \"VARIABLE\" (its path)")
+        if entry.unpack_to:
+            p = PurePosixPath(entry.unpack_to)
+            if p.is_absolute() or ".." in p.parts or not p.parts:
+                raise RecipeError(f"{where}: '{key}.unpack-to' {entry.unpack_to!r} must be a relative folder inside "
+                                  f"the source; fix: name it relative to the source's top folder, e.g. \"vendor\"")
+        if entry.env and not _ENV_NAME.match(entry.env):
+            raise RecipeError(f"{where}: '{key}.env' {entry.env!r} is not an environment variable name; fix: "
+                              f"letters, digits and '_', not starting with a digit")
+        out[name] = entry
+    return out
 
 
 def is_module_name(text: str) -> bool:
