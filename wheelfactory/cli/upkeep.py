@@ -164,7 +164,7 @@ def prove_command(root, names: Sequence[str] = (), *, target: str | None = None,
     results = catalog.build_recipes(config, chosen, run_on)
     new = prove.proofs(config, chosen, results, run_on.name)
     docs = config.root / "docs"
-    page = prove.write(docs, prove.merge(prove.load(docs), new, set(everything)), everything)
+    page = prove.write(docs, prove.merge(prove.load(docs), new, {n: r.all_versions for n, r in everything.items()}), everything)
     for p in new:
         mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {p.reason}"
         ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")
