@@ -55,6 +55,10 @@ def test_the_vllm_cpu_target_resolves_for_riscv64_without_cuda(tmp_path):
     assert not [n for n in names if CUDA_ONLY.match(n)], sorted(names)
     (torch,) = [p for p in doc["packages"] if p["name"] == "torch"]
     assert torch["version"] == "2.14.0" and torch["recipe"]["version"]  # riscv64's line of cpu.txt, not +cpu
+    # The recipes list the versions this tree resolves to (numpy differs per Python: [versions]).
+    matched = {(p["name"], p["version"]): p["recipe"]["matches"] for p in doc["packages"] if p["recipe"]}
+    assert matched == {("torch", "2.14.0"): True, **{("numpy", v): True for n, v in matched if n == "numpy"}}
+    assert len(matched) >= 2
     # Requirements for other machines were dropped before resolving (the +cpu local version, the
     # x86_64 triton URLs on github.com, torchvision), and only those.
     dropped = {Requirement(t).name for t in doc["not_for_target"]}

@@ -32,10 +32,12 @@ def test_prove_writes_what_each_recipe_reached(tmp_path, shared_cache, sdist_ser
     assert [r["recipe"] for r in again] == ["wf-tiny"] and again[0]["seconds"] == tiny["seconds"] > 0
 
 
-def test_merge_replaces_only_the_same_recipe_and_level():
-    def row(recipe, level, reached):
-        return prove.Proof(recipe, "1.0", "setuptools", level, reached, "native", "", 0, 1.0, "2026-11-30", "")
+def test_merge_replaces_only_the_same_recipe_version_and_level():
+    def row(recipe, level, reached, version="1.0"):
+        return prove.Proof(recipe, version, "setuptools", level, reached, "native", "", 0, 1.0, "2026-11-30", "")
 
-    old = [row("a", "host", False), row("a", "riscv64", True), row("gone", "host", True)]
-    merged = prove.merge(old, [row("a", "host", True)], known={"a", "b"})
-    assert [(p.recipe, p.level, p.reached) for p in merged] == [("a", "host", True), ("a", "riscv64", True)]
+    old = [row("a", "host", False), row("a", "riscv64", True), row("gone", "host", True),
+           row("a", "host", True, "0.9"), row("a", "host", True, "0.8")]  # 0.8 is no longer listed
+    merged = prove.merge(old, [row("a", "host", True)], known={"a": ["1.0", "0.9"], "b": ["1.0"]})
+    assert [(p.recipe, p.version, p.level, p.reached) for p in merged] == [
+        ("a", "0.9", "host", True), ("a", "1.0", "host", True), ("a", "1.0", "riscv64", True)]

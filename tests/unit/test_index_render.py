@@ -145,3 +145,28 @@ def test_a_files_base_with_project_links_each_file_to_its_project_release():
     assert s.file_url(wheel + ".metadata") == base + wheel + ".metadata"
     assert s.file_url("zope.interface-7.0-cp313-cp313-linux_riscv64.whl.log").startswith(
         "https://github.com/o/r/releases/download/wheels-zope-interface/")
+
+
+def _proof(recipe, level="host", reached=True, reason=""):
+    return {"recipe": recipe, "version": "1.0", "backend": "setuptools", "level": level, "reached": reached,
+            "runner": "native", "wheel": f"{recipe}-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "size": 2_500_000,
+            "seconds": 61.4, "date": "2026-11-30", "reason": reason}
+
+
+def test_the_front_page_shows_the_catalog_status_counts_and_rows():
+    rows = [_proof("cffi"), _proof("numpy", reached=False, reason="needs <gfortran>"), _proof("cffi", "riscv64")]
+    plain = render_human_root([], 0, CO_HOSTED).decode()
+    page = render_human_root([], 0, CO_HOSTED, rows).decode()
+    assert "Catalog status" not in plain and render_human_root([], 0, CO_HOSTED, []).decode() == plain
+    assert "host: 1 of 2 reached; riscv64: 1 of 1 reached." in page
+    assert ('<tr><td>numpy</td><td>1.0</td><td>host</td><td>no</td><td class="n">2.4 MiB</td>'
+            '<td class="n">61 s</td><td class="d">2026-11-30</td><td>needs &lt;gfortran&gt;</td></tr>') in page
+    assert page.count("<tr><td>cffi</td>") == 2
+
+
+def test_a_large_catalog_status_shows_its_counts_and_a_link_to_the_page():
+    rows = [_proof(f"p{i}") for i in range(201)]
+    page = render_human_root([], 0, Settings("t", "", "", True, attested_by="acme/wheels"), rows).decode()
+    assert "host: 201 of 201 reached." in page and "<td>p0</td>" not in page
+    assert '<a href="https://github.com/acme/wheels/blob/HEAD/docs/catalog-status.md">' in page
+    assert "<td>p0</td>" in render_human_root([], 0, CO_HOSTED, rows[:200]).decode()

@@ -176,15 +176,18 @@ def _per_python_detail(per: dict[str, PythonVerdict], show) -> str:
 
 
 def _recipe_info(recipes_root: Path, name: str, version: str) -> dict | None:
+    """{"path", "version", "versions", "matches"}: ``matches`` when any version the recipe lists
+    (package.version or [versions]) is ``version``, the one resolved for this Python; ``version``
+    is that listed one, else package.version ("?" for a recipe that does not load)."""
     path = recipes_root / name / RECIPE_FILE
     if not path.is_file():
         return None
     try:
-        rv = parse_recipe(path).version
+        listed = parse_recipe(path).all_versions
     except FactoryError:
-        rv = "?"
-    return {"path": str(path), "version": rv,
-            "matches": bool(version) and rv != "?" and canonical_version(rv) == canonical_version(version)}
+        listed = []
+    same = [v for v in listed if version and canonical_version(v) == canonical_version(version)]
+    return {"path": str(path), "version": (same or listed or ["?"])[0], "versions": listed, "matches": bool(same)}
 
 
 def mark_only_via_missing(reports: list[PackageReport]) -> None:

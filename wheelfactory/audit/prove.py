@@ -19,20 +19,24 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from packaging.version import Version
 
 from .._util.fs import atomic_write_text
 from ..build import store
 from ..build.attempt import RecipeResult
 from ..build.graph import OK_STATUSES
 from ..build.source import cached_archive
+from ..index.render import CATALOG_PAGE, CATALOG_STATUS
 from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import host_arch
 from .scaffold import ScaffoldError, SourceView, inspect_source
 
-STATUS_JSON = "catalog-status.json"
-STATUS_PAGE = "catalog-status.md"
+STATUS_JSON = Path(CATALOG_STATUS).name  # in docs/; the index's front page shows it
+STATUS_PAGE = Path(CATALOG_PAGE).name
 
 
 @dataclass
@@ -79,7 +83,7 @@ def proofs(config: Config, recipes: dict[str, Recipe], results: list[RecipeResul
         ok = r.status in OK_STATUSES and bool(r.wheels)
         wheel = r.wheels[0] if r.wheels else None
         out.append(Proof(recipe=r.name, version=r.version or recipes[r.name].version,
-                         backend=backend_of(config, recipes[r.name]), level=level_of(config), reached=ok,
+                         backend=backend_of(config, _at(recipes[r.name], r.version)), level=level_of(config), reached=ok,
                          runner=runner, wheel=wheel.name if wheel else "",
                          size=wheel.stat().st_size if wheel and wheel.is_file() else 0,
                          seconds=_build_seconds(wheel, r.duration), date=day,
@@ -87,17 +91,21 @@ def proofs(config: Config, recipes: dict[str, Recipe], results: list[RecipeResul
     return out
 
 
+def _at(recipe: Recipe, version: str) -> Recipe:
+    return recipe.at(version) if version in recipe.all_versions else recipe
+
+
 def load(docs: Path) -> list[Proof]:
     path = docs / STATUS_JSON
     return [Proof(**row) for row in json.loads(path.read_text())] if path.is_file() else []
 
 
-def merge(old: list[Proof], new: list[Proof], known: set[str]) -> list[Proof]:
-    """The new rows replace the old ones of the same recipe and level; rows of recipes that no
-    longer exist (not in ``known``) go."""
-    fresh = {(p.recipe, p.level) for p in new}
-    kept = [p for p in old if (p.recipe, p.level) not in fresh and p.recipe in known]
-    return sorted(kept + new, key=lambda p: (p.recipe, p.level))
+def merge(old: list[Proof], new: list[Proof], known: Mapping[str, Sequence[str]]) -> list[Proof]:
+    """The new rows replace the old ones of the same recipe, version and level; rows of recipes
+    or versions no longer listed (``known``: recipe -> its versions) go."""
+    fresh = {(p.recipe, p.version, p.level) for p in new}
+    kept = [p for p in old if (p.recipe, p.version, p.level) not in fresh and p.version in known.get(p.recipe, ())]
+    return sorted(kept + new, key=lambda p: (p.recipe, Version(p.version), p.level), reverse=False)
 
 
 def render(rows: list[Proof], recipes: dict[str, Recipe]) -> str:

@@ -153,8 +153,8 @@ def dependency_metadata(config: Config, recipes: Iterable[Recipe]) -> list[dict]
     PyPI's torch is a CUDA build whose metadata pulls nvidia-*, cuda-* and triton
     into any Linux tree; our torch (from git, ``USE_CUDA=0``) needs none of them.
     A recipe says so with ``runtime.requires-dist``. Its Requires-Dist then comes
-    from our build of the recipe's version (the newest dist/ record of it for
-    the target, parsed with ``packaging.metadata``) or, before the first build,
+    from our build of a version the recipe lists (the newest dist/ record of
+    one for the target, parsed with ``packaging.metadata``) or, before the first build,
     from that declaration. The entry has no version: uv applies it to every
     version of the package, since a recipe for another version builds it the
     same way. Shape: uv's ``dependency-metadata`` entries
@@ -164,7 +164,7 @@ def dependency_metadata(config: Config, recipes: Iterable[Recipe]) -> list[dict]
     built: dict[str, dict] = {}
     for rec in load_records(config.paths.dist) if overridden else []:
         r = overridden.get(canonicalize_name(rec.get("recipe", "")))
-        if r and rec.get("target") == config.arch and rec.get("version") == r.version and rec.get("metadata"):
+        if r and rec.get("target") == config.arch and rec.get("version") in r.all_versions and rec.get("metadata"):
             if rec.get("built_at", "") >= built.get(r.name, {}).get("built_at", ""):
                 built[r.name] = rec
     entries = []

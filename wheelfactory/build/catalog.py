@@ -14,6 +14,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ..errors import RecipeError
 from ..settings.factory import Config
 from ..settings.recipe import RECIPE_FILE, Recipe, load_all, load_recipe, recipe_path
 from . import compcache, graph
@@ -47,11 +48,18 @@ class RecipeFolder(Mapping[str, Recipe]):
         return sum(1 for _ in self)
 
 
-def choose(config: Config, names: Sequence[str] = (), *, every: bool = False) -> dict[str, Recipe]:
+def choose(config: Config, names: Sequence[str] = (), *, every: bool = False,
+           version: str | None = None) -> dict[str, Recipe]:
     """The recipes to build: every one that is not retired (``package.retired``: upstream ships the
     wheels) plus what those need, or the named ones and all they need; RecipeError names a
     missing recipe or dependency, a dependency cycle and, for named ones, a disabled recipe among
-    them or what they need (checked before anything runs; ``every`` skips disabled ones)."""
+    them or what they need (checked before anything runs; ``every`` skips disabled ones).
+
+    Versions: a chosen recipe builds every version it lists (package.version and
+    [versions]: the index serves each version a target resolves to; stored build
+    keys skip the ones already built). A recipe that only comes along as a
+    dependency builds package.version, the one its dependents build with.
+    ``version``: the one named recipe builds that listed version only."""
     root = config.paths.recipes
     if every:
         everything = load_all(root)
@@ -61,7 +69,14 @@ def choose(config: Config, names: Sequence[str] = (), *, every: bool = False) ->
     graph.topological_order(recipes)
     if not every:
         graph.check_enabled(recipes, names)
-    return recipes
+    named = set(recipes) if every else {canonicalize_name(n) for n in names}
+    if version is not None:
+        if len(named) != 1:
+            raise RecipeError(f"--version {version} picks a version of one recipe; name exactly one (got "
+                              f"{', '.join(sorted(named)) or 'none'})")
+        only = next(iter(named))
+        recipes[only] = recipes[only].at(version)
+    return {n: r if n in named else r.at(r.version) for n, r in recipes.items()}
 
 
 def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pythons: Sequence[str] | None = None,
@@ -69,16 +84,22 @@ def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pyth
     """Run the pipeline over ``recipes`` as a graph (dependencies first, ``jobs`` at once): each build
     gets the wheels of what it needs from this run and its own compiler-cache environment.
     ``force``: names to rebuild even when their build key is stored (not the dependencies that
-    came along). One result per recipe, in dependency order."""
+    came along). One result per recipe and version it builds (:meth:`Recipe.all_versions`:
+    package.version first, one after the other), in dependency order."""
     forced = {canonicalize_name(n) for n in force}
+
+    older: dict[str, list[RecipeResult]] = {}  # the [versions] results, beside package.version's
 
     def build_one(recipe: Recipe, deps: list[Path]) -> RecipeResult:
         env = compcache.prepare(config, runner, recipe.name)
         try:
-            return build_recipe(config, recipe, runner, pythons=pythons, force=recipe.name in forced,
-                                dependency_wheels=deps, extra_env=env)
+            results = [build_recipe(config, recipe.at(v), runner, pythons=pythons, force=recipe.name in forced,
+                                    dependency_wheels=deps, extra_env=env) for v in recipe.all_versions]
         finally:
             compcache.finish(env)
+        older[recipe.name] = results[1:]
+        return results[0]  # dependents build with package.version's wheels
 
-    return graph.run_graph(config, recipes, build_one, jobs=jobs or graph.default_jobs(config),
+    done = graph.run_graph(config, recipes, build_one, jobs=jobs or graph.default_jobs(config),
                            keep_going=keep_going)
+    return [r for first in done for r in (first, *older.get(first.name, ()))]

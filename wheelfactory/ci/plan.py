@@ -90,7 +90,10 @@ def _base_tree(config: Config, top: Path, prefix: str, commit: str, dest: Path) 
 
 
 def _plan_key(recipe: Recipe, patches: Path, target: dict, logic: str | None) -> str:
-    payload = json.dumps({"recipe": recipe.fingerprint(patches), "target": target, "logic": logic}, sort_keys=True)
+    # every version it lists: a [versions] entry added or changed is a change too
+    recipe_keys = [recipe.at(v).fingerprint(patches) for v in recipe.all_versions]
+    payload = json.dumps({"recipe": recipe_keys if len(recipe_keys) > 1 else recipe_keys[0], "target": target,
+                          "logic": logic}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

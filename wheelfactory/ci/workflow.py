@@ -273,7 +273,7 @@ def _build_job(config: Config, name: str, recipe: Recipe, deps: list[str], label
                  "retention-days": ci.artifact_retention_days},
     })
     return {
-        "name": f"build {name} {recipe.version}",
+        "name": f"build {name} {', '.join(recipe.all_versions)}",
         "needs": ["plan", *[job_id(d) for d in deps]],
         # Skipped dependencies (unchanged) must not skip this job; failed ones must.
         "if": f"${{{{ !cancelled() && !failure() && fromJSON(needs.plan.outputs.build)['{name}'] }}}}",

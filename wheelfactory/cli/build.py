@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="where builds run (default: build.runner in factory.toml)")
     p.add_argument("--python", action="append", metavar="X.Y", type=_python_version,
                    help="build for this Python (repeatable)")
+    p.add_argument("--version", default=None, metavar="V",
+                   help="build only this version of the one recipe named (package.version or a [versions] "
+                        "key; default: every version it lists)")
     p.add_argument("--force", action="store_true", help="build again even if the build key is stored")
     p.add_argument("--jobs", type=int, default=None, help="parallel builds (default: build.jobs)")
     p.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=None,
@@ -71,7 +74,7 @@ def build_command(argv: list[str], root: Path) -> int:
     if args.jobs is not None:
         config = config.replace(build={"jobs": args.jobs})
     keep_going = config.build.keep_going if args.keep_going is None else args.keep_going
-    recipes = catalog.choose(config, args.names, every=args.all)
+    recipes = catalog.choose(config, args.names, every=args.all, version=args.version)
     runner = select_runner(config, args.runner)
     # --force rebuilds what was named, not the dependencies that came along.
     forced = (set(recipes) if args.all else set(args.names)) if args.force else set()

@@ -126,7 +126,8 @@ def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str]
     runners: dict[str, object] = {}
 
     def build(config, name: str):
-        recipes = graph.select(load_all(config.paths.recipes), [name])
+        # package.version only (the one bumped), not the older [versions] beside it
+        recipes = {n: r.at(r.version) for n, r in graph.select(load_all(config.paths.recipes), [name]).items()}
         runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
         results = catalog.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
         return next(r for r in results if r.name == canonicalize_name(name))
@@ -163,7 +164,7 @@ def prove_command(root, names: Sequence[str] = (), *, target: str | None = None,
     results = catalog.build_recipes(config, chosen, run_on)
     new = prove.proofs(config, chosen, results, run_on.name)
     docs = config.root / "docs"
-    page = prove.write(docs, prove.merge(prove.load(docs), new, set(everything)), everything)
+    page = prove.write(docs, prove.merge(prove.load(docs), new, {n: r.all_versions for n, r in everything.items()}), everything)
     for p in new:
         mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {p.reason}"
         ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")

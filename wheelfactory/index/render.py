@@ -40,6 +40,11 @@ PROJECT = "project"
 # (update.digest_bytes), written last. Fetch it from the live site to tell whether the host
 # serves this index yet; fetch-dist restores dist/ from its manifest.
 DIGEST = "index-digest.json"
+# `invoke prove`'s rows (audit/prove.py) and its page, relative to the project root; the
+# front page shows them.
+CATALOG_STATUS = "docs/catalog-status.json"
+CATALOG_PAGE = "docs/catalog-status.md"
+CATALOG_TABLE_MAX = 200
 
 # The install commands every page prints ({url}: the simple/ root, {name}: the project).
 # uv's default strategy takes a project from the first index that has it at all, so a
@@ -251,9 +256,10 @@ def human_root_row(name: str, latest: str, built: str, count: int) -> str:
             f'<td class="n">{count}</td><td class="d">{_date(built)}</td></tr>\n')
 
 
-def render_human_root(rows: list[str], wheels: int, settings: Settings) -> bytes:
-    """The human root page: ``rows`` (``human_root_row`` of each project, sorted by name)
-    and the total number of ``wheels``."""
+def render_human_root(rows: list[str], wheels: int, settings: Settings, catalog: list[dict] = ()) -> bytes:
+    """The human root page: ``rows`` (``human_root_row`` of each project, sorted by name),
+    the total number of ``wheels`` and, when given, ``catalog``: the rows of
+    docs/catalog-status.json that ``invoke prove`` writes (:func:`render_catalog_status`)."""
     url = _index_url_code(settings, f"{SIMPLE}/")
     body = (
         "<section><h2>Install from this index</h2>\n"
@@ -263,8 +269,37 @@ def render_human_root(rows: list[str], wheels: int, settings: Settings) -> bytes
         f'Machine-readable: <a href="{SIMPLE}/">{SIMPLE}/</a> (PEP 503 HTML, PEP 691 JSON).</p></section>\n'
         "<section><h2>Projects</h2>\n<table>\n<thead><tr><th>Project</th><th>Latest version</th>"
         f'<th class="n">Wheels</th><th>Built</th></tr></thead>\n<tbody>\n{"".join(rows)}</tbody></table></section>\n'
+        + render_catalog_status(catalog, settings)
     )
     return _human_page(settings.title, "./", body, settings)
+
+
+def render_catalog_status(rows: list[dict], settings: Settings) -> str:
+    """The front page's "Catalog status" section ("" without rows): per level, how many recipe
+    versions reached it, then one table row per recipe, version and level (``invoke prove``'s
+    rows: recipe, version, level, reached, wheel, size in bytes, seconds, date, reason). Above
+    CATALOG_TABLE_MAX rows only the counts, and a link to the committed page when the
+    repository is known (``attested_by``)."""
+    if not rows:
+        return ""
+    levels: dict[str, list[bool]] = {}
+    for r in rows:
+        levels.setdefault(r["level"], []).append(bool(r["reached"]))
+    counts = "; ".join(f"{_e(level)}: {sum(got)} of {len(got)} reached" for level, got in levels.items())
+    body = f'<section><h2>Catalog status</h2>\n<p class="muted">From <code>invoke prove</code>: {counts}.'
+    if len(rows) > CATALOG_TABLE_MAX:
+        if settings.attested_by:
+            page = f"https://github.com/{settings.attested_by}/blob/HEAD/{CATALOG_PAGE}"
+            body += f' Every row: <a href="{_e(page)}">{CATALOG_PAGE}</a>.'
+        return body + "</p></section>\n"
+    cells = "".join(
+        f'<tr><td>{_e(r["recipe"])}</td><td>{_e(r["version"])}</td><td>{_e(r["level"])}</td>'
+        f'<td>{"yes" if r["reached"] else "no"}</td><td class="n">{_size(r["size"]) if r["size"] else "-"}</td>'
+        f'<td class="n">{r["seconds"]:.0f} s</td><td class="d">{_e(r["date"])}</td>'
+        f'<td>{_e(r["reason"]) or "-"}</td></tr>\n' for r in rows)
+    return (body + "</p>\n<table>\n<thead><tr><th>Recipe</th><th>Version</th><th>Level</th><th>Reached</th>"
+            f'<th class="n">Wheel</th><th class="n">Build time</th><th>Date</th><th>Reason</th></tr></thead>\n'
+            f"<tbody>\n{cells}</tbody></table></section>\n")
 
 
 def latest_version(files: list[dict]) -> str:

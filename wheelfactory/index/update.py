@@ -23,9 +23,9 @@ from .. import __version__
 from .apply import Stage, strays
 from .records import (IndexProblem, Summary, Yanks, entry_from_record, metadata_bytes, project_of, read_record,
                       summary_of)
-from .render import (DIGEST, FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row, latest_version,
-                     render_human_project, render_human_root, render_simple_project, render_simple_root, sort_files,
-                     supersede)
+from .render import (CATALOG_STATUS, DIGEST, FILES, FORMAT, PROJECT, SIMPLE, Settings, human_root_row,
+                     latest_version, render_human_project, render_human_root, render_simple_project,
+                     render_simple_root, sort_files, supersede)
 from .state import Scan, Summaries, empty_state
 
 # A generation of at least this many records (a first index, a full rebuild) is spread
@@ -134,6 +134,7 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     """Stage every changed file of the index (``old``: its state, None for a new index);
     fill ``report``; return the paths to delete and the new state (not staged yet)."""
     old = old or empty_state()
+    catalog = catalog_status(run.root)  # checked before anything is rendered
     in_dist = scan.stats
     indexed_before = old["records"].keys() - set(old["excluded"])
     indexed_now = in_dist.keys() - run.excluded
@@ -145,7 +146,8 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
 
     # Root pages: written when their bytes change (the simple root lists names only).
     pages = [("index.html", render_human_root([p["row"] for p in projects.values()],
-                                              sum(len(p["wheels"]) for p in projects.values()), run.settings))]
+                                              sum(len(p["wheels"]) for p in projects.values()), run.settings,
+                                              catalog))]
     if run.full or list(projects) != list(old["projects"]):
         pages += zip((f"{SIMPLE}/index.html", f"{SIMPLE}/index.json"), render_simple_root(list(projects)))
     for rel, data in pages:
@@ -163,6 +165,23 @@ def stage_update(run: Run, live: Path, old: dict | None, scan: Scan, report: Rep
     if run.full and live.exists():
         deletes += strays(live, run.stage)
     return deletes, state
+
+
+def catalog_status(root: Path) -> list[dict]:
+    """The rows of ``invoke prove``'s docs/catalog-status.json under ``root`` ([] without one);
+    IndexProblem names a file that is not that list, and the fix."""
+    path = root / CATALOG_STATUS
+    try:
+        rows = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (ValueError, OSError) as e:
+        rows = e
+    keys = {"recipe", "version", "level", "reached", "size", "seconds", "date", "reason"}
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and keys <= r.keys() for r in rows):
+        raise IndexProblem(f"{path}: not the list of rows `invoke prove` writes (each with "
+                           f"{', '.join(sorted(keys))}); run `invoke prove` again, or restore it with git")
+    return rows
 
 
 def _tasks(run: Run, old: dict, held: Summaries, scan: Scan, indexed_before: set[str],

@@ -23,7 +23,7 @@ from . import factory, recipe
 from .schema import markdown_table
 
 DOCS = ("docs/recipes.md", "docs/config.md")
-SOURCES = {"recipe": {**recipe.TABLES, recipe.EXTRA_SOURCES: recipe.RecipeExtraSource}, "factory": factory.TABLES}
+SOURCES = {"recipe": {**recipe.TABLES, **recipe.ENTRY_TABLES}, "factory": factory.TABLES}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) \[([\w-]+)\] -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 

@@ -36,7 +36,8 @@ MAX_JOB_MINUTES = 5 * 24 * 60
 class RecipePackage:
     name: str = setting(required=True, help="the PyPI project name; the folder is its canonical form "
                                             "(`recipes/multidict/`)")
-    version: str = setting(required=True, help="the exact version built (PEP 440)")
+    version: str = setting(required=True, help="the exact version built (PEP 440); with `[versions]`, the newest "
+                                              "listed: the one `invoke bump` moves and dependent recipes build with")
     disabled: str = setting("", "a reason; `build-all` skips the recipe and its dependents; "
                                 "asking for it (or a dependent) by name is an error")
     retired: str = setting("", "upstream ships riscv64 wheels for every target Python: the version and wheel tags "
@@ -131,8 +132,20 @@ class RecipeExtraSource:
                            "path (e.g. `ZMQ_SRC`); at least one of `unpack-to` and `env`")
 
 
+@dataclass(frozen=True)
+class RecipeVersion:
+    """One entry of ``[versions."X.Y.Z"]``: an older version built beside ``package.version``."""
+
+    sha256: str = setting("", "sha256 of that version's sdist or archive (sdist and url sources)")
+    url: str = setting("", "that version's archive (url sources)")
+    rev: str = setting("", "that version's tag or commit (git sources)")
+    env: dict[str, str] = setting({}, "build environment variables that differ for that version, over `build.env` "
+                                      "(torch: `PYTORCH_BUILD_VERSION`)")
+
+
 # recipe.toml's tables, in the order the docs and messages list them; [yanked]
-# (a version or wheel filename -> reason) is free-form and checked in parse_recipe.
+# (a version or wheel filename -> reason) and [versions] (a version -> RecipeVersion)
+# are keyed by the user's versions and checked in parse_recipe.
 TABLES: dict[str, type] = {
     "package": RecipePackage,
     "source": RecipeSource,
@@ -141,11 +154,13 @@ TABLES: dict[str, type] = {
     "runtime": RecipeRuntime,
     "test": RecipeTest,
 }
+# [extra-sources.NAME]: one table per archive (NAME is the user's; its keys are RecipeExtraSource's).
+EXTRA_SOURCES = "extra-sources"
+# Tables of user-named entries ([versions."X.Y"], [extra-sources.NAME]), for the docs.
+ENTRY_TABLES: dict[str, type] = {"versions": RecipeVersion, EXTRA_SOURCES: RecipeExtraSource}
 
 # What `invoke new-recipe` writes in test.imports when it cannot tell the compiled modules.
 TODO_IMPORT = "TODO: the compiled modules"
-# [extra-sources.NAME]: one table per archive (NAME is the user's; its keys are RecipeExtraSource's).
-EXTRA_SOURCES = "extra-sources"
 _EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -166,6 +181,31 @@ class Recipe:
     yanked: dict[str, str]  # version or wheel filename -> reason (PEP 592)
     # [extra-sources.NAME] tables, in file order (their url and sha256 are in the build key with the rest)
     extra_sources: dict[str, RecipeExtraSource] = dataclasses.field(default_factory=dict)
+    versions: dict[str, RecipeVersion] = dataclasses.field(default_factory=dict)  # older versions also built
+
+    @property
+    def all_versions(self) -> list[str]:
+        """package.version, then the [versions] this recipe also builds (newest first)."""
+        return [self.package.version, *self.versions]
+
+    def at(self, version: str) -> Recipe:
+        """This recipe building only ``version`` (one of :attr:`all_versions`): package.version,
+        [source] and build.env as [versions] sets them. RecipeError names the listed versions."""
+        if version not in self.all_versions:
+            match = [v for v in self.all_versions if Version(v) == _version_or_none(version)]
+            if not match:
+                raise RecipeError(f"{self.path}: {self.name} {version} is not listed (package.version or "
+                                  f"[versions]); it builds {', '.join(self.all_versions)}; add "
+                                  f"[versions.\"{version}\"] with its sha256 (or rev) to build it")
+            version = match[0]
+        pin = self.versions.get(version)
+        if pin is None:
+            return dataclasses.replace(self, versions={})
+        pinned = {k: v for k, v in (("sha256", pin.sha256), ("url", pin.url), ("rev", pin.rev)) if v}
+        return dataclasses.replace(
+            self, versions={}, package=dataclasses.replace(self.package, version=version),
+            source=dataclasses.replace(self.source, **pinned),
+            build=dataclasses.replace(self.build, env={**self.build.env, **pin.env}))
 
     @property
     def version(self) -> str:
@@ -199,12 +239,14 @@ class Recipe:
         whitespace), so comments, key order, quoting and blank lines do not
         change the key while any value does; a key left at its default is
         not filled in, so a new setting does not move every key.
+        With ``[versions]``, it is the content of a recipe written for
+        ``self.version`` alone: listing another version moves no key.
         ``package.retired`` and ``build.timeout-minutes`` are left out: they
         change what is built by default and how long CI waits, not the wheel.
         Patches count
         byte for byte (name and sha256 of each): they are code.
         """
-        recipe = tomllib.loads(self.text.decode())
+        recipe = _content_at(tomllib.loads(self.text.decode()), self.version)
         recipe.get("package", {}).pop("retired", None)  # says where users get wheels, not how we build
         recipe.get("build", {}).pop("timeout-minutes", None)  # how long CI waits changes no wheel
         content = {
@@ -214,6 +256,55 @@ class Recipe:
         }
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _content_at(recipe: dict, version: str) -> dict:
+    """Parsed recipe TOML as if written for ``version`` alone (its [versions] entry applied, the table dropped)."""
+    pin = recipe.pop("versions", {}).get(version)
+    if pin is not None and recipe.get("package", {}).get("version") != version:
+        recipe["package"]["version"] = version
+        recipe.setdefault("source", {}).update({k: v for k, v in pin.items() if k != "env"})
+        if "env" in pin:
+            recipe.setdefault("build", {})["env"] = {**recipe["build"].get("env", {}), **pin["env"]}
+    return recipe
+
+
+def _version_or_none(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _parse_versions(raw: object, where: str, kind: str, newest: str) -> dict[str, RecipeVersion]:
+    """[versions]: each key a PEP 440 version older than package.version, pinned like [source] is."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise RecipeError(f"{where}: [versions] holds one table per version, e.g. [versions.\"2.4.6\"] with "
+                          f"sha256 = \"…\" (or rev = \"v2.4.6\" for a git source)")
+    need = {"sdist": ("sha256",), "url": ("url", "sha256"), "git": ("rev",)}[kind]
+    out: dict[str, RecipeVersion] = {}
+    for version, given in raw.items():
+        key = f'versions."{version}"'
+        v = _version_or_none(version)
+        if v is None or v >= Version(newest) or any(Version(o) == v for o in out):
+            raise RecipeError(f"{where}: [{key}]: each [versions] key must be a distinct PEP 440 version older "
+                              f"than package.version {newest}; fix: list the newest in package.version, the "
+                              f"others under [versions]")
+        pin = parse_section(RecipeVersion, given, section=key, where=where)
+        have = {k for k in ("sha256", "url", "rev") if getattr(pin, k)}
+        if have != set(need):
+            extra = ", not " + " or ".join(sorted(have - set(need))) if have - set(need) else ""
+            raise RecipeError(f"{where}: [{key}] of a {kind} source takes {' and '.join(need)}{extra}; "
+                              f"fix: {_PIN_FIX[kind]}")
+        if pin.sha256 and not _SHA256.match(pin.sha256):
+            raise RecipeError(f"{where}: '{key}.sha256' must be 64 lowercase hex digits, got {pin.sha256!r}")
+        out[version] = pin
+    return dict(sorted(out.items(), key=lambda kv: Version(kv[0]), reverse=True))
+
+
+_PIN_FIX = {"sdist": "sha256 = that version's sdist sha256 (pypi.org lists it)",
+            "url": "url = that version's archive and sha256 = its sha256",
+            "git": "rev = that version's tag (e.g. \"v2.14.0\")"}
 
 
 def parse_recipe(path: Path) -> Recipe:
@@ -229,7 +320,8 @@ def parse_recipe(path: Path) -> Recipe:
 
     yanked = raw.pop("yanked", {})
     extra_sources = _extra_sources(raw.pop(EXTRA_SOURCES, {}), where)
-    tables = parse_tables(raw, TABLES, where=where, free=["yanked", EXTRA_SOURCES])
+    versions = raw.pop("versions", {})
+    tables = parse_tables(raw, TABLES, where=where, free=["yanked", EXTRA_SOURCES, "versions"])
     if not isinstance(yanked, dict) or not all(isinstance(v, str) for v in yanked.values()):
         raise RecipeError(f"{where}: [yanked] must map a version or wheel filename to a reason string, "
                           f"e.g. \"1.2.3\" = \"segfaults on import\"")
@@ -306,7 +398,9 @@ def parse_recipe(path: Path) -> Recipe:
         if name in depends:
             raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
         tables[section] = dataclasses.replace(tables[section], depends=depends)
-    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), extra_sources=extra_sources, **tables)
+    kind = "git" if src.git else "url" if src.url else "sdist"
+    versions = _parse_versions(versions, where, kind, pkg.version)
+    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), versions=versions, extra_sources=extra_sources, **tables)
 
 
 def _extra_sources(given, where: str) -> dict[str, RecipeExtraSource]:
