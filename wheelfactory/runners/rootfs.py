@@ -647,9 +647,10 @@ class Rootfs:
                 ui.error("rootfs creation interrupted; nothing half-made was left behind")
             raise
         info = self.info()
-        gcc = f"gcc {info['gcc']}, " if info.get("gcc") else ""  # the clean system has none
-        ui.info(f"{self.label} ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
-                f"{gcc}Python {', '.join(info['pythons'])}")
+        facts = [human_size(info["size"]), f"glibc {info['glibc']}",
+                 *([f"gcc {info['gcc']}"] if info.get("gcc") else []),  # the clean system has none
+                 *([f"Python {', '.join(info['pythons'])}"] if info["pythons"] else [])]  # the native rootfs none
+        ui.info(f"{self.label} ready in {seconds:.0f}s: {', '.join(facts)}")
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
         cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
