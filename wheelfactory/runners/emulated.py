@@ -215,8 +215,13 @@ class EmulatedRunner:
     _warned_fallback = False
 
     def _emulated(self, why: str) -> dict:
+        """The compilers record of a build with the rootfs's own compilers; ``why`` they were used."""
         gcc = (self.rootfs.stamp() or {}).get("gcc", "")
-        return {"kind": "emulated", "gcc": gcc, "name": f"gcc-{gcc.split('.')[0]}" if gcc else "", "why": why}
+        major = gcc.split(".")[0]
+        packages = {p: v for p in (f"gcc-{major}", f"g++-{major}", f"gfortran-{major}")
+                    if (v := self.rootfs._dpkg_version(self.rootfs.path, p))} if gcc else {}
+        return {"kind": "emulated", "name": f"gcc-{major}" if gcc else "", "gcc": gcc, "packages": packages,
+                "why": why}
 
     def _wrapper_problem(self) -> str | None:
         """None when the cross C compiler answers through its wrapper inside the layer; else the message."""
