@@ -21,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 from conftest import write_recipe
 from support.emulation import emu_project
 from wheelfactory.cli import build as build_cli
+from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
 from wheelfactory.runners.cross import NativeHalf
 from wheelfactory.runners.emulated import EmulatedRunner
@@ -119,17 +120,21 @@ def test_cross_and_emulated_compilers_make_the_same_wheel(built, recipe, tmp_pat
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_each_wheel_was_compiled_by_the_compiler_its_record_names(built, recipe):
-    """gcc writes its Debian version into each object's .comment ("GCC: (Debian 16.2.0-3) 16.2.0"): the
-    cross package's (16.2.0-3cross1 -> 16.2.0-3) in the cross wheel, the rootfs's gcc-16 in the other."""
-    for mode, package in (("required", "gcc-16-riscv64-linux-gnu"), ("off", "gcc-16")):
+    """Each object names its compiler: gcc writes its Debian version into .comment ("GCC: (Debian
+    16.2.0-3) 16.2.0": the cross package's 16.2.0-3cross1 in the cross wheel, the rootfs's gcc-16 in
+    the other), and the debug info names gcc's own include folder: /native/usr/lib/gcc-cross/... only
+    when the native cross compiler ran (without the wrappers this test fails)."""
+    for mode, package, gcc_include in (("required", "gcc-16-riscv64-linux-gnu", b"/native/usr/lib/gcc-cross/"),
+                                       ("off", "gcc-16", b"/usr/lib/gcc/riscv64-linux-gnu/16/include")):
         wheel, record = dist_record(built[mode], recipe)
         version = record["host"]["compilers"]["packages"][package].split("cross")[0]
         with zipfile.ZipFile(wheel) as zf:
-            comments = [comment(zf.read(n)) for n in zf.namelist() if n.endswith(".so")]
-        assert comments and all(f"(Debian {version})" in c for c in comments), (mode, version, comments)
-    assert dist_record(built["required"], recipe)[1]["host"]["compilers"]["packages"]["gcc-16-riscv64-linux-gnu"] \
-        .split("cross")[0] != dist_record(built["off"], recipe)[1]["host"]["compilers"]["packages"]["gcc-16"], \
-        "the two gcc builds must differ in their Debian revision for this check to tell them apart"
+            objects = {n: zf.read(n) for n in zf.namelist() if n.endswith(".so")}
+        assert objects
+        for name, data in objects.items():
+            assert f"(Debian {version})" in comment(data), (mode, name, version, comment(data))
+            assert gcc_include in data, (mode, name)
+            assert (b"/native/" in data) == (mode == "required"), (mode, name)
 
 
 def comment(elf_bytes: bytes) -> str:
@@ -193,3 +198,22 @@ def test_recipe_opt_out_uses_the_emulated_compilers(emu_cache, tmp_path):
     assert record["kind"] == "emulated" and record["name"] == "gcc-16"
     assert record["why"] == "the recipe sets build.cross = false"
     assert record["gcc"] == runner.rootfs.stamp()["gcc"] and record["packages"]["gcc-16"].startswith(record["gcc"])
+
+
+def test_rootfs_info_shows_the_native_rootfs_and_its_compiler_versions(emu_cache, tmp_path, capsys):
+    root = project(tmp_path / "p", emu_cache, "auto")
+    native = NativeHalf(load_config(root))
+    native.ensure()
+    capsys.readouterr()
+    assert rootfs_cli.rootfs_command(["info", "--json"], root=root) == 0
+    info = json.loads(capsys.readouterr().out)
+    cross = info["cross_compilers"]
+    assert cross["ready"] and cross["path"] == str(native.path) and cross["arch"] == "x86_64"
+    assert cross["gcc"] == info["gcc"], "the cross gcc has the build rootfs's gcc version"
+    assert cross["compilers"]["gcc-16-riscv64-linux-gnu"].startswith(info["gcc"])
+    assert cross["size"] > 100 * 2**20 and cross["age_seconds"] >= 0
+    # The cross toolchain's own glibc is left out: the build rootfs's is the one compiled and linked against.
+    assert not (native.path / "usr/riscv64-linux-gnu/lib/libc.so.6").exists()
+    assert (native.path / "usr/riscv64-linux-gnu/lib/libstdc++.so.6").exists()
+    assert rootfs_cli.rootfs_command(["info"], root=root) == 0
+    assert "cross compilers" in capsys.readouterr().err
