@@ -30,6 +30,7 @@ from filelock import Timeout
 from rich.markup import escape
 
 from .. import ui
+from ..errors import FactoryError
 from ..runners import Runner
 from ..runners.container import ContainerRunner
 from ..runners.emulated import EmulatedRunner
@@ -115,17 +116,22 @@ def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] |
     the recipe's build.debian is installed there only, so the wheel depends on the recipe alone.
     """
     base = attempt.runner
-    with _hermetic(base) as attempt.runner:
+    with _hermetic(base, cross=attempt.recipe.build.cross) as attempt.runner:
         try:
             _build_stages(attempt, plan, extra_env)
+        except FactoryError as e:
+            if getattr(attempt.runner, "cross", None) is not None:  # say the way out once, in the one message
+                e.args = (f"{e.args[0]} (compiled with native cross compilers; if they are the cause, set "
+                          f"build.cross = false in the recipe)", *e.args[1:])
+            raise
         finally:
             attempt.runner = base
 
 
 @contextlib.contextmanager
-def _hermetic(runner: Runner):
+def _hermetic(runner: Runner, *, cross: bool):
     if isinstance(runner, EmulatedRunner):
-        with runner.hermetic() as layered:
+        with runner.hermetic(cross=cross) as layered:
             yield layered
     else:
         yield runner

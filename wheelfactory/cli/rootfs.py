@@ -1,4 +1,5 @@
-"""``nox -s rootfs -- create|update|remove|info``: the target's build rootfs and clean system, and their info."""
+"""``nox -s rootfs -- create|update|remove|info``: the target's build rootfs, clean system and native rootfs
+(the cross compilers, unless ``[emulation].cross-compilers = "off"``), and their info."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from rich.table import Table
 from .. import ui
 from .._util.fs import human_age, human_size
 from ..runners.clean import systems
+from ..runners.cross import NativeHalf
 from ..settings.factory import load_config
 
 
 def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
     """``nox -s rootfs -- create|update|remove|info [--replace] [--json]``; the exit status."""
     p = argparse.ArgumentParser(prog="nox -s rootfs --",
-                                description="Create, update, remove or describe the target's build rootfs "
-                                            "and clean system (both, in that order).")
+                                description="Create, update, remove or describe the target's build rootfs, "
+                                            "clean system and native rootfs of cross compilers (in that order).")
     p.add_argument("action", nargs="?", default="info", choices=("create", "update", "remove", "info"))
     p.add_argument("--replace", action="store_true", help="create: build a fresh one even if one exists")
     p.add_argument("--json", action="store_true", help="info: print the facts as JSON on stdout")
@@ -27,8 +29,13 @@ def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
         args = p.parse_args(list(argv))
     except SystemExit as e:
         return int(e.code or 0)
-    found = systems(load_config(root))
+    config = load_config(root)
+    found = systems(config)
+    if config.emulation.cross_compilers != "off":
+        found.append(NativeHalf(config))  # after the build rootfs: its gcc version picks the cross compilers
     for rootfs in found:
+        if isinstance(rootfs, NativeHalf) and args.action in ("create", "update"):
+            rootfs = found[-1] = NativeHalf(config)
         if args.action == "create":
             rootfs.create(replace=args.replace)
         elif args.action == "update":
@@ -42,7 +49,8 @@ def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
         return 0
     infos = [dict(r.info(), system=r.label) for r in found]
     if args.json:
-        print(json.dumps(infos[0] | {"clean_system": infos[1]}, indent=2, sort_keys=True))
+        extra = {"cross_compilers": infos[2]} if len(infos) > 2 else {}
+        print(json.dumps(infos[0] | {"clean_system": infos[1]} | extra, indent=2, sort_keys=True))
         return 0
     for info in infos:
         show_info(info)
@@ -66,7 +74,9 @@ def show_info(info: dict) -> None:
         ("mirror", info["mirror"]),
         ("glibc", info["glibc"]),
         ("gcc", info["gcc"] or "-"),
-        ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items())),
+        *([("cross compilers", ", ".join(f"{p} {v}" for p, v in info["compilers"].items()))]
+          if info.get("compilers") else []),
+        ("Pythons", ", ".join(f"{v} ({full})" for v, full in info["pythons"].items()) or "-"),
         ("installed on demand", ", ".join(info.get("installed_on_demand") or []) or "-"),
         ("created in", f"{info.get('creation_seconds', 0):.0f}s with {info.get('mmdebstrap', 'mmdebstrap')}"),
     ]

@@ -15,6 +15,7 @@ what to install or run.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import platform
 import secrets
@@ -28,11 +29,12 @@ from typing import IO
 from .. import ui
 from .._util.fs import human_age, remove_tree
 from .._util.proc import Env, run_streamed
-from ..errors import EnvironmentProblem
+from ..errors import EnvironmentProblem, FactoryError
 from ..settings.factory import Config
 from ..settings.target import host_arch
 from .binfmt import host_problem, qemu_version
-from .rootfs import Layer, Rootfs, seconds_since
+from .cross import CROSS_BIN, NativeHalf
+from .rootfs import BASE_ENV, Layer, Rootfs, seconds_since
 
 
 def emulation_problem(config: Config) -> str | None:
@@ -54,15 +56,21 @@ class EmulatedRunner:
 
     ``rootfs``: another system of the target (the clean system); ``layer``: run every
     command on that throwaway layer of it instead of on the rootfs itself, and install
-    ``missing_debian`` packages into the layer only.
+    ``missing_debian`` packages into the layer only. ``cross``: the native half whose cross
+    compilers the layer's commands use (``runners.cross``); ``compilers``: what the record
+    says about the compilers (see ``compilers_record``).
     """
 
     name = "emulated"
 
-    def __init__(self, config: Config, *, rootfs: Rootfs | None = None, layer: Layer | None = None):
+    def __init__(self, config: Config, *, rootfs: Rootfs | None = None, layer: Layer | None = None,
+                 cross: NativeHalf | None = None, compilers: dict | None = None):
         self.config = config
         self.rootfs = rootfs or Rootfs(config)
         self.layer = layer
+        self.cross = cross if layer is not None else None
+        self.compilers = compilers or {}
+        self._cross_decision: tuple[NativeHalf | None, dict] | None = None
         self.installed: dict[str, str] = {}  # package -> version: what missing_debian added to the layer
         kind = "emulated" if type(self.rootfs) is Rootfs else self.rootfs.label.replace(" ", "-")
         self.id = f"{kind}-{self.rootfs.arch}-{self.rootfs.suite}"
@@ -121,8 +129,14 @@ class EmulatedRunner:
                 # Shared by the build rootfs and the clean system of the target: downloads only, no system state.
                 xdg = self.config.paths.cache / "xdg" / f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
                 full_env = {"XDG_CACHE_HOME": str(xdg), **(env or {})}
+                extra: list[str] = []
+                if self.cross is not None:
+                    # The wrappers go before everything, the ccache masquerade folder included:
+                    # they run the native ccache themselves.
+                    full_env["PATH"] = f"{CROSS_BIN}:{full_env.get('PATH') or BASE_ENV['PATH']}"
+                    extra = self.cross.mount_lines(self.cross.compilers())
                 cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp,
-                                             layer=self.layer)
+                                             layer=self.layer, extra=extra)
                 if not network:  # the command's namespaces get a network one too: no interface but a downed lo
                     cmd = [cmd[0], "--net", *cmd[1:]]
                 display = f"[{self.id}] {shlex.join(map(str, argv))}"
@@ -151,13 +165,89 @@ class EmulatedRunner:
         return self.rootfs.missing(list(packages))
 
     @contextlib.contextmanager
-    def hermetic(self) -> Iterator[EmulatedRunner]:
+    def hermetic(self, *, cross: bool = True) -> Iterator[EmulatedRunner]:
         """This runner on a throwaway layer of its rootfs: what ``missing_debian`` installs lives in the
-        layer and dies with it, so one recipe's build packages are never seen by another's build."""
-        with self.rootfs.layer() as layer:
-            yield EmulatedRunner(self.config, rootfs=self.rootfs, layer=layer)
+        layer and dies with it, so one recipe's build packages are never seen by another's build.
+
+        ``cross``: the recipe's ``build.cross``; with it (and ``[emulation].cross-compilers`` not off)
+        the layer's compiler calls run the native cross compilers. When they cannot be had, "auto"
+        falls back to the emulated compilers (warned, and said in ``describe()["compilers"]``),
+        "required" raises EnvironmentProblem with the fix.
+        """
+        native, compilers = self._cross_compilers() if cross else (None, self._emulated(
+            "the recipe sets build.cross = false"))
+        with contextlib.ExitStack() as stack:
+            if native is not None:
+                stack.enter_context(native.in_use())
+            layer = stack.enter_context(self.rootfs.layer())
+            runner = EmulatedRunner(self.config, rootfs=self.rootfs, layer=layer, cross=native, compilers=compilers)
+            if native is not None:
+                problem = runner._wrapper_problem()
+                if problem:
+                    runner.cross, runner.compilers = None, self._fall_back(problem)
+            yield runner
+
+    def _cross_compilers(self) -> tuple[NativeHalf | None, dict]:
+        """The native half to use and the compilers record (decided once per runner; see ``hermetic``)."""
+        with self._lock:
+            if self._cross_decision is not None:
+                return self._cross_decision
+        setting = self.config.emulation.cross_compilers
+        if setting == "off" or type(self.rootfs) is not Rootfs:
+            decision = (None, self._emulated('[emulation].cross-compilers = "off"'))
+        else:
+            stamp = self._ready()
+            native = NativeHalf(self.config, gcc_major=(stamp.get("gcc") or "").split(".")[0] or None)
+            try:
+                native.ensure()
+                problem = native.problem(stamp.get("gcc", ""))
+            except FactoryError as e:
+                problem = f"the native cross compilers cannot be made: {e}"
+            decision = (None, self._fall_back(problem)) if problem else (native, compilers_record(native))
+        with self._lock:
+            self._cross_decision = decision
+        return decision
+
+    def _fall_back(self, problem: str) -> dict:
+        """The compilers record of a build that cannot use the cross compilers (or EnvironmentProblem)."""
+        if self.config.emulation.cross_compilers == "required":
+            raise EnvironmentProblem(f"{problem}. ([emulation].cross-compilers = \"required\"; with \"auto\" "
+                                     f"such builds fall back to the slower emulated compilers.)")
+        if not self._warned_fallback:
+            ui.warn(f"{problem}. Building with the emulated compilers (slower); the record says so")
+            self._warned_fallback = True
+        return self._emulated(problem)
+
+    _warned_fallback = False
+
+    def _emulated(self, why: str) -> dict:
+        """The compilers record of a build with the rootfs's own compilers; ``why`` they were used."""
+        gcc = (self.rootfs.stamp() or {}).get("gcc", "")
+        major = gcc.split(".")[0]
+        packages = {p: v for p in (f"gcc-{major}", f"g++-{major}", f"gfortran-{major}")
+                    if (v := self.rootfs._dpkg_version(self.rootfs.path, p))} if gcc else {}
+        return {"kind": "emulated", "name": f"gcc-{major}" if gcc else "", "gcc": gcc, "packages": packages,
+                "why": why}
+
+    def _wrapper_problem(self) -> str | None:
+        """None when the cross C compiler answers through its wrapper inside the layer; else the message."""
+        out = io.StringIO()
+        try:
+            proc = self.run(["sh", "-c", f"{CROSS_BIN}/gcc -dumpmachine && {CROSS_BIN}/gcc -dumpfullversion"],
+                            cwd=self.config.paths.build, log=out, check=False, timeout=120)
+            lines = (proc.stdout or "").split()
+            ok = proc.returncode == 0 and lines[:1] == [self.cross.triplet] and \
+                lines[1:2] == [self.compilers.get("gcc")]
+        except (OSError, subprocess.SubprocessError) as e:
+            ok, lines = False, [str(e)]
+        if ok:
+            return None
+        return (f"the cross compiler wrapper {CROSS_BIN}/gcc inside the {self.rootfs.arch} rootfs could not run "
+                f"{self.cross.triplet}-gcc-{self.cross.gcc_major} from the {self.cross.label} at {self.cross.path} "
+                f"(it said: {' '.join(lines)[-300:] or 'nothing'}); remake it: nox -s rootfs -- update")
 
     def describe(self) -> dict:
+        """The host facts of the record; ``compilers``: which compilers made the objects (on a layer)."""
         stamp = self.rootfs.stamp() or {}
         libc = f"glibc {stamp['glibc']}" if stamp.get("glibc") else ""
         return {
@@ -183,7 +273,20 @@ class EmulatedRunner:
                 "system": self.rootfs.label,
                 **({"layer": True, "layer_packages": dict(sorted(self.installed.items()))} if self.layer else {}),
             },
+            **({"compilers": self.compilers} if self.layer is not None and self.compilers else {}),
         }
+
+
+def compilers_record(native: NativeHalf) -> dict:
+    """What the record says about native cross compilers: name, gcc version, Debian package versions."""
+    stamp = native.stamp() or {}
+    return {
+        "kind": "native-cross",
+        "name": f"{native.triplet}-gcc-{native.gcc_major}",
+        "gcc": stamp.get("gcc", ""),
+        "packages": stamp.get("compilers", {}),
+        "host_arch": native.arch,
+    }
 
 
 def _sweep_run_dirs(rootfs: Rootfs) -> None:

@@ -264,11 +264,12 @@ class Rootfs:
     # --- entering it ---------------------------------------------------------------
     def enter_argv(self, argv: Sequence[str], *, cwd: str, env: Env, root: Path | None = None,
                    binds: Sequence[Path] = (), tmp: Path | None = None, ca_bundle: bool = True,
-                   layer: Layer | None = None) -> list[str]:
+                   layer: Layer | None = None, extra: Sequence[str] = ()) -> list[str]:
         """The host command that runs ``argv`` inside the rootfs (see the module docstring).
 
         With ``layer``, inside a throwaway overlay of the rootfs (mounted in the command's own
         namespace, so it never outlives the command), with apt's lists and downloads shared.
+        ``extra``: shell lines run after the mounts, before the chroot (the root is "$R").
         """
         r = str(layer.merged if layer else (root or self.path))
         files = str(self.path) if layer else r  # where the host can look at the rootfs's files
@@ -290,6 +291,7 @@ class Rootfs:
             lines.append(f'mkdir -p "$R"{q(str(d))} && mount --bind {q(str(d))} "$R"{q(str(d))}')
         for h in self.hidden(binds, root=Path(r)):
             lines.append(f'mount -t tmpfs -o ro,size=16k,mode=0755 wheelfactory-hidden "$R"{q(str(h))}')
+        lines += extra
         full_env = environment(env, base={**BASE_ENV, **{k: os.environ[k] for k in PASS_ENV if k in os.environ}})
         inner = ["/usr/bin/env", "-i", "-C", cwd, "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
         lines.append(f'exec chroot "$R" {" ".join(q(str(a)) for a in inner)}')
@@ -386,9 +388,7 @@ class Rootfs:
     def _facts(self, root: Path) -> dict:
         """glibc, gcc and Python versions, read from the rootfs's dpkg database (no emulation needed)."""
         def version(pkg: str) -> str:
-            out = subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}", pkg],
-                                 capture_output=True, text=True).stdout.strip()
-            return re.sub(r"^\d+:", "", out)
+            return re.sub(r"^\d+:", "", self._dpkg_version(root, pkg))
 
         glibc = re.match(r"[\d.]+", version("libc6") or "")
         gcc_link = root / "usr/bin/gcc"
@@ -400,6 +400,12 @@ class Rootfs:
             "gcc": gcc[0].rstrip(".") if gcc else "",
             "pythons": {v: version(f"python{v}") for v in pythons},
         }
+
+    @staticmethod
+    def _dpkg_version(root: Path, package: str) -> str:
+        """The installed version of ``package`` in the rootfs at ``root`` ("" when not installed)."""
+        return subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}", package],
+                              capture_output=True, text=True).stdout.strip()
 
     def _write_stamp(self, root: Path, base: dict | None = None, **fields) -> dict:
         old = base or {}
@@ -641,9 +647,10 @@ class Rootfs:
                 ui.error("rootfs creation interrupted; nothing half-made was left behind")
             raise
         info = self.info()
-        gcc = f"gcc {info['gcc']}, " if info.get("gcc") else ""  # the clean system has none
-        ui.info(f"{self.label} ready in {seconds:.0f}s: {human_size(info['size'])}, glibc {info['glibc']}, "
-                f"{gcc}Python {', '.join(info['pythons'])}")
+        facts = [human_size(info["size"]), f"glibc {info['glibc']}",
+                 *([f"gcc {info['gcc']}"] if info.get("gcc") else []),  # the clean system has none
+                 *([f"Python {', '.join(info['pythons'])}"] if info["pythons"] else [])]  # the native rootfs none
+        ui.info(f"{self.label} ready in {seconds:.0f}s: {', '.join(facts)}")
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
         cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
@@ -651,9 +658,9 @@ class Rootfs:
                '--aptopt=APT::Install-Recommends "false"', '--aptopt=Acquire::Languages "none"',
                *(f"--aptopt={apt_option(o)}" for o in self.apt_options),
                f"--include={','.join(self.base_packages)}"]
-        if self.slim:
-            cmd += [f"--dpkgopt=path-exclude={p}" for p in SLIM_PATH_EXCLUDES]
-            cmd += [f"--dpkgopt=path-include={p}" for p in SLIM_PATH_INCLUDES]
+        excludes, includes = self.path_filters()
+        cmd += [f"--dpkgopt=path-exclude={p}" for p in excludes]
+        cmd += [f"--dpkgopt=path-include={p}" for p in includes]
         cmd += [self.suite, str(target), self.mirror]
         # Its own mount namespace: mounts mmdebstrap makes in the target vanish with it, even on kill -9.
         # Its own PID namespace: apt and dpkg below it die with it too.
@@ -662,6 +669,10 @@ class Rootfs:
         proc = run_streamed(full, display=shlex.join(cmd), cwd="/", log=log, check=False, echo=_mmdebstrap_progress)
         if proc.returncode != 0:
             raise EnvironmentProblem(self._creation_failure(proc.stdout))
+
+    def path_filters(self) -> tuple[list[str], list[str]]:
+        """dpkg's path-exclude and path-include patterns for this rootfs (none unless ``slim``)."""
+        return (list(SLIM_PATH_EXCLUDES), list(SLIM_PATH_INCLUDES)) if self.slim else ([], [])
 
     def _creation_failure(self, output: str) -> str:
         lines = [l.strip() for l in output.splitlines() if l.strip()]

@@ -28,6 +28,7 @@ CONFIG_NAME = "factory.toml"
 CACHE_ENV = "WHEELFACTORY_CACHE"
 
 RUNNER_CHOICES = ("auto", "native", "emulated", "container")
+CROSS_CHOICES = ("auto", "required", "off")
 PUBLISH_TARGETS = ("directory", "github")
 CONTAINER_ENGINES = ("", "docker", "podman")
 RUNNER_KINDS = ("official", "github-act-runner")
@@ -103,6 +104,12 @@ class EmulationSettings:
     variant: str = setting("apt", "mmdebstrap variant: apt (smallest) | minbase | buildd")
     slim: bool = setting(True, "leave out docs, man pages, locales, static libpython and sanitizer archives")
     max_age_days: int = setting(30, "warn when the rootfs is older than this (sid moves); 0 = never")
+    cross_compilers: str = setting("auto", "C, C++ and Fortran calls of emulated builds run native cross compilers "
+                                   "of the rootfs's gcc version (from a native Debian rootfs mounted at /native): "
+                                   "auto (when they can be had, else the emulated compilers, said in the record) "
+                                   "| required | off")
+    cross_rootfs: str = setting("", "folder of the native rootfs holding the cross compilers; "
+                                    "empty = the build rootfs's folder + `-cross`")
 
 
 @dataclass(frozen=True)
@@ -374,6 +381,10 @@ def check_values(config: Config) -> None:
     if config.container.engine not in CONTAINER_ENGINES:
         raise ConfigError(f"{where}: [container].engine must be docker or podman, not {config.container.engine!r}; "
                           f"set it to one of them, or leave it empty to use whichever is installed")
+    if config.emulation.cross_compilers not in CROSS_CHOICES:
+        raise ConfigError(f"{where}: '[emulation].cross-compilers' must be one of {', '.join(CROSS_CHOICES)}; got "
+                          f"{config.emulation.cross_compilers!r}"
+                          f"{did_you_mean(config.emulation.cross_compilers, CROSS_CHOICES)}")
     _check_labels(config)
     _check_factory_label(config)
     _check_cache_dir(config)

@@ -81,6 +81,9 @@ class RecipeBuild:
                                    "off (a network namespace; build requirements are installed before the cut), "
                                    "so what it would download goes in `[extra-sources.NAME]` or `build.debian`")
     exclusive: bool = setting(False, "memory-hungry: never builds beside another build")
+    cross: bool = setting(True, "false: emulated builds compile with the rootfs's own (emulated) compilers instead "
+                                "of the native cross compilers (`[emulation].cross-compilers`), for builds that run "
+                                "what they compile or misbehave with them")
     timeout_minutes: int = setting(0, "the CI build job's `timeout-minutes`: what a build on a board may take, "
                                       "with a margin; 0 = `[ci].timeout-minutes`. At most 7200, the 5-day limit "
                                       "of a job on a self-hosted runner")
