@@ -31,7 +31,7 @@ def tests(session: nox.Session) -> None:
     """The test suite: real sdists, real pip/uv/auditwheel, local HTTP servers."""
     # pip too: the tests run the real pip of this venv (uv-made venvs have none).
     session.install("pip", "-e", ".[test]")
-    session.run("pytest", "-ra", *session.posargs)
+    session.run("pytest", "-ra", "--durations=30", *session.posargs)
 
 
 # --- build (issue: recipes to verified wheels) ----------------------------------
