@@ -1,0 +1,42 @@
+"""The clean-system import check (runners.debian.DIST_IMPORT_CHECK) on a real installed layout:
+a plain shared library shipped inside a package (llama-cpp-python's llama_cpp/lib/libggml.so)
+is not a module and is skipped; a library that cannot load is still reported with its soname."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from wheelfactory.runners.debian import DIST_IMPORT_CHECK, import_results, missing_library
+
+
+def _gcc(args: list[str], cwd: Path) -> None:
+    subprocess.run(["gcc", "-shared", "-fPIC", *args], cwd=cwd, check=True)
+
+
+def test_a_plain_shared_library_is_skipped_and_a_missing_soname_is_named(tmp_path):
+    site = tmp_path / "site"
+    lib = site / "demo_pkg" / "lib"
+    lib.mkdir(parents=True)
+    (site / "demo_pkg" / "__init__.py").write_text("")
+    (tmp_path / "dep.c").write_text("int dep(void) { return 1; }\n")
+    (tmp_path / "ggml.c").write_text("int ggml(void) { return 2; }\n")
+    (tmp_path / "user.c").write_text("int dep(void); int user(void) { return dep(); }\n")
+    _gcc(["-o", str(lib / "libggml.so"), "ggml.c"], tmp_path)  # no PyInit_: not a module
+    _gcc(["-o", str(tmp_path / "libdemodep.so"), "dep.c"], tmp_path)
+    _gcc(["-o", str(lib / "libuser.so"), "user.c", f"-L{tmp_path}", "-ldemodep"], tmp_path)  # libdemodep.so not shipped
+    info = site / "demo_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n")
+    files = ["demo_pkg/__init__.py", "demo_pkg/lib/libggml.so", "demo_pkg/lib/libuser.so"]
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
+    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "demo-pkg"], cwd=tmp_path, text=True,
+                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    results = import_results(out)
+    assert results is not None, out
+    assert results["demo_pkg"] is None
+    assert "demo_pkg.lib.libggml" not in results, json.dumps(results)
+    assert missing_library(results["demo_pkg.lib.libuser"]) == "libdemodep.so"
