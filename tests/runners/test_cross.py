@@ -217,3 +217,20 @@ def test_rootfs_info_shows_the_native_rootfs_and_its_compiler_versions(emu_cache
     assert (native.path / "usr/riscv64-linux-gnu/lib/libstdc++.so.6").exists()
     assert rootfs_cli.rootfs_command(["info"], root=root) == 0
     assert "cross compilers" in capsys.readouterr().err
+
+
+def test_rust_runs_emulated_and_the_record_says_so(emu_cache, tmp_path):
+    """A Rust recipe (textual-speedups, maturin) gets rustc and cargo in its layer; they run under
+    QEMU beside the native C cross compilers, and the attempt record says which rustc and why.
+    The build itself stops at crates.io, which no build here can reach."""
+    root = project(tmp_path / "p", emu_cache, "required")
+    shutil.copytree(REPO / "recipes" / "textual-speedups", root / "recipes" / "textual-speedups")
+    assert build_cli.build_command(["textual-speedups"], root=root) == 1
+    (attempt_path,) = (root / "logs" / "textual-speedups").glob("*.json")
+    attempt = json.loads(attempt_path.read_text())
+    compilers = attempt["host"]["compilers"]
+    assert compilers["kind"] == "native-cross"  # C and C++ still native
+    rust = compilers["rust"]
+    assert rust["kind"] == "emulated" and rust["rustc"] == attempt["host"]["rootfs"]["layer_packages"]["rustc"]
+    assert "QEMU" in rust["why"]
+    assert "crates.io" in " ".join((root / "logs" / "textual-speedups").glob("*.log").__next__().read_text().split())

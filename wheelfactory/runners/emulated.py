@@ -273,8 +273,24 @@ class EmulatedRunner:
                 "system": self.rootfs.label,
                 **({"layer": True, "layer_packages": dict(sorted(self.installed.items()))} if self.layer else {}),
             },
-            **({"compilers": self.compilers} if self.layer is not None and self.compilers else {}),
+            **({"compilers": self._compilers_with_rust()} if self.layer is not None and self.compilers else {}),
         }
+
+    def _compilers_with_rust(self) -> dict:
+        """The compilers record, plus ``rust`` when the layer has rustc: Rust always runs emulated.
+
+        Issue #17 asks for a native rustc only "if it pays": a native x86_64 rustc needs the
+        riscv64 standard library of the same version (Debian's ``libstd-rust-dev:riscv64`` in a
+        multiarch native half), and proc macros and build scripts then split between the two
+        arches under cargo, while every Rust recipe here needs crates.io, which builds cannot reach.
+        """
+        rustc = self.installed.get("rustc") or self.rootfs._dpkg_version(self.rootfs.path, "rustc")
+        if not rustc:
+            return self.compilers
+        return {**self.compilers, "rust": {"kind": "emulated", "rustc": rustc, "why": RUST_EMULATED}}
+
+
+RUST_EMULATED = "no native cross rustc: rustc, cargo and the linker run under QEMU (issue #17: Rust stays emulated)"
 
 
 def compilers_record(native: NativeHalf) -> dict:
