@@ -144,6 +144,7 @@ def test_given_version_through_invoke(project):
     (["wf-no-such-project-3f9c2"], "no project 'wf-no-such-project-3f9c2'"),
     (["simplejson", "--version", "0.0.0.1"], "has no version 0.0.0.1"),
     (["torch"], "has no sdist"),
+    (["--help"], "'--help' is not a project name"),  # invoke passes it as NAME; we point at its own help
 ])
 def test_refusals_are_one_clear_message_and_write_nothing(project, args, message):
     before = _snapshot(project)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 from rich.table import Table
 
 from .. import ui
@@ -28,8 +28,15 @@ from ..settings.recipe import RECIPE_FILE, load_all
 def new_recipe_command(name: str, *, root: Path | str | None = None, version: str | None = None,
                        git: str = "", rev: str = "", subdirectory: str = "") -> int:
     """`invoke new-recipe NAME`: scaffold recipes/NAME/recipe.toml."""
+    try:  # PEP 508's name rule; invoke hands `new-recipe --help` over as the name
+        canonical = canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise scaffold.ScaffoldError(
+            f"{name!r} is not a project name (PEP 508: letters, digits, '.', '-', '_'); usage: invoke new-recipe "
+            f"NAME [--version V] [--git URL --rev REV] [--subdirectory DIR]; options: invoke --help new-recipe"
+        ) from None
     config = load_config(root)
-    path = config.paths.recipes / canonicalize_name(name) / RECIPE_FILE
+    path = config.paths.recipes / canonical / RECIPE_FILE
     if path.exists():
         raise scaffold.ScaffoldError(f"{path} already exists; edit it (or remove it to scaffold again)")
     plan = scaffold.plan_recipe(config, name, version=version or None, git=git, rev=rev,
