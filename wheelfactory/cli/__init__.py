@@ -15,6 +15,7 @@ settings, _util, errors, ui).
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Callable
 
@@ -24,6 +25,10 @@ from .. import ui
 
 def run(fn: Callable[..., int | None], *args: Any, **kwargs: Any) -> None:
     """Call an engine command; exit with its status, or 1 with the error's message."""
+    # nox turns on DEBUG logging; the libraries' chatter (each HTTP request, each
+    # lock) would drown the one line per stage. Their details go to the log instead.
+    for noisy in ("urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         status = fn(*args, **kwargs)
     except FactoryError as e:

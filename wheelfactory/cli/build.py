@@ -9,7 +9,6 @@ The library (build/) returns RecipeResults and prints only progress.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,10 +63,6 @@ def build_command(argv: list[str], root: Path) -> int:
         args = parse_args(argv)
     except SystemExit as e:  # argparse already printed the usage message
         return int(e.code or 0)
-    # nox turns on DEBUG logging; the libraries' chatter (each HTTP request, each
-    # lock) would drown the one line per stage. Their details go to the log instead.
-    for noisy in ("urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = load_config(root)
     if args.target == "host":
         config = config.for_host()
