@@ -1,6 +1,6 @@
 """Emulated riscv64 builds: the factory's overhead, the rootfs's cost, and emulation's slowdown.
 
-    python benchmarks/bench_emulated.py [--recipe multidict] [--cache DIR] [--workdir DIR] [--repeat 3] [--max-ratio 1.1]
+    python benchmarks/bench_emulated.py [--recipe multidict [--version V]] [--cache DIR] [--workdir DIR] [--repeat 3] [--max-ratio 1.1]
 
 Needs root, qemu-user-static, binfmt-support and mmdebstrap (as the emulated runner does).
 
@@ -101,6 +101,8 @@ def _bare_pip_wheel(runner, root: Path, cache: Path, recipe: str, python: str) -
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default="multidict")
+    p.add_argument("--version", default=None,
+                   help="the one version of a multi-version recipe to build (numpy: 2.4.6 also builds for Python 3.11)")
     p.add_argument("--python", default="3.13", help="X.Y the rootfs has (default 3.13)")
     p.add_argument("--cache", type=Path, default=None,
                    help="cache folder holding (or to hold) the rootfs; default: a fresh one (from-scratch rootfs)")
@@ -114,6 +116,7 @@ def main() -> int:
                    help="skip step 2 and the native warm-up (numpy: each build is minutes; both sides start cold)")
     p.add_argument("--no-bare", action="store_true", help="skip step 4 (numpy: the comparison that counts is native)")
     args = p.parse_args()
+    ver = ["--version", args.version] if args.version else []
 
     from wheelfactory._util.fs import human_size, tree_size
     from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
@@ -147,14 +150,14 @@ def main() -> int:
     # 2. warm-up
     if not args.no_warmup:
         print("warm-up factory build (not timed) …", flush=True)
-        result["warmup_seconds"] = round(factory_build(root, args.recipe), 1)
+        result["warmup_seconds"] = round(factory_build(root, args.recipe, *ver), 1)
 
     # 3 and 4, alternating: the factory, and a bare pip wheel of the same sdist (same rootfs and Python)
     runner = EmulatedRunner(config)
     factory_runs, bare_runs, stage_runs = [], [], []
     for i in range(args.repeat):
         print(f"factory build (timed, {i + 1}/{args.repeat}) …", flush=True)
-        factory_runs.append(factory_build(root, args.recipe))
+        factory_runs.append(factory_build(root, args.recipe, *ver))
         attempt = json.loads(next((root / "logs" / args.recipe).glob("*.json")).read_text())
         stage_runs.append(attempt.get("stages") or {})
         if not args.no_bare:
@@ -178,7 +181,7 @@ def main() -> int:
     if not args.no_emulated_compilers:
         emu_root = project(work / "emulated-compilers", cache, args.recipe, python=args.python, cross="off")
         print("factory build with emulated compilers (timed) …", flush=True)
-        result["emulated_compilers_seconds"] = round(factory_build(emu_root, args.recipe), 1)
+        result["emulated_compilers_seconds"] = round(factory_build(emu_root, args.recipe, *ver), 1)
         eattempt = json.loads(next((emu_root / "logs" / args.recipe).glob("*.json")).read_text())
         result["emulated_compilers_stages"] = eattempt.get("stages")
         result["emulated_compilers_over_cross_build_stage"] = round(
@@ -196,8 +199,8 @@ def main() -> int:
         result["native_python"] = native_py
         print(f"native warm-up + build on {host_arch()} …", flush=True)
         if not args.no_warmup:
-            factory_build(native_root, args.recipe, "--target", "host")
-        native = factory_build(native_root, args.recipe, "--target", "host")
+            factory_build(native_root, args.recipe, *ver, "--target", "host")
+        native = factory_build(native_root, args.recipe, *ver, "--target", "host")
         nattempt = json.loads(next((native_root / "logs" / args.recipe).glob("*.json")).read_text())
         result["native_factory_seconds"] = round(native, 1)
         result["native_stages"] = nattempt.get("stages")

@@ -51,6 +51,10 @@ class BuildError(FactoryError):
     """The PEP 517 build failed."""
 
 
+class NetworkNeeded(BuildError):
+    """The build tried to reach a host: builds run with the network cut off (issue #18)."""
+
+
 class RepairError(FactoryError):
     """auditwheel could not bring the wheel to the target policy."""
 

@@ -19,6 +19,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_recipe
+from support.build import sdist_server, tiny_recipe  # noqa: F401
 from support.emulation import emu_project
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
@@ -233,4 +234,19 @@ def test_rust_runs_emulated_and_the_record_says_so(emu_cache, tmp_path):
     rust = compilers["rust"]
     assert rust["kind"] == "emulated" and rust["rustc"] == attempt["host"]["rootfs"]["layer_packages"]["rustc"]
     assert "QEMU" in rust["why"]
+    # a download is not the compilers' fault: no build.cross hint on it
+    assert "needs crates.io" in attempt["message"] and "build.cross" not in attempt["message"]
     assert "crates.io" in " ".join((root / "logs" / "textual-speedups").glob("*.log").__next__().read_text().split())
+
+
+def test_a_compile_that_fails_with_the_cross_compilers_names_the_recipe_switch(emu_cache, sdist_server, tmp_path):
+    """A C error under the native cross compilers: the one message says build.cross = false exists."""
+    root = project(tmp_path / "p", emu_cache, "required")
+    tiny_recipe(root, sdist_server, variant="broken", name="wf-broken")
+    assert build_cli.build_command(["wf-broken"], root=root) == 1
+    (attempt_path,) = (root / "logs" / "wf-broken").glob("*.json")
+    attempt = json.loads(attempt_path.read_text())
+    assert "building the wheel" in attempt["message"]
+    assert attempt["message"].endswith("(compiled with native cross compilers; if they are the cause, set "
+                                       "build.cross = false in the recipe)")
+    assert attempt["host"]["compilers"]["kind"] == "native-cross"  # the record of the layer it failed in

@@ -261,6 +261,8 @@ class Attempt:
         self.record["source"] = tree.info
         return tree
 
+    failed_host: dict | None = None  # host() of the layer a build failed in (set by the pipeline)
+
     def host(self) -> dict:
         """The runner's facts for records and the attempt."""
         return {**self.runner.describe(), "runner_id": self.runner.id}
@@ -318,7 +320,8 @@ class Attempt:
             self.record.update(status=self.record.get("status") or self.result.status, message=self.result.message,
                                duration=round(self.result.duration, 3),
                                stages={k: round(s, 3) for k, s in self.stages.items()}, log=self.log_rel(),
-                               wheels=[p.name for p in self.result.wheels], host=self.host(), finished_at=utcnow())
+                               wheels=[p.name for p in self.result.wheels], host=self.failed_host or self.host(),
+                               finished_at=utcnow())
             atomic_write_text(self._record_path, json.dumps(self.record, indent=2, sort_keys=True) + "\n")
         self.log.close()
 

@@ -29,7 +29,7 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from .._util import simple_api
-from ..errors import BuildError, EnvironmentProblem, FactoryError
+from ..errors import BuildError, EnvironmentProblem, FactoryError, NetworkNeeded
 from ..settings.recipe import Recipe
 
 # What the tools venv holds. Part of the stamp: changing this list rebuilds the venvs.
@@ -203,15 +203,15 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
         proc = runner.run([tools.python, str(script), "prepare", str(req_path)], cwd=project, env=env, log=log,
                           check=False)
         if proc.returncode != 0:
-            raise BuildError(_build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False))
+            raise _build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False)
         request["env"] = json.loads(Path(request["result"]).read_text())["env"]
     req_path.write_text(json.dumps(request, indent=2))
     # … and the backend builds with it cut off, unless the recipe says it needs it.
     proc = runner.run([tools.python, str(script), "build", str(req_path)], cwd=project, env=env, log=log,
                       check=False, network=b.network)
     if proc.returncode != 0:
-        raise BuildError(_build_failure(recipe, version, proc.stdout, "building the wheel",
-                                        cut=not b.network and runner.cuts_network()))
+        raise _build_failure(recipe, version, proc.stdout, "building the wheel",
+                             cut=not b.network and runner.cuts_network())
     result = json.loads(Path(request["result"]).read_text())
     wheel = Path(result["wheel"])
     _, _, _, tags = parse_wheel_filename(wheel.name)
@@ -229,16 +229,16 @@ def network_state(runner, recipe: Recipe) -> str:
     return f"open (the {runner.name} runner cuts the network only as root)"
 
 
-def _build_failure(recipe: Recipe, version: str, output: str, step: str, *, cut: bool) -> str:
-    """The one message for a failed build step (``cut``: it ran with the network cut off): the host it
-    could not reach first, else the cause lines."""
+def _build_failure(recipe: Recipe, version: str, output: str, step: str, *, cut: bool) -> BuildError:
+    """The one error for a failed build step (``cut``: it ran with the network cut off): NetworkNeeded
+    naming the host it could not reach first, else BuildError with the cause lines."""
     host = unreachable_host(output)
     if host is not None:
-        return network_failure(recipe, *host, cut=cut)
-    return (f"{recipe.name}: {step} for Python {version} failed: {excerpt(output)}. "
-            f"Fix: a missing header or library goes in build.debian, a missing Python build "
-            f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
-            f"in patches/{recipe.name}/")
+        return NetworkNeeded(network_failure(recipe, *host, cut=cut))
+    return BuildError(f"{recipe.name}: {step} for Python {version} failed: {excerpt(output)}. "
+                      f"Fix: a missing header or library goes in build.debian, a missing Python build "
+                      f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
+                      f"in patches/{recipe.name}/")
 
 
 # What tools print when they cannot reach a host; the group is the host (curl, git, cargo, wget,

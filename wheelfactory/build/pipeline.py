@@ -30,7 +30,7 @@ from filelock import Timeout
 from rich.markup import escape
 
 from .. import ui
-from ..errors import FactoryError
+from ..errors import BuildError, NetworkNeeded, RepairError, VerifyError
 from ..runners import Runner
 from ..runners.container import ContainerRunner
 from ..runners.emulated import EmulatedRunner
@@ -119,13 +119,21 @@ def build_stages(attempt: Attempt, plan: Plan, *, extra_env: Mapping[str, str] |
     with _hermetic(base, cross=attempt.recipe.build.cross) as attempt.runner:
         try:
             _build_stages(attempt, plan, extra_env)
-        except FactoryError as e:
-            if getattr(attempt.runner, "cross", None) is not None:  # say the way out once, in the one message
+        except BaseException as e:
+            with contextlib.suppress(Exception):  # never hide the failure behind a second one
+                attempt.failed_host = attempt.host()  # the layer it failed in: its packages and compilers
+            if getattr(attempt.runner, "cross", None) is not None and isinstance(e, COMPILER_FAULTS) \
+                    and not isinstance(e, NetworkNeeded):  # say the way out once, in the one message
                 e.args = (f"{e.args[0]} (compiled with native cross compilers; if they are the cause, set "
                           f"build.cross = false in the recipe)", *e.args[1:])
             raise
         finally:
             attempt.runner = base
+
+
+# Where native cross compilers could be the cause: the compile, auditwheel's view of the objects,
+# and their import (a miscompile). Not a download, a bad recipe or a missing tool.
+COMPILER_FAULTS = (BuildError, RepairError, VerifyError)
 
 
 @contextlib.contextmanager
