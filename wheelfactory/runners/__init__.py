@@ -81,7 +81,8 @@ class Runner(Protocol):
 
 
 def select_runner(config: Config, choice: str | None = None) -> Runner:
-    """The runner for this config: on the target's own arch a native one, emulated otherwise.
+    """The runner for this config: a rootfs of the target arch (under QEMU on another host), or this
+    machine's own system where that is allowed.
 
     ``choice`` (or ``build.runner`` in factory.toml): auto | native | emulated | container.
     "auto" on a machine of the target arch (a board) builds in a native rootfs of that arch
