@@ -2,10 +2,14 @@
 
 A throwaway layer of the riscv64 build rootfs stands in for a board's fresh
 Debian: the engine is installed there as a board user would (a venv, ``pip
-install`` of the checkout, every dependency as a wheel), then ``nox -s
-build-multidict`` runs there with the native runner, building on that system as
-``build.own-system`` allows, and ``nox -s clean-install`` checks the result the
-same way. The layer dies with the test, so the shared rootfs stays as it was.
+install`` of the checkout, every dependency as a wheel). Without
+``build.own-system`` a board builds in a native rootfs of its arch: that is shown
+cheaply (``nox -s rootfs -- info`` names it, to be made; making it by mmdebstrap
+under QEMU would take long; ``tests/runners/test_native_rootfs.py`` runs the same
+path for real on this host's arch). Then ``nox -s build-multidict`` runs there
+with the native runner, building on that system as ``build.own-system`` allows,
+and ``nox -s clean-install`` checks the result the same way. The layer dies with
+the test, so the shared rootfs stays as it was.
 """
 
 from __future__ import annotations
@@ -65,9 +69,22 @@ def test_a_riscv64_board_installs_the_engine_builds_and_checks_multidict(emu_cac
                        check=False)
         assert pip.returncode == 0, f"the engine does not install from wheels on riscv64:\n{pip.stdout[-3000:]}"
 
-        # Without the setting a native build for the target refuses to use the board's own system.
+        # Without the setting a build for the target runs in a native riscv64 rootfs, made by mmdebstrap on
+        # the board (not here: under QEMU that takes long). `nox -s rootfs -- info` names both systems, native
+        # and still to be made, and no rootfs of cross compilers; the build says what it lacks or allows.
+        proc = on_board(["nox", "-s", "rootfs", "--", "info", "--json"], check=False)
+        text = proc.stdout
+        assert proc.returncode == 0 and "{\n" in text, text[-3000:]
+        info = json.loads(text[text.index("{\n"):text.rindex("\n}") + 2])
+        for system in (info, info["clean_system"]):
+            assert system["arch"] == "riscv64" and system["emulated"] is False, system
+            assert not system["ready"] and system["state"] == "missing", system
+        assert info["path"].endswith("/rootfs/riscv64-sid") and "cross_compilers" not in info, info
         proc = on_board(["nox", "-s", "build-multidict"], check=False)
-        assert proc.returncode != 0 and "own-system = true" in proc.stdout, proc.stdout[-3000:]
+        assert proc.returncode != 0 and "native riscv64 Debian rootfs" in proc.stdout, proc.stdout[-3000:]
+        # (what is missing: mmdebstrap, or chroot itself on this PATH without /usr/sbin)
+        assert "is missing: apt-get install -y" in proc.stdout and "own-system = true" in proc.stdout, \
+            proc.stdout[-3000:]
         assert "Traceback" not in proc.stdout and not (src / "dist").exists()
         with (src / "factory.toml").open("a") as f:
             f.write("own-system = true\n")

@@ -1,8 +1,13 @@
-"""The riscv64 systems the emulation tests share: one build rootfs and one clean system per session.
+"""The Debian systems the rootfs tests share, made once per session.
+
+``emu_cache``/``clean_cache``: the riscv64 build rootfs and clean system (emulated here).
+``native_cache``: the build rootfs and clean system of this host's own arch, as a board
+of that arch makes them (no QEMU).
 
 Made from scratch in a temporary cache, or reused from the cache folder that
-WHEELFACTORY_TEST_EMULATION_CACHE names (kept between runs to iterate locally).
-Not skipped when the host cannot emulate: the fixture fails with the runner's message.
+WHEELFACTORY_TEST_EMULATION_CACHE (riscv64) or WHEELFACTORY_TEST_NATIVE_CACHE (this
+host's arch) names (kept between runs to iterate locally).
+Not skipped when the host cannot run them: the fixture fails with the runner's message.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from conftest import write_project
-from wheelfactory.runners.clean import CleanSystem
+from wheelfactory.runners.clean import CleanSystem, systems
 from wheelfactory.runners.emulated import emulation_problem
 from wheelfactory.runners.rootfs import Rootfs
 from wheelfactory.settings.factory import load_config
+from wheelfactory.settings.target import host_arch
 
 CACHE_ENV = "WHEELFACTORY_TEST_EMULATION_CACHE"
+NATIVE_CACHE_ENV = "WHEELFACTORY_TEST_NATIVE_CACHE"
 
 
 def emu_project(root: Path, cache: Path, *, recipes=(), config: str = "") -> Path:
@@ -45,3 +52,24 @@ def clean_cache(emu_cache, tmp_path_factory) -> Path:
     """``emu_cache`` with the clean system of the target beside the build rootfs."""
     CleanSystem(load_config(emu_project(tmp_path_factory.mktemp("clean-setup"), emu_cache))).create()
     return emu_cache
+
+
+def native_project(root: Path, cache: Path, *, recipes=(), config: str = "") -> Path:
+    """A project as a board of this host's arch sees it: that arch, manylinux_2_39, Python 3.13 (Debian sid has
+    glibc >= 2.39 on every arch), sharing the session's cache/rootfs. Builds run in a native rootfs."""
+    target = f'[target]\narch = "{host_arch()}"\npolicy = "manylinux_2_39"\npythons = ["3.13"]\n'
+    return write_project(root, recipes=list(recipes), host_target=False,
+                         config=f'{target}[paths]\ncache = "{cache}"\n' + textwrap.dedent(config))
+
+
+@pytest.fixture(scope="session")
+def native_cache(tmp_path_factory) -> Path:
+    """The cache folder holding the session's build rootfs and clean system of this host's arch."""
+    cache = Path(os.environ.get(NATIVE_CACHE_ENV) or tmp_path_factory.mktemp("native-cache"))
+    config = load_config(native_project(tmp_path_factory.mktemp("native-setup"), cache))
+    problem = emulation_problem(config)
+    if problem:
+        pytest.fail(f"builds in a native rootfs cannot run on this machine: {problem}")
+    for system in systems(config):
+        system.create()  # from scratch, unless NATIVE_CACHE_ENV points at a cache that has them
+    return cache

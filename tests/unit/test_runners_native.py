@@ -14,8 +14,10 @@ import pytest
 from conftest import write_project
 from wheelfactory.errors import EnvironmentProblem
 from wheelfactory.runners import select_runner
+from wheelfactory.runners.emulated import EmulatedRunner, emulation_problem
 from wheelfactory.runners.native import NativeRunner
 from wheelfactory.settings.factory import load_config
+from wheelfactory.settings.target import host_arch
 
 
 def _wait_for(predicate, seconds: float = 20.0) -> bool:
@@ -96,16 +98,33 @@ def test_select_runner_native_on_a_foreign_target_says_what_to_do(tmp_path):
     assert "a native build cannot produce" in str(e.value) and "--runner emulated" in str(e.value)
 
 
-def test_a_native_build_for_the_target_needs_own_system_and_is_recorded_so(tmp_path):
-    """A board (host arch = target arch, a manylinux policy): its own system is used only when
-    build.own-system allows it, and the record's host says so. --target host (policy best) needs nothing."""
-    target = f'[target]\narch = "{os.uname().machine}"\npolicy = "manylinux_2_28"\n'
+def test_a_native_build_for_the_target_runs_in_a_native_rootfs_and_on_its_own_system_only_if_allowed(tmp_path):
+    """A board (host arch = target arch, a manylinux policy) builds in a native rootfs of its arch: the
+    emulated runner's rootfs without QEMU, named "rootfs" and recorded as not emulated. Its own system
+    only when build.own-system allows it, recorded so. --target host (policy best) needs nothing."""
+    arch = host_arch()
+    target = f'[target]\narch = "{arch}"\npolicy = "manylinux_2_28"\n'
     root = write_project(tmp_path / "p", host_target=False, config=target)
+    config = load_config(root)
+    problem = emulation_problem(config)  # None as root with mmdebstrap (as CI runs): no QEMU asked for
+    if problem:
+        with pytest.raises(EnvironmentProblem) as e:
+            select_runner(config)
+        assert problem in str(e.value) and f"native {arch} Debian rootfs" in str(e.value)
+        assert "own-system = true" in str(e.value) and "--target host" in str(e.value)
+    else:
+        runner = select_runner(config)
+        assert isinstance(runner, EmulatedRunner) and runner.name == "rootfs" and not runner.emulated
+        assert runner.id == f"rootfs-{arch}-sid" and runner.arch() == arch
+        host = runner.describe()
+        assert host["runner"] == "rootfs" and host["emulated"] is False and "emulator" not in host, host
+        assert host["rootfs"]["suite"] == "sid" and host["rootfs"]["path"].endswith(f"/rootfs/{arch}-sid")
+        assert not runner.rootfs.path.exists(), "choosing the runner makes nothing"
     with pytest.raises(EnvironmentProblem) as e:
-        select_runner(load_config(root))
+        select_runner(config, "native")  # the machine's own system, asked for by name: still needs the setting
     assert "own-system = true" in str(e.value) and str(root / "factory.toml") in str(e.value)
     assert "--target host" in str(e.value)
-    assert select_runner(load_config(root).for_host()).name == "native"
+    assert select_runner(config.for_host()).name == "native"
     (root / "factory.toml").write_text(target + "[build]\nown-system = true\n")
     runner = select_runner(load_config(root))
     assert runner.name == "native" and runner.describe()["system"] == "own system"

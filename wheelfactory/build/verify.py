@@ -1,9 +1,10 @@
 """Stage 4: install the repaired wheel into a bare venv and run the recipe's tests.
 
-Where: under emulation (and wherever ``verify_place`` says so) on a throwaway
-layer of the target's clean system (``runners.clean``), with the recipe's
-``runtime.debian`` and nothing else installed, so a run-time library the wheel
-neither bundles nor declares fails here, not on a user's fresh board.
+Where: after a build in a rootfs of the target arch (emulated, or native on a
+board; ``verify_place``) on a throwaway layer of the target's clean system
+(``runners.clean``), with the recipe's ``runtime.debian`` and nothing else
+installed, so a run-time library the wheel neither bundles nor declares fails
+here, not on a user's fresh board.
 ``--target host`` verifies on this machine.
 
 Besides ``test.imports`` and ``test.commands``, every top-level and extension
@@ -59,8 +60,9 @@ sys.exit(1 if failed else 0)
 
 @contextlib.contextmanager
 def verify_place(config, runner: Runner, recipe: Recipe, *, log: IO[str]) -> Iterator[Runner]:
-    """Where ``recipe``'s wheels are verified: a fresh layer of the clean system when ``runner`` is
-    emulated (``runtime.debian`` installed into it first), else ``runner`` itself (``--target host``).
+    """Where ``recipe``'s wheels are verified: a fresh layer of the clean system when ``runner`` builds
+    in a rootfs, emulated or native (``runtime.debian`` installed into it first), else ``runner`` itself
+    (``--target host``, ``own-system``).
 
     Raises EnvironmentProblem naming the recipe file when a ``runtime.debian`` package does not
     exist for the target arch.

@@ -1,5 +1,6 @@
 """``nox -s rootfs -- create|update|remove|info``: the target's build rootfs, clean system and native rootfs
-(the cross compilers, unless ``[emulation].cross-compilers = "off"``), and their info."""
+(the cross compilers, unless ``[emulation].cross-compilers = "off"`` or the target is this host's arch:
+then both systems are native and need no cross compilers), and their info."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .._util.fs import human_age, human_size
 from ..runners.clean import systems
 from ..runners.cross import NativeHalf
 from ..settings.factory import load_config
+from ..settings.target import host_arch
 
 
 def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
@@ -31,7 +33,7 @@ def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
         return int(e.code or 0)
     config = load_config(root)
     found = systems(config)
-    if config.emulation.cross_compilers != "off":
+    if config.emulation.cross_compilers != "off" and config.arch != host_arch():
         found.append(NativeHalf(config))  # after the build rootfs: its gcc version picks the cross compilers
     for rootfs in found:
         if isinstance(rootfs, NativeHalf) and args.action in ("create", "update"):
@@ -60,10 +62,11 @@ def rootfs_command(argv: Sequence[str], root: Path | None = None) -> int:
 def show_info(info: dict) -> None:
     """``Rootfs.info()`` as a table on stderr (or one line when there is no ready rootfs)."""
     if not info["ready"]:
-        ui.info(f"{info.get('system', 'rootfs')} {info['arch']} {info['suite']} at {info['path']}: {info['state']} "
-                f"(create it with: nox -s rootfs -- create)")
+        ui.info(f"{info.get('system', 'rootfs')} {info['arch']} {info['suite']} ({_how(info)}) at {info['path']}: "
+                f"{info['state']} (create it with: nox -s rootfs -- create)")
         return
-    table = Table(title=f"{info['arch']} Debian {info['suite']} {info.get('system', 'rootfs')} ({info['variant']})",
+    table = Table(title=f"{info['arch']} Debian {info['suite']} {info.get('system', 'rootfs')} ({info['variant']}, "
+                        f"{_how(info)})",
                   title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -83,3 +86,8 @@ def show_info(info: dict) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     ui.console.print(table)
+
+
+def _how(info: dict) -> str:
+    """How commands run in the system: "emulated" (QEMU) or "native" (this host's arch)."""
+    return "emulated" if info["emulated"] else "native"

@@ -1,7 +1,10 @@
-"""Where commands run: this machine, an emulated rootfs of the target arch, or a container.
+"""Where commands run: this machine, a rootfs of the target arch (emulated, or native on a board), or a container.
 
 Owns the ``Runner`` Protocol and ``select_runner``, one module per runner
 (``native``, ``emulated`` with its ``rootfs`` and ``binfmt``, ``container``).
+``emulated.EmulatedRunner`` runs a Debian rootfs of the target arch: under QEMU
+on another host (name "emulated"), natively on a machine of that arch (name
+"rootfs").
 The build steps never call subprocess for build, repair or verify commands;
 they ask a Runner, and every runner runs its commands through
 ``_util.proc.run_streamed``.
@@ -35,9 +38,9 @@ class Runner(Protocol):
     at the same absolute paths, so callers pass host paths through unchanged.
     """
 
-    name: str  # "native", "emulated", "container"
+    name: str  # "native" (own system), "emulated" (rootfs under QEMU), "rootfs" (native rootfs), "container"
     # Stable identity of the machine the commands run on, e.g. "native-x86_64",
-    # "emulated-riscv64-sid": keys per-runner caches such as the tools venvs.
+    # "emulated-riscv64-sid", "rootfs-x86_64-sid": keys per-runner caches such as the tools venvs.
     id: str
 
     def arch(self) -> str:
@@ -78,30 +81,44 @@ class Runner(Protocol):
 
 
 def select_runner(config: Config, choice: str | None = None) -> Runner:
-    """The runner for this config: native when the host is the target, emulated otherwise.
+    """The runner for this config: a rootfs of the target arch (under QEMU on another host), or this
+    machine's own system where that is allowed.
 
     ``choice`` (or ``build.runner`` in factory.toml): auto | native | emulated | container.
+    "auto" on a machine of the target arch (a board) builds in a native rootfs of that arch
+    (``EmulatedRunner`` without QEMU, named "rootfs"), so nothing installed on the machine
+    gets into the wheels; on its own system (``NativeRunner``) only for ``--target host``
+    (policy "best") or where ``[build] own-system = true`` allows it. "native" is always the
+    machine's own system; "emulated" the rootfs of the target arch (natively on a board).
     Raises EnvironmentProblem, saying what to do, when the chosen runner cannot work here.
     """
     choice = choice or config.build.runner
     host, target = host_arch(), config.arch
-    if choice == "native" or (choice == "auto" and host == target):
+    own_system = config.policy == "best" or config.build.own_system
+    if choice == "native" or (choice == "auto" and host == target and own_system):
         if host != target:
             raise EnvironmentProblem(
                 f"this host is {host} but the target arch is {target}: a native build cannot produce "
                 f"{target} wheels. Use the emulated runner (--runner emulated), build on a {target} "
                 f"machine, or build for this machine with --target host"
             )
-        if config.policy != "best" and not config.build.own_system:
+        if not own_system:
             raise EnvironmentProblem(
-                f"a native build of {target} wheels for {config.policy} would run on this machine's own "
-                f"system, where whatever is installed can get into the wheels (there is no native build "
-                f"rootfs yet). Allow it, recorded in each wheel's record, with own-system = true in [build] "
-                f"of {config.where}, or build for this machine with --target host"
+                f"--runner native builds {target} wheels for {config.policy} on this machine's own system, "
+                f"where whatever is installed can get into the wheels. Allow it, recorded in each wheel's record, "
+                f"with own-system = true in [build] of {config.where}; or leave the runner on auto to build in a "
+                f"native {target} rootfs; or build for this machine with --target host"
             )
         return NativeRunner()
     if choice in ("auto", "emulated"):
         problem = emulation_problem(config)
+        if problem and host == target:
+            raise EnvironmentProblem(
+                f"a build of {target} wheels for {config.policy} runs in a native {target} Debian rootfs, so "
+                f"that nothing installed on this machine gets into the wheels; {problem}. Or build on this "
+                f"machine's own system, recorded as such, with own-system = true in [build] of {config.where}, "
+                f"or build for this machine with --target host"
+            )
         if problem:
             hint = "" if choice == "emulated" else " Or build for this machine with --target host."
             raise EnvironmentProblem(f"this host is {host} and the target is {target}; {problem}{hint}")

@@ -85,14 +85,15 @@ def _binfmt_problem(arch: str) -> str | None:
 def host_problem(arch: str, *, making_rootfs: bool) -> str | None:
     """None when commands of ``arch`` (uname -m) can run here in a rootfs; else ONE message saying what to do.
 
-    Needs Linux, root, unshare/chroot/dpkg-query, and for a foreign ``arch`` a
+    Needs Linux, root, unshare/chroot/dpkg-query, and only for a foreign ``arch`` a
     binfmt_misc qemu entry with the F flag (fixed on the spot where it can be);
     ``making_rootfs``: mmdebstrap too (the rootfs does not exist yet, or is remade).
     """
+    what = "emulated builds" if arch != host_arch() else f"builds in a native {arch} rootfs"
     if platform.system() != "Linux":
-        return "emulated builds need a Linux host (binfmt_misc, chroot and mount namespaces)"
+        return f"{what} need a Linux host (binfmt_misc, chroot and mount namespaces)"
     if os.geteuid() != 0:
-        return ("emulated builds need root (mmdebstrap, chroot and bind mounts): run the command as root, "
+        return (f"{what} need root (mmdebstrap, chroot and bind mounts): run the command as root, "
                 "e.g. `sudo -E nox -s build-NAME`")
     for tool, package in (("unshare", "util-linux"), ("chroot", "coreutils"), ("dpkg-query", "dpkg")):
         if not shutil.which(tool):
@@ -102,7 +103,8 @@ def host_problem(arch: str, *, making_rootfs: bool) -> str | None:
         if problem:
             return problem
     if making_rootfs and not shutil.which("mmdebstrap"):
-        return f"mmdebstrap is missing (it makes the {arch} rootfs): {INSTALL_HINT}"
+        hint = INSTALL_HINT if arch != host_arch() else "apt-get install -y mmdebstrap"
+        return f"mmdebstrap is missing (it makes the {arch} rootfs): {hint}"
     return None
 
 

@@ -1,7 +1,11 @@
-"""The emulated runner: build commands run in a Debian rootfs of the target arch under QEMU.
+"""The rootfs runner: build commands run in a Debian rootfs of the target arch, under QEMU when foreign.
 
 ``rootfs.Rootfs`` provides the Debian root filesystem of the target arch, and
-``binfmt`` makes sure the kernel hands its ELF files to QEMU user mode. Each
+``binfmt`` makes sure the kernel hands its ELF files to QEMU user mode. On a
+machine of the target arch itself (a board) the same rootfs, layers and clean
+system are used natively: no QEMU, no cross compilers (the rootfs's own gcc is
+already native), and the runner is called ``rootfs`` instead of ``emulated``
+(``EmulatedRunner.emulated``; the class keeps its name, its callers are many). Each
 command runs in a fresh mount + PID namespace, chrooted into the rootfs, with
 the project's build/ and cache/ folders bound at the same absolute paths, so
 the pipeline passes host paths through unchanged and finds its results where
@@ -38,7 +42,8 @@ from .rootfs import BASE_ENV, Layer, Rootfs, seconds_since
 
 
 def emulation_problem(config: Config) -> str | None:
-    """None when emulated builds for ``config`` can run here; else ONE message saying what to install or run.
+    """None when rootfs builds for ``config`` can run here (emulated, or native on a machine of the target
+    arch); else ONE message saying what to install or run.
 
     mmdebstrap is asked for only while the rootfs is not ready (it makes it).
     """
@@ -52,7 +57,10 @@ def emulation_problem(config: Config) -> str | None:
 # --- the runner -------------------------------------------------------------------------
 
 class EmulatedRunner:
-    """Runs commands in the ``[emulation]`` rootfs of the target arch (QEMU user mode).
+    """Runs commands in the ``[emulation]`` rootfs of the target arch (QEMU user mode when it is foreign).
+
+    ``emulated``: whether QEMU runs the commands (the rootfs's arch is not this host's); ``name``
+    is then "emulated", else "rootfs" (a native rootfs on a board: hermetic builds without QEMU).
 
     ``rootfs``: another system of the target (the clean system); ``layer``: run every
     command on that throwaway layer of it instead of on the rootfs itself, and install
@@ -61,7 +69,7 @@ class EmulatedRunner:
     says about the compilers (see ``compilers_record``).
     """
 
-    name = "emulated"
+    name = "emulated"  # "rootfs" on an instance whose rootfs is of this host's arch
 
     def __init__(self, config: Config, *, rootfs: Rootfs | None = None, layer: Layer | None = None,
                  cross: NativeHalf | None = None, compilers: dict | None = None):
@@ -72,7 +80,9 @@ class EmulatedRunner:
         self.compilers = compilers or {}
         self._cross_decision: tuple[NativeHalf | None, dict] | None = None
         self.installed: dict[str, str] = {}  # package -> version: what missing_debian added to the layer
-        kind = "emulated" if type(self.rootfs) is Rootfs else self.rootfs.label.replace(" ", "-")
+        self.emulated = self.rootfs.arch != host_arch()
+        self.name = "emulated" if self.emulated else "rootfs"
+        kind = self.name if type(self.rootfs) is Rootfs else self.rootfs.label.replace(" ", "-")
         self.id = f"{kind}-{self.rootfs.arch}-{self.rootfs.suite}"
         # build/ and cache/ appear inside at the same absolute paths.
         self.binds = _outermost([config.paths.build, config.paths.cache])
@@ -113,7 +123,7 @@ class EmulatedRunner:
         cwd = Path(os.path.abspath(cwd))
         if not any(cwd == b or b in cwd.parents for b in self.binds):
             raise EnvironmentProblem(
-                f"the emulated runner runs commands only in folders under {', '.join(map(str, self.binds))} "
+                f"the {self.name} runner runs commands only in folders under {', '.join(map(str, self.binds))} "
                 f"(they are shared with the rootfs); {cwd} is not one of them"
             )
         for b in self.binds:
@@ -127,7 +137,7 @@ class EmulatedRunner:
             try:
                 # pip's and uv's caches go to cache/, not into the rootfs (which stays small and disposable).
                 # Shared by the build rootfs and the clean system of the target: downloads only, no system state.
-                xdg = self.config.paths.cache / "xdg" / f"emulated-{self.rootfs.arch}-{self.rootfs.suite}"
+                xdg = self.config.paths.cache / "xdg" / f"{self.name}-{self.rootfs.arch}-{self.rootfs.suite}"
                 full_env = {"XDG_CACHE_HOME": str(xdg), **(env or {})}
                 extra: list[str] = []
                 if self.cross is not None:
@@ -170,12 +180,18 @@ class EmulatedRunner:
         layer and dies with it, so one recipe's build packages are never seen by another's build.
 
         ``cross``: the recipe's ``build.cross``; with it (and ``[emulation].cross-compilers`` not off)
-        the layer's compiler calls run the native cross compilers. When they cannot be had, "auto"
-        falls back to the emulated compilers (warned, and said in ``describe()["compilers"]``),
-        "required" raises EnvironmentProblem with the fix.
+        the layer's compiler calls of an emulated rootfs run the native cross compilers. When they
+        cannot be had, "auto" falls back to the emulated compilers (warned, and said in
+        ``describe()["compilers"]``), "required" raises EnvironmentProblem with the fix. A native
+        rootfs needs none: its own gcc runs natively.
         """
-        native, compilers = self._cross_compilers() if cross else (None, self._emulated(
-            "the recipe sets build.cross = false"))
+        self._ready()  # the compilers record reads the rootfs's stamp
+        if not self.emulated:
+            native, compilers = None, self._own_compilers(NATIVE_WHY.format(arch=self.rootfs.arch))
+        elif cross:
+            native, compilers = self._cross_compilers()
+        else:
+            native, compilers = None, self._own_compilers("the recipe sets build.cross = false")
         with contextlib.ExitStack() as stack:
             if native is not None:
                 stack.enter_context(native.in_use())
@@ -194,7 +210,7 @@ class EmulatedRunner:
                 return self._cross_decision
         setting = self.config.emulation.cross_compilers
         if setting == "off" or type(self.rootfs) is not Rootfs:
-            decision = (None, self._emulated('[emulation].cross-compilers = "off"'))
+            decision = (None, self._own_compilers('[emulation].cross-compilers = "off"'))
         else:
             stamp = self._ready()
             native = NativeHalf(self.config, gcc_major=(stamp.get("gcc") or "").split(".")[0] or None)
@@ -216,18 +232,19 @@ class EmulatedRunner:
         if not self._warned_fallback:
             ui.warn(f"{problem}. Building with the emulated compilers (slower); the record says so")
             self._warned_fallback = True
-        return self._emulated(problem)
+        return self._own_compilers(problem)
 
     _warned_fallback = False
 
-    def _emulated(self, why: str) -> dict:
-        """The compilers record of a build with the rootfs's own compilers; ``why`` they were used."""
+    def _own_compilers(self, why: str) -> dict:
+        """The compilers record of a build with the rootfs's own compilers (kind "emulated", or "native"
+        in a rootfs of this host's arch); ``why`` they were used."""
         gcc = (self.rootfs.stamp() or {}).get("gcc", "")
         major = gcc.split(".")[0]
         packages = {p: v for p in (f"gcc-{major}", f"g++-{major}", f"gfortran-{major}")
                     if (v := self.rootfs._dpkg_version(self.rootfs.path, p))} if gcc else {}
-        return {"kind": "emulated", "name": f"gcc-{major}" if gcc else "", "gcc": gcc, "packages": packages,
-                "why": why}
+        return {"kind": "emulated" if self.emulated else "native", "name": f"gcc-{major}" if gcc else "",
+                "gcc": gcc, "packages": packages, "why": why}
 
     def _wrapper_problem(self) -> str | None:
         """None when the cross C compiler answers through its wrapper inside the layer; else the message."""
@@ -247,13 +264,14 @@ class EmulatedRunner:
                 f"(it said: {' '.join(lines)[-300:] or 'nothing'}); remake it: nox -s rootfs -- update")
 
     def describe(self) -> dict:
-        """The host facts of the record; ``compilers``: which compilers made the objects (on a layer)."""
+        """The host facts of the record; ``compilers``: which compilers made the objects (on a layer).
+        ``emulated`` and (when true) ``emulator``, the QEMU version, say whether QEMU ran the commands."""
         stamp = self.rootfs.stamp() or {}
         libc = f"glibc {stamp['glibc']}" if stamp.get("glibc") else ""
         return {
             "runner": self.name,
-            "emulated": True,
-            "emulator": qemu_version(self.rootfs.arch),
+            "emulated": self.emulated,
+            **({"emulator": qemu_version(self.rootfs.arch)} if self.emulated else {}),
             "hostname": platform.node(),
             "host_arch": host_arch(),
             "arch": self.rootfs.arch,
@@ -277,7 +295,8 @@ class EmulatedRunner:
         }
 
     def _compilers_with_rust(self) -> dict:
-        """The compilers record, plus ``rust`` when the layer has rustc: Rust always runs emulated.
+        """The compilers record, plus ``rust`` when the layer has rustc: Rust always runs emulated (natively
+        in a native rootfs).
 
         Issue #17 asks for a native rustc only "if it pays": a native x86_64 rustc needs the
         riscv64 standard library of the same version (Debian's ``libstd-rust-dev:riscv64`` in a
@@ -287,9 +306,12 @@ class EmulatedRunner:
         rustc = self.installed.get("rustc") or self.rootfs._dpkg_version(self.rootfs.path, "rustc")
         if not rustc:
             return self.compilers
+        if not self.emulated:
+            return {**self.compilers, "rust": {"kind": "native", "rustc": rustc}}
         return {**self.compilers, "rust": {"kind": "emulated", "rustc": rustc, "why": RUST_EMULATED}}
 
 
+NATIVE_WHY = "the rootfs is {arch}, as this host is: its own gcc runs natively (no QEMU, no cross compilers)"
 RUST_EMULATED = "no native cross rustc: rustc, cargo and the linker run under QEMU (issue #17: Rust stays emulated)"
 
 

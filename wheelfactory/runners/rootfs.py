@@ -58,6 +58,7 @@ from .._util.fs import (
 from .._util.proc import Env, environment, run_streamed
 from ..errors import EnvironmentProblem, FactoryError
 from ..settings.factory import Config
+from ..settings.target import host_arch
 from .binfmt import host_problem
 
 STAMP = ".wheelfactory-rootfs.json"
@@ -246,10 +247,11 @@ class Rootfs:
             )
 
     def info(self) -> dict:
-        """What `nox -s rootfs -- info` shows (and describe() records): facts, size, age."""
+        """What `nox -s rootfs -- info` shows (and describe() records): facts, size, age; ``emulated``:
+        whether its programs run under QEMU (False for a rootfs of this host's arch)."""
         stamp = self.stamp()
         out = {"path": str(self.path), "ready": stamp is not None, "arch": self.arch, "suite": self.suite,
-               "mirror": self.mirror}
+               "mirror": self.mirror, "emulated": self.arch != host_arch()}
         if stamp is None:
             out["state"] = ("half-updated (an update was interrupted; `nox -s rootfs -- update` or the next "
                             "build finishes it)"

@@ -78,9 +78,11 @@ class PathsSettings:
 
 @dataclass(frozen=True)
 class BuildSettings:
-    runner: str = setting("auto", "auto | native | emulated | container")
-    own_system: bool = setting(False, "a native build for the target (on a board) may run on this machine's own "
-                               "system, whose installed packages can get into wheels; recorded as such")
+    runner: str = setting("auto", "auto | native (own system) | emulated (the target's rootfs, natively on a board) "
+                                  "| container")
+    own_system: bool = setting(False, "a build for the target on a machine of its arch (a board) runs on this "
+                               "machine's own system, whose installed packages can get into wheels, recorded as "
+                               "such; false = in a native rootfs of that arch (root and mmdebstrap needed)")
     jobs: int = setting(0, "parallel builds in build-all; 0 = number of cores")
     keep_going: bool = setting(True, "build-all goes on after a failure (dependents are skipped)")
     ccache: bool = setting(True, "compile C/C++ through ccache when it is installed")
@@ -95,7 +97,7 @@ class BuildSettings:
 
 @dataclass(frozen=True)
 class EmulationSettings:
-    suite: str = setting("sid", "Debian suite of the riscv64 rootfs")
+    suite: str = setting("sid", "Debian suite of the target's rootfs and clean system (emulated, or native on a board)")
     mirror: str = setting("http://deb.debian.org/debian", "Debian mirror for the rootfs")
     apt_options: list[str] = setting(["Acquire::Check-Valid-Until=false"], "apt options for mmdebstrap")
     packages: list[str] = setting([], "extra Debian packages installed in every rootfs")
