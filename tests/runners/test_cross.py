@@ -14,12 +14,13 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_recipe
-from support.build import sdist_server, tiny_recipe  # noqa: F401
+from support.build import make_sdist, sdist_server, tiny_files, tiny_recipe  # noqa: F401
 from support.emulation import emu_project
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
@@ -239,14 +240,28 @@ def test_rust_runs_emulated_and_the_record_says_so(emu_cache, tmp_path):
     assert "crates.io" in " ".join((root / "logs" / "textual-speedups").glob("*.log").__next__().read_text().split())
 
 
-def test_a_compile_that_fails_with_the_cross_compilers_names_the_recipe_switch(emu_cache, sdist_server, tmp_path):
-    """A C error under the native cross compilers: the one message says build.cross = false exists."""
+def test_one_recipes_build_package_is_unseen_by_the_next_and_a_failed_compile_names_the_switch(
+        emu_cache, sdist_server, tmp_path):
+    """Issue #13's leak proof with real builds: recipe A (build.debian = ["libyaml-dev"]) compiles
+    against <yaml.h>; recipe B, the same source without it, is built next in the same project and
+    cannot see the header. B's compile failure, under the native cross compilers, is one message
+    that also names the per-recipe switch build.cross = false (issue #17)."""
     root = project(tmp_path / "p", emu_cache, "required")
-    tiny_recipe(root, sdist_server, variant="broken", name="wf-broken")
-    assert build_cli.build_command(["wf-broken"], root=root) == 1
-    (attempt_path,) = (root / "logs" / "wf-broken").glob("*.json")
+    for name, debian in (("wf-yaml-a", '["libyaml-dev"]'), ("wf-yaml-b", "[]")):
+        files = tiny_files(name=name, extra_c="#include <yaml.h>", call="yaml_char_t c = 0; (void)c;")
+        path, sha = make_sdist(sdist_server.folder / name, files, name=name)
+        served = SimpleNamespace(sdists={name: (f"{sdist_server.url}/{name}/{path.name}", sha)})
+        module = name.replace("-", "_")
+        tiny_recipe(root, served, variant=name, name=name, imports=f'["{module}", "{module}._speed"]',
+                    extra=f"[build]\ndebian = {debian}\n")
+    assert build_cli.build_command(["wf-yaml-a"], root=root) == 0, f"see {root}/logs"
+    (_, record_a) = dist_record(root, "wf_yaml_a")
+    assert "libyaml-dev" in record_a["host"]["rootfs"]["layer_packages"]
+    assert build_cli.build_command(["wf-yaml-b"], root=root) == 1
+    (attempt_path,) = (root / "logs" / "wf-yaml-b").glob("*.json")
     attempt = json.loads(attempt_path.read_text())
-    assert "building the wheel" in attempt["message"]
+    assert "building the wheel" in attempt["message"] and "yaml.h" in attempt["message"], attempt["message"]
     assert attempt["message"].endswith("(compiled with native cross compilers; if they are the cause, set "
                                        "build.cross = false in the recipe)")
     assert attempt["host"]["compilers"]["kind"] == "native-cross"  # the record of the layer it failed in
+    assert "libyaml-dev" not in attempt["host"]["rootfs"]["layer_packages"]
