@@ -25,7 +25,7 @@ from support.emulation import emu_project
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
 from wheelfactory.errors import EnvironmentProblem
-from wheelfactory.runners.cross import NativeHalf
+from wheelfactory.runners.cross import CROSS_BIN, NativeHalf
 from wheelfactory.runners.emulated import EmulatedRunner
 from wheelfactory.runners.rootfs import STAMP
 from wheelfactory.settings.factory import load_config
@@ -200,6 +200,23 @@ def test_recipe_opt_out_uses_the_emulated_compilers(emu_cache, tmp_path):
     assert record["kind"] == "emulated" and record["name"] == "gcc-16"
     assert record["why"] == "the recipe sets build.cross = false"
     assert record["gcc"] == runner.rootfs.stamp()["gcc"] and record["packages"]["gcc-16"].startswith(record["gcc"])
+
+
+def test_build_systems_are_handed_the_wrappers_by_name(emu_cache, tmp_path):
+    """Meson puts a ccache it finds in front of the compilers unless CC/CXX name them (Meson's
+    "Feature autodetection"); in the rootfs that ccache is an emulated process hashing every
+    preprocessed file (numpy 2.4.6 configured "ccache cc" before). With the cross compilers, CC and CXX
+    name the wrappers, which run the native ccache themselves; without them nothing is set."""
+    runner = EmulatedRunner(load_config(project(tmp_path / "p", emu_cache, "required")))
+    work = runner.config.paths.build
+    work.mkdir(parents=True, exist_ok=True)
+    probe = ['sh', '-c', 'for v in "$CC" "$CXX"; do command -v "$v"; done; command -v ccache; "$CC" -dumpmachine']
+    with runner.hermetic() as layered:
+        out = layered.run(probe, cwd=work, log=io.StringIO()).stdout.split()
+    assert out == [f"{CROSS_BIN}/cc", f"{CROSS_BIN}/c++", "/usr/bin/ccache", "riscv64-linux-gnu"]
+    with runner.hermetic(cross=False) as layered:
+        unset = layered.run(["sh", "-c", 'echo "[${CC-}${CXX-}]"'], cwd=work, log=io.StringIO()).stdout.split()
+    assert unset == ["[]"]
 
 
 def test_rootfs_info_shows_the_native_rootfs_and_its_compiler_versions(emu_cache, tmp_path, capsys):

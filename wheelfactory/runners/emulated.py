@@ -144,6 +144,11 @@ class EmulatedRunner:
                     # The wrappers go before everything, the ccache masquerade folder included:
                     # they run the native ccache themselves.
                     full_env["PATH"] = f"{CROSS_BIN}:{full_env.get('PATH') or BASE_ENV['PATH']}"
+                    # Named compilers: meson otherwise puts the rootfs's ccache in front of them,
+                    # an emulated process hashing every preprocessed file (Meson's "Feature
+                    # autodetection": a CC/CXX from the environment is used without ccache).
+                    for var, name in CROSS_COMPILER_ENV.items():
+                        full_env.setdefault(var, name)
                     extra = self.cross.mount_lines(self.cross.compilers())
                 cmd = self.rootfs.enter_argv(argv, cwd=str(cwd), env=full_env, binds=self.binds, tmp=tmp,
                                              layer=self.layer, extra=extra)
@@ -312,6 +317,11 @@ class EmulatedRunner:
 
 
 NATIVE_WHY = "the rootfs is {arch}, as this host is: its own gcc runs natively (no QEMU, no cross compilers)"
+# What build systems read as the compilers when the cross wrappers are on PATH (a recipe's env wins).
+# Not FC: a gfortran wrapper exists only in layers whose build.debian has gfortran, and CMake
+# fails on an FC it cannot find even where Fortran is optional.
+CROSS_COMPILER_ENV = {"CC": "cc", "CXX": "c++"}
+
 RUST_EMULATED = "no native cross rustc: rustc, cargo and the linker run under QEMU (issue #17: Rust stays emulated)"
 
 
