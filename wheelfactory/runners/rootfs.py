@@ -92,15 +92,6 @@ SLIM_PATH_EXCLUDES = (
 )
 SLIM_PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
 
-# apt settings for the creation only: written before mmdebstrap installs anything and deleted
-# by _finish, so the finished system's apt configuration is Debian's own. dpkg-preconfigure
-# (debconf's "Preconfiguring packages", an emulated perl run over every template before each
-# apt unpack) only asks questions early; the packages' config scripts still run from their
-# postinst, so the answers (noninteractive defaults) and debconf's database are the same, and
-# each apt run of a creation is ~8 s shorter under QEMU (measured: 9 s of the clean system's 155 s).
-CREATION_APT_CONF = "etc/apt/apt.conf.d/99zz-wheelfactory-creation"
-CREATION_APT_LINES = ("#clear DPkg::Pre-Install-Pkgs;",)
-
 # A layer's apt-get update runs only when the shared package lists are older than this (seconds).
 LISTS_MAX_AGE = 6 * 3600
 
@@ -665,16 +656,14 @@ class Rootfs:
 
     def _mmdebstrap(self, target: Path, log: IO[str]) -> dict[str, float]:
         """Run mmdebstrap into ``target``; returns the seconds each of its steps took (its "I:" lines)."""
-        q = shlex.quote
-        archives, conf = "$1/var/cache/apt/archives", f"$1/{CREATION_APT_CONF}"
+        archives = "$1/var/cache/apt/archives"
         # .debs already in the shared apt cache (those the build rootfs, an earlier creation or a
         # layer downloaded) are hard-linked in, so apt downloads only what it lacks: mmdebstrap's
         # documented sync-in pattern (it keeps and never unlinks debs it found there); apt checks
         # each one against the package lists' hashes, so a stale one is downloaded again.
         # _finish gives the debs (kept by the --skip's) back to the cache and removes them.
-        setup = (f'mkdir -p "{archives}" "$(dirname "{conf}")" && printf "%s\\n" '
-                 f'{" ".join(q(l) for l in CREATION_APT_LINES)} > "{conf}" && '
-                 f'for f in {q(str(self.apt_cache / "archives"))}/*.deb; do [ -f "$f" ] || continue; '
+        setup = (f'mkdir -p "{archives}" && '
+                 f'for f in {shlex.quote(str(self.apt_cache / "archives"))}/*.deb; do [ -f "$f" ] || continue; '
                  f'ln -f "$f" "{archives}/" 2>/dev/null || cp "$f" "{archives}/"; done')
         cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
                f"--variant={self.variant}", "--skip=cleanup/apt/lists,cleanup/apt/cache,essential/unlink",
@@ -742,7 +731,6 @@ class Rootfs:
                 ui.info(f"  installing {', '.join(want)}")
                 self._install(root, want, log=log, why="target.pythons and [emulation].packages", lists_fresh=True)
         finally:
-            (root / CREATION_APT_CONF).unlink(missing_ok=True)
             self._keep_debs(root)
             self._clean_apt(root)
         self._copy_host_files(root)
