@@ -460,6 +460,7 @@ class Rootfs:
         try:
             self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
+            self._keep_debs(root)  # before _clean_apt: a creation's second apt run downloads the most
             self._clean_apt(root)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
 
