@@ -53,9 +53,12 @@ def creation(cache: Path, skip: bool) -> dict:
         if not skip:
             rootfs.create(replace=True)
         stamp = rootfs.stamp()
-        out[rootfs.label] = {"seconds": stamp["creation_seconds"], "bytes": tree_size(rootfs.path)}
+        out[rootfs.label] = {"seconds": stamp["creation_seconds"], "bytes": tree_size(rootfs.path),
+                             "steps": stamp.get("creation_steps", {})}  # where the time went (mmdebstrap's steps)
         print(f"{rootfs.label}: created in {stamp['creation_seconds']:.0f}s, {out[rootfs.label]['bytes'] / 2**20:.0f} MiB",
               flush=True)
+        for step, seconds in out[rootfs.label]["steps"].items():
+            print(f"    {seconds:6.1f}s  {step}", flush=True)
     build, clean = out["rootfs"], out["clean system"]
     return {**out, "time_ratio": round(clean["seconds"] / build["seconds"], 3),
             "size_ratio": round(clean["bytes"] / build["bytes"], 3)}

@@ -97,6 +97,26 @@ def test_the_clean_system_holds_python_and_nothing_to_build_with(clean_cache, tm
     assert "3.13" in info["clean_system"]["pythons"] and info["path"] != str(clean.path)
 
 
+def test_creation_keeps_the_debs_in_the_shared_apt_cache(clean_cache, tmp_path):
+    """The shared apt cache holds the .deb of every package the clean system has (so the next creation
+    and the layers do not download them again), none is left in either system, and the stamp says
+    how long each mmdebstrap step took."""
+    config = load_config(emu_project(tmp_path / "project", clean_cache))
+    clean, build = CleanSystem(config), Rootfs(config)
+    if "creation_steps" not in clean.stamp():
+        pytest.skip(f"the clean system in {clean_cache} was made by an older wheelfactory; "
+                    f"recreate it (nox -s rootfs -- create --replace) to check its creation")
+    for system in (clean, build):
+        assert not list((system.path / "var/cache/apt/archives").glob("*.deb"))
+    steps = clean.stamp()["creation_steps"]
+    assert steps["installing essential packages"] > 0 and steps["installing remaining packages inside the chroot"] > 0
+    cached = {p.name for p in (clean.apt_cache / "archives").glob("*.deb")}
+    out = subprocess.run(["dpkg-query", f"--admindir={clean.path}/var/lib/dpkg", "-W",
+                          "-f=${Package}_${Version}_${Architecture}.deb\n"], capture_output=True, text=True, check=True)
+    debs = {name.replace(":", "%3a") for name in out.stdout.split()}
+    assert "python3.13-minimal" in " ".join(debs) and debs <= cached, sorted(debs - cached)
+
+
 def test_layers_are_thrown_away_and_leave_no_mount(clean_cache, tmp_path):
     config = load_config(emu_project(tmp_path / "project", clean_cache))
     clean = CleanSystem(config)

@@ -462,6 +462,7 @@ class Rootfs:
         try:
             self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
+            self._keep_debs(root)  # before _clean_apt: a creation's second apt run downloads the most
             self._clean_apt(root)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
 
@@ -627,14 +628,16 @@ class Rootfs:
                 f"(mmdebstrap from {self.mirror}; takes a few minutes)")
         try:
             with self._log(log) as lg:
-                self._mmdebstrap(tmp, lg)
+                steps = self._mmdebstrap(tmp, lg)
+                t1 = time.monotonic()
                 offered_pythons = self._finish(tmp, lg)
+                steps["after mmdebstrap (Pythons, packages, clean-up)"] = round(time.monotonic() - t1, 1)
                 seconds = round(time.monotonic() - t0, 1)
                 now = utcnow()
                 self._write_stamp(tmp, created_at=now, updated_at=now, creation_seconds=seconds,
                                   mmdebstrap=_tool_version(["mmdebstrap", "--version"]),
                                   packages=sorted(set(self.base_packages) | set(self.extra_packages)),
-                                  installed_on_demand=[], suite_pythons=offered_pythons)
+                                  installed_on_demand=[], suite_pythons=offered_pythons, creation_steps=steps)
             with self._use_lock(shared=False):
                 trash = None
                 if self.path.exists():
@@ -654,9 +657,20 @@ class Rootfs:
                  *([f"Python {', '.join(info['pythons'])}"] if info["pythons"] else [])]  # the native rootfs none
         ui.info(f"{self.label} ready in {seconds:.0f}s: {', '.join(facts)}")
 
-    def _mmdebstrap(self, target: Path, log: IO[str]) -> None:
+    def _mmdebstrap(self, target: Path, log: IO[str]) -> dict[str, float]:
+        """Run mmdebstrap into ``target``; returns the seconds each of its steps took (its "I:" lines)."""
+        archives = "$1/var/cache/apt/archives"
+        # .debs already in the shared apt cache (those the build rootfs, an earlier creation or a
+        # layer downloaded) are hard-linked in, so apt downloads only what it lacks: mmdebstrap's
+        # documented sync-in pattern (it keeps and never unlinks debs it found there); apt checks
+        # each one against the package lists' hashes, so a stale one is downloaded again.
+        # _finish gives the debs (kept by the --skip's) back to the cache and removes them.
+        setup = (f'mkdir -p "{archives}" && '
+                 f'for f in {shlex.quote(str(self.apt_cache / "archives"))}/*.deb; do [ -f "$f" ] || continue; '
+                 f'ln -f "$f" "{archives}/" 2>/dev/null || cp "$f" "{archives}/"; done')
         cmd = ["mmdebstrap", "--mode=root", "--format=directory", f"--arch={self.debian_arch}",
-               f"--variant={self.variant}", "--skip=cleanup/apt/lists",
+               f"--variant={self.variant}", "--skip=cleanup/apt/lists,cleanup/apt/cache,essential/unlink",
+               f"--setup-hook={setup}",
                '--aptopt=APT::Install-Recommends "false"', '--aptopt=Acquire::Languages "none"',
                *(f"--aptopt={apt_option(o)}" for o in self.apt_options),
                f"--include={','.join(self.base_packages)}"]
@@ -668,9 +682,20 @@ class Rootfs:
         # Its own PID namespace: apt and dpkg below it die with it too.
         full = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
                 "--", *cmd]
-        proc = run_streamed(full, display=shlex.join(cmd), cwd="/", log=log, check=False, echo=_mmdebstrap_progress)
+        steps: dict[str, float] = {}
+        last = [time.monotonic(), "setting up"]
+
+        def progress(line: str) -> None:  # each "I: ..." line starts a step and ends the one before
+            _mmdebstrap_progress(line)
+            if line.startswith("I: ") and not line.startswith("I: automatically chosen"):
+                now = time.monotonic()
+                steps[last[1]] = round(steps.get(last[1], 0) + now - last[0], 1)
+                last[:] = [now, line[3:].split(":")[0].strip().rstrip(".")]
+
+        proc = run_streamed(full, display=shlex.join(cmd), cwd="/", log=log, check=False, echo=progress)
         if proc.returncode != 0:
             raise EnvironmentProblem(self._creation_failure(proc.stdout))
+        return {k: v for k, v in steps.items() if v >= 0.5}
 
     def path_filters(self) -> tuple[list[str], list[str]]:
         """dpkg's path-exclude and path-include patterns for this rootfs (none unless ``slim``)."""
@@ -709,9 +734,27 @@ class Rootfs:
                 ui.info(f"  installing {', '.join(want)}")
                 self._install(root, want, log=log, why="target.pythons and [emulation].packages", lists_fresh=True)
         finally:
+            self._keep_debs(root)
             self._clean_apt(root)
         self._copy_host_files(root)
         return suite_pythons(offered)
+
+    def _keep_debs(self, root: Path) -> None:
+        """Hard-link (else copy) the .debs apt left in ``root`` into the shared apt cache, for the next
+        creation (the clean system after the build rootfs) and the throwaway layers."""
+        dest = self.apt_cache / "archives"
+        debs = list((root / "var/cache/apt/archives").glob("*.deb"))
+        if debs:
+            (dest / "partial").mkdir(parents=True, exist_ok=True)  # apt in a layer wants it
+        for deb in debs:
+            if (dest / deb.name).exists():
+                continue
+            tmp = dest / f".{deb.name}.{secrets.token_hex(4)}"  # apt reads only *.deb; renamed when whole
+            try:
+                os.link(deb, tmp)
+            except OSError:
+                shutil.copyfile(deb, tmp)
+            os.replace(tmp, dest / deb.name)
 
     def update(self) -> dict:
         """apt-get full-upgrade inside, packages completed, facts refreshed; untrusted while it runs.
@@ -852,7 +895,7 @@ def _tool_version(argv: list[str]) -> str:
 def _mmdebstrap_progress(line: str) -> None:
     """mmdebstrap's own step lines ("I: downloading packages with apt...") are the progress."""
     if line.startswith("I: ") and not line.startswith("I: automatically chosen"):
-        ui.info(f"  {line[3:].rstrip()}")
+        ui.info(f"  {line[3:].split(' in shell:')[0].rstrip()}")  # a hook's line: not its whole script
 
 
 def _apt_progress(line: str) -> None:
