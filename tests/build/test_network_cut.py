@@ -26,7 +26,7 @@ from support.build import (  # noqa: F401
     tiny_files,
     tree_snapshot,
 )
-from support.emulation import emu_cache, emu_project  # noqa: F401
+from support.emulation import emu_project
 
 from conftest import write_project, write_recipe
 from wheelfactory import cli
