@@ -38,12 +38,19 @@ def emu_project(root: Path, cache: Path, *, recipes=(), config: str = "") -> Pat
 @pytest.fixture(scope="session")
 def emu_cache(tmp_path_factory) -> Path:
     """The cache folder holding the session's riscv64 build rootfs (made first when missing)."""
-    cache = Path(os.environ.get(CACHE_ENV) or tmp_path_factory.mktemp("emulation-cache"))
-    config = load_config(emu_project(tmp_path_factory.mktemp("emu-setup"), cache))
+    # from scratch, unless CACHE_ENV points at a cache that has one
+    return _made_cache(tmp_path_factory, CACHE_ENV, ("emulation-cache", "emu-setup"), emu_project,
+                       "emulated builds", lambda config: Rootfs(config).create())
+
+
+def _made_cache(tmp_path_factory, env: str, names: tuple[str, str], make_project, what: str, create) -> Path:
+    """The cache folder ``env`` names (else a new one), after ``create(config)`` of a project using it."""
+    cache = Path(os.environ.get(env) or tmp_path_factory.mktemp(names[0]))
+    config = load_config(make_project(tmp_path_factory.mktemp(names[1]), cache))
     problem = emulation_problem(config)
     if problem:
-        pytest.fail(f"emulated builds cannot run on this machine: {problem}")
-    Rootfs(config).create()  # from scratch, unless CACHE_ENV points at a cache that has one
+        pytest.fail(f"{what} cannot run on this machine: {problem}")
+    create(config)
     return cache
 
 
@@ -65,11 +72,6 @@ def native_project(root: Path, cache: Path, *, recipes=(), config: str = "") -> 
 @pytest.fixture(scope="session")
 def native_cache(tmp_path_factory) -> Path:
     """The cache folder holding the session's build rootfs and clean system of this host's arch."""
-    cache = Path(os.environ.get(NATIVE_CACHE_ENV) or tmp_path_factory.mktemp("native-cache"))
-    config = load_config(native_project(tmp_path_factory.mktemp("native-setup"), cache))
-    problem = emulation_problem(config)
-    if problem:
-        pytest.fail(f"builds in a native rootfs cannot run on this machine: {problem}")
-    for system in systems(config):
-        system.create()  # from scratch, unless NATIVE_CACHE_ENV points at a cache that has them
-    return cache
+    # from scratch, unless NATIVE_CACHE_ENV points at a cache that has them
+    return _made_cache(tmp_path_factory, NATIVE_CACHE_ENV, ("native-cache", "native-setup"), native_project,
+                       "builds in a native rootfs", lambda config: [s.create() for s in systems(config)])
