@@ -97,19 +97,27 @@ def test_the_clean_system_holds_python_and_nothing_to_build_with(clean_cache, tm
     assert "3.13" in info["clean_system"]["pythons"] and info["path"] != str(clean.path)
 
 
-def test_creation_keeps_the_debs_in_the_shared_apt_cache(clean_cache, tmp_path):
-    """The shared apt cache holds the .deb of every package the clean system has (so the next creation
-    and the layers do not download them again), none is left in either system, and the stamp says
-    how long each mmdebstrap step took."""
+def test_the_clean_system_is_the_build_rootfs_clean_stage_and_the_debs_stay_cached(clean_cache, tmp_path):
+    """The clean system was not made twice: the build rootfs made it first (mmdebstrap with
+    ca-certificates, then the Pythons), left a copy, and the clean system's creation took it and left
+    nothing behind. The shared apt cache holds the .deb of every package the clean system has (so
+    the next creation and the layers do not download them again), none is left in either system,
+    and the stamps say how long each step took."""
     config = load_config(emu_project(tmp_path / "project", clean_cache))
     clean, build = CleanSystem(config), Rootfs(config)
-    if "creation_steps" not in clean.stamp():
-        pytest.skip(f"the clean system in {clean_cache} was made by an older wheelfactory; "
-                    f"recreate it (nox -s rootfs -- create --replace) to check its creation")
+    if "clean_stage_seconds" not in build.stamp():
+        pytest.skip(f"the systems in {clean_cache} were made by an older wheelfactory; "
+                    f"recreate them (nox -s rootfs -- create --replace) to check their creation")
     for system in (clean, build):
         assert not list((system.path / "var/cache/apt/archives").glob("*.deb"))
-    steps = clean.stamp()["creation_steps"]
-    assert steps["installing essential packages"] > 0 and steps["installing remaining packages inside the chroot"] > 0
+        assert not list((system.path / "var/lib/apt/lists").glob("*_Packages*"))
+    assert list(clean.stamp()["creation_steps"]) == ["taking the clean stage the build rootfs made"]
+    assert clean.stamp()["clean_stage_seconds"] == build.stamp()["clean_stage_seconds"] > 0
+    assert not clean.seed_path.exists() and not list(clean.parent.glob(f".{build.name}.seeding-*"))
+    assert not (clean.path / ".wheelfactory-seed.json").exists()
+    steps = build.stamp()["creation_steps"]
+    assert steps["installing essential packages"] > 0 and steps["clean stage: the clean system's Pythons"] > 0
+    assert _dpkg_names(clean.path) < _dpkg_names(build.path), "the build rootfs is the clean system plus more"
     cached = {p.name for p in (clean.apt_cache / "archives").glob("*.deb")}
     out = subprocess.run(["dpkg-query", f"--admindir={clean.path}/var/lib/dpkg", "-W",
                           "-f=${Package}_${Version}_${Architecture}.deb\n"], capture_output=True, text=True, check=True)

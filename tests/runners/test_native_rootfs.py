@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from support.emulation import native_project
 from wheelfactory.audit.clean_install import clean_install
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli
+from wheelfactory.runners.clean import CleanSystem
 from wheelfactory.runners.emulated import EmulatedRunner
 from wheelfactory.settings.factory import load_config
 from wheelfactory.settings.target import host_arch
@@ -92,3 +94,30 @@ def test_a_board_builds_multidict_in_a_native_rootfs_and_verifies_it_on_the_nati
     assert report.ok and report.installed.get("multidict") == "7.2.1", report
     assert "3.13" in report.python and arch in report.python, report.python
     assert wheel.name in (root / report.log).read_text(), "pip installed our wheel, served from dist/"
+
+
+def _dpkg_versions(root: Path) -> dict[str, str]:
+    out = subprocess.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Package} ${Version}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_the_clean_stage_is_the_clean_system_mmdebstrap_makes_apart(native_cache, tmp_path):
+    """The clean system a board's `rootfs create` makes by taking the build rootfs's clean stage holds
+    exactly the packages (names and versions) of one made apart by mmdebstrap, and none of
+    mmdebstrap's set-up files."""
+    clean = CleanSystem(load_config(native_project(tmp_path / "project", native_cache)))
+    if "clean_stage_seconds" not in clean.stamp():
+        pytest.skip(f"the clean system in {native_cache} was made apart or by an older wheelfactory")
+    assert list(clean.stamp()["creation_steps"]) == ["taking the clean stage the build rootfs made"]
+    apart = CleanSystem(load_config(native_project(
+        tmp_path / "apart", native_cache, config=f'[emulation]\nrootfs = "{tmp_path / "other"}"\n')))
+    assert apart.path == tmp_path / "other-clean" and not apart.seed_path.exists()
+    apart.create()
+    try:
+        assert "installing essential packages" in apart.stamp()["creation_steps"]
+        assert _dpkg_versions(clean.path) == _dpkg_versions(apart.path)
+        for leftover in ("usr/sbin/policy-rc.d", "etc/apt/apt.conf.d/00mmdebstrap", "usr/sbin/start-stop-daemon.REAL"):
+            assert not (clean.path / leftover).exists(), leftover
+    finally:
+        apart.remove()

@@ -14,26 +14,47 @@ It is a ``Rootfs`` with other packages and another folder
 rootfs. Nothing ever runs in it directly: each verify or clean install works on
 a throwaway overlay layer above it (``Rootfs.layer``) and installs only the
 recipe's ``runtime.debian`` there, so nothing one run installs is seen by the next.
+
+It is not made twice. A build rootfs of the same variant is made on top of
+exactly this package set: mmdebstrap with ``ca-certificates``, then the Pythons
+(its "clean stage"), then the build packages. A copy of the stage is left beside
+it (``.<clean system>.seed``), and the next creation of the clean system takes it
+with one rename instead of running mmdebstrap again, when it was made for the
+same arch, suite, mirror, variant, path filters, apt options and Pythons less
+than a day ago (``CleanSystem._usable_seed``). Otherwise (the clean system made
+apart, an old or foreign seed) mmdebstrap makes it from scratch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import IO
 
+from .. import ui
+from .._util.fs import remove_tree
 from ..settings.factory import Config
 from .emulated import EmulatedRunner
-from .rootfs import Rootfs
-
-CLEAN_PACKAGES = ("ca-certificates",)
-CLEAN_VARIANT = "apt"
+from .rootfs import (
+    CLEAN_PACKAGES,
+    CLEAN_VARIANT,
+    SEED,
+    SEED_MAX_AGE,
+    Rootfs,
+    clean_python_packages,
+    clean_system_path,
+)
 
 
 class CleanSystem(Rootfs):
     """The clean system of the ``[emulation]`` target (it need not exist yet)."""
 
     label = "clean system"
+    makes_clean_stage = False
 
     @property
     def base_packages(self) -> list[str]:
@@ -44,19 +65,57 @@ class CleanSystem(Rootfs):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        self.path = self.path.with_name(f"{self.path.name}-clean")
+        self.path = clean_system_path(self.path)
         self.name = self.path.name
         self.variant = CLEAN_VARIANT
         self.extra_packages = []  # [emulation].packages are for builds
 
-    @staticmethod
-    def python_packages(version: str) -> list[str]:
-        """What a user installs to run Python ``version`` (X.Y) in a venv: no headers, no compiler."""
-        return [f"python{version}", f"python{version}-venv"]
+    python_packages = staticmethod(clean_python_packages)
 
     @staticmethod
     def python_files(version: str) -> list[str]:
         return [f"usr/bin/python{version}", f"usr/lib/python{version}/ensurepip/__init__.py"]
+
+    def _make(self, target: Path, log: IO[str]) -> tuple[dict[str, float], list[str], dict]:
+        """Take the clean stage the build rootfs left (one rename) when it is usable, else mmdebstrap."""
+        seed = self._usable_seed()
+        if seed is None:
+            return super()._make(target, log)
+        t = time.monotonic()
+        ui.info(f"  taking the clean stage the build rootfs made {(time.time() - seed['made_at']) / 60:.0f} min ago "
+                f"({self.seed_path})")
+        os.rename(self.seed_path, target)
+        (target / SEED).unlink()
+        self._copy_host_files(target)
+        steps = {"taking the clean stage the build rootfs made": round(time.monotonic() - t, 1)}
+        return steps, seed["suite_pythons"], {"clean_stage_seconds": seed["stage_seconds"]}
+
+    def _usable_seed(self) -> dict | None:
+        """The facts of the seed (Rootfs._keep_seed) when it is what mmdebstrap would make for this
+        config now: same arch, suite, mirror, variant, path filters and apt options, every wanted
+        Python the suite offers, made less than SEED_MAX_AGE ago. An unusable one is removed."""
+        try:
+            seed = json.loads((self.seed_path / SEED).read_text())
+        except (OSError, ValueError):
+            seed = None
+        if seed is None:
+            if self.seed_path.exists():
+                remove_tree(self.seed_path)  # half-written or foreign: never trusted
+            return None
+        want = {"arch": self.arch, "suite": self.suite, "mirror": self.mirror, "variant": self.variant,
+                "slim": self.slim, "apt_options": self.apt_options}
+        differs = [k for k, v in want.items() if seed.get(k) != v]
+        missing = [v for v in self.wanted_pythons if v in seed.get("suite_pythons", [])
+                   and v not in self.pythons_in(self.seed_path)]
+        age = time.time() - float(seed.get("made_at", 0))
+        why = (f"it was made with another {', '.join(differs)}" if differs else
+               f"it lacks Python {', '.join(missing)}" if missing else
+               f"it is {age / 3600:.0f} h old" if age > SEED_MAX_AGE else "")
+        if why:
+            ui.info(f"  not using the clean stage at {self.seed_path} ({why}); making the clean system afresh")
+            remove_tree(self.seed_path)
+            return None
+        return seed
 
 
 def systems(config: Config) -> list[Rootfs]:

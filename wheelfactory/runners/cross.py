@@ -85,6 +85,7 @@ class NativeHalf(Rootfs):
     """
 
     label = "native rootfs (cross compilers)"
+    makes_clean_stage = False
 
     def __init__(self, config: Config, *, gcc_major: str | None = None):
         super().__init__(config)

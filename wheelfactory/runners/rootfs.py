@@ -65,6 +65,16 @@ STAMP = ".wheelfactory-rootfs.json"
 UPDATING = ".wheelfactory-rootfs.updating"
 STAMP_SCHEMA = 1
 
+# The clean system (runners/clean.py) is what a user's fresh board holds: mmdebstrap's
+# ``apt`` variant, CLEAN_PACKAGES and, for each wanted Python the suite offers,
+# clean_python_packages(X.Y). A build rootfs of the same variant is made on top of
+# exactly that (its "clean stage"), and a copy of the stage is left beside it as the
+# clean system's seed, so the clean system is not made twice (see Rootfs._keep_seed).
+CLEAN_VARIANT = "apt"
+CLEAN_PACKAGES = ("ca-certificates",)
+SEED = ".wheelfactory-seed.json"
+SEED_MAX_AGE = 24 * 3600  # seconds; sid moves daily: an older stage is not what mmdebstrap makes today
+
 # What every build needs. ccache because build.ccache is on by default and
 # re-builds under emulation are where it pays most.
 BASE_PACKAGES = (
@@ -132,6 +142,16 @@ PASS_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY"
             "SOURCE_DATE_EPOCH", "PIP_DEFAULT_TIMEOUT", "UV_HTTP_TIMEOUT")
 
 
+def clean_python_packages(version: str) -> list[str]:
+    """What a user installs to run Python ``version`` (X.Y) in a venv: no headers, no compiler."""
+    return [f"python{version}", f"python{version}-venv"]
+
+
+def clean_system_path(build: Path) -> Path:
+    """Where the clean system of the build rootfs at ``build`` lives: ``<build>-clean`` beside it."""
+    return build.with_name(f"{build.name}-clean")
+
+
 def debian_arch(arch: str) -> str:
     try:
         return DEBIAN_ARCH[arch]
@@ -165,6 +185,7 @@ class Rootfs:
     # the Debian packages that make a Python X.Y usable in it (see python_packages).
     label = "rootfs"
     base_packages: Sequence[str] = BASE_PACKAGES
+    makes_clean_stage = True  # the build rootfs; not the clean system itself, not the cross compilers' half
 
     def __init__(self, config: Config):
         em = config.emulation
@@ -188,6 +209,8 @@ class Rootfs:
         self.path = Path(os.path.abspath(self.path))
         self.name = self.path.name
         self.parent = self.path.parent
+        clean = clean_system_path(self.path)
+        self.seed_path = clean.parent / f".{clean.name}.seed"  # the clean stage the build rootfs leaves
 
     @staticmethod
     def python_packages(version: str) -> list[str]:
@@ -454,8 +477,9 @@ class Rootfs:
 
     # --- install on demand ------------------------------------------------------------
     def _install(self, root: Path, packages: Sequence[str], *, log: IO[str], why: str,
-                 lists_fresh: bool = False) -> None:
-        """apt-get install ``packages`` inside ``root``; one clear error for those riscv64 Debian lacks."""
+                 lists_fresh: bool = False, keep_lists: bool = False) -> None:
+        """apt-get install ``packages`` inside ``root``; one clear error for those riscv64 Debian lacks.
+        ``keep_lists``: leave apt's package lists for the next install (a creation's next stage)."""
         if not lists_fresh:
             self.exec(["sh", "-c", "dpkg --configure -a && apt-get update -q"], root=root, log=log,
                       echo=_apt_progress)
@@ -463,7 +487,11 @@ class Rootfs:
             self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
             self._keep_debs(root)  # before _clean_apt: a creation's second apt run downloads the most
-            self._clean_apt(root)
+            if keep_lists:
+                for f in (root / "var/cache/apt/archives").glob("*.deb"):
+                    f.unlink()
+            else:
+                self._clean_apt(root)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
 
     def install(self, packages: Sequence[str], *, log: IO[str] | None = None, why: str = "needed by a build") -> list[str]:
@@ -628,16 +656,14 @@ class Rootfs:
                 f"(mmdebstrap from {self.mirror}; takes a few minutes)")
         try:
             with self._log(log) as lg:
-                steps = self._mmdebstrap(tmp, lg)
-                t1 = time.monotonic()
-                offered_pythons = self._finish(tmp, lg)
-                steps["after mmdebstrap (Pythons, packages, clean-up)"] = round(time.monotonic() - t1, 1)
+                steps, offered_pythons, facts = self._make(tmp, lg)
                 seconds = round(time.monotonic() - t0, 1)
                 now = utcnow()
                 self._write_stamp(tmp, created_at=now, updated_at=now, creation_seconds=seconds,
                                   mmdebstrap=_tool_version(["mmdebstrap", "--version"]),
                                   packages=sorted(set(self.base_packages) | set(self.extra_packages)),
-                                  installed_on_demand=[], suite_pythons=offered_pythons, creation_steps=steps)
+                                  installed_on_demand=[], suite_pythons=offered_pythons, creation_steps=steps,
+                                  **facts)
             with self._use_lock(shared=False):
                 trash = None
                 if self.path.exists():
@@ -657,7 +683,57 @@ class Rootfs:
                  *([f"Python {', '.join(info['pythons'])}"] if info["pythons"] else [])]  # the native rootfs none
         ui.info(f"{self.label} ready in {seconds:.0f}s: {', '.join(facts)}")
 
-    def _mmdebstrap(self, target: Path, log: IO[str]) -> dict[str, float]:
+    @property
+    def _staged(self) -> bool:
+        """Whether this creation makes the clean stage first (a build rootfs of the clean system's variant)."""
+        return self.makes_clean_stage and self.variant == CLEAN_VARIANT
+
+    def _make(self, target: Path, log: IO[str]) -> tuple[dict[str, float], list[str], dict]:
+        """Make the system in the empty folder ``target``: the seconds each step took, the Pythons the
+        suite offers (X.Y), and facts for the stamp. A staged build rootfs is mmdebstrap with the clean
+        system's packages, the clean system's Pythons (then kept as the seed), then the build packages."""
+        steps = self._mmdebstrap(target, log, include=CLEAN_PACKAGES if self._staged else self.base_packages)
+        facts = {}
+        if self._staged:
+            t = time.monotonic()
+            offered = self.available(target)
+            want = [p for v in self.wanted_pythons if all(p in offered for p in clean_python_packages(v))
+                    for p in clean_python_packages(v)]
+            want = self.missing(want, root=target)
+            self._copy_host_files(target)
+            if want:
+                ui.info(f"  clean stage: installing {', '.join(want)}")
+                self._install(target, want, log=log, why="target.pythons", lists_fresh=True, keep_lists=True)
+            steps["clean stage: the clean system's Pythons"] = round(time.monotonic() - t, 1)
+            stage = round(sum(steps.values()), 1)
+            t = time.monotonic()
+            self._keep_seed(target, stage_seconds=stage, suite_pythons=suite_pythons(offered))
+            steps["clean stage: kept for the clean system"] = round(time.monotonic() - t, 1)
+            facts["clean_stage_seconds"] = stage
+        t = time.monotonic()
+        offered_pythons = self._finish(target, log, base=self._staged)
+        steps["after mmdebstrap (Pythons, packages, clean-up)"] = round(time.monotonic() - t, 1)
+        return steps, offered_pythons, facts
+
+    def _keep_seed(self, root: Path, **facts) -> None:
+        """Copy the clean stage at ``root`` to ``seed_path`` (replacing an older one), for the next
+        creation of the clean system to take instead of running mmdebstrap again (CleanSystem._make)."""
+        tmp = self.parent / f".{self.name}.seeding-{os.getpid()}-{secrets.token_hex(4)}"  # our leftovers
+        try:
+            subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(tmp)], check=True, capture_output=True)
+            self._clean_apt(tmp)  # lists and debs are not part of a system
+            atomic_write_text(tmp / SEED, json.dumps(
+                {"made_at": time.time(), "arch": self.arch, "suite": self.suite, "mirror": self.mirror,
+                 "variant": self.variant, "slim": self.slim, "apt_options": self.apt_options, **facts},
+                indent=2, sort_keys=True) + "\n")
+            if self.seed_path.exists():
+                remove_tree(self.seed_path)
+            os.rename(tmp, self.seed_path)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+
+    def _mmdebstrap(self, target: Path, log: IO[str], *, include: Sequence[str]) -> dict[str, float]:
         """Run mmdebstrap into ``target``; returns the seconds each of its steps took (its "I:" lines)."""
         archives = "$1/var/cache/apt/archives"
         # .debs already in the shared apt cache (those the build rootfs, an earlier creation or a
@@ -673,7 +749,7 @@ class Rootfs:
                f"--setup-hook={setup}",
                '--aptopt=APT::Install-Recommends "false"', '--aptopt=Acquire::Languages "none"',
                *(f"--aptopt={apt_option(o)}" for o in self.apt_options),
-               f"--include={','.join(self.base_packages)}"]
+               f"--include={','.join(include)}"]
         excludes, includes = self.path_filters()
         cmd += [f"--dpkgopt=path-exclude={p}" for p in excludes]
         cmd += [f"--dpkgopt=path-include={p}" for p in includes]
@@ -717,11 +793,12 @@ class Rootfs:
         return (f"creating the {self.arch} {self.suite} rootfs with mmdebstrap failed: {text}.{hint} "
                 f"Nothing was left half-made. Full log: {self.log_path}")
 
-    def _finish(self, root: Path, log: IO[str]) -> list[str]:
-        """After mmdebstrap (apt lists still there): wanted Pythons, extra packages, host files, cleanup."""
+    def _finish(self, root: Path, log: IO[str], *, base: bool = False) -> list[str]:
+        """After mmdebstrap (apt lists still there): wanted Pythons, extra packages (and the base packages
+        when ``base``: mmdebstrap made only the clean stage), host files, cleanup."""
         try:
             offered = self.available(root)
-            want = []
+            want = list(self.base_packages) if base else []
             have = self.pythons_in(root)
             for v in self.wanted_pythons:
                 pkgs = self.python_packages(v)
@@ -732,7 +809,8 @@ class Rootfs:
             self._copy_host_files(root)
             if want:
                 ui.info(f"  installing {', '.join(want)}")
-                self._install(root, want, log=log, why="target.pythons and [emulation].packages", lists_fresh=True)
+                self._install(root, want, log=log, lists_fresh=True,
+                              why=f"{'base packages, ' if base else ''}target.pythons and [emulation].packages")
         finally:
             self._keep_debs(root)
             self._clean_apt(root)
@@ -816,6 +894,8 @@ class Rootfs:
             self._discard_leftovers()
             for p in self.parent.glob(f".{self.name}.run-*"):
                 remove_tree(p)  # nobody runs: we hold the use lock exclusively
+            if self.seed_path.exists():
+                remove_tree(self.seed_path)
             if not self.path.exists():
                 return False
             if not self.ready and not (self.path / UPDATING).exists():
