@@ -60,7 +60,7 @@ def test_a_fresh_matching_stage_is_taken(tmp_path):
     ({"suite": "forky"}, "another suite"),
     ({"slim": False}, "another slim"),
     ({"apt_options": []}, "another apt_options"),
-    ({"made_at": time.time() - 2 * 86400}, "48 h old"),
+    ({"made_at": 0.0}, " h old"),
     ({"pythons": ()}, "lacks Python 3.13"),
 ])
 def test_a_stage_made_otherwise_is_removed_and_says_why(tmp_path, capsys, changes, why):
