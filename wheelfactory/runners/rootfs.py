@@ -386,11 +386,11 @@ class Rootfs:
         return names
 
     @staticmethod
-    def _clean_apt(root: Path) -> None:
-        """Drop package lists and downloaded .debs: they are most of an apt-using rootfs's growth."""
-        lists = root / "var/lib/apt/lists"
-        if lists.is_dir():
-            for f in lists.iterdir():
+    def _clean_apt(root: Path, *, lists: bool = True) -> None:
+        """Drop downloaded .debs and (``lists``) package lists: they are most of an apt-using rootfs's growth."""
+        folder = root / "var/lib/apt/lists"
+        if lists and folder.is_dir():
+            for f in folder.iterdir():
                 if f.is_file() and f.name != "lock":
                     f.unlink()
         for f in (root / "var/cache/apt").glob("*.bin"):
@@ -487,11 +487,7 @@ class Rootfs:
             self._apt_install(self.available(root), packages, log=log, why=why, root=root)
         finally:
             self._keep_debs(root)  # before _clean_apt: a creation's second apt run downloads the most
-            if keep_lists:
-                for f in (root / "var/cache/apt/archives").glob("*.deb"):
-                    f.unlink()
-            else:
-                self._clean_apt(root)
+            self._clean_apt(root, lists=not keep_lists)
             self._copy_host_files(root)  # a ca-certificates trigger may have rewritten the bundle
 
     def install(self, packages: Sequence[str], *, log: IO[str] | None = None, why: str = "needed by a build") -> list[str]:
