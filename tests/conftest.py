@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# The emulation tests' session fixtures (one build rootfs and one clean system per session), registered
-# once here: imported into each test module instead, each module would make its own.
-pytest_plugins = ["support.emulation"]
+# Session fixtures, registered once here: imported into each test module instead, each module would
+# make its own (one build rootfs and clean system, one tools venv and download cache, one set of real
+# wheels per session).
+pytest_plugins = ["support.build", "support.emulation", "support.wheels"]
 
 
 def write_project(root: Path, *, recipes: list[str] = (), config: str = "", host_target: bool = True) -> Path:

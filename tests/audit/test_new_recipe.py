@@ -14,7 +14,7 @@ from packaging.utils import parse_sdist_filename
 from packaging.version import Version
 
 from conftest import REPO
-from support.build import LocalServer, make_git_repo, make_project, make_sdist, shared_cache  # noqa: F401
+from support.build import LocalServer, make_git_repo, make_project, make_sdist
 from conftest import write_recipe
 from wheelfactory.build.pipeline import build_recipe
 from wheelfactory.runners import select_runner
@@ -216,7 +216,7 @@ setup(ext_modules=[Extension("wf_opt_ext._speed", ["src/speed.c"])] if have else
 '''
 
 
-def test_a_pure_wheel_says_the_extension_was_skipped_and_where(tmp_path, shared_cache):  # noqa: F811
+def test_a_pure_wheel_says_the_extension_was_skipped_and_where(tmp_path, shared_cache):
     project = make_project(tmp_path / "p", shared_cache)
     files = {
         "pyproject.toml": '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
@@ -252,7 +252,7 @@ def test_a_pure_wheel_says_the_extension_was_skipped_and_where(tmp_path, shared_
 
 
 @pytest.mark.slow
-def test_a_pure_wheel_of_a_release_pypi_has_pure_says_the_recipe_is_not_needed(tmp_path, shared_cache):  # noqa: F811
+def test_a_pure_wheel_of_a_release_pypi_has_pure_says_the_recipe_is_not_needed(tmp_path, shared_cache):
     project = make_project(tmp_path / "p", shared_cache)
     """simplejson ships a py3-none-any wheel of every release: without its speedups, the recipe is moot."""
     assert upkeep.new_recipe_command("simplejson", root=project) == 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from support.build import make_project, sdist_server, shared_cache, tiny_recipe  # noqa: F401
+from support.build import make_project, tiny_recipe
 from wheelfactory.audit import prove
 from wheelfactory.cli import upkeep
 
 
-def test_prove_writes_what_each_recipe_reached(tmp_path, shared_cache, sdist_server):  # noqa: F811
+def test_prove_writes_what_each_recipe_reached(tmp_path, shared_cache, sdist_server):
     root = make_project(tmp_path / "p", shared_cache)
     tiny_recipe(root, sdist_server, name="wf-tiny")
     tiny_recipe(root, sdist_server, variant="broken", name="wf-broken")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.build import git, make_project, make_sdist, shared_cache, tiny_files, tree_snapshot  # noqa: F401
+from support.build import git, make_project, make_sdist, tiny_files, tree_snapshot
 from conftest import REPO, write_project, write_recipe
 from wheelfactory._util import simple_api
 from wheelfactory.audit import upstream
@@ -294,7 +294,7 @@ def test_plan_for_sdist_takes_sha256_from_the_install_index(tmp_path, index):
 # --- bumps that build -------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_bumps_keep_only_what_builds_and_respect_the_cap(tmp_path, index, shared_cache, capsys,  # noqa: F811
+def test_bumps_keep_only_what_builds_and_respect_the_cap(tmp_path, index, shared_cache, capsys,
                                                           monkeypatch):
     for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
         monkeypatch.setenv(var, "wheelfactory test")

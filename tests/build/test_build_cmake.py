@@ -14,14 +14,14 @@ import zipfile
 
 import pytest
 
-from support.build import make_project, shared_cache  # noqa: F401
+from support.build import make_project
 from wheelfactory.build import store
 from wheelfactory.cli import build as build_cli
 
 pytestmark = pytest.mark.slow
 
 
-def test_pyzmq_builds_with_cmake_against_debians_libzmq(tmp_path, shared_cache):  # noqa: F811
+def test_pyzmq_builds_with_cmake_against_debians_libzmq(tmp_path, shared_cache):
     root = make_project(tmp_path / "project", shared_cache, recipes=["pyzmq"])
     with open(tmp_path / "stderr.txt", "w") as f, contextlib.redirect_stderr(f):
         rc = build_cli.build_command(["pyzmq", "--target", "host"], root=root)

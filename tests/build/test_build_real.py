@@ -14,7 +14,7 @@ import time
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from support.build import bare_venv, make_project, run, shared_cache, tree_snapshot  # noqa: F401
+from support.build import bare_venv, make_project, run, tree_snapshot
 from wheelfactory._util.fs import sha256_file
 from wheelfactory.cli import build as build_cli
 from wheelfactory.build import store
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def real_build(tmp_path_factory, shared_cache):  # noqa: F811
+def real_build(tmp_path_factory, shared_cache):
     root = make_project(tmp_path_factory.mktemp("real") / "project", shared_cache, recipes=REAL)
     capture = tmp_path_factory.mktemp("out") / "stderr.txt"
     # The console writes to whatever sys.stderr is (a session fixture cannot use capsys).

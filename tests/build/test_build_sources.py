@@ -13,10 +13,7 @@ import threading
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from support.build import (  # noqa: F401 (fixtures)
-    bare_venv, make_git_repo, make_project, run, sdist_server, shared_cache, tiny_files, tiny_recipe,
-    write_recipe,
-)
+from support.build import bare_venv, make_git_repo, make_project, run, tiny_files, tiny_recipe, write_recipe
 from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import pipeline
 from wheelfactory.build import store

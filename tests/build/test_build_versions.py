@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from support.build import make_project, shared_cache, write_recipe  # noqa: F401 (fixtures)
+from support.build import make_project, write_recipe
 from wheelfactory.build import store
 from wheelfactory.cli import build as build_cli
 
@@ -30,7 +30,7 @@ RECIPE = '''\
     '''
 
 
-def test_every_listed_version_is_built_and_version_picks_one(tmp_path, shared_cache, capsys):  # noqa: F811
+def test_every_listed_version_is_built_and_version_picks_one(tmp_path, shared_cache, capsys):
     root = make_project(tmp_path / "p", shared_cache)
     write_recipe(root, "markupsafe", RECIPE)
     assert build_cli.build_command(["markupsafe", "--target", "host", "--python", "3.11"], root=root) == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.build import LocalServer, make_sdist, make_project, shared_cache, tiny_files  # noqa: F401
+from support.build import LocalServer, make_sdist, make_project, tiny_files
 
 PLUS_SETUP = '''\
 from setuptools import Extension, setup
@@ -68,7 +68,7 @@ def _attempts(root, name):
 
 
 @pytest.fixture(scope="module")
-def real_graph(tmp_path_factory, shared_cache):  # noqa: F811
+def real_graph(tmp_path_factory, shared_cache):
     """multidict (real PyPI sdist) + wf-plus that needs it, a broken recipe with a dependent,
     a disabled one and an independent one: `build-all --jobs 2`, then a change to an
     unrelated field of multidict's recipe and `build-all` again."""

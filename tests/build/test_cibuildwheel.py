@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support.build import make_project, shared_cache  # noqa: F401 (a fixture)
+from support.build import make_project
 from conftest import REPO, write_recipe
 from wheelfactory._util.fs import sha256_file
 from wheelfactory.build import cibuildwheel, pipeline, store
@@ -237,7 +237,7 @@ def riscv_wheel(tmp_path_factory):
     return wheel
 
 
-def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_cache):  # noqa: F811
+def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_cache):
     root = make_project(tmp_path / "p", shared_cache, config='[target]\narch = "riscv64"\n'
                         'policy = "manylinux_2_39"\npythons = ["3.11"]\n')
     # conftest wrote a host [target] first; keep the riscv64 one only.
@@ -288,7 +288,7 @@ def test_wheels_enter_dist_with_the_same_records(tmp_path, riscv_wheel, shared_c
     assert sorted(r["build_key"] for r in store.load_records(config.paths.dist)) == ["k1", "k2"]
 
 
-def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):  # noqa: F811
+def test_a_missing_python_stores_nothing(tmp_path, riscv_wheel, shared_cache):
     root = make_project(tmp_path / "p", shared_cache)
     write_recipe(root, "markupsafe", '''
         [package]
@@ -346,7 +346,7 @@ def _collect_with_exclude(tmp_path, wheel: Path, cache, repair: str):
             log_rel=None, note="by cibuildwheel")
 
 
-def test_cibuildwheel_path_refuses_a_repair_exclude_that_matches_nothing(tmp_path, ffi_wheel, shared_cache):  # noqa: F811
+def test_cibuildwheel_path_refuses_a_repair_exclude_that_matches_nothing(tmp_path, ffi_wheel, shared_cache):
     with pytest.raises(RepairError) as e:
         _collect_with_exclude(tmp_path, ffi_wheel, shared_cache, '        [repair]\n        exclude = ["libffi.so.7"]')
     msg = str(e.value)
@@ -354,7 +354,7 @@ def test_cibuildwheel_path_refuses_a_repair_exclude_that_matches_nothing(tmp_pat
     assert "Fix: write the soname to keep out (e.g. 'libffi.so.8')" in msg, msg
 
 
-def test_cibuildwheel_path_names_the_debian_package_runtime_debian_lacks(tmp_path, ffi_wheel, shared_cache,  # noqa: F811
+def test_cibuildwheel_path_names_the_debian_package_runtime_debian_lacks(tmp_path, ffi_wheel, shared_cache,
                                                                          capsys):
     _, ready = _collect_with_exclude(tmp_path / "a", ffi_wheel, shared_cache,
                                      '        [repair]\n        exclude = ["libffi.so.8"]')
@@ -369,7 +369,7 @@ def test_cibuildwheel_path_names_the_debian_package_runtime_debian_lacks(tmp_pat
     assert record["notes"] == ["by cibuildwheel"] and "warning" not in capsys.readouterr().err
 
 
-def test_real_container_build(tmp_path, shared_cache):  # noqa: F811
+def test_real_container_build(tmp_path, shared_cache):
     """multidict through cibuildwheel in a manylinux container, for this host's arch, into dist/."""
     root = make_project(tmp_path / "p", shared_cache, recipes=["multidict"])
     config = load_config(root)

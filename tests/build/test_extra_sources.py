@@ -18,13 +18,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from support.build import (  # noqa: F401
-    make_project,
-    make_sdist,
-    sdist_server,
-    shared_cache,
-    tiny_files,
-)
+from support.build import make_project, make_sdist, tiny_files
 
 from conftest import write_recipe
 from wheelfactory.cli import build as build_cli
@@ -53,7 +47,7 @@ def _tarball(path: Path, top: str, files: dict[str, str]) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_extra_sources_reach_the_build_and_the_record(tmp_path, shared_cache, sdist_server):  # noqa: F811
+def test_extra_sources_reach_the_build_and_the_record(tmp_path, shared_cache, sdist_server):
     served = sdist_server.folder / "extra"
     sdist, sdist_sha = make_sdist(served, tiny_files(name="wf-extra", setup_py=EXTRA_SETUP), name="wf-extra")
     data_sha = _tarball(served / "data-1.0.tar.xz", "data-1.0", {"flavor.txt": "envside\n"})

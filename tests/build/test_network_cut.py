@@ -18,14 +18,7 @@ import os
 import shutil
 
 import pytest
-from support.build import (  # noqa: F401
-    make_project,
-    make_sdist,
-    sdist_server,
-    shared_cache,
-    tiny_files,
-    tree_snapshot,
-)
+from support.build import make_project, make_sdist, tiny_files, tree_snapshot
 from support.emulation import emu_project
 
 from conftest import write_project, write_recipe
@@ -83,7 +76,7 @@ def _one_error(root, name, capsys) -> str:
     return " ".join(err.split())
 
 
-def test_a_build_that_downloads_fails_naming_the_host(tmp_path, shared_cache, sdist_server, capsys):  # noqa: F811
+def test_a_build_that_downloads_fails_naming_the_host(tmp_path, shared_cache, sdist_server, capsys):
     root = make_project(tmp_path / "p", shared_cache)
     host = _downloading_recipe(root, sdist_server, network=False)
     capsys.readouterr()
@@ -98,8 +91,8 @@ def test_a_build_that_downloads_fails_naming_the_host(tmp_path, shared_cache, sd
     assert " prepare " in log and " build " in log
 
 
-def test_build_network_true_lets_it_download_and_the_record_says_so(tmp_path, shared_cache,  # noqa: F811
-                                                                     sdist_server):  # noqa: F811
+def test_build_network_true_lets_it_download_and_the_record_says_so(tmp_path, shared_cache,
+                                                                     sdist_server):
     root = make_project(tmp_path / "p", shared_cache)
     _downloading_recipe(root, sdist_server, network=True)
     assert build_cli.build_command(["wf-net"], root=root) == 0
@@ -108,7 +101,7 @@ def test_build_network_true_lets_it_download_and_the_record_says_so(tmp_path, sh
 
 
 @pytest.mark.skipif(not shutil.which("cargo"), reason="needs cargo (.ci/run installs Debian's)")
-def test_a_rust_sdist_without_vendored_crates_needs_crates_io(tmp_path, shared_cache, capsys):  # noqa: F811
+def test_a_rust_sdist_without_vendored_crates_needs_crates_io(tmp_path, shared_cache, capsys):
     root = write_project(tmp_path / "p", recipes=["textual-speedups"], config=f'[paths]\ncache = "{shared_cache}"\n')
     flat = _one_error(root, "textual-speedups", capsys)
     assert "textual-speedups: needs crates.io, not reachable from the build machine" in flat

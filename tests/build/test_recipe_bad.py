@@ -27,13 +27,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from support.build import (  # noqa: F401
-    make_project,
-    sdist_server,
-    shared_cache,
-    tiny_recipe,
-    tree_snapshot,
-)
+from support.build import make_project, tiny_recipe, tree_snapshot
 from support.cli import BUILD, env
 
 from wheelfactory import cli
@@ -47,7 +41,7 @@ CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "case.toml").is_file())
 
 
 @pytest.fixture(scope="session")
-def good_project(tmp_path_factory, shared_cache, sdist_server):  # noqa: F811
+def good_project(tmp_path_factory, shared_cache, sdist_server):
     """A project whose dist/ holds one real stored wheel + record, indexed: failures must leave both as they were."""
     root = make_project(tmp_path_factory.mktemp("good") / "p", shared_cache)
     tiny_recipe(root, sdist_server)

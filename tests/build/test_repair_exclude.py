@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import zipfile
 
-from support.build import make_project, sdist_server, shared_cache, tiny_recipe  # noqa: F401
+from support.build import make_project, tiny_recipe
 from wheelfactory.cli import build as build_cli
 
 
-def _build(tmp_path, shared_cache, sdist_server, capsys, extra: str) -> tuple[dict, str]:  # noqa: F811
+def _build(tmp_path, shared_cache, sdist_server, capsys, extra: str) -> tuple[dict, str]:
     root = make_project(tmp_path / "p", shared_cache)
     tiny_recipe(root, sdist_server, variant="ffi", extra=extra)
     capsys.readouterr()

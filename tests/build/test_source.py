@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from support.build import (  # noqa: F401 (fixtures)
-    git, make_git_repo, sdist_server, tiny_files, write_recipe,
-)
+from support.build import git, make_git_repo, tiny_files, write_recipe
 from conftest import write_project
 from wheelfactory.build import source
 from wheelfactory.errors import SourceError

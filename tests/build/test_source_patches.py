@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_project
-from support.build import sdist_server, write_recipe  # noqa: F401 (fixtures)
+from support.build import write_recipe
 
 from wheelfactory.build import source
 from wheelfactory.errors import SourceError
@@ -32,14 +32,14 @@ def _prepare_with_patch(tmp_path: Path, server, text: str):
                           workdir=root / "build" / "wf-tiny", log=io.StringIO(), index_url="https://pypi.org/simple")
 
 
-def test_a_crlf_patch_applies_to_an_lf_source(tmp_path, sdist_server):  # noqa: F811
+def test_a_crlf_patch_applies_to_an_lf_source(tmp_path, sdist_server):
     tree = _prepare_with_patch(tmp_path, sdist_server, GOOD.replace("\n", "\r\n"))
     speed = (tree.root / "src" / "speed.c").read_bytes()
     assert speed.startswith(b"#include <Python.h>\n#include <string.h>\n#include <stdlib.h>\n")
     assert b"\r" not in speed and tree.patches == ["wf-tiny/0001-stdlib.patch"]
 
 
-def test_a_stale_crlf_patch_says_crlf_and_refresh(tmp_path, sdist_server):  # noqa: F811
+def test_a_stale_crlf_patch_says_crlf_and_refresh(tmp_path, sdist_server):
     with pytest.raises(SourceError) as e:
         _prepare_with_patch(tmp_path, sdist_server, STALE.replace("\n", "\r\n"))
     assert str(e.value) == (
@@ -48,7 +48,7 @@ def test_a_stale_crlf_patch_says_crlf_and_refresh(tmp_path, sdist_server):  # no
         "refresh the patch against wf-tiny 1.0")
 
 
-def test_a_stale_lf_patch_still_says_refresh(tmp_path, sdist_server):  # noqa: F811
+def test_a_stale_lf_patch_still_says_refresh(tmp_path, sdist_server):
     with pytest.raises(SourceError) as e:
         _prepare_with_patch(tmp_path, sdist_server, STALE)
     assert str(e.value) == (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from support.build import tree_snapshot
 from support.cli import one_error, run_invoke
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 # factory.toml text -> (the key or place named, the fix named)
 CONFIGS = {
@@ -30,7 +30,7 @@ CONFIGS = {
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory, real_wheels):  # noqa: F811
+def indexed(tmp_path_factory, real_wheels):
     root = tmp_path_factory.mktemp("cfg") / "p"
     (root / "recipes").mkdir(parents=True)
     (root / "factory.toml").write_text("")

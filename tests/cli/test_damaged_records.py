@@ -15,15 +15,9 @@ import json
 import shutil
 
 import pytest
-from support.build import (  # noqa: F401
-    make_project,
-    sdist_server,
-    shared_cache,
-    tiny_recipe,
-    tree_snapshot,
-)
+from support.build import make_project, tiny_recipe, tree_snapshot
 from support.cli import one_error, run_build, run_invoke
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 DAMAGES = {
     "truncated": lambda data: data[: len(data) // 2],
@@ -42,7 +36,7 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, shared_cache, sdist_server, real_wheels):  # noqa: F811
+def published(tmp_path_factory, shared_cache, sdist_server, real_wheels):
     """A project with two real wheels in dist/, indexed and published to a directory."""
     root = make_project(tmp_path_factory.mktemp("damaged") / "p", shared_cache)
     tiny_recipe(root, sdist_server)

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import REPO, write_project
 from wheelfactory.cli.index import check_index_command
@@ -24,7 +24,7 @@ from wheelfactory.index.serve import IndexServer
 
 
 @pytest.fixture
-def site(tmp_path, real_wheels):  # noqa: F811
+def site(tmp_path, real_wheels):
     root = write_project(tmp_path / "p")
     (root / "logs").mkdir()
     (root / "logs" / "ms.log").write_text("log\n")
@@ -53,7 +53,7 @@ def test_a_true_index_passes_locally_and_over_http(site):
         server.stop()
 
 
-def test_relative_links_without_cohosted_files_are_caught(site, tmp_path, real_wheels):  # noqa: F811
+def test_relative_links_without_cohosted_files_are_caught(site, tmp_path, real_wheels):
     """The seed report's cffi 404: relative links published where the files are not."""
     pages_only = tmp_path / "pages"
     shutil.copytree(site / "index", pages_only, ignore=shutil.ignore_patterns("files", ".wheelfactory"))
@@ -69,7 +69,7 @@ def test_relative_links_without_cohosted_files_are_caught(site, tmp_path, real_w
     assert "broken link(s)" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_metadata_that_is_not_the_wheels_own(tmp_path, real_wheels):  # noqa: F811
+def test_metadata_that_is_not_the_wheels_own(tmp_path, real_wheels):
     """A record whose metadata text is not the wheel's: its hash is consistent, the bytes are not."""
     root = write_project(tmp_path / "p")
     fake_meta = "Metadata-Version: 2.1\nName: jinja2\nVersion: 3.1.4\nRequires-Python: >=3.7\n\n"
@@ -85,7 +85,7 @@ def test_metadata_that_is_not_the_wheels_own(tmp_path, real_wheels):  # noqa: F8
     ]
 
 
-def test_each_kind_of_lie_is_listed(site, real_wheels):  # noqa: F811
+def test_each_kind_of_lie_is_listed(site, real_wheels):
     idx = site / "index"
     ms = real_wheels["markupsafe_rebuilt"].name
     # A missing .metadata, a JSON page that disagrees, a missing build log.
@@ -105,7 +105,7 @@ def test_each_kind_of_lie_is_listed(site, real_wheels):  # noqa: F811
     assert msg.count("\n  - ") == 4
 
 
-def test_quick_mode_heads_the_wheels(site, real_wheels):  # noqa: F811
+def test_quick_mode_heads_the_wheels(site, real_wheels):
     server = IndexServer(site / "index", quiet=True).start()
     try:
         (site / "index" / "files" / real_wheels["jinja2"].name).unlink()
@@ -145,7 +145,7 @@ class _GetOnlyHost(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_quick_mode_falls_back_to_a_ranged_get_when_head_is_refused(tmp_path, real_wheels):  # noqa: F811
+def test_quick_mode_falls_back_to_a_ranged_get_when_head_is_refused(tmp_path, real_wheels):
     files = tmp_path / "host" / "files"
     httpd = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_GetOnlyHost, directory=str(files.parent)))

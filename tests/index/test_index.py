@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 from pypi_simple import IndexPage, ProjectPage, RepositoryPage
-from support.wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
+from support.wheels import store_wheel, wheel_metadata
 
 from conftest import REPO, write_project, write_recipe
 from wheelfactory._util.fs import sha256_file
@@ -40,7 +40,7 @@ def snapshot(*dirs: Path) -> dict[str, bytes]:
     return out
 
 
-def make(tmp_path, real_wheels, config="", *, rebuilt=True, log=True) -> tuple:  # noqa: F811
+def make(tmp_path, real_wheels, config="", *, rebuilt=True, log=True) -> tuple:
     root = write_project(tmp_path / "p", config=config)
     dist = root / "dist"
     (root / "logs" / "markupsafe").mkdir(parents=True)
@@ -59,7 +59,7 @@ def records(root: Path) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("mode", ["co-hosted", "absolute"])
-def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):  # noqa: F811
+def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):
     config = f'[index]\nfiles-base-url = "{BASE}/"\n' if mode == "absolute" else ""
     root, cfg = make(tmp_path, real_wheels, config)
     report = build_index(cfg)
@@ -125,7 +125,7 @@ def test_pages_carry_every_attribute(tmp_path, real_wheels, mode):  # noqa: F811
         assert check_index(str(idx)).problems == []
 
 
-def test_yanks_from_recipe_and_config(tmp_path, real_wheels):  # noqa: F811
+def test_yanks_from_recipe_and_config(tmp_path, real_wheels):
     root, _ = make(tmp_path, real_wheels, f"""
         [index]
         yanked = {{ "{real_wheels['markupsafe_rebuilt'].name}" = "miscompiled: <see #12> & \\"more\\"" }}
@@ -155,14 +155,14 @@ def test_yanks_from_recipe_and_config(tmp_path, real_wheels):  # noqa: F811
     assert "yanked: miscompiled: &lt;see #12&gt;" in human
 
 
-def test_bad_yank_key_is_one_clear_message(tmp_path, real_wheels):  # noqa: F811
+def test_bad_yank_key_is_one_clear_message(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, '[index]\nyanked = { "markupsafe-2.1.5" = "x" }\n')
     with pytest.raises(IndexProblem, match=r"index.yanked key 'markupsafe-2.1.5' must be a wheel file name or NAME==VERSION"):
         build_index(cfg)
     assert not (root / "index").exists()
 
 
-def test_human_pages(tmp_path, real_wheels):  # noqa: F811
+def test_human_pages(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, '[index]\nurl = "https://wheels.example.org/simple"\n')
     build_index(cfg)
     idx = root / "index"
@@ -185,7 +185,7 @@ def test_human_pages(tmp_path, real_wheels):  # noqa: F811
     assert check_index(str(idx)).problems == []
 
 
-def test_project_pages_say_how_to_verify_provenance_when_published_to_github(tmp_path, real_wheels):  # noqa: F811
+def test_project_pages_say_how_to_verify_provenance_when_published_to_github(tmp_path, real_wheels):
     """Issue #15: the human project page gives the `gh attestation verify` line for the repository whose
     workflow attests the wheels (publish.repository); a directory target has no attestations to check."""
     verify = "gh attestation verify FILE --repo octo/wheels"
@@ -198,7 +198,7 @@ def test_project_pages_say_how_to_verify_provenance_when_published_to_github(tmp
     assert "gh attestation" not in (root / "index/project/markupsafe/index.html").read_text()
 
 
-def test_incremental_rewrites_only_changed_projects(tmp_path, real_wheels):  # noqa: F811
+def test_incremental_rewrites_only_changed_projects(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     idx = root / "index"
     build_index(cfg)
@@ -230,7 +230,7 @@ def test_incremental_rewrites_only_changed_projects(tmp_path, real_wheels):  # n
     assert check_index(str(idx)).problems == []
 
 
-def test_stale_same_name_is_flagged_and_replaced(tmp_path, real_wheels, capsys):  # noqa: F811
+def test_stale_same_name_is_flagged_and_replaced(tmp_path, real_wheels, capsys):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     build_index(cfg)
     name = real_wheels["markupsafe"].name
@@ -249,7 +249,7 @@ def test_stale_same_name_is_flagged_and_replaced(tmp_path, real_wheels, capsys):
     assert check_index(str(idx)).problems == []
 
 
-def test_duplicates_are_reported(tmp_path, real_wheels):  # noqa: F811
+def test_duplicates_are_reported(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     # The same bytes under a second name (a build tag added by hand, content unchanged).
     twin = tmp_path / "twin" / real_wheels["markupsafe"].name.replace("2.1.5-", "2.1.5-7-")
@@ -260,7 +260,7 @@ def test_duplicates_are_reported(tmp_path, real_wheels):  # noqa: F811
     assert report.duplicates == [sorted([real_wheels["markupsafe"].name, twin.name])]
 
 
-def test_record_without_wheel_changes_nothing(tmp_path, real_wheels):  # noqa: F811
+def test_record_without_wheel_changes_nothing(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     build_index(cfg)
     store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"])
@@ -274,7 +274,7 @@ def test_record_without_wheel_changes_nothing(tmp_path, real_wheels):  # noqa: F
     assert snapshot(root / "dist", root / "index") == before
 
 
-def test_damaged_record_leaves_previous_index(tmp_path, real_wheels):  # noqa: F811
+def test_damaged_record_leaves_previous_index(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     build_index(cfg)
     store_wheel(root / "dist", real_wheels["markupsafe_rebuilt"], metadata="Metadata-Version: 2.1\nName: x\n")
@@ -285,7 +285,7 @@ def test_damaged_record_leaves_previous_index(tmp_path, real_wheels):  # noqa: F
     assert not (root / ".index.staging").exists()
 
 
-def test_interrupted_apply_is_consistent_and_completed(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_interrupted_apply_is_consistent_and_completed(tmp_path, real_wheels, monkeypatch):
     """Kill the swap-in after some renames: every link still resolves; the next run finishes it."""
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     build_index(cfg)
@@ -318,7 +318,7 @@ def test_interrupted_apply_is_consistent_and_completed(tmp_path, real_wheels, mo
     assert not (root / "index/simple/jinja2").exists()
 
 
-def test_foreign_index_folder_is_refused(tmp_path, real_wheels):  # noqa: F811
+def test_foreign_index_folder_is_refused(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     (root / "index").mkdir()
     (root / "index" / "notes.txt").write_text("mine")
@@ -327,13 +327,13 @@ def test_foreign_index_folder_is_refused(tmp_path, real_wheels):  # noqa: F811
     assert (root / "index" / "notes.txt").read_text() == "mine"
 
 
-def test_files_base_url_must_be_absolute(tmp_path, real_wheels):  # noqa: F811
+def test_files_base_url_must_be_absolute(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, '[index]\nfiles-base-url = "releases/download/wheels"\n', rebuilt=False)
     with pytest.raises(IndexProblem, match="must be an absolute http"):
         build_index(cfg)
 
 
-def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F811
+def test_full_rebuild_after_settings_change(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels, rebuilt=False)
     build_index(cfg)
     (root / "factory.toml").write_text((root / "factory.toml").read_text() + f'[index]\nfiles-base-url = "{BASE}"\n')
@@ -345,7 +345,7 @@ def test_full_rebuild_after_settings_change(tmp_path, real_wheels):  # noqa: F81
     assert (root / "index/files" / f"{real_wheels['jinja2'].name}.metadata").exists()
 
 
-def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_parallel_generation_writes_the_same_index(tmp_path, real_wheels, monkeypatch):
     """Big generations run in worker processes; the result must be byte-identical to a serial run."""
     from wheelfactory.index import update as update_mod
 
@@ -391,7 +391,7 @@ def test_a_full_rebuild_after_a_wheel_left_dist(tmp_path):
                                                                                        {"name": "pkg-2"}]
 
 
-def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):  # noqa: F811
+def test_a_new_yank_rewrites_only_that_project(tmp_path, real_wheels):
     root, cfg = make(tmp_path, real_wheels)
     build_index(cfg)
     idx = root / "index"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from support.pip import JSON_TYPE, clean_env, pip, pip_venv  # noqa: F401 (fixture)
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import write_project
 from wheelfactory.index.check import check_index
@@ -30,7 +30,7 @@ from wheelfactory.index import build_index
 from wheelfactory.publish import publish
 from wheelfactory.index.serve import IndexServer
 
-def index_project(tmp_path: Path, real_wheels, config: str = "") -> Path:  # noqa: F811
+def index_project(tmp_path: Path, real_wheels, config: str = "") -> Path:
     root = write_project(tmp_path / "p", config=config)
     store_wheel(root / "dist", real_wheels["jinja2"])
     store_wheel(root / "dist", real_wheels["markupsafe"])
@@ -40,7 +40,7 @@ def index_project(tmp_path: Path, real_wheels, config: str = "") -> Path:  # noq
 
 
 @pytest.fixture
-def served(tmp_path, real_wheels):  # noqa: F811
+def served(tmp_path, real_wheels):
     root = index_project(tmp_path, real_wheels)
     server = IndexServer(root / "index", quiet=True).start()
     yield root, server
@@ -81,7 +81,7 @@ def test_pip_resolves_from_metadata_alone(served, pip_venv, real_wheels, tmp_pat
     assert pages and all(a[4] == JSON_TYPE for a in pages)
 
 
-def test_pip_installs_and_verifies_hashes(served, real_wheels, tmp_path):  # noqa: F811
+def test_pip_installs_and_verifies_hashes(served, real_wheels, tmp_path):
     """Into a fresh bare venv, with the pip that ships with Python (an older one: it must work too)."""
     root, server = served
     env = clean_env(tmp_path)
@@ -112,7 +112,7 @@ def test_pip_installs_and_verifies_hashes(served, real_wheels, tmp_path):  # noq
     assert any("sha256" in p and "stale or replaced" in p for p in problems)
 
 
-def test_uv_installs_from_json_and_verifies_hashes(served, real_wheels, tmp_path):  # noqa: F811
+def test_uv_installs_from_json_and_verifies_hashes(served, real_wheels, tmp_path):
     root, server = served
     env = clean_env(tmp_path)
     venv = tmp_path / "uv-venv"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import REPO, write_project
 from wheelfactory.index import build_index
@@ -26,7 +26,7 @@ def digests(d: Path) -> dict[str, str]:
             for p in sorted(d.rglob("*")) if p.is_file() and ".wheelfactory" not in p.parts}
 
 
-def project(tmp_path: Path, real_wheels) -> Path:  # noqa: F811
+def project(tmp_path: Path, real_wheels) -> Path:
     root = write_project(tmp_path / "p")
     (root / "logs").mkdir()
     (root / "logs" / "ms.log").write_text("build log\n")
@@ -40,7 +40,7 @@ def invoke(root: Path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, capture_output=True, text=True)
 
 
-def test_copies_never_share_an_inode_with_dist(tmp_path, real_wheels):  # noqa: F811
+def test_copies_never_share_an_inode_with_dist(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels)
     publish(load_config(root))
     in_dist = {os.stat(p).st_ino for p in (root / "dist").iterdir()}
@@ -52,7 +52,7 @@ def test_copies_never_share_an_inode_with_dist(tmp_path, real_wheels):  # noqa: 
         assert st.st_mode & 0o777 == 0o644, p  # readable by a web server
 
 
-def test_publish_replaces_a_copy_overwritten_through_the_published_folder(tmp_path, real_wheels):  # noqa: F811
+def test_publish_replaces_a_copy_overwritten_through_the_published_folder(tmp_path, real_wheels):
     """The issue's first case: `cp other.whl publish/files/W.whl`."""
     root = project(tmp_path, real_wheels)
     assert invoke(root, "publish").returncode == 0
@@ -69,7 +69,7 @@ def test_publish_replaces_a_copy_overwritten_through_the_published_folder(tmp_pa
     assert check_index(str(root / "publish")).problems == []
 
 
-def test_publish_replaces_a_damaged_metadata_file_even_after_a_full_index(tmp_path, real_wheels, capsys):  # noqa: F811
+def test_publish_replaces_a_damaged_metadata_file_even_after_a_full_index(tmp_path, real_wheels, capsys):
     """The issue's second case: `echo x >> publish/files/W.whl.metadata`, then `invoke index --full`."""
     root = project(tmp_path, real_wheels)
     publish(load_config(root))
@@ -91,7 +91,7 @@ def test_publish_replaces_a_damaged_metadata_file_even_after_a_full_index(tmp_pa
     assert again.replaced == [] and again.uploaded == []
 
 
-def test_index_restores_damaged_and_missing_copies_from_dist(tmp_path, real_wheels):  # noqa: F811
+def test_index_restores_damaged_and_missing_copies_from_dist(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels)
     build_index(load_config(root))
     index, dist = root / "index", digests(root / "dist")
@@ -114,7 +114,7 @@ def test_index_restores_damaged_and_missing_copies_from_dist(tmp_path, real_whee
     assert again.restored == [] and not again.changed
 
 
-def test_invoke_index_reports_a_damaged_copy(tmp_path, real_wheels):  # noqa: F811
+def test_invoke_index_reports_a_damaged_copy(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels)
     build_index(load_config(root))
     m = root / "index/files" / f"{real_wheels['jinja2'].name}.metadata"

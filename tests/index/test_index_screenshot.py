@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import write_project
 from wheelfactory.settings.factory import load_config
@@ -49,7 +49,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture
-def site(tmp_path, real_wheels):  # noqa: F811
+def site(tmp_path, real_wheels):
     root = write_project(tmp_path / "p", config="""
         [index]
         title = "riscv64 wheels (test)"
@@ -66,7 +66,7 @@ def site(tmp_path, real_wheels):  # noqa: F811
     server.stop()
 
 
-def test_pages_render_in_chromium(site, tmp_path, real_wheels):  # noqa: F811
+def test_pages_render_in_chromium(site, tmp_path, real_wheels):
     keep = os.environ.get("WHEELFACTORY_SCREENSHOTS")
     for page, name in (("project/markupsafe/", "project.png"), ("", "root.png")):
         shot = tmp_path / name

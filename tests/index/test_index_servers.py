@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from support.pip import JSON_TYPE, clean_env, pip, pip_venv  # noqa: F401 (fixture)
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import REPO, write_project
 from wheelfactory.index.check import check_index
@@ -53,7 +53,7 @@ def wait_for(port: int, proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def site(tmp_path, real_wheels):  # noqa: F811
+def site(tmp_path, real_wheels):
     root = write_project(tmp_path / "p", config=f'[publish]\ndirectory = "{tmp_path / "www"}"\n')
     store_wheel(root / "dist", real_wheels["jinja2"])
     store_wheel(root / "dist", real_wheels["markupsafe"])

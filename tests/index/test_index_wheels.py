@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from support.wheels import real_wheels, store_wheel, wheel_metadata  # noqa: F401 (fixture)
+from support.wheels import store_wheel, wheel_metadata
 from wheelfactory.build import store
 
 

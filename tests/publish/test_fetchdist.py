@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 from support.github_pages import REPOSITORY, TAG, assert_live_consistent, gh, listed_files, make_project  # noqa: F401
 
 from conftest import REPO, write_project
@@ -27,7 +27,7 @@ def dist_bytes(dist: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(dist.iterdir())} if dist.is_dir() else {}
 
 
-def start_ci_job(root: Path, real_wheels, *keys: str) -> dict[str, bytes]:  # noqa: F811
+def start_ci_job(root: Path, real_wheels, *keys: str) -> dict[str, bytes]:
     """A fresh CI publish job: dist/ holds only this run's wheels. Returns what dist/ held before."""
     before = dist_bytes(root / "dist")
     shutil.rmtree(root / "dist")
@@ -136,7 +136,7 @@ def test_github_without_a_published_index_is_one_message(tmp_path, gh, real_whee
     assert "index-digest.json answered HTTP 404" in r.stderr and "index.url" in r.stderr
 
 
-def test_directory_round_trip(tmp_path, real_wheels):  # noqa: F811
+def test_directory_round_trip(tmp_path, real_wheels):
     root = write_project(tmp_path / "p")
     store_wheel(root / "dist", real_wheels["jinja2"])
     store_wheel(root / "dist", real_wheels["markupsafe"])
@@ -170,7 +170,7 @@ def test_directory_round_trip(tmp_path, real_wheels):  # noqa: F811
     assert dist_bytes(root / "dist") == before
 
 
-def test_nothing_published_yet(tmp_path, real_wheels):  # noqa: F811
+def test_nothing_published_yet(tmp_path, real_wheels):
     root = write_project(tmp_path / "p")
     report = fetch_dist(load_config(root))
     assert report.fetched == [] and report.present == 0

@@ -8,7 +8,6 @@ import requests
 import pytest
 from fakes.github_releases import FakeGitHub, github_asset_name
 from support.github_pages import REPOSITORY, TAG, add, gh, make_project  # noqa: F401
-from support.wheels import real_wheels  # noqa: F401 (fixture)
 
 from wheelfactory._util.github import PACING_ENV, GitHubError, Releases
 from wheelfactory.errors import FactoryError
@@ -48,7 +47,7 @@ def test_download_host_refuses_head_but_serves_get_and_ranges(tmp_path, gh):  # 
     assert requests.get(a["browser_download_url"]).content == b"0123456789"
 
 
-def test_a_422_says_what_github_said(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_a_422_says_what_github_said(tmp_path, real_wheels, monkeypatch):
     with FakeGitHub(repositories=[REPOSITORY], max_assets=1) as gh:
         gh.put_asset(REPOSITORY, TAG, "first.txt", b"1")
         root = make_project(tmp_path, gh, pages=False)
@@ -76,7 +75,7 @@ def test_the_1000_assets_are_counted_before_uploading(tmp_path, gh, real_wheels,
         assert len(gh.assets(REPOSITORY, TAG)) == 1000
 
 
-def test_an_immutable_release_is_refused_before_anything_changes(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_an_immutable_release_is_refused_before_anything_changes(tmp_path, real_wheels, monkeypatch):
     monkeypatch.setenv(PACING_ENV, "write_interval=0")
     with FakeGitHub(repositories=[REPOSITORY], immutable=True) as gh:
         monkeypatch.setenv("GITHUB_TOKEN", gh.token)
@@ -107,7 +106,7 @@ def test_secondary_limits_are_waited_out(tmp_path, gh, real_wheels, monkeypatch)
     assert gh.log_times[again] - gh.log_times[refused] >= 1.0  # Retry-After: 1
 
 
-def test_primary_limit_waits_for_a_near_reset_else_says_when(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_primary_limit_waits_for_a_near_reset_else_says_when(tmp_path, real_wheels, monkeypatch):
     monkeypatch.setenv(PACING_ENV, "write_interval=0,reset_wait=5")
     with FakeGitHub(repositories=[REPOSITORY], rate_limit=4, rate_window=2, deploy_delay=0.2) as gh:
         monkeypatch.setenv("GITHUB_TOKEN", gh.token)
@@ -135,7 +134,7 @@ def test_writes_are_spaced(tmp_path, gh, real_wheels, monkeypatch):  # noqa: F81
     assert len(gaps) >= 3 and min(gaps) >= 0.29
 
 
-def test_a_deployment_that_never_comes_is_one_message_and_nothing_is_pruned(tmp_path, real_wheels,  # noqa: F811
+def test_a_deployment_that_never_comes_is_one_message_and_nothing_is_pruned(tmp_path, real_wheels,
                                                                               monkeypatch):
     monkeypatch.setenv(PACING_ENV, "write_interval=0")
     with FakeGitHub(repositories=[REPOSITORY], deploy_delay=3600) as gh:

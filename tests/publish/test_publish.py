@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.wheels import real_wheels, store_wheel  # noqa: F401 (fixture)
+from support.wheels import store_wheel
 
 from conftest import REPO, write_project
 from wheelfactory.index.check import check_index
@@ -17,7 +17,7 @@ from wheelfactory.settings.factory import load_config
 from wheelfactory.publish import PublishError, publish
 
 
-def project(tmp_path: Path, real_wheels, *keys: str) -> Path:  # noqa: F811
+def project(tmp_path: Path, real_wheels, *keys: str) -> Path:
     root = write_project(tmp_path / "p")
     (root / "logs").mkdir()
     (root / "logs" / "ms.log").write_text("ok\n")
@@ -30,7 +30,7 @@ def tree(d: Path) -> set[str]:
     return {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file()}
 
 
-def test_default_target_is_a_servable_directory(tmp_path, real_wheels):  # noqa: F811
+def test_default_target_is_a_servable_directory(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels, "jinja2", "markupsafe")
     r = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "publish"],
                        env={**os.environ, "WHEELFACTORY_ROOT": str(root)}, capture_output=True, text=True)
@@ -50,7 +50,7 @@ def test_default_target_is_a_servable_directory(tmp_path, real_wheels):  # noqa:
     assert again.uploaded == [] and again.unchanged == 5 and again.pages == "unchanged"
 
 
-def test_stale_file_replaced_and_removed_files_pruned(tmp_path, real_wheels, capsys):  # noqa: F811
+def test_stale_file_replaced_and_removed_files_pruned(tmp_path, real_wheels, capsys):
     root = project(tmp_path, real_wheels, "jinja2", "markupsafe")
     publish(load_config(root))
     out = root / "publish"
@@ -70,7 +70,7 @@ def test_stale_file_replaced_and_removed_files_pruned(tmp_path, real_wheels, cap
     assert check_index(str(out)).problems == []
 
 
-def test_wheel_changed_after_build_is_refused(tmp_path, real_wheels):  # noqa: F811
+def test_wheel_changed_after_build_is_refused(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels, "jinja2")
     publish(load_config(root))
     out = root / "publish"
@@ -88,7 +88,7 @@ def test_wheel_changed_after_build_is_refused(tmp_path, real_wheels):  # noqa: F
     assert check_index(str(out)).problems == []
 
 
-def test_foreign_directory_is_refused(tmp_path, real_wheels):  # noqa: F811
+def test_foreign_directory_is_refused(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels, "jinja2")
     (root / "publish").mkdir()
     (root / "publish" / "keep.txt").write_text("mine")
@@ -97,13 +97,13 @@ def test_foreign_directory_is_refused(tmp_path, real_wheels):  # noqa: F811
     assert tree(root / "publish") == {"keep.txt"}
 
 
-def test_unknown_target_is_one_message(tmp_path, real_wheels):  # noqa: F811
+def test_unknown_target_is_one_message(tmp_path, real_wheels):
     root = write_project(tmp_path / "p", config='[publish]\ntarget = "s3"\n')
     with pytest.raises(ConfigError, match="publish.target 's3' is not one of: directory, github"):
         publish(load_config(root))
 
 
-def test_dry_run_changes_nothing(tmp_path, real_wheels):  # noqa: F811
+def test_dry_run_changes_nothing(tmp_path, real_wheels):
     root = project(tmp_path, real_wheels, "jinja2", "markupsafe")
     report = publish(load_config(root), dry_run=True)
     assert len(report.uploaded) == 5 and report.pages == "would be written"

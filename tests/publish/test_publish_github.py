@@ -21,7 +21,7 @@ import pytest
 from fakes.github_releases import FakeGitHub
 from support.github_pages import (DEPLOY_DELAY, REPOSITORY, TAG, add, assert_live_consistent, gh, listed_files,  # noqa: F401
                                   live_pages, make_project, pages_head)
-from support.wheels import real_wheels, record_from_wheel, store_wheel  # noqa: F401 (fixture)
+from support.wheels import record_from_wheel, store_wheel
 
 from conftest import REPO
 from wheelfactory.build import store
@@ -113,7 +113,7 @@ def test_publish_release_assets_then_pages(tmp_path, gh, real_wheels, monkeypatc
     assert listed_files(live) == {rb}  # (m: superseded by rb, still on the release)
 
 
-def test_pagination_and_servers_without_digests(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_pagination_and_servers_without_digests(tmp_path, real_wheels, monkeypatch):
     """Older GitHub Enterprise gives no asset digest: the bytes are hashed; lists span pages."""
     monkeypatch.setenv(PACING_ENV, "write_interval=0.01")
     with FakeGitHub(repositories=[REPOSITORY], max_per_page=2, digests=False, deploy_delay=DEPLOY_DELAY) as gh:
@@ -268,7 +268,7 @@ def _pip_install(tmp_path: Path, index: str, name: str) -> str:
     return re.search(r"/releases/download/[^/]+/([^/\s]+\.whl)", r.stdout).group(1)
 
 
-def test_replace_and_prune_while_a_client_holds_the_previous_index(tmp_path, real_wheels, monkeypatch):  # noqa: F811
+def test_replace_and_prune_while_a_client_holds_the_previous_index(tmp_path, real_wheels, monkeypatch):
     """GitHub Pages deploys late and is cached (max-age): publish waits for its own index behind the
     cache, and prunes a replaced file only after publish.prune-grace, counted across publishes; a client
     served the previous index from the cache meanwhile still installs (real pip)."""

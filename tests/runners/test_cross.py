@@ -20,7 +20,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import write_recipe
-from support.build import make_sdist, sdist_server, tiny_files, tiny_recipe  # noqa: F401
+from support.build import make_sdist, tiny_files, tiny_recipe
 from support.emulation import emu_project
 from wheelfactory.cli import build as build_cli
 from wheelfactory.cli import rootfs as rootfs_cli

@@ -64,7 +64,7 @@ def make_project(tmp_path: Path, gh: FakeGitHub, *, repository: str = REPOSITORY
     return root
 
 
-def add(root: Path, real_wheels, *keys: str, **overrides) -> None:  # noqa: F811
+def add(root: Path, real_wheels, *keys: str, **overrides) -> None:
     for key in keys:
         log = "logs/markupsafe.log" if key.startswith("markupsafe") else None
         store_wheel(root / "dist", real_wheels[key], log=log, **overrides)
