@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from conftest import write_recipe
 from wheelfactory.build import attempt as attempt_mod
 from wheelfactory.build.attempt import Attempt
+from wheelfactory.build.pipeline import _installs_on
 from wheelfactory.errors import BuildError
 from wheelfactory.settings.factory import load_config
 from wheelfactory.settings.recipe import load_recipe
@@ -116,3 +118,36 @@ def test_an_asked_for_python_the_runner_lacks_is_an_error_naming_it(setup):
         at.plan(["3.11", "3.13"], [])
     assert at.result.status == "failed"
     assert "Python 3.13 not found on the native runner" in at.result.message
+
+
+def test_an_abi3_wheel_serving_a_later_python_keeps_both_keys_stored_once(setup):
+    """As cibuildwheel does, an abi3 (or py3) wheel built with Python 3.11 is not built again for 3.12:
+    its one record lists 3.12's key under served_pythons, so the next plan skips both."""
+    config, recipe = setup
+    runner = StandInRunner()
+    with Attempt(config, recipe, runner) as first:
+        plan = first.plan(None, [])
+    name = "wf_a-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"
+    assert _installs_on(Path(name), "3.12") and _installs_on(Path(name), "3.11")
+    config.paths.dist.mkdir(parents=True)
+    (config.paths.dist / name).write_bytes(b"x")
+    (config.paths.dist / f"{name}.json").write_text(json.dumps(
+        {"filename": name, "build_key": plan.keys["3.11"], "served_pythons": {"3.12": plan.keys["3.12"]},
+         "build_tag": None, "name": "wf-a", "version": "1.0", "tags": [], "sha256": "0" * 64, "size": 1,
+         "metadata_sha256": "0" * 64, "built_at": "2026-01-01T00:00:00Z"}))
+    shutil.rmtree(config.paths.logs, ignore_errors=True)
+    with Attempt(config, recipe, runner) as second:
+        again = second.plan(None, [])
+    assert again.todo == [] and second.result.status == "skipped"
+    assert [p.name for p in second.result.wheels] == [name], "listed once"
+
+
+@pytest.mark.parametrize(("wheel", "python", "installs"), [
+    ("x-1-cp36-abi3-manylinux_2_34_riscv64.manylinux_2_39_riscv64.whl", "3.14", True),
+    ("x-1-cp310-abi3-linux_riscv64.whl", "3.13", True),
+    ("x-1-cp314-abi3-linux_riscv64.whl", "3.13", False),  # abi3 from 3.14 on
+    ("x-1-cp313-cp313-manylinux_2_39_riscv64.whl", "3.14", False),
+    ("x-1-py3-none-manylinux_2_35_riscv64.whl", "3.14", True),  # llama-cpp-python's ctypes wheel
+])
+def test_which_later_python_a_wheel_installs_on(wheel, python, installs):
+    assert _installs_on(Path(wheel), python) is installs

@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +34,13 @@ from rich.markup import escape
 
 from .. import ui
 from .._util.fs import atomic_write_text, sha256_file, utcnow
-from ..errors import EnvironmentProblem, FactoryError
+from ..errors import BuildError, EnvironmentProblem, FactoryError
 from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import Target
 from . import store
 from .record import build_key
-from .source import SourceTree, check_patches, prepare, source_id
+from .source import SourceTree, check_patches, declared_requires_python, prepare, python_fits, source_id
 
 STATUSES = ("built", "skipped", "failed", "disabled")
 
@@ -184,6 +184,7 @@ class Attempt:
         self.log_path: Path | None = None
         self._record_path: Path | None = None
         self._clock = time.monotonic()
+        self.skipped_pythons: dict[str, str] = {}  # X.Y -> why the source's Requires-Python leaves it out
 
     # --- the keys and the skip --------------------------------------------------------
 
@@ -212,7 +213,8 @@ class Attempt:
         if len(stored) < len(keys):
             interpreters = {v: exe for v, exe in select_pythons(config, self.runner, wanted).items()
                             if v not in stored}
-        plan = Plan(policy, sid, keys, dependency_wheels, deps, interpreters, list(stored.values()))
+        plan = Plan(policy, sid, keys, dependency_wheels, deps, interpreters,
+                    list(dict.fromkeys(stored.values())))  # an abi3 wheel serves several Pythons
         if not plan.todo:
             self.result.status, self.result.wheels = "skipped", plan.kept
             self.result.message = (f"already built (same build key): {', '.join(p.name for p in plan.kept)}; "
@@ -261,6 +263,41 @@ class Attempt:
         self.record["source"] = tree.info
         return tree
 
+    def drop_pythons_outside(self, plan: Plan, tree: SourceTree) -> None:
+        """Leave out of ``plan`` the Pythons the source's Requires-Python excludes, as cibuildwheel
+        does (each one is named in the attempt's record and the result's message).
+
+        Raises BuildError when it excludes every Python left to build and none is stored: there
+        is nothing this version can be built for.
+        """
+        found = declared_requires_python(tree.project)
+        if found is None:
+            return
+        spec, where = found
+        outside = [v for v in plan.todo if not python_fits(spec, v)]
+        if not outside:
+            return
+        why = f"{self.name} {self.recipe.version} requires Python {spec} ({where})"
+        if len(outside) == len(plan.todo) and not plan.kept:
+            raise BuildError(
+                f"{why}, and the Pythons to build are {', '.join(outside)}: build another version "
+                f"(`--version`, or a [versions] entry of {self.recipe.path}) or a Python it supports "
+                f"(target.pythons in factory.toml, or --python)")
+        for v in outside:
+            del plan.interpreters[v]
+            self.record["pythons"][v] = {"status": "skipped", "reason": why}
+            self.skipped_pythons[v] = why
+        ui.info(f"[bold]{self.name}[/bold] {self.recipe.version}: Python {', '.join(outside)} left out: "
+                f"{escape(why)}")
+        self.log.write(f"# Python {', '.join(outside)} left out: {why}\n")
+        if not plan.todo:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.result.status, self.result.wheels = "skipped", list(plan.kept)
+            self.result.message = f"already built for the other Pythons; {self._skipped_note()}"
+
+    def _skipped_note(self) -> str:
+        return "; ".join(f"Python {v} left out: {why}" for v, why in self.skipped_pythons.items())
+
     failed_host: dict | None = None  # host() of the layer a build failed in (set by the pipeline)
 
     def host(self) -> dict:
@@ -270,17 +307,23 @@ class Attempt:
     def log_rel(self) -> str | None:
         return rel(self.config, self.log_path)
 
-    def store_all(self, plan: Plan, records: dict[str, tuple[Path, dict]]) -> None:
-        """Every Python is ready: now, and only now, dist/ changes. ``records``: X.Y -> (wheel, record)."""
+    def store_all(self, plan: Plan, records: dict[str, tuple[Path, dict]],
+                  served: Mapping[str, str] | None = None) -> None:
+        """Every Python is ready: now, and only now, dist/ changes. ``records``: X.Y -> (wheel, record);
+        ``served``: X.Y -> the older X.Y whose (abi3/py3) wheel it installs, verified with it."""
         check_cancelled()
         for v, (wheel, record) in records.items():
             dest = store.store_wheel(self.config.paths.dist, wheel, record)
             self.result.wheels.append(dest)
             self.record["pythons"][v] = {"status": "built", "wheel": dest.name, "build_key": plan.keys[v]}
+        for v, older in (served or {}).items():
+            self.record["pythons"][v] = {"status": "built", "wheel": self.record["pythons"][older]["wheel"],
+                                         "build_key": plan.keys[v], "built_with": older}
         self.stage_done("store", ", ".join(p.name for p in self.result.wheels))
         self.result.wheels += plan.kept
         self.result.status = "built"
-        self.result.message = "built " + ", ".join(p.name for p in self.result.wheels)
+        self.result.message = "built " + ", ".join(p.name for p in self.result.wheels) \
+            + (f"; {self._skipped_note()}" if self.skipped_pythons else "")
         shutil.rmtree(self.workdir, ignore_errors=True)  # kept on failure, for a look inside
 
     # --- the end -----------------------------------------------------------------------
@@ -315,7 +358,7 @@ class Attempt:
 
     def _finish(self) -> None:
         self.result.duration = time.monotonic() - self.start
-        if self.result.status != "skipped":
+        if self.result.status != "skipped" or self.log_path is not None:  # past begin(): keep its record
             self._open()
             self.record.update(status=self.record.get("status") or self.result.status, message=self.result.message,
                                duration=round(self.result.duration, 3),

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import Timeout
+from packaging.tags import compatible_tags, cpython_tags
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
 from rich.markup import escape
 
 from .. import ui
@@ -150,11 +153,22 @@ def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | N
     attempt.begin(plan, f"on {runner.id}")
     check_debian(runner, recipe)
     tree = attempt.prepare_source(plan)
+    attempt.drop_pythons_outside(plan, tree)
+    if not plan.todo:
+        return
     deps_dir = attempt.workdir / "deps"
     deps_dir.mkdir()
     for w in plan.dependency_wheels:
         shutil.copyfile(w, deps_dir / w.name)
-    ready = {v: _build_python(attempt, plan, tree, v, deps_dir, extra_env) for v in plan.todo}
+    ready: dict[str, _Ready] = {}
+    served: dict[str, str] = {}  # X.Y -> the older X.Y whose abi3/py3 wheel serves it
+    for v in sorted(plan.todo, key=Version):
+        older = next((u for u, r in ready.items() if _installs_on(r.wheel, v)), None)
+        if older is None:
+            ready[v] = _build_python(attempt, plan, tree, v, deps_dir, extra_env)
+        else:
+            served[v] = older
+            ready[older].notes += _verify_served(attempt, plan, ready[older].wheel, v, deps_dir)
 
     host = attempt.host()
     shared = attempt.stage_seconds(("fetch", "unpack", "patch"))
@@ -164,12 +178,12 @@ def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | N
         host={**host, "tools": r.tools, "network": network_state(runner, recipe)},
         duration=time.monotonic() - attempt.start,
         stages={**shared, **r.stages}, log=attempt.log_rel(), notes=r.notes, compiler_cache=r.compiler_cache,
-        verified=r.verified))
+        verified=r.verified, **_served_keys(plan, served, v)))
         for v, r in ready.items()}
     cache_stats = {v: r.compiler_cache for v, r in ready.items()}
     attempt.result.compiler_cache = compcache.merge(list(cache_stats.values()))
     attempt.record["compiler_cache"] = cache_stats
-    attempt.store_all(plan, records)
+    attempt.store_all(plan, records, served)
 
 
 def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_dir: Path,
@@ -206,6 +220,36 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
     return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache, verified)
+
+
+def _installs_on(wheel: Path, python: str) -> bool:
+    """Whether CPython X.Y installs ``wheel`` by its tags (an abi3 or py3 wheel built with an older
+    Python): packaging.tags' lists of what CPython X.Y accepts on the wheel's platforms."""
+    tags = parse_wheel_filename(wheel.name)[3]
+    platforms = sorted({t.platform for t in tags})
+    version = tuple(int(p) for p in python.split("."))
+    accepted = {*cpython_tags(version, platforms=platforms), *compatible_tags(version, platforms=platforms)}
+    return not accepted.isdisjoint(tags)
+
+
+def _verify_served(attempt: Attempt, plan: Plan, wheel: Path, v: str, deps_dir: Path) -> list[str]:
+    """An older Python's abi3/py3 wheel serves Python ``v`` too: not built again (cibuildwheel
+    does the same), verified with ``v`` as its own build would be. Returns the verify's notes."""
+    config, recipe, runner, log = attempt.config, attempt.recipe, attempt.runner, attempt.log
+    interp = plan.interpreters[v]
+    tools = ensure_tools(config, runner, v, interp, log)
+    deps = [deps_dir / w.name for w in plan.dependencies[v]]
+    with verify_place(config, runner, recipe, log=log) as place:
+        notes = verify_wheel(config, place, tools, recipe=recipe, version=v,
+                             interpreter=clean_interpreter(place, v, interp), wheel=wheel,
+                             find_links=deps_dir, workdir=attempt.workdir, log=log, pinned=deps)
+    attempt.stage_done("verify", f"py{v} {wheel.name} (built once for the older Python, as its tags allow)")
+    return [f"Python {v}: {note}" for note in notes]
+
+
+def _served_keys(plan: Plan, served: Mapping[str, str], built_with: str) -> dict:
+    keys = {v: plan.keys[v] for v, older in served.items() if older == built_with}
+    return {"served_pythons": keys} if keys else {}
 
 
 @contextlib.contextmanager

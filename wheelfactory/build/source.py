@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 from packaging.metadata import parse_email
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -447,20 +448,42 @@ def declared_version(project: Path) -> tuple[str, str] | None:
     """(version, where it was read) from the source's own metadata: PKG-INFO's Version (an sdist,
     core metadata), else pyproject.toml's ``[project].version`` when static (PEP 621); None when
     neither says (a version the backend computes: the built wheel's name tells)."""
+    return _declared(project, "version", "version")
+
+
+def declared_requires_python(project: Path) -> tuple[SpecifierSet, str] | None:
+    """(Requires-Python, where it was read), from PKG-INFO or a static ``[project].requires-python``
+    as :func:`declared_version` reads them; None when neither says or the specifier is not PEP 440."""
+    found = _declared(project, "requires_python", "requires-python")
+    if found is None:
+        return None
+    try:
+        return SpecifierSet(found[0]), found[1]
+    except InvalidSpecifier:
+        return None  # the build backend reports it, with its own words
+
+
+def python_fits(spec: SpecifierSet, python: str) -> bool:
+    """Whether CPython X.Y satisfies ``spec``: tested as X.Y.99, so ``>=3.11.2`` admits 3.11, as
+    cibuildwheel's BuildSelector tests requires-python."""
+    return spec.contains(f"{python}.99", prereleases=True)
+
+
+def _declared(project: Path, email_key: str, pyproject_key: str) -> tuple[str, str] | None:
     pkg_info = project / "PKG-INFO"
     if pkg_info.is_file():
         raw, _ = parse_email(pkg_info.read_bytes())
-        if raw.get("version"):
-            return raw["version"], "PKG-INFO"
+        if raw.get(email_key):
+            return raw[email_key], f"PKG-INFO {pyproject_key.title()}"
     pyproject = project / "pyproject.toml"
     if pyproject.is_file():
         try:
             table = tomllib.loads(pyproject.read_text(errors="replace")).get("project", {})
         except tomllib.TOMLDecodeError:
             return None  # the build backend reports it, with its own words
-        if isinstance(table, dict) and isinstance(table.get("version"), str) \
-                and "version" not in table.get("dynamic", []):
-            return table["version"], "pyproject.toml [project].version"
+        if isinstance(table, dict) and isinstance(table.get(pyproject_key), str) \
+                and pyproject_key not in table.get("dynamic", []):
+            return table[pyproject_key], f"pyproject.toml [project].{pyproject_key}"
     return None
 
 

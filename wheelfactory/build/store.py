@@ -13,6 +13,9 @@ A record (``dist/<wheel filename>.json``) holds:
     metadata_sha256   sha256 of that text encoded as UTF-8 (the PEP 658 file's bytes)
     build_key         content key of everything that decided the output
     python            X.Y the wheel was built with
+    served_pythons    {X.Y: build key} of the later Pythons this wheel also serves (an abi3 or
+                      py3 wheel built once, verified with each of them, as cibuildwheel does),
+                      or absent
     target, policy    arch and the policy asked for; achieved_policy: what auditwheel reached
     recipe            recipe name; source: {kind, url, sha256, git, rev, commit, subdirectory}
     patches           patch files applied, relative to patches/ (in the order applied)
@@ -138,9 +141,9 @@ def stored_with_keys(dist: Path, keys: Mapping[str, str]) -> dict[str, Path]:
     """
     by_key: dict[str, dict] = {}
     for r in load_records(dist):
-        key = r.get("build_key")
-        if key and (key not in by_key or (r["build_tag"] or 0) >= (by_key[key]["build_tag"] or 0)):
-            by_key[key] = r
+        for key in (r.get("build_key"), *(r.get("served_pythons") or {}).values()):
+            if key and (key not in by_key or (r["build_tag"] or 0) >= (by_key[key]["build_tag"] or 0)):
+                by_key[key] = r
     return {label: dist / by_key[key]["filename"] for label, key in keys.items() if key in by_key}
 
 
