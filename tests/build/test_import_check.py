@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
-from wheelfactory.runners.debian import DIST_IMPORT_CHECK, import_results, missing_library
+from wheelfactory.runners.debian import DIST_IMPORT_CHECK, import_results, missing_library, stdlib_gaps
 
 
 def _gcc(args: list[str], cwd: Path) -> None:
@@ -40,3 +41,36 @@ def test_a_plain_shared_library_is_skipped_and_a_missing_soname_is_named(tmp_pat
     assert results["demo_pkg"] is None
     assert "demo_pkg.lib.libggml" not in results, json.dumps(results)
     assert missing_library(results["demo_pkg.lib.libuser"]) == "libdemodep.so"
+
+
+def test_an_extension_needing_a_stdlib_module_this_python_lacks_is_a_gap_not_a_failure(tmp_path):
+    """PIL._imagingtk imports tkinter, which Debian ships apart (python3-tk): on the clean system it
+    is left out and named, not a broken wheel. Here the missing stdlib module is winreg (Windows only)."""
+    site = tmp_path / "site"
+    (site / "tk_pkg").mkdir(parents=True)
+    (site / "tk_pkg" / "__init__.py").write_text("")
+    (tmp_path / "tk.c").write_text(
+        "#include <Python.h>\n"
+        "static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, \"_tk\", NULL, -1, NULL};\n"
+        "PyMODINIT_FUNC PyInit__tk(void) {\n"
+        "    PyObject *winreg = PyImport_ImportModule(\"winreg\");\n"
+        "    if (winreg == NULL) return NULL;\n"
+        "    Py_DECREF(winreg);\n"
+        "    return PyModule_Create(&mod);\n"
+        "}\n")
+    (tmp_path / "ok.c").write_text(
+        "#include <Python.h>\n"
+        "static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, \"_ok\", NULL, -1, NULL};\n"
+        "PyMODINIT_FUNC PyInit__ok(void) { return PyModule_Create(&mod); }\n")
+    include = f"-I{sysconfig.get_paths()['include']}"
+    _gcc(["-o", str(site / "tk_pkg" / "_tk.so"), include, "tk.c"], tmp_path)
+    _gcc(["-o", str(site / "tk_pkg" / "_ok.so"), include, "ok.c"], tmp_path)
+    info = site / "tk_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tk-pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("tk_pkg/__init__.py,,\ntk_pkg/_tk.so,,\ntk_pkg/_ok.so,,\n")
+
+    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "tk-pkg"], cwd=tmp_path, text=True,
+                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    assert import_results(out) == {"tk_pkg": None, "tk_pkg._ok": None}, out
+    assert stdlib_gaps(out) == {"tk_pkg._tk": "winreg"}

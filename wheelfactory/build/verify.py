@@ -36,7 +36,7 @@ from .._util.venv import bare_env
 from ..errors import EnvironmentProblem, VerifyError
 from ..runners import Runner
 from ..runners.clean import clean_layer
-from ..runners.debian import DIST_IMPORT_CHECK, import_results, missing_library, packages_for
+from ..runners.debian import DIST_IMPORT_CHECK, import_results, missing_library, packages_for, stdlib_gaps
 from ..runners.emulated import EmulatedRunner
 from ..runners.rootfs import debian_arch
 from ..settings.recipe import Recipe
@@ -174,6 +174,9 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
         raise VerifyError(_import_failure(config, runner, recipe, where, failed))
     notes.append(f"verified on {where}: imported {len(results)} modules of the wheel"
                  + (f" ({', '.join(sorted(results))})" if len(results) <= 12 else ""))
+    notes += [f"not imported: {module} needs the standard-library module {gap}, which this Python lacks (Debian "
+              f"ships some apart: tkinter in python3-tk); users who import it install that"
+              for module, gap in stdlib_gaps(proc.stdout).items()]
     for command in recipe.test.commands:
         proc = runner.run(["sh", "-c", command], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:

@@ -13,7 +13,8 @@ host, ``emulation.*`` for an emulated target). ``DIST_IMPORT_CHECK`` is a
 script run inside a venv (``python -I -c DIST_IMPORT_CHECK DIST``) that imports
 every top-level module and every extension module in the distribution's file
 list (its RECORD: the wheel's own files) and prints
-``@@IMPORTS@@{module: error-or-null}``.
+``@@IMPORTS@@{module: error-or-null}``, then ``@@STDLIB-GAPS@@{module: stdlib module}`` for
+the extension modules that need a standard-library module this Python lacks (tkinter).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ for f in dist.files or []:
         tops.append(parts[0])
     if suffix:
         exts.append(".".join((*parts[:-1], mod)) if mod != "__init__" else ".".join(parts[:-1]))
-results = {}
+results, gaps = {}, {}
 for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
     try:
         importlib.import_module(name)
@@ -74,9 +75,15 @@ for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
     except BaseException as e:
         if name not in tops and isinstance(e, ImportError) and "does not define module export function" in str(e):
             continue  # a plain shared library shipped in the package (llama_cpp/lib/libggml.so), not a module
+        gap = e.name if isinstance(e, ModuleNotFoundError) and e.name else ""
+        if name not in tops and gap.partition(".")[0] in sys.stdlib_module_names:
+            gaps[name] = gap  # PIL._imagingtk needs tkinter, which Debian ships apart (python3-tk)
+            continue
         results[name] = f"{type(e).__name__}: {e}"
 print("\n@@IMPORTS@@" + json.dumps(results))
+print("@@STDLIB-GAPS@@" + json.dumps(gaps))
 """
+GAPS_MARK = "\n@@STDLIB-GAPS@@"
 
 
 def import_results(output: str) -> dict[str, str | None] | None:
@@ -87,6 +94,18 @@ def import_results(output: str) -> dict[str, str | None] | None:
         return json.loads(output.rpartition(IMPORTS_MARK)[2].strip().splitlines()[0])
     except (ValueError, IndexError):
         return None
+
+
+def stdlib_gaps(output: str) -> dict[str, str]:
+    """Extension modules DIST_IMPORT_CHECK left out because they need a standard-library module this
+    Python lacks (module -> that module: ``{"PIL._imagingtk": "tkinter"}``); not the wheel's fault,
+    as Debian ships tkinter apart (python3-tk)."""
+    if GAPS_MARK not in output:
+        return {}
+    try:
+        return json.loads(output.rpartition(GAPS_MARK)[2].strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return {}
 
 
 def missing_library(error: str) -> str:
