@@ -211,11 +211,8 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
     stages["repair"] = attempt.stage_done("repair", f"py{v} {rep.achieved_policy}"
                                           + (f", build tag {tag}" if tag is not None else ""))
     notes = unlisted_runtime_packages(config, recipe, rep.excluded, config.arch)
-    with verify_place(config, runner, recipe, log=log) as place:
-        notes += verify_wheel(config, place, tools, recipe=recipe, version=v,
-                              interpreter=clean_interpreter(place, v, interp), wheel=wheel,
-                              find_links=deps_dir, workdir=workdir, log=log, pinned=deps)
-        verified = verified_on(place, v)
+    verify_notes, verified = _verify(attempt, plan, tools, wheel, v, deps_dir)
+    notes += verify_notes
     for note in notes:
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
@@ -232,17 +229,23 @@ def _installs_on(wheel: Path, python: str) -> bool:
     return not accepted.isdisjoint(tags)
 
 
-def _verify_served(attempt: Attempt, plan: Plan, wheel: Path, v: str, deps_dir: Path) -> list[str]:
-    """An older Python's abi3/py3 wheel serves Python ``v`` too: not built again (cibuildwheel
-    does the same), verified with ``v`` as its own build would be. Returns the verify's notes."""
+def _verify(attempt: Attempt, plan: Plan, tools, wheel: Path, v: str, deps_dir: Path) -> tuple[list[str], dict]:
+    """``wheel`` installed and tested with Python ``v`` where verify runs (verify.verify_place):
+    (the verify's notes, where it ran for the record)."""
     config, recipe, runner, log = attempt.config, attempt.recipe, attempt.runner, attempt.log
-    interp = plan.interpreters[v]
-    tools = ensure_tools(config, runner, v, interp, log)
     deps = [deps_dir / w.name for w in plan.dependencies[v]]
     with verify_place(config, runner, recipe, log=log) as place:
         notes = verify_wheel(config, place, tools, recipe=recipe, version=v,
-                             interpreter=clean_interpreter(place, v, interp), wheel=wheel,
+                             interpreter=clean_interpreter(place, v, plan.interpreters[v]), wheel=wheel,
                              find_links=deps_dir, workdir=attempt.workdir, log=log, pinned=deps)
+        return notes, verified_on(place, v)
+
+
+def _verify_served(attempt: Attempt, plan: Plan, wheel: Path, v: str, deps_dir: Path) -> list[str]:
+    """An older Python's abi3/py3 wheel serves Python ``v`` too: not built again (cibuildwheel
+    does the same), verified with ``v`` as its own build would be. Returns the verify's notes."""
+    tools = ensure_tools(attempt.config, attempt.runner, v, plan.interpreters[v], attempt.log)
+    notes, _ = _verify(attempt, plan, tools, wheel, v, deps_dir)
     attempt.stage_done("verify", f"py{v} {wheel.name} (built once for the older Python, as its tags allow)")
     return [f"Python {v}: {note}" for note in notes]
 
