@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from packaging.utils import InvalidName, canonicalize_name
+from rich.markup import escape
 from rich.table import Table
 
 from .. import ui
@@ -173,7 +174,7 @@ def prove_command(root, names: Sequence[str] = (), *, target: str | None = None,
     docs = config.root / "docs"
     page = prove.write(docs, prove.merge(prove.load(docs), new, {n: r.all_versions for n, r in everything.items()}), everything)
     for p in new:
-        mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {p.reason}"
+        mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {escape(p.reason)}"
         ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")
     ui.info(f"wrote {page}")
     return 0 if all(p.reached for p in new) else 1
