@@ -30,6 +30,20 @@ def _recipe(root: Path, src: str, version: str, name: str = "wf-tiny"):
     return load_recipe(root / "recipes", name)
 
 
+def _failed_git_build(tmp_path: Path, cache: Path, files: dict[str, str], version: str) -> dict:
+    """``nox -s build-wf-tiny -- --target host`` of a git source tagged v<version>, which must fail and
+    leave dist/ empty; returns the attempt's record."""
+    bare, _ = make_git_repo(tmp_path / "g", files, tag=f"v{version}")
+    root = make_project(tmp_path / "p", cache)
+    write_recipe(root, "wf-tiny", f'[package]\nname = "wf-tiny"\nversion = "{version}"\n'
+                                  f'[source]\ngit = "{bare}"\nrev = "v{version}"\n[test]\nimports = ["wf_tiny"]\n')
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(build_cli.build_command, ["wf-tiny", "--target", "host"], root=root)
+    assert exit_info.value.code == 1
+    assert not (root / "dist").exists() or tree_snapshot(root / "dist") == {}
+    return json.loads(next((root / "logs").rglob("*.json")).read_text())
+
+
 def _prepare(recipe, root: Path):
     return source.prepare(recipe, commit=None, cache=root / "cache", patches_root=root / "patches",
                           workdir=root / "build" / recipe.name, log=io.StringIO(),
@@ -96,15 +110,7 @@ def test_a_git_source_with_a_computed_version_is_checked_by_the_built_wheel(tmp_
     files = tiny_files(version="0")
     files["pyproject.toml"] = files["pyproject.toml"].replace('version = "0"', 'dynamic = ["version"]')
     files["setup.py"] = files["setup.py"].replace("setup(", 'setup(version="1.2", ')
-    bare, _ = make_git_repo(tmp_path / "g", files, tag="v1.3")
-    root = make_project(tmp_path / "p", shared_cache)
-    write_recipe(root, "wf-tiny", f'[package]\nname = "wf-tiny"\nversion = "1.3"\n'
-                                  f'[source]\ngit = "{bare}"\nrev = "v1.3"\n[test]\nimports = ["wf_tiny"]\n')
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(build_cli.build_command, ["wf-tiny", "--target", "host"], root=root)
-    assert exit_info.value.code == 1
-    assert not (root / "dist").exists() or tree_snapshot(root / "dist") == {}
-    attempt = json.loads(next((root / "logs").rglob("*.json")).read_text())
+    attempt = _failed_git_build(tmp_path, shared_cache, files, "1.3")
     assert re.search(r"the source is version 1\.2 \(the built wheel wf_tiny-1\.2-.*\.whl\) while .* "
                      r'package.version = "1.3".*point source.rev at the source of 1.3', attempt["message"]), attempt
 
@@ -129,15 +135,7 @@ def test_cibuildwheel_wheels_are_checked_too(tmp_path, shared_cache):
 def test_a_version_whose_requires_python_admits_no_target_python_fails_before_the_compile(tmp_path, shared_cache):
     files = tiny_files()
     files["pyproject.toml"] = files["pyproject.toml"].replace('requires-python = ">=3.8"', 'requires-python = ">=3.99"')
-    bare, _ = make_git_repo(tmp_path / "g", files, tag="v1.0")
-    root = make_project(tmp_path / "p", shared_cache)  # target: this host, Python 3.11
-    write_recipe(root, "wf-tiny", f'[package]\nname = "wf-tiny"\nversion = "1.0"\n'
-                                  f'[source]\ngit = "{bare}"\nrev = "v1.0"\n[test]\nimports = ["wf_tiny"]\n')
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(build_cli.build_command, ["wf-tiny", "--target", "host"], root=root)
-    assert exit_info.value.code == 1
-    assert not (root / "dist").exists() or tree_snapshot(root / "dist") == {}
-    attempt = json.loads(next((root / "logs").rglob("*.json")).read_text())
+    attempt = _failed_git_build(tmp_path, shared_cache, files, "1.0")  # target: this host, Python 3.11
     assert ("wf-tiny 1.0 requires Python >=3.99 (pyproject.toml [project].requires-python), and the Pythons to "
             "build are 3.11: build another version") in attempt["message"], attempt["message"]
     assert "build" not in attempt["stages"], "it stopped before the compile"
