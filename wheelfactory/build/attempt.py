@@ -184,7 +184,6 @@ class Attempt:
         self.log_path: Path | None = None
         self._record_path: Path | None = None
         self._clock = time.monotonic()
-        self.skipped_pythons: dict[str, str] = {}  # X.Y -> why the source's Requires-Python leaves it out
 
     # --- the keys and the skip --------------------------------------------------------
 
@@ -286,7 +285,6 @@ class Attempt:
         for v in outside:
             del plan.interpreters[v]
             self.record["pythons"][v] = {"status": "skipped", "reason": why}
-            self.skipped_pythons[v] = why
         ui.info(f"[bold]{self.name}[/bold] {self.recipe.version}: Python {', '.join(outside)} left out: "
                 f"{escape(why)}")
         self.log.write(f"# Python {', '.join(outside)} left out: {why}\n")
@@ -296,7 +294,9 @@ class Attempt:
             self.result.message = f"already built for the other Pythons; {self._skipped_note()}"
 
     def _skipped_note(self) -> str:
-        return "; ".join(f"Python {v} left out: {why}" for v, why in self.skipped_pythons.items())
+        """The Pythons drop_pythons_outside left out, from the attempt record ("" when none)."""
+        return "; ".join(f"Python {v} left out: {p['reason']}" for v, p in self.record["pythons"].items()
+                         if p["status"] == "skipped")
 
     failed_host: dict | None = None  # host() of the layer a build failed in (set by the pipeline)
 
@@ -323,7 +323,7 @@ class Attempt:
         self.result.wheels += plan.kept
         self.result.status = "built"
         self.result.message = "built " + ", ".join(p.name for p in self.result.wheels) \
-            + (f"; {self._skipped_note()}" if self.skipped_pythons else "")
+            + (f"; {note}" if (note := self._skipped_note()) else "")
         shutil.rmtree(self.workdir, ignore_errors=True)  # kept on failure, for a look inside
 
     # --- the end -----------------------------------------------------------------------
