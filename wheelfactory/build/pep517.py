@@ -203,7 +203,8 @@ def build_wheel(config, runner, tools: Tools, *, recipe: Recipe, version: str, i
         proc = runner.run([tools.python, str(script), "prepare", str(req_path)], cwd=project, env=env, log=log,
                           check=False)
         if proc.returncode != 0:
-            raise _build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False)
+            raise (_requirements_failure(config, recipe, version, proc.stdout)
+                   or _build_failure(recipe, version, proc.stdout, "preparing the build environment", cut=False))
         request["env"] = json.loads(Path(request["result"]).read_text())["env"]
     req_path.write_text(json.dumps(request, indent=2))
     # … and the backend builds with it cut off, unless the recipe says it needs it.
@@ -239,6 +240,29 @@ def _build_failure(recipe: Recipe, version: str, output: str, step: str, *, cut:
                       f"Fix: a missing header or library goes in build.debian, a missing Python build "
                       f"dependency in build.requires (both in {recipe.path}); a source error needs a patch "
                       f"in patches/{recipe.name}/")
+
+
+# The prepare step's line before the installer's own output (scripts/_pep517_build.py prints it).
+_REQUIREMENTS_FAILED = re.compile(r"^\[wheelfactory\] installing the build requirements failed: (\[.*\])$", re.M)
+
+
+def _requirements_failure(config, recipe: Recipe, version: str, output: str) -> BuildError | None:
+    """The build requirements (the project's build-system.requires, the backend's extra ones, the
+    recipe's build.requires and dependency wheels) could not be installed: one error naming them and
+    the installer's reason (uv: "No solution found … has no usable wheels"), else None."""
+    m = _REQUIREMENTS_FAILED.search(output)
+    if m is None:
+        return None
+    reqs = [r if not r.endswith(".whl") else Path(r).name for r in json.loads(m[1])]
+    said = output[m.end():]
+    host = unreachable_host(said)
+    reason = f"could not reach {host[0]}" if host else excerpt(said).rstrip(".")
+    return BuildError(
+        f"{recipe.name}: installing the build requirements for Python {version} failed ({', '.join(reqs)}): "
+        f"{reason}. Fix: a requirement with no {config.arch} wheel on {', '.join(config.indexes.install)} needs "
+        f"its own recipe, named in build.depends of {recipe.path} (its wheel is offered to the build); a pin "
+        f"that no recipe can meet needs build.isolation = false, with build.requires listing what the build "
+        f"really needs")
 
 
 # What tools print when they cannot reach a host; the group is the host (curl, git, cargo, wget,
@@ -348,7 +372,9 @@ def _skip_lines(output: str, log: IO[str], limit: int = 4) -> str:
 
 # Exception lines ("ModuleNotFoundError: …") and compiler errors ("x.c:3:1: error: …")
 # name the root cause; "Traceback"/"error" lines in general are the fallback.
-_CAUSE_LINE = re.compile(r"(^|\s)[A-Za-z_.]*(Error|Exception): |\berror: |fatal error|No matching distribution")
+# uv gives a resolver's reason after "cause:" (0.13) or "╰─▶" (older).
+_CAUSE_LINE = re.compile(r"(^|\s)[A-Za-z_.]*(Error|Exception): |\berror: |fatal error|No matching distribution|"
+                         r"^(cause:|╰─▶) ")
 _ERROR_LINE = re.compile(r"(\berror\b|Error:|ERROR|Traceback|No such file|not found)", re.I)
 
 

@@ -26,6 +26,7 @@ Standalone on purpose: it imports nothing from wheelfactory.
 """
 
 import json
+import subprocess
 import sys
 import tempfile
 
@@ -47,10 +48,10 @@ def main(step: str, request_path: str) -> int:
         builder = ProjectBuilder.from_isolated_env(env, req["srcdir"])
         # Local dependency wheels and the recipe's extra requirements go in
         # together with the declared ones, so the resolver sees them all.
-        env.install(sorted(builder.build_system_requires) + extra)
+        _install(env, sorted(builder.build_system_requires) + extra)
         more = builder.get_requires_for_build("wheel", settings)
         if more:
-            env.install(sorted(more) + extra)
+            _install(env, sorted(more) + extra)
         print(f"[wheelfactory] build environment: {env.path}", flush=True)
         result["env"] = {"python": env.python_executable, "environ": dict(env.make_extra_environ() or {})}
     elif req["isolation"]:
@@ -73,6 +74,22 @@ def main(step: str, request_path: str) -> int:
     with open(req["result"], "w") as f:
         json.dump(result, f)
     return 0
+
+
+REQUIREMENTS_FAILED = "[wheelfactory] installing the build requirements failed:"
+
+
+def _install(env, reqs):
+    """``env.install``, saying which requirements failed and what the installer said: build keeps
+    its captured output to itself (a CalledProcessError names only the command)."""
+    try:
+        env.install(reqs)
+    except subprocess.CalledProcessError as e:
+        print(f"{REQUIREMENTS_FAILED} {json.dumps(reqs)}", flush=True)
+        for out in (e.stdout, e.stderr):
+            if out:
+                print(out.decode(errors="replace") if isinstance(out, bytes) else out, flush=True)
+        sys.exit(5)
 
 
 if __name__ == "__main__":
