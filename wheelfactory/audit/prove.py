@@ -87,7 +87,7 @@ def proofs(config: Config, recipes: dict[str, Recipe], results: list[RecipeResul
                          runner=runner, wheel=wheel.name if wheel else "",
                          size=wheel.stat().st_size if wheel and wheel.is_file() else 0,
                          seconds=_build_seconds(wheel, r.duration), date=day,
-                         reason="" if ok else (r.message or r.status).splitlines()[0][:300]))
+                         reason="" if ok else " ".join((r.message or r.status).split())[:300]))
     return out
 
 

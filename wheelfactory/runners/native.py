@@ -64,7 +64,17 @@ class NativeRunner:
             capture_output=True, text=True, check=False,
         ).stdout
         installed = {line.split()[0].split(":")[0] for line in out.splitlines() if line.endswith(" installed")}
-        return [p for p in packages if p.split(":")[0] not in installed]
+        missing = [p for p in packages if p.split(":")[0] not in installed]
+        absent = _without_candidate(missing)
+        if absent:
+            rest = [p for p in missing if p not in absent]
+            raise EnvironmentProblem(
+                f"Debian package{'s' * (len(absent) > 1)} {', '.join(absent)} (the recipe's build.debian) "
+                f"{'are' if len(absent) > 1 else 'is'} not in this host's Debian ({_os_name()}: apt-cache policy "
+                f"has no candidate): build for the target instead (the emulated runner's Debian has its own "
+                f"packages), or add an apt source that has {'them' if len(absent) > 1 else 'it'}"
+                + (f"; the others install with: apt-get install -y {' '.join(rest)}" if rest else ""))
+        return missing
 
     def describe(self) -> dict:
         libc = platform.libc_ver()
@@ -76,6 +86,30 @@ class NativeRunner:
             "kernel": platform.release(),
             "libc": f"{libc[0]} {libc[1]}".strip(),
         }
+
+
+def _without_candidate(packages: Sequence[str]) -> list[str]:
+    """Those of ``packages`` that apt on this host cannot install: ``apt-cache policy`` prints no block
+    for them, or "Candidate: (none)". Empty when apt-cache is not there (nothing can be said)."""
+    if not packages or not shutil.which("apt-cache"):
+        return []
+    out = subprocess.run(["apt-cache", "policy", *packages], capture_output=True, text=True, check=False).stdout
+    candidates: dict[str, str] = {}
+    name = ""
+    for line in out.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            name = line[:-1].split(":")[0]
+        elif name and line.strip().startswith("Candidate:"):
+            candidates[name] = line.split(":", 1)[1].strip()
+    return [p for p in packages if candidates.get(p.split(":")[0], "(none)") == "(none)"]
+
+
+def _os_name() -> str:
+    """PRETTY_NAME of /etc/os-release ("this system" without it)."""
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "this system")
+    except OSError:
+        return "this system"
 
 
 def _python_version(exe: str) -> str:
