@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from support.build import make_project, write_recipe
+from support.build import make_project, make_sdist, tiny_files, write_recipe
 from wheelfactory.build import store
 from wheelfactory.cli import build as build_cli
 
@@ -49,3 +49,62 @@ def test_every_listed_version_is_built_and_version_picks_one(tmp_path, shared_ca
     out = capsys.readouterr().err
     assert "already built" in out and "3.0.3" not in out.replace(records["3.0.2"]["filename"], "")
     assert sorted(p.name for p in (root / "dist").iterdir()) == before
+
+
+def test_a_dependent_gets_the_other_versions_wheel_where_package_version_has_none(tmp_path, shared_cache,
+                                                                                    sdist_server, capsys):
+    """As numpy 2.5.5 (Python >= 3.12) and 2.4.6 for torch on a 3.11 host: the dependency's
+    package.version cannot build for 3.11, its listed older version can; the dependent builds and
+    verifies with that one (its runtime.depends) instead of being skipped as "needs wf-base,
+    which failed"."""
+    root = make_project(tmp_path / "p", shared_cache)
+    served = sdist_server.folder / "versions"
+    urls = {}
+    for version, python in (("2.0", ">=3.99"), ("1.0", ">=3.8")):
+        files = tiny_files(name="wf-base", version=version)
+        files["pyproject.toml"] = files["pyproject.toml"].replace('requires-python = ">=3.8"',
+                                                                  f'requires-python = "{python}"')
+        path, sha = make_sdist(served / version, files, name="wf-base", version=version)
+        urls[version] = (f"{sdist_server.url}/versions/{version}/{path.name}", sha)
+    write_recipe(root, "wf-base", f'''\
+        [package]
+        name = "wf-base"
+        version = "2.0"
+
+        [source]
+        url = "{urls["2.0"][0]}"
+        sha256 = "{urls["2.0"][1]}"
+
+        [versions."1.0"]
+        url = "{urls["1.0"][0]}"
+        sha256 = "{urls["1.0"][1]}"
+
+        [test]
+        imports = ["wf_base._speed"]
+        ''')
+    user_url, user_sha = sdist_server.sdists["tiny"]
+    write_recipe(root, "wf-tiny", f'''\
+        [package]
+        name = "wf-tiny"
+        version = "1.0"
+
+        [source]
+        url = "{user_url}"
+        sha256 = "{user_sha}"
+
+        [runtime]
+        depends = ["wf-base"]
+
+        [test]
+        imports = ["wf_tiny._speed", "wf_base._speed"]
+        requires = ["wf-base"]  # offered from the dependency wheels only: PyPI has no wf-base
+        commands = ["python -c \\"import importlib.metadata as m; assert m.version('wf-base') == '1.0'\\""]
+        ''')
+    capsys.readouterr()
+    # Both named, as build-all and `invoke prove` name them: every listed version of wf-base builds.
+    assert build_cli.build_command(["wf-base", "wf-tiny", "--target", "host", "--python", "3.11"], root=root) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "wf-base 2.0 requires Python >=3.99" in err, err
+    assert "needs wf-base, which failed" not in err, err
+    records = {(r["name"], r["version"]) for r in store.load_records(root / "dist")}
+    assert records == {("wf-base", "1.0"), ("wf-tiny", "1.0")}, records

@@ -67,6 +67,9 @@ class RecipeResult:
     message: str = ""
     version: str = ""
     compiler_cache: dict | None = None  # ccache counts of the Pythons built (compcache.read_stats)
+    # What its dependents get, when not ``wheels``: for a recipe with [versions], per Python the wheel
+    # of the first version (package.version first) that has one (catalog.build_recipes).
+    offered: list[Path] | None = None
 
 
 class AttemptLog(io.TextIOBase):

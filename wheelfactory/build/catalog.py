@@ -9,6 +9,8 @@ dependency walk, ``graph.select``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from ..errors import RecipeError
 from ..settings.factory import Config
 from ..settings.recipe import RECIPE_FILE, Recipe, load_all, load_recipe, recipe_path
 from . import compcache, graph
-from .attempt import RecipeResult
+from .attempt import RecipeResult, wheel_fits
 from .pipeline import build_recipe
 
 
@@ -79,6 +81,16 @@ def choose(config: Config, names: Sequence[str] = (), *, every: bool = False,
     return {n: r if n in named else r.at(r.version) for n, r in recipes.items()}
 
 
+def _first_per_python(results: Sequence[RecipeResult], pythons: Sequence[str]) -> list[Path]:
+    """Per Python X.Y, the wheels of the first of ``results`` (one per version, package.version
+    first) that has any for it; in that order, without repeats."""
+    chosen: dict[Path, None] = {}
+    for v in pythons:
+        r = next((r for r in results if any(wheel_fits(w, v) for w in r.wheels)), None)
+        chosen.update((w, None) for w in (r.wheels if r else []) if wheel_fits(w, v))
+    return list(chosen)
+
+
 def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pythons: Sequence[str] | None = None,
                   force: Iterable[str] = (), jobs: int | None = None, keep_going: bool = True) -> list[RecipeResult]:
     """Run the pipeline over ``recipes`` as a graph (dependencies first, ``jobs`` at once): each build
@@ -98,7 +110,10 @@ def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pyth
         finally:
             compcache.finish(env)
         older[recipe.name] = results[1:]
-        return results[0]  # dependents build with package.version's wheels
+        # Dependents build with package.version's wheels; a Python it has none for (numpy 2.5.5 needs
+        # 3.12, the host has 3.11) gets the first other version's that has one.
+        offered = _first_per_python(results, pythons or config.pythons)
+        return results[0] if offered == results[0].wheels else dataclasses.replace(results[0], offered=offered)
 
     done = graph.run_graph(config, recipes, build_one, jobs=jobs or graph.default_jobs(config),
                            keep_going=keep_going)

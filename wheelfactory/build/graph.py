@@ -220,7 +220,9 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
         results[name] = result
         order.append(name)
         sorter.done(name)
-        if result.status not in OK_STATUSES or name in blocked_by:
+        # A recipe that failed for one version but offers another's wheels (result.offered) still
+        # serves its dependents.
+        if (result.status not in OK_STATUSES and not getattr(result, "offered", None)) or name in blocked_by:
             why = blocked_by.get(name) or _why(name, result)
             for other, deps in closures.items():
                 if name in deps:
@@ -250,7 +252,8 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
     def dependency_wheels(name: str) -> list[Path]:
         wheels: dict[Path, None] = {}
         for dep in installs[name]:
-            for w in getattr(results.get(dep), "wheels", None) or []:
+            r = results.get(dep)
+            for w in (r.offered if getattr(r, "offered", None) is not None else getattr(r, "wheels", None)) or []:
                 wheels.setdefault(Path(w), None)
         return list(wheels)
 
