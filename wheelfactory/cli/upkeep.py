@@ -18,7 +18,7 @@ from rich.table import Table
 
 from .. import ui
 from ..audit import prove, scaffold, upstream
-from ..build import catalog, graph
+from ..build import catalog, graph, store
 from ..runners import select_runner
 from ..settings.factory import Config, load_config
 from ..settings.recipe import RECIPE_FILE, load_all
@@ -172,7 +172,10 @@ def prove_command(root, names: Sequence[str] = (), *, target: str | None = None,
     results = catalog.build_recipes(config, chosen, run_on)
     new = prove.proofs(config, chosen, results, run_on.name)
     docs = config.root / "docs"
-    page = prove.write(docs, prove.merge(prove.load(docs), new, {n: r.all_versions for n, r in everything.items()}), everything)
+    # Two proves at once (host and riscv64) each merge their rows into the same file: one at a time.
+    with store.path_lock(config.paths.build / ".locks", docs, "catalog-status"):
+        page = prove.write(docs, prove.merge(prove.load(docs), new, {n: r.all_versions for n, r in everything.items()}),
+                           everything)
     for p in new:
         mark = "[green]reached[/green]" if p.reached else f"[red]not reached[/red]: {escape(p.reason)}"
         ui.info(f"{p.recipe} {p.version}: {p.level} {mark}")
