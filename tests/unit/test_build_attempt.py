@@ -16,7 +16,7 @@ import pytest
 from conftest import write_recipe
 from wheelfactory.build import attempt as attempt_mod
 from wheelfactory.build.attempt import Attempt
-from wheelfactory.build.pipeline import _installs_on
+from wheelfactory.build.attempt import wheel_fits
 from wheelfactory.errors import BuildError
 from wheelfactory.settings.factory import load_config
 from wheelfactory.settings.recipe import load_recipe
@@ -128,7 +128,7 @@ def test_an_abi3_wheel_serving_a_later_python_keeps_both_keys_stored_once(setup)
     with Attempt(config, recipe, runner) as first:
         plan = first.plan(None, [])
     name = "wf_a-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"
-    assert _installs_on(Path(name), "3.12") and _installs_on(Path(name), "3.11")
+    assert wheel_fits(Path(name), "3.12") and wheel_fits(Path(name), "3.11")
     config.paths.dist.mkdir(parents=True)
     (config.paths.dist / name).write_bytes(b"x")
     (config.paths.dist / f"{name}.json").write_text(json.dumps(
@@ -149,5 +149,5 @@ def test_an_abi3_wheel_serving_a_later_python_keeps_both_keys_stored_once(setup)
     ("x-1-cp313-cp313-manylinux_2_39_riscv64.whl", "3.14", False),
     ("x-1-py3-none-manylinux_2_35_riscv64.whl", "3.14", True),  # llama-cpp-python's ctypes wheel
 ])
-def test_which_later_python_a_wheel_installs_on(wheel, python, installs):
-    assert _installs_on(Path(wheel), python) is installs
+def test_which_later_python_a_wheelwheel_fits(wheel, python, installs):
+    assert wheel_fits(Path(wheel), python) is installs

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 from rich.markup import escape
 
@@ -133,16 +134,14 @@ def select_pythons(config: Config, runner, wanted: Sequence[str] | None) -> dict
 
 
 def wheel_fits(wheel: Path, version: str) -> bool:
-    """Can ``wheel`` be installed by Python X.Y (by its interpreter/abi tags)?"""
-    major, minor = (int(x) for x in version.split("."))
-    for t in parse_wheel_filename(wheel.name)[3]:
-        if t.interpreter in (f"cp{major}{minor}", f"py{major}{minor}", f"py{major}"):
-            return True
-        if t.abi == "abi3" and t.interpreter.startswith(f"cp{major}"):
-            # cp39-abi3 installs on 3.9 and every later 3.x
-            if int(t.interpreter[len(f"cp{major}"):] or 0) <= minor:
-                return True
-    return False
+    """Whether CPython X.Y installs ``wheel`` by its interpreter and ABI tags (cp311-cp311, an older
+    cpXY-abi3, py3-none): packaging.tags' lists of what that CPython accepts, on the wheel's own
+    platforms (the platform is the runner's business, not the Python's)."""
+    tags = parse_wheel_filename(wheel.name)[3]
+    platforms = sorted({t.platform for t in tags})
+    python = tuple(int(p) for p in version.split("."))
+    accepted = {*cpython_tags(python, platforms=platforms), *compatible_tags(python, platforms=platforms)}
+    return not accepted.isdisjoint(tags)
 
 
 @dataclass

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import Timeout
-from packaging.tags import compatible_tags, cpython_tags
-from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 from rich.markup import escape
 
@@ -41,7 +39,7 @@ from ..settings.factory import Config
 from ..settings.recipe import Recipe
 from ..settings.target import Target
 from . import cibuildwheel, compcache, store
-from .attempt import Attempt, Plan, RecipeResult
+from .attempt import Attempt, Plan, RecipeResult, wheel_fits
 from .pep517 import build_wheel, check_debian, ensure_tools, network_state
 from .record import make_record
 from .repair import Repaired, repair_wheel, unlisted_runtime_packages, with_next_build_tag
@@ -163,7 +161,7 @@ def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | N
     ready: dict[str, _Ready] = {}
     served: dict[str, str] = {}  # X.Y -> the older X.Y whose abi3/py3 wheel serves it
     for v in sorted(plan.todo, key=Version):
-        older = next((u for u, r in ready.items() if _installs_on(r.wheel, v)), None)
+        older = next((u for u, r in ready.items() if wheel_fits(r.wheel, v)), None)
         if older is None:
             ready[v] = _build_python(attempt, plan, tree, v, deps_dir, extra_env)
         else:
@@ -217,16 +215,6 @@ def _build_python(attempt: Attempt, plan: Plan, tree: SourceTree, v: str, deps_d
         log.write(f"\n# note: {note}\n")
     stages["verify"] = attempt.stage_done("verify", f"py{v} " + (", ".join(recipe.test.imports) or "install only"))
     return _Ready(wheel, rep, {k: round(s, 3) for k, s in stages.items()}, notes, tools.versions, cache, verified)
-
-
-def _installs_on(wheel: Path, python: str) -> bool:
-    """Whether CPython X.Y installs ``wheel`` by its tags (an abi3 or py3 wheel built with an older
-    Python): packaging.tags' lists of what CPython X.Y accepts on the wheel's platforms."""
-    tags = parse_wheel_filename(wheel.name)[3]
-    platforms = sorted({t.platform for t in tags})
-    version = tuple(int(p) for p in python.split("."))
-    accepted = {*cpython_tags(version, platforms=platforms), *compatible_tags(version, platforms=platforms)}
-    return not accepted.isdisjoint(tags)
 
 
 def _verify(attempt: Attempt, plan: Plan, tools, wheel: Path, v: str, deps_dir: Path) -> tuple[list[str], dict]:
