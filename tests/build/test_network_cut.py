@@ -18,11 +18,10 @@ import os
 import shutil
 
 import pytest
-from support.build import make_project, make_sdist, tiny_files, tree_snapshot
+from support.build import make_project, make_sdist, one_build_error, tiny_files, tree_snapshot
 from support.emulation import emu_project
 
 from conftest import write_project, write_recipe
-from wheelfactory import cli
 from wheelfactory.cli import build as build_cli
 from wheelfactory.runners import select_runner
 from wheelfactory.settings.factory import load_config
@@ -65,22 +64,11 @@ def _downloading_recipe(root, server, *, network: bool) -> str:
     return server.url.removeprefix("http://")
 
 
-def _one_error(root, name, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(build_cli.build_command, [name, "--target", "host"], root=root)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1, err
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err
-    return " ".join(err.split())
-
-
 def test_a_build_that_downloads_fails_naming_the_host(tmp_path, shared_cache, sdist_server, capsys):
     root = make_project(tmp_path / "p", shared_cache)
     host = _downloading_recipe(root, sdist_server, network=False)
     capsys.readouterr()
-    flat = _one_error(root, "wf-net", capsys)
+    flat = one_build_error(root, "wf-net", capsys)
     assert f"wf-net: needs {host}, not reachable from the build machine (builds run with the network cut off" in flat
     assert "Network is unreachable" in flat
     assert f"list what it downloads from {host} as an [extra-sources.NAME] entry" in flat
@@ -103,7 +91,7 @@ def test_build_network_true_lets_it_download_and_the_record_says_so(tmp_path, sh
 @pytest.mark.skipif(not shutil.which("cargo"), reason="needs cargo (.ci/run installs Debian's)")
 def test_a_rust_sdist_without_vendored_crates_needs_crates_io(tmp_path, shared_cache, capsys):
     root = write_project(tmp_path / "p", recipes=["textual-speedups"], config=f'[paths]\ncache = "{shared_cache}"\n')
-    flat = _one_error(root, "textual-speedups", capsys)
+    flat = one_build_error(root, "textual-speedups", capsys)
     assert "textual-speedups: needs crates.io, not reachable from the build machine" in flat
     assert "[extra-sources.crates]" in flat and "cargo vendor" in flat
 

@@ -252,3 +252,19 @@ def tiny_recipe(root: Path, server, *, variant: str = "tiny", extra: str = "", n
         [test]
         imports = {imports}
         ''')
+
+
+def one_build_error(root: Path, name: str, capsys) -> str:
+    """`build NAME --target host` that fails: exit 1, one "error:" line, no traceback; the whole
+    stderr with its whitespace collapsed (rich wraps long lines)."""
+    from wheelfactory import cli
+    from wheelfactory.cli import build as build_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(build_cli.build_command, [name, "--target", "host"], root=root)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    return " ".join(err.split())
