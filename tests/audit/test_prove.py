@@ -41,3 +41,21 @@ def test_merge_replaces_only_the_same_recipe_version_and_level():
     merged = prove.merge(old, [row("a", "host", True)], known={"a": ["1.0", "0.9"], "b": ["1.0"]})
     assert [(p.recipe, p.version, p.level, p.reached) for p in merged] == [
         ("a", "0.9", "host", True), ("a", "1.0", "host", True), ("a", "1.0", "riscv64", True)]
+
+
+def test_a_reason_keeps_its_later_lines(tmp_path, shared_cache, sdist_server):
+    """The missing-package message ends with the command on its own line: the row keeps it."""
+    import subprocess
+
+    import pytest
+
+    policy = subprocess.run(["apt-cache", "policy", "sl"], capture_output=True, text=True).stdout
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", "sl"], capture_output=True,
+                               text=True).stdout
+    if "Candidate:" not in policy or "Candidate: (none)" in policy or installed == "installed":
+        pytest.skip("needs apt lists that offer sl, not installed")
+    root = make_project(tmp_path / "p", shared_cache)
+    tiny_recipe(root, sdist_server, name="wf-tiny", extra='[build]\ndebian = ["sl"]\n')
+    assert upkeep.prove_command(root, ["wf-tiny"], target="host") == 1
+    (row,) = json.loads((root / "docs" / "catalog-status.json").read_text())
+    assert row["reason"].endswith("Install them with: apt-get install -y sl"), row["reason"]
