@@ -72,6 +72,10 @@ class RecipeResult:
     # of the first version (package.version first) that has one (catalog.build_recipes).
     offered: list[Path] | None = None
 
+    def for_dependents(self) -> list[Path]:
+        """The wheels its dependents get: ``offered`` when set, else ``wheels``."""
+        return self.offered if self.offered is not None else self.wheels
+
 
 class AttemptLog(io.TextIOBase):
     """The attempt's log: buffered in memory until :meth:`open`, secrets masked."""

@@ -10,7 +10,6 @@ dependency walk, ``graph.select``.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 

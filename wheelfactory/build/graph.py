@@ -222,7 +222,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
         sorter.done(name)
         # A recipe that failed for one version but offers another's wheels (result.offered) still
         # serves its dependents.
-        if (result.status not in OK_STATUSES and not getattr(result, "offered", None)) or name in blocked_by:
+        if (result.status not in OK_STATUSES and not result.offered) or name in blocked_by:
             why = blocked_by.get(name) or _why(name, result)
             for other, deps in closures.items():
                 if name in deps:
@@ -252,8 +252,7 @@ def run_graph(config, recipes: Mapping[str, Recipe] | Sequence[Recipe], build_on
     def dependency_wheels(name: str) -> list[Path]:
         wheels: dict[Path, None] = {}
         for dep in installs[name]:
-            r = results.get(dep)
-            for w in (r.offered if getattr(r, "offered", None) is not None else getattr(r, "wheels", None)) or []:
+            for w in results[dep].for_dependents() if dep in results else []:
                 wheels.setdefault(Path(w), None)
         return list(wheels)
 
