@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from support.build import make_project, make_sdist, tiny_files, write_recipe
+from support.build import make_project, make_sdist, tiny_files, tree_snapshot, write_recipe
+from wheelfactory import cli
 from wheelfactory.build import store
 from wheelfactory.cli import build as build_cli
 
@@ -28,6 +29,34 @@ RECIPE = '''\
     imports = ["markupsafe._speedups"]
     commands = ["python -c \\"import markupsafe; assert markupsafe.escape('<a>') == '&lt;a&gt;'\\""]
     '''
+
+
+def _wf_base_2_and_1(root, sdist_server, folder: str, requires_python: dict[str, str]) -> None:
+    """recipes/wf-base: package.version 2.0 and [versions] 1.0, tiny C extensions served from
+    ``sdist_server`` (``requires_python``: version -> its Requires-Python)."""
+    urls = {}
+    for version in ("2.0", "1.0"):
+        files = tiny_files(name="wf-base", version=version)
+        files["pyproject.toml"] = files["pyproject.toml"].replace(
+            'requires-python = ">=3.8"', f'requires-python = "{requires_python.get(version, ">=3.8")}"')
+        path, sha = make_sdist(sdist_server.folder / folder / version, files, name="wf-base", version=version)
+        urls[version] = (f"{sdist_server.url}/{folder}/{version}/{path.name}", sha)
+    write_recipe(root, "wf-base", f'''\
+        [package]
+        name = "wf-base"
+        version = "2.0"
+
+        [source]
+        url = "{urls["2.0"][0]}"
+        sha256 = "{urls["2.0"][1]}"
+
+        [versions."1.0"]
+        url = "{urls["1.0"][0]}"
+        sha256 = "{urls["1.0"][1]}"
+
+        [test]
+        imports = ["wf_base._speed"]
+        ''')
 
 
 def test_every_listed_version_is_built_and_version_picks_one(tmp_path, shared_cache, capsys):
@@ -58,30 +87,7 @@ def test_a_dependent_gets_the_other_versions_wheel_where_package_version_has_non
     verifies with that one (its runtime.depends) instead of being skipped as "needs wf-base,
     which failed"."""
     root = make_project(tmp_path / "p", shared_cache)
-    served = sdist_server.folder / "versions"
-    urls = {}
-    for version, python in (("2.0", ">=3.99"), ("1.0", ">=3.8")):
-        files = tiny_files(name="wf-base", version=version)
-        files["pyproject.toml"] = files["pyproject.toml"].replace('requires-python = ">=3.8"',
-                                                                  f'requires-python = "{python}"')
-        path, sha = make_sdist(served / version, files, name="wf-base", version=version)
-        urls[version] = (f"{sdist_server.url}/versions/{version}/{path.name}", sha)
-    write_recipe(root, "wf-base", f'''\
-        [package]
-        name = "wf-base"
-        version = "2.0"
-
-        [source]
-        url = "{urls["2.0"][0]}"
-        sha256 = "{urls["2.0"][1]}"
-
-        [versions."1.0"]
-        url = "{urls["1.0"][0]}"
-        sha256 = "{urls["1.0"][1]}"
-
-        [test]
-        imports = ["wf_base._speed"]
-        ''')
+    _wf_base_2_and_1(root, sdist_server, "versions", {"2.0": ">=3.99"})
     user_url, user_sha = sdist_server.sdists["tiny"]
     write_recipe(root, "wf-tiny", f'''\
         [package]
@@ -108,3 +114,74 @@ def test_a_dependent_gets_the_other_versions_wheel_where_package_version_has_non
     assert "needs wf-base, which failed" not in err, err
     records = {(r["name"], r["version"]) for r in store.load_records(root / "dist")}
     assert records == {("wf-base", "1.0"), ("wf-tiny", "1.0")}, records
+
+
+def test_a_depends_specifier_picks_the_older_version_and_brings_it_along(tmp_path, shared_cache, sdist_server,
+                                                                          capsys):
+    """As numba's "numpy<2.5" beside numpy 2.5.5 and 2.4.6: both versions build for the Python,
+    and the dependent, named alone, gets package.version's wheel without a specifier (its check
+    fails) and the older one with it, which the build brings along."""
+    root = make_project(tmp_path / "p", shared_cache)
+    _wf_base_2_and_1(root, sdist_server, "specifier", {})
+    user_url, user_sha = sdist_server.sdists["tiny"]
+    dependent = f'''\
+        [package]
+        name = "wf-tiny"
+        version = "1.0"
+
+        [source]
+        url = "{user_url}"
+        sha256 = "{user_sha}"
+
+        [build]
+        depends = [DEPENDS]
+
+        [runtime]
+        depends = [DEPENDS, "wf-missing; platform_machine == 'no-such-arch'"]
+
+        [test]
+        imports = ["wf_tiny._speed", "wf_base._speed"]
+        requires = ["wf-base"]  # offered from the dependency wheels only: PyPI has no wf-base
+        commands = ["python -c \\"import importlib.metadata as m; assert m.version('wf-base') == '1.0'\\""]
+        '''
+    build = ["wf-tiny", "--target", "host", "--python", "3.11"]
+    write_recipe(root, "wf-tiny", dependent.replace("DEPENDS", '"wf-base"'))
+    capsys.readouterr()
+    assert build_cli.build_command(build, root=root) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "AssertionError" in err, err  # it got wf-base 2.0
+    assert {(r["name"], r["version"]) for r in store.load_records(root / "dist")} == {("wf-base", "2.0")}
+
+    write_recipe(root, "wf-tiny", dependent.replace("DEPENDS", '"wf-base<2"'))
+    assert build_cli.build_command(build, root=root) == 0, capsys.readouterr().err
+    records = {(r["name"], r["version"]): r for r in store.load_records(root / "dist")}
+    assert set(records) == {("wf-base", "2.0"), ("wf-base", "1.0"), ("wf-tiny", "1.0")}, set(records)
+    assert "wf-missing" not in capsys.readouterr().err  # its marker is false for this arch: never looked for
+
+
+def test_a_depends_specifier_no_listed_version_matches_is_refused_before_anything_runs(tmp_path, shared_cache,
+                                                                                       capsys):
+    root = make_project(tmp_path / "p", shared_cache)
+    write_recipe(root, "markupsafe", RECIPE)
+    write_recipe(root, "wf-user", '''\
+        [package]
+        name = "wf-user"
+        version = "1.0"
+
+        [source]
+        sha256 = "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698"
+
+        [build]
+        depends = ["markupsafe<3"]
+        ''')
+    (root / "dist").mkdir(exist_ok=True)
+    (root / "dist" / "keep.txt").write_text("untouched")
+    before = tree_snapshot(root / "dist")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.run(build_cli.build_command, ["wf-user", "--target", "host"], root=root)
+    err = " ".join(capsys.readouterr().err.split())
+    assert e.value.code != 0
+    assert "wf-user/recipe.toml: depends on 'markupsafe<3', and recipes/markupsafe builds 3.0.3, 3.0.2" in err, err
+    assert "add a [versions] entry to" in err, err
+    assert tree_snapshot(root / "dist") == before

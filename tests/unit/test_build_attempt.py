@@ -151,3 +151,33 @@ def test_an_abi3_wheel_serving_a_later_python_keeps_both_keys_stored_once(setup)
 ])
 def test_which_later_python_a_wheelwheel_fits(wheel, python, installs):
     assert wheel_fits(Path(wheel), python) is installs
+
+
+NUMPY = ["numpy-2.5.5-cp313-cp313-manylinux_2_39_riscv64.whl", "numpy-2.5.5-cp314-cp314-manylinux_2_39_riscv64.whl",
+         "numpy-2.4.6-cp311-cp311-manylinux_2_39_riscv64.whl", "numpy-2.4.6-cp313-cp313-manylinux_2_39_riscv64.whl",
+         "psutil-7.2.2-cp36-abi3-manylinux_2_39_riscv64.whl"]
+
+
+@pytest.mark.parametrize(("depends", "python", "chosen"), [
+    ('"numpy", "psutil"', "3.13", ["numpy-2.5.5-cp313", "psutil-7.2.2-cp36"]),  # package.version's first
+    ('"numpy", "psutil"', "3.11", ["numpy-2.4.6-cp311", "psutil-7.2.2-cp36"]),  # 2.5.5 has none for 3.11
+    ('"numpy<2.5", "psutil"', "3.13", ["numpy-2.4.6-cp313", "psutil-7.2.2-cp36"]),
+])
+def test_a_build_gets_per_project_the_first_fitting_wheel_its_specifier_admits(tmp_path, depends, python, chosen):
+    root = tmp_path / "p"
+    write_recipe(root, "wf-user", f'[package]\nname = "wf-user"\nversion = "1.0"\n[source]\nsha256 = "{SHA}"\n'
+                                  f'[build]\ndepends = [{depends}]\n')
+    recipe = load_recipe(root / "recipes", "wf-user")
+    got = attempt_mod.choose_dependencies(recipe, [Path(w) for w in NUMPY], python)
+    assert ["-".join(w.name.split("-")[:3]) for w in got] == chosen
+
+
+def test_a_specifier_no_wheel_for_the_python_admits_is_one_error_naming_the_versions(tmp_path):
+    root = tmp_path / "p"
+    write_recipe(root, "wf-user", f'[package]\nname = "wf-user"\nversion = "1.0"\n[source]\nsha256 = "{SHA}"\n'
+                                  '[build]\ndepends = ["numpy<2.5"]\n')
+    recipe = load_recipe(root / "recipes", "wf-user")
+    with pytest.raises(BuildError) as e:
+        attempt_mod.choose_dependencies(recipe, [Path(w) for w in NUMPY], "3.14")
+    assert "wf-user: depends on 'numpy<2.5', and the wheels of recipes/numpy for Python 3.14 are 2.5.5" in str(e.value)
+    assert "nox -s build-numpy" in str(e.value)

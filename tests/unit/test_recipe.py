@@ -99,3 +99,31 @@ def test_import_names_are_dotted_module_names_at_load(tmp_path, written, fix):
         load_recipe(root / "recipes", "wf-tiny")
     assert str(e.value).startswith(f"{path}: 'test.imports' entry '{written}' is not a dotted module name")
     assert fix in str(e.value)
+
+
+def test_depends_entries_take_a_version_specifier_and_an_arch_marker(tmp_path):
+    root = write_project(tmp_path / "p")
+    _tiny(root, '[build]\ndepends = ["NumPy<2.5"]\n'
+                '[runtime]\ndepends = ["numpy>=2", "llvmlite; platform_machine == \'riscv64\'"]')
+    r = load_recipe(root / "recipes", "wf-tiny")
+    assert (r.build.depends, r.runtime.depends) == (["numpy"], ["numpy", "llvmlite"])
+    assert str(r.depends_versions["numpy"]) in ("<2.5,>=2", ">=2,<2.5")  # both tables', intersected
+    riscv, host = r.for_arch("riscv64"), r.for_arch("x86_64")
+    assert riscv.runtime.depends == ["numpy", "llvmlite"]
+    assert (host.build.depends, host.runtime.depends) == (["numpy"], ["numpy"])
+    assert "llvmlite" not in host.needs
+
+
+@pytest.mark.parametrize(("written", "says"), [
+    ("numpy[blas]", "no extras or URLs"),
+    ("numpy @ https://example.org/numpy.tar.gz", "no extras or URLs"),
+    ("numpy; python_version < '3.12'", "its marker depends on the Python version"),
+    ("numpy>>2", "is not a recipe name or a name with a version specifier"),
+])
+def test_a_depends_entry_beyond_name_specifier_and_arch_marker_is_refused_at_load(tmp_path, written, says):
+    root = write_project(tmp_path / "p")
+    path = _tiny(root, f'[build]\ndepends = ["{written}"]')
+    with pytest.raises(RecipeError) as e:
+        load_recipe(root / "recipes", "wf-tiny")
+    assert str(e.value).startswith(f"{path}: 'build.depends' entry {written!r}"), e.value
+    assert says in str(e.value)

@@ -68,8 +68,8 @@ class RecipeResult:
     message: str = ""
     version: str = ""
     compiler_cache: dict | None = None  # ccache counts of the Pythons built (compcache.read_stats)
-    # What its dependents get, when not ``wheels``: for a recipe with [versions], per Python the wheel
-    # of the first version (package.version first) that has one (catalog.build_recipes).
+    # What its dependents get, when not ``wheels``: for a recipe with [versions], every version's
+    # wheels, package.version's first (catalog.build_recipes); each dependent picks (choose_dependencies).
     offered: list[Path] | None = None
 
     def for_dependents(self) -> list[Path]:
@@ -148,6 +148,30 @@ def wheel_fits(wheel: Path, version: str) -> bool:
     return not accepted.isdisjoint(tags)
 
 
+def choose_dependencies(recipe: Recipe, wheels: Sequence[Path], version: str) -> list[Path]:
+    """The dependency wheels a build of ``recipe`` for CPython X.Y gets: per project, those of the
+    first version in ``wheels`` (each recipe's package.version first, RecipeResult.for_dependents)
+    that fit the Python (:func:`wheel_fits`) and match the recipe's depends specifier, if any
+    (``recipe.depends_versions``). BuildError when a project has wheels for the Python and none
+    matches."""
+    fitting = [(w, *parse_wheel_filename(w.name)[:2]) for w in wheels if wheel_fits(w, version)]
+    chosen: dict[str, object] = {}  # project -> its version taken
+    for _, project, v in fitting:
+        spec = recipe.depends_versions.get(project)
+        if project not in chosen and (spec is None or spec.contains(v, prereleases=True)):
+            chosen[project] = v
+    missed = sorted({p for _, p, _ in fitting} - set(chosen))
+    if missed:
+        offered = {p: sorted({str(v) for _, q, v in fitting if q == p}) for p in missed}
+        raise BuildError(
+            f"{recipe.name}: depends on " + "; ".join(
+                f"'{p}{recipe.depends_versions[p]}', and the wheels of recipes/{p} for Python {version} are "
+                f"{', '.join(offered[p])}" for p in missed)
+            + f"; fix: build a version that matches (`nox -s build-{missed[0]}` builds every version its recipe "
+              f"lists), or change the specifier in {recipe.path}")
+    return [w for w, project, v in fitting if chosen.get(project) == v]
+
+
 @dataclass
 class Plan:
     """The build keys of an attempt and what is left to build."""
@@ -209,7 +233,7 @@ class Attempt:
         fingerprint = recipe.fingerprint(config.paths.patches)
         versions = list(dict.fromkeys(wanted or config.pythons))
         dependency_wheels = list(dependency_wheels)
-        deps = {v: [w for w in dependency_wheels if wheel_fits(w, v)] for v in versions}
+        deps = {v: choose_dependencies(recipe, dependency_wheels, v) for v in versions}
         keys = {v: build_key(recipe_fingerprint=fingerprint, source_id=sid, python=v, target=config.arch,
                              policy=policy, dependencies=[sha256_file(w) for w in deps[v]]) for v in versions}
         stored = store.stored_with_keys(config.paths.dist, keys)  # read even with --force: a damaged record stops it here

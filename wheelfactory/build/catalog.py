@@ -17,9 +17,9 @@ from packaging.utils import canonicalize_name
 
 from ..errors import RecipeError
 from ..settings.factory import Config
-from ..settings.recipe import RECIPE_FILE, Recipe, load_all, load_recipe, recipe_path
+from ..settings.recipe import RECIPE_FILE, Recipe, check_depends_versions, load_all, load_recipe, recipe_path
 from . import compcache, graph
-from .attempt import RecipeResult, wheel_fits
+from .attempt import RecipeResult
 from .pipeline import build_recipe
 
 
@@ -30,13 +30,13 @@ class RecipeFolder(Mapping[str, Recipe]):
     recipe elsewhere in the folder does not stop it.
     """
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, arch: str):
+        self.root, self.arch = root, arch  # depends markers are read for this target arch
         self._loaded: dict[str, Recipe] = {}
 
     def __getitem__(self, name: str) -> Recipe:
         if name not in self._loaded:
-            self._loaded[name] = load_recipe(self.root, name)
+            self._loaded[name] = load_recipe(self.root, name).for_arch(self.arch)
         return self._loaded[name]
 
     def __contains__(self, name: object) -> bool:
@@ -59,15 +59,18 @@ def choose(config: Config, names: Sequence[str] = (), *, every: bool = False,
     Versions: a chosen recipe builds every version it lists (package.version and
     [versions]: the index serves each version a target resolves to; stored build
     keys skip the ones already built). A recipe that only comes along as a
-    dependency builds package.version, the one its dependents build with.
-    ``version``: the one named recipe builds that listed version only."""
+    dependency builds package.version, the one its dependents build with, and
+    the newest listed version matching each depends specifier that
+    package.version does not (``"numpy<2.5"``). ``version``: the one named
+    recipe builds that listed version only."""
     root = config.paths.recipes
     if every:
-        everything = load_all(root)
+        everything = load_all(root, config.arch)
         recipes = graph.select(everything, [n for n, r in everything.items() if not r.package.retired], where=str(root))
     else:
-        recipes = graph.select(RecipeFolder(root), names, where=str(root))
+        recipes = graph.select(RecipeFolder(root, config.arch), names, where=str(root))
     graph.topological_order(recipes)
+    check_depends_versions(recipes)
     if not every:
         graph.check_enabled(recipes, names)
     named = set(recipes) if every else {canonicalize_name(n) for n in names}
@@ -77,17 +80,20 @@ def choose(config: Config, names: Sequence[str] = (), *, every: bool = False,
                               f"{', '.join(sorted(named)) or 'none'})")
         only = next(iter(named))
         recipes[only] = recipes[only].at(version)
-    return {n: r if n in named else r.at(r.version) for n, r in recipes.items()}
+    return {n: r if n in named else r.only(_wanted_versions(r, recipes.values())) for n, r in recipes.items()}
 
 
-def _first_per_python(results: Sequence[RecipeResult], pythons: Sequence[str]) -> list[Path]:
-    """Per Python X.Y, the wheels of the first of ``results`` (one per version, package.version
-    first) that has any for it; in that order, without repeats."""
-    chosen: dict[Path, None] = {}
-    for v in pythons:
-        r = next((r for r in results if any(wheel_fits(w, v) for w in r.wheels)), None)
-        chosen.update((w, None) for w in (r.wheels if r else []) if wheel_fits(w, v))
-    return list(chosen)
+def _wanted_versions(recipe: Recipe, others: Iterable[Recipe]) -> list[str]:
+    """What a recipe that came along as a dependency builds: package.version, and for each
+    dependent's specifier that package.version does not match, the first listed version that does."""
+    wanted = [recipe.version]
+    for other in others:
+        spec = other.depends_versions.get(recipe.name)
+        if spec is not None and not spec.contains(recipe.version, prereleases=True):
+            wanted.append(next(v for v in recipe.all_versions if spec.contains(v, prereleases=True)))
+    return list(dict.fromkeys(wanted))
+
+
 
 
 def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pythons: Sequence[str] | None = None,
@@ -109,9 +115,10 @@ def build_recipes(config: Config, recipes: Mapping[str, Recipe], runner, *, pyth
         finally:
             compcache.finish(env)
         older[recipe.name] = results[1:]
-        # Dependents build with package.version's wheels; a Python it has none for (numpy 2.5.5 needs
-        # 3.12, the host has 3.11) gets the first other version's that has one.
-        offered = _first_per_python(results, pythons or config.pythons)
+        # Dependents get every version's wheels, package.version's first: each takes, per Python, the
+        # first that fits and matches its depends specifier (Attempt.plan), so a Python package.version
+        # has no wheel for (numpy 2.5.5 needs 3.12, the host has 3.11) gets an older version's.
+        offered = list(dict.fromkeys(w for r in results for w in r.wheels))
         return results[0] if offered == results[0].wheels else dataclasses.replace(results[0], offered=offered)
 
     done = graph.run_graph(config, recipes, build_one, jobs=jobs or graph.default_jobs(config),

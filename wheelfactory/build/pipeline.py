@@ -156,7 +156,7 @@ def _build_stages(attempt: Attempt, plan: Plan, extra_env: Mapping[str, str] | N
         return
     deps_dir = attempt.workdir / "deps"
     deps_dir.mkdir()
-    for w in plan.dependency_wheels:
+    for w in dict.fromkeys(w for ws in plan.dependencies.values() for w in ws):  # the chosen ones only
         shutil.copyfile(w, deps_dir / w.name)
     ready: dict[str, _Ready] = {}
     served: dict[str, str] = {}  # X.Y -> the older X.Y whose abi3/py3 wheel serves it

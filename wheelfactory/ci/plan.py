@@ -146,7 +146,7 @@ def changed_since(config: Config, base: str) -> dict[str, str]:
     top = _toplevel(config.root)
     prefix = git(["rev-parse", "--show-prefix"], cwd=config.root,
                  what="find the project in the repository").stdout.strip()
-    recipes = load_all(config.paths.recipes)
+    recipes = load_all(config.paths.recipes, config.arch)
     base_commit = _commit(top, base)
     if base_commit is None:
         raise FactoryError(
@@ -208,7 +208,7 @@ def plan(config: Config, *, base: str | None = None, names: list[str] | None = N
     run). A pull request from a fork (``head_repo`` is not ``repo``) builds
     nothing on self-hosted boards. Disabled recipes and what needs them never build.
     """
-    recipes = load_all(config.paths.recipes)
+    recipes = load_all(config.paths.recipes, config.arch)
     _, left_out = buildable(recipes)
     if names:
         want = _by_name(recipes, names)

@@ -411,7 +411,7 @@ def actionlint_yaml(config: Config, recipes: Mapping[str, Recipe]) -> str:
 
 def workflow_files(config: Config) -> dict[Path, str]:
     """{path: text} of every generated file for this project (all checked before any is written)."""
-    recipes = load_all(config.paths.recipes)
+    recipes = load_all(config.paths.recipes, config.arch)
     wf_dir = Path(config.ci.workflow_dir)
     wf_dir = wf_dir if wf_dir.is_absolute() else config.root / wf_dir
     return {

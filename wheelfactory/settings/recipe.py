@@ -16,10 +16,13 @@ import json
 import keyword
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -75,7 +78,9 @@ class RecipeBuild:
     dnf: list[str] = setting([], "the same packages for the manylinux container (dnf names)",
                              kind="array of RPM package names")
     depends: list[str] = setting([], "recipes whose wheels this build needs (installed into the build env; their "
-                                     "sha256 are in the build key)", kind="array of recipe names")
+                                     "sha256 are in the build key). A version specifier picks among the versions "
+                                     "the recipe builds (`\"numpy<2.5\"`: the newest listed one that matches)",
+                                 kind="array of recipe names, each with an optional version specifier")
     network: bool = setting(False, "true: the compile may reach the network (recorded in the record's "
                                    "`host.network`). By default the backend's build step runs with the network cut "
                                    "off (a network namespace; build requirements are installed before the cut), "
@@ -103,7 +108,8 @@ class RecipeRuntime:
                                     "stored in each record (`debian_runtime`) and shown on the index page",
                                 kind="array of Debian package names")
     depends: list[str] = setting([], "recipes whose wheels this package needs at run time (built first; offered "
-                                     "to verify)", kind="array of recipe names")
+                                     "to verify); a version specifier as in `build.depends`",
+                                 kind="array of recipe names, each with an optional version specifier")
     requires_dist: list[str] = setting([], "the Requires-Dist of the wheel this recipe builds, where the index's "
                                            "metadata is not what we build (torch from git without CUDA): the audit "
                                            "resolves with it until dist/ holds our build's metadata",
@@ -185,11 +191,34 @@ class Recipe:
     # [extra-sources.NAME] tables, in file order (their url and sha256 are in the build key with the rest)
     extra_sources: dict[str, RecipeExtraSource] = dataclasses.field(default_factory=dict)
     versions: dict[str, RecipeVersion] = dataclasses.field(default_factory=dict)  # older versions also built
+    # build.depends/runtime.depends entries given with a version specifier ("numpy<2.5"): canonical
+    # name -> specifier (both tables' intersected). Which of that recipe's wheels the build gets.
+    depends_versions: dict[str, SpecifierSet] = dataclasses.field(default_factory=dict)
+    # Those given with a marker on the target's arch: (table, canonical name) -> marker (for_arch).
+    depends_markers: dict[tuple[str, str], Marker] = dataclasses.field(default_factory=dict)
 
     @property
     def all_versions(self) -> list[str]:
         """package.version, then the [versions] this recipe also builds (newest first)."""
         return [self.package.version, *self.versions]
+
+    def for_arch(self, arch: str) -> Recipe:
+        """This recipe with the depends entries whose marker is false for target ``arch`` (e.g.
+        "riscv64", "x86_64": PEP 508 platform_machine) left out."""
+        if not self.depends_markers:
+            return self
+        env = _target_environment(arch)
+        out = {s: [d for d in getattr(self, s).depends
+                   if (m := self.depends_markers.get((s, d))) is None or m.evaluate(env)] for s in ("build", "runtime")}
+        kept = set(out["build"]) | set(out["runtime"])
+        return dataclasses.replace(self, build=dataclasses.replace(self.build, depends=out["build"]),
+                                   runtime=dataclasses.replace(self.runtime, depends=out["runtime"]),
+                                   depends_versions={d: v for d, v in self.depends_versions.items() if d in kept},
+                                   depends_markers={})
+
+    def only(self, versions: Sequence[str]) -> Recipe:
+        """This recipe building package.version and those of its [versions] named in ``versions``."""
+        return dataclasses.replace(self, versions={k: v for k, v in self.versions.items() if k in versions})
 
     def at(self, version: str) -> Recipe:
         """This recipe building only ``version`` (one of :attr:`all_versions`): package.version,
@@ -396,14 +425,65 @@ def parse_recipe(path: Path) -> Recipe:
         for deb in tables[section].debian:
             if not _DEB.match(deb):
                 raise RecipeError(f"{where}: '{section}.debian' entry {deb!r} is not a Debian package name")
+    depends_versions: dict[str, SpecifierSet] = {}
+    depends_markers: dict[tuple[str, str], Marker] = {}
     for section in ("build", "runtime"):
-        depends = [canonicalize_name(d) for d in tables[section].depends]
-        if name in depends:
-            raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{name}' from it")
+        depends = []
+        for entry in tables[section].depends:
+            dep, spec, marker = _depends_entry(entry, where, f"{section}.depends")
+            if dep == name:
+                raise RecipeError(f"{where}: '{section}.depends' names the recipe itself; remove '{entry}' from it")
+            depends.append(dep)
+            if spec:
+                depends_versions[dep] = depends_versions.get(dep, SpecifierSet()) & spec
+            if marker is not None:
+                depends_markers[section, dep] = marker
         tables[section] = dataclasses.replace(tables[section], depends=depends)
     kind = "git" if src.git else "url" if src.url else "sdist"
     versions = _parse_versions(versions, where, kind, pkg.version)
-    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), versions=versions, extra_sources=extra_sources, **tables)
+    return Recipe(name=name, path=path, text=text, yanked=dict(yanked), versions=versions, extra_sources=extra_sources,
+                  depends_versions=depends_versions, depends_markers=depends_markers, **tables)
+
+
+def _depends_entry(entry: str, where: str, key: str) -> tuple[str, SpecifierSet, Marker | None]:
+    """A build.depends/runtime.depends entry: a recipe name, optionally with a PEP 440 version
+    specifier (``"numpy<2.5"``) and a PEP 508 marker on the target's arch
+    (``"llvmlite; platform_machine == 'riscv64'"``): (canonical name, specifier (empty when none),
+    marker or None). No extras or URLs, and no marker on the Python version: one entry serves
+    every target Python."""
+    try:
+        req = Requirement(entry)
+    except InvalidRequirement as e:
+        raise RecipeError(f"{where}: '{key}' entry {entry!r} is not a recipe name or a name with a version "
+                          f"specifier (fix: e.g. \"numpy\" or \"numpy<2.5\"): {e}") from None
+    if req.extras or req.url:
+        raise RecipeError(f"{where}: '{key}' entry {entry!r} may hold a recipe name, a version specifier and a "
+                          f"marker only (no extras or URLs); fix: write \"{req.name}{req.specifier}\"")
+    pythons = ({"python_version": "3.0", "python_full_version": "3.0.0"},
+               {"python_version": "3.99", "python_full_version": "3.99.0"})
+    if req.marker is not None and any(len({req.marker.evaluate({**_target_environment(a), **py}) for py in pythons}) > 1
+                                      for a in ("riscv64", "x86_64")):
+        raise RecipeError(f"{where}: '{key}' entry {entry!r}: its marker depends on the Python version, and one "
+                          f"entry serves every target Python; fix: a marker on platform_machine only")
+    return canonicalize_name(req.name), req.specifier, req.marker
+
+
+def _target_environment(arch: str) -> dict[str, str]:
+    """The PEP 508 marker environment of a depends entry: the target's Linux and arch."""
+    return {**default_environment(), "platform_machine": arch, "sys_platform": "linux",
+            "platform_system": "Linux", "os_name": "posix"}
+
+
+def check_depends_versions(recipes: Mapping[str, Recipe]) -> None:
+    """RecipeError when a depends entry's version specifier matches no version that the named
+    recipe builds (package.version and [versions]); the others are checked by the graph."""
+    for r in recipes.values():
+        for dep, spec in r.depends_versions.items():
+            if dep in recipes and not any(spec.contains(v, prereleases=True) for v in recipes[dep].all_versions):
+                raise RecipeError(
+                    f"{r.path}: depends on '{dep}{spec}', and recipes/{dep} builds {', '.join(recipes[dep].all_versions)}; "
+                    f"fix: add a [versions] entry to {recipes[dep].path} that satisfies it, or change the "
+                    f"specifier")
 
 
 def _extra_sources(given, where: str) -> dict[str, RecipeExtraSource]:
@@ -473,15 +553,18 @@ def load_recipe(recipes_root: Path, name: str) -> Recipe:
     return parse_recipe(path)
 
 
-def load_all(recipes_root: Path) -> dict[str, Recipe]:
-    """Every recipe, validated, keyed by canonical name; dependencies must exist."""
+def load_all(recipes_root: Path, arch: str | None = None) -> dict[str, Recipe]:
+    """Every recipe, validated, keyed by canonical name; dependencies must exist. ``arch``: the
+    target's (PEP 508 platform_machine), for depends entries with a marker (:meth:`Recipe.for_arch`);
+    None keeps every entry."""
     recipes = {}
     for path in sorted(recipes_root.glob(f"*/{RECIPE_FILE}")):
         r = parse_recipe(path)
-        recipes[r.name] = r
+        recipes[r.name] = r if arch is None else r.for_arch(arch)
     for r in recipes.values():
         for dep in r.build.depends + r.runtime.depends:
             if dep not in recipes:
                 raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}; "
                                   f"`invoke new-recipe {dep}` scaffolds one, or remove '{dep}' from depends")
+    check_depends_versions(recipes)
     return recipes
