@@ -55,7 +55,7 @@ from ..settings.target import Target, reached_policy
 from .attempt import Attempt, Plan
 from .pep517 import ensure_tools, excerpt, index_env
 from .record import make_record
-from .repair import excluded_libraries, show, unlisted_runtime_packages, with_next_build_tag
+from .repair import excluded_libraries, repair_options, show, unlisted_runtime_packages, with_next_build_tag
 from .source import SourceTree, check_wheel_version
 
 BEFORE_BUILD = Path(__file__).parent / "scripts" / "_cibw_before_build.py"
@@ -210,9 +210,7 @@ def cibuildwheel_options(config: Config, recipe: Recipe, pythons: Sequence[str],
                                 f"{{project}}/{IN_TREE}/before-build.json {{package}}")
         args = ["--no-isolation"] + ([] if b.isolation else ["--skip-dependency-check"])
         opts["build-frontend"] = {"name": "build", "args": args}
-    repair = ["auditwheel", "repair", "--plat", target.plat()]
-    for soname in recipe.repair.exclude:
-        repair += ["--exclude", soname]
+    repair = ["auditwheel", "repair", "--plat", target.plat(), *repair_options(recipe)]
     opts["repair-wheel-command"] = " ".join(shlex.quote(x) for x in repair) + " -w {dest_dir} {wheel}"
     tc = test_command(recipe)
     if tc:

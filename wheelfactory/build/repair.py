@@ -167,15 +167,20 @@ def _why_not(policy: str, arch: str, report: dict | None, show_text: str, repair
     return "; ".join(p for p in parts if p)
 
 
+def repair_options(recipe: Recipe) -> list[str]:
+    """The recipe's ``auditwheel repair`` options besides --plat: ``--exclude SONAME`` per
+    repair.exclude, ``--strip`` with repair.strip (both strategies use these)."""
+    return [*(a for soname in recipe.repair.exclude for a in ("--exclude", soname)),
+            *(["--strip"] if recipe.repair.strip else [])]
+
+
 def repair_wheel(runner, tools, *, recipe: Recipe, wheel: Path, outdir: Path, target: Target,
                  log: IO[str]) -> Repaired:
     """``auditwheel repair --plat`` to ``target`` into ``outdir``; RepairError says why not and the fix."""
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     policy, arch, plat = target.policy, target.arch, target.plat()
-    args = ["--plat", plat]
-    for soname in recipe.repair.exclude:
-        args += ["--exclude", soname]
+    args = ["--plat", plat, *repair_options(recipe)]
     proc = runner.run([tools.python, "-c", _REPAIR_AND_SHOW, str(wheel), str(outdir), *args], cwd=outdir,
                       env=_tool_env(tools), log=log, check=False)
     repaired = sorted(outdir.glob("*.whl"))
