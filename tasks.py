@@ -209,7 +209,7 @@ def outdated(c, name=None, json=False, target=None, retire=False):
 
 @task(iterable=["name"], help={
     "name": "recipe to prove (repeatable; default: all)",
-    "target": "'host': build for this machine (the host level) instead of the target",
+    "target": "'host': build for this machine (the host level) instead of the target; the target's arch (riscv64) is the default",
     "runner": "auto | native | emulated | container (default: build.runner)",
 })
 def prove(c, name=None, target=None, runner=None):

@@ -48,3 +48,18 @@ def test_invalid_runner_choice(tmp_path):
     (tmp_path / "factory.toml").write_text('[build]\nrunner = "qemu"\n')
     with pytest.raises(ConfigError, match="build.runner"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(("target", "arch"), [(None, "riscv64"), ("riscv64", "riscv64"), ("host", host_arch())])
+def test_prove_and_outdated_take_the_configured_arch_or_host_as_target(target, arch):
+    from wheelfactory.cli.upkeep import _config
+
+    assert _config(REPO, target).arch == arch
+
+
+def test_another_target_arch_is_refused_naming_the_ones_it_takes():
+    from wheelfactory.audit.upstream import UpstreamError
+    from wheelfactory.cli.upkeep import _config
+
+    with pytest.raises(UpstreamError, match=r"--target must be 'host', 'riscv64' \(target.arch in factory.toml\)"):
+        _config(REPO, "aarch64")

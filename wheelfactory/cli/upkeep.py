@@ -57,9 +57,9 @@ def _config(root, target: str | None) -> Config:
     config = load_config(root)
     if target == "host":
         return config.for_host()
-    if target:
+    if target and target != config.arch:
         raise upstream.UpstreamError(
-            f"--target must be 'host' or left out (the target arch comes from factory.toml), got {target!r}")
+            f"--target must be 'host', {config.arch!r} (target.arch in factory.toml) or left out, got {target!r}")
     return config
 
 
