@@ -181,3 +181,26 @@ def test_a_specifier_no_wheel_for_the_python_admits_is_one_error_naming_the_vers
         attempt_mod.choose_dependencies(recipe, [Path(w) for w in NUMPY], "3.14")
     assert "wf-user: depends on 'numpy<2.5', and the wheels of recipes/numpy for Python 3.14 are 2.5.5" in str(e.value)
     assert "nox -s build-numpy" in str(e.value)
+
+
+def test_a_store_that_fails_for_one_python_leaves_dist_as_it_was(setup, tmp_path):
+    """dist/ gets every Python's wheel or none: the second wheel's name is taken by other bytes
+    (store_wheel refuses to overwrite), so the first one stored goes again."""
+    from support.build import tree_snapshot
+
+    config, recipe = setup
+    config.paths.dist.mkdir(parents=True)
+    taken = "wf_a-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+    (config.paths.dist / taken).write_bytes(b"other bytes")
+    before = tree_snapshot(config.paths.dist)
+    records = {}
+    for v in ("3.11", "3.12"):
+        wheel = tmp_path / f"wf_a-1.0-cp{v.replace('.', '')}-cp{v.replace('.', '')}-manylinux_2_17_x86_64.whl"
+        wheel.write_bytes(f"built with {v}".encode())
+        records[v] = (wheel, {"name": "wf-a", "version": "1.0", "sha256": attempt_mod.sha256_file(wheel)})
+    with Attempt(config, recipe, StandInRunner()) as at:
+        plan = at.plan(None, [])
+        at.store_all(plan, records)
+    assert at.result.status == "failed" and "exists with different content" in at.result.message
+    assert at.result.wheels == []
+    assert tree_snapshot(config.paths.dist) == before

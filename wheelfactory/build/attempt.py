@@ -342,10 +342,21 @@ class Attempt:
         """Every Python is ready: now, and only now, dist/ changes. ``records``: X.Y -> (wheel, record);
         ``served``: X.Y -> the older X.Y whose (abi3/py3) wheel it installs, verified with it."""
         check_cancelled()
-        for v, (wheel, record) in records.items():
-            dest = store.store_wheel(self.config.paths.dist, wheel, record)
-            self.result.wheels.append(dest)
-            self.record["pythons"][v] = {"status": "built", "wheel": dest.name, "build_key": plan.keys[v]}
+        dist, added = self.config.paths.dist, []
+        try:
+            for v, (wheel, record) in records.items():
+                new = not (dist / wheel.name).exists()
+                dest = store.store_wheel(dist, wheel, record)
+                added += [dest] if new else []
+                self.result.wheels.append(dest)
+                self.record["pythons"][v] = {"status": "built", "wheel": dest.name, "build_key": plan.keys[v]}
+        except BaseException:
+            # Every Python or none: what this attempt put in dist/ before the failure goes again.
+            for dest in added:
+                store.record_path(dist, dest.name).unlink(missing_ok=True)
+                dest.unlink(missing_ok=True)
+            self.result.wheels = []
+            raise
         for v, older in (served or {}).items():
             self.record["pythons"][v] = {"status": "built", "wheel": self.record["pythons"][older]["wheel"],
                                          "build_key": plan.keys[v], "built_with": older}
