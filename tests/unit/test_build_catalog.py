@@ -50,3 +50,20 @@ def test_a_missing_dependency_names_the_recipe_and_the_fix(project):
     recipe(project, "app", depends=["ghost"])
     with pytest.raises(RecipeError, match=r"depends on 'ghost', which has no recipe; add recipes/ghost/recipe.toml"):
         catalog.choose(load_config(project), ["app"])
+
+
+def test_a_dependency_that_came_along_builds_the_versions_its_dependents_specifiers_need(project):
+    """numba's "numpy<2.5" beside numpy 2.5.5, 2.4.6, 2.3.5: named alone, numba brings numpy
+    2.5.5 (package.version) and 2.4.6 (the newest that matches), not 2.3.5; named, numpy builds all."""
+    write_recipe(project, "numpy", f'[package]\nname = "numpy"\nversion = "2.5.5"\n[source]\nsha256 = "{SHA}"\n'
+                                   f'[versions."2.4.6"]\nsha256 = "{SHA}"\n[versions."2.3.5"]\nsha256 = "{SHA}"\n')
+    write_recipe(project, "numba", f'[package]\nname = "numba"\nversion = "1.0"\n[source]\nsha256 = "{SHA}"\n'
+                                   '[build]\ndepends = ["numpy<2.5"]\n'
+                                   '[runtime]\ndepends = ["llvmlite; platform_machine == \'riscv64\'"]\n')
+    recipe(project, "llvmlite")
+    config = load_config(project).replace(target={"arch": "riscv64"})
+    chosen = catalog.choose(config, ["numba"])
+    assert chosen["numpy"].all_versions == ["2.5.5", "2.4.6"]
+    assert sorted(chosen) == ["llvmlite", "numba", "numpy"]
+    assert sorted(catalog.choose(config.replace(target={"arch": "x86_64"}), ["numba"])) == ["numba", "numpy"]
+    assert catalog.choose(config, ["numba", "numpy"])["numpy"].all_versions == ["2.5.5", "2.4.6", "2.3.5"]

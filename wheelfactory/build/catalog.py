@@ -80,6 +80,14 @@ def choose(config: Config, names: Sequence[str] = (), *, every: bool = False,
                               f"{', '.join(sorted(named)) or 'none'})")
         only = next(iter(named))
         recipes[only] = recipes[only].at(version)
+    return came_along(recipes, named)
+
+
+def came_along(recipes: Mapping[str, Recipe], named: Iterable[str]) -> dict[str, Recipe]:
+    """``recipes`` with those not ``named`` (they came along as dependencies) narrowed to the
+    versions their dependents build with: package.version, and for each depends specifier it
+    does not match, the first listed version that does."""
+    named = set(named)
     return {n: r if n in named else r.only(_wanted_versions(r, recipes.values())) for n, r in recipes.items()}
 
 

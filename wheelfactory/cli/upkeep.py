@@ -134,8 +134,12 @@ def pipeline_builder(*, runner_choice: str | None = None, pythons: Sequence[str]
     runners: dict[str, object] = {}
 
     def build(config, name: str):
-        # package.version only (the one bumped), not the older [versions] beside it
-        recipes = {n: r.at(r.version) for n, r in graph.select(load_all(config.paths.recipes), [name]).items()}
+        # package.version only (the one bumped), not the older [versions] beside it; what it needs
+        # builds as it does for any build (catalog.came_along)
+        everything = load_all(config.paths.recipes, config.arch)
+        key = canonicalize_name(name)
+        recipes = catalog.came_along(graph.select(everything, [key]), [])
+        recipes[key] = everything[key].at(everything[key].version)
         runner = runners.get(config.arch) or runners.setdefault(config.arch, select_runner(config, runner_choice))
         results = catalog.build_recipes(config, recipes, runner, pythons=pythons, keep_going=False)
         return next(r for r in results if r.name == canonicalize_name(name))
@@ -166,8 +170,9 @@ def prove_command(root, names: Sequence[str] = (), *, target: str | None = None,
     """`invoke prove [--target host] [NAME...]`: build the recipes (default: all, retired ones too)
     and write docs/catalog-status.md; exit 1 when one did not reach the level."""
     config = _config(root, target)
-    everything = load_all(config.paths.recipes)
-    chosen = graph.select(everything, list(names) or sorted(everything), where=str(config.paths.recipes))
+    everything = load_all(config.paths.recipes, config.arch)
+    asked = [canonicalize_name(n) for n in names] or sorted(everything)
+    chosen = catalog.came_along(graph.select(everything, asked, where=str(config.paths.recipes)), asked)
     run_on = select_runner(config, runner)
     results = catalog.build_recipes(config, chosen, run_on)
     new = prove.proofs(config, chosen, results, run_on.name)
