@@ -74,3 +74,34 @@ def test_an_extension_needing_a_stdlib_module_this_python_lacks_is_a_gap_not_a_f
                          capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
     assert import_results(out) == {"tk_pkg": None, "tk_pkg._ok": None}, out
     assert stdlib_gaps(out) == {"tk_pkg._tk": "winreg"}
+
+
+def test_an_extension_its_package_loaded_under_another_name_counts_as_imported(tmp_path):
+    """opencv's cv2/__init__.py loads cv2/cv2*.so as the module cv2; importing it again as cv2.cv2
+    fails ("Bindings generation error"). The check sees the file already loaded and counts it."""
+    site = tmp_path / "site"
+    (site / "cvpkg").mkdir(parents=True)
+    (site / "cvpkg" / "__init__.py").write_text(
+        "import importlib, os, sys\n"
+        "sys.path.insert(0, os.path.dirname(__file__))\n"
+        "del sys.modules['cvpkg']\n"
+        "native = importlib.import_module('cvpkg')\n"
+        "sys.path.pop(0)\n"
+        "sys.modules['cvpkg'] = native\n")
+    (tmp_path / "cv.c").write_text(
+        "#include <Python.h>\n"
+        "static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, \"cvpkg\", NULL, -1, NULL};\n"
+        "static int done;\n"
+        "PyMODINIT_FUNC PyInit_cvpkg(void) {\n"
+        "    if (done++) { PyErr_SetString(PyExc_ImportError, \"Bindings generation error\"); return NULL; }\n"
+        "    return PyModule_Create(&mod);\n"
+        "}\n")
+    _gcc(["-o", str(site / "cvpkg" / "cvpkg.so"), f"-I{sysconfig.get_paths()['include']}", "cv.c"], tmp_path)
+    info = site / "cvpkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cvpkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("cvpkg/__init__.py,,\ncvpkg/cvpkg.so,,\n")
+
+    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "cvpkg"], cwd=tmp_path, text=True,
+                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    assert import_results(out) == {"cvpkg": None, "cvpkg.cvpkg": None}, out

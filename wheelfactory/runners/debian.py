@@ -48,10 +48,10 @@ class DebianLookupError(EnvironmentProblem):
 IMPORTS_MARK = "\n@@IMPORTS@@"
 
 DIST_IMPORT_CHECK = r"""
-import importlib, importlib.machinery as m, importlib.metadata as md, json, sys
+import importlib, importlib.machinery as m, importlib.metadata as md, json, os, sys
 dist = md.distribution(sys.argv[1])
 suffixes = tuple(m.EXTENSION_SUFFIXES)
-tops, exts = [], []
+tops, exts, paths = [], [], {}
 for f in dist.files or []:
     parts = f.parts
     if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".data", ".egg-info")):
@@ -67,8 +67,13 @@ for f in dist.files or []:
         tops.append(parts[0])
     if suffix:
         exts.append(".".join((*parts[:-1], mod)) if mod != "__init__" else ".".join(parts[:-1]))
+        paths[exts[-1]] = os.path.realpath(dist.locate_file(f))
 results, gaps = {}, {}
 for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
+    loaded = {os.path.realpath(f) for f in (getattr(v, "__file__", None) for v in list(sys.modules.values())) if f}
+    if name not in tops and paths.get(name) in loaded:
+        results[name] = None  # its package loaded it under another name (cv2/cv2*.so as cv2)
+        continue
     try:
         importlib.import_module(name)
         results[name] = None
