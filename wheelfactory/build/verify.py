@@ -181,8 +181,9 @@ def verify_wheel(config, runner, tools, *, recipe: Recipe, version: str, interpr
         proc = runner.run(["sh", "-c", command], cwd=cwd, env=bare_env(venv), log=log, check=False)
         if proc.returncode != 0:
             raise VerifyError(
+                # what it said first: a long command would push it out of a shortened message (the catalog's)
                 f"{recipe.name}: test command failed in a bare venv (Python {version}, exit {proc.returncode}): "
-                f"{command!r}: {excerpt(proc.stdout)}; the wheel was not stored. Fix: correct the command in "
+                f"{excerpt(proc.stdout)}; the command: {command!r}; the wheel was not stored. Fix: correct the command in "
                 f"test.commands of {recipe.path}, or patch the source (patches/{recipe.name}/) if the wheel is wrong"
             )
     if not imports and not recipe.test.commands:
