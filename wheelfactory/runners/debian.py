@@ -70,9 +70,10 @@ for f in dist.files or []:
         paths[exts[-1]] = os.path.realpath(dist.locate_file(f))
 results, gaps = {}, {}
 for name in sorted(set(tops)) + sorted(set(exts) - set(tops)):
-    loaded = {os.path.realpath(f) for f in (getattr(v, "__file__", None) for v in list(sys.modules.values())) if f}
+    with open("/proc/self/maps") as maps:  # the shared objects this process has loaded
+        loaded = {os.path.realpath(l.split(None, 5)[5].strip()) for l in maps if len(l.split(None, 5)) == 6}
     if name not in tops and paths.get(name) in loaded:
-        results[name] = None  # its package loaded it under another name (cv2/cv2*.so as cv2)
+        results[name] = None  # its package loaded it under another name (cv2/cv2*.so as cv2._native)
         continue
     try:
         importlib.import_module(name)
