@@ -17,6 +17,16 @@ def _gcc(args: list[str], cwd: Path) -> None:
     subprocess.run(["gcc", "-shared", "-fPIC", *args], cwd=cwd, check=True)
 
 
+def _check(tmp_path: Path, site: Path, dist: str, files: list[str]) -> str:
+    """Install ``files`` (under ``site``) as the distribution ``dist`` 1.0 and run the check on it."""
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+    return subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, dist], cwd=tmp_path, text=True,
+                          capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+
+
 def test_a_plain_shared_library_is_skipped_and_a_missing_soname_is_named(tmp_path):
     site = tmp_path / "site"
     lib = site / "demo_pkg" / "lib"
@@ -28,14 +38,8 @@ def test_a_plain_shared_library_is_skipped_and_a_missing_soname_is_named(tmp_pat
     _gcc(["-o", str(lib / "libggml.so"), "ggml.c"], tmp_path)  # no PyInit_: not a module
     _gcc(["-o", str(tmp_path / "libdemodep.so"), "dep.c"], tmp_path)
     _gcc(["-o", str(lib / "libuser.so"), "user.c", f"-L{tmp_path}", "-ldemodep"], tmp_path)  # libdemodep.so not shipped
-    info = site / "demo_pkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n")
-    files = ["demo_pkg/__init__.py", "demo_pkg/lib/libggml.so", "demo_pkg/lib/libuser.so"]
-    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
-
-    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "demo-pkg"], cwd=tmp_path, text=True,
-                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    out = _check(tmp_path, site, "demo-pkg", ["demo_pkg/__init__.py", "demo_pkg/lib/libggml.so",
+                                              "demo_pkg/lib/libuser.so"])
     results = import_results(out)
     assert results is not None, out
     assert results["demo_pkg"] is None
@@ -65,13 +69,7 @@ def test_an_extension_needing_a_stdlib_module_this_python_lacks_is_a_gap_not_a_f
     include = f"-I{sysconfig.get_paths()['include']}"
     _gcc(["-o", str(site / "tk_pkg" / "_tk.so"), include, "tk.c"], tmp_path)
     _gcc(["-o", str(site / "tk_pkg" / "_ok.so"), include, "ok.c"], tmp_path)
-    info = site / "tk_pkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tk-pkg\nVersion: 1.0\n")
-    (info / "RECORD").write_text("tk_pkg/__init__.py,,\ntk_pkg/_tk.so,,\ntk_pkg/_ok.so,,\n")
-
-    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "tk-pkg"], cwd=tmp_path, text=True,
-                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    out = _check(tmp_path, site, "tk-pkg", ["tk_pkg/__init__.py", "tk_pkg/_tk.so", "tk_pkg/_ok.so"])
     assert import_results(out) == {"tk_pkg": None, "tk_pkg._ok": None}, out
     assert stdlib_gaps(out) == {"tk_pkg._tk": "winreg"}
 
@@ -99,11 +97,5 @@ def test_an_extension_its_package_loaded_under_another_name_counts_as_imported(t
         "    return PyModule_Create(&mod);\n"
         "}\n")
     _gcc(["-o", str(site / "cvpkg" / "cvpkg.so"), f"-I{sysconfig.get_paths()['include']}", "cv.c"], tmp_path)
-    info = site / "cvpkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cvpkg\nVersion: 1.0\n")
-    (info / "RECORD").write_text("cvpkg/__init__.py,,\ncvpkg/cvpkg.so,,\n")
-
-    out = subprocess.run([sys.executable, "-c", DIST_IMPORT_CHECK, "cvpkg"], cwd=tmp_path, text=True,
-                         capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout
+    out = _check(tmp_path, site, "cvpkg", ["cvpkg/__init__.py", "cvpkg/cvpkg.so"])
     assert import_results(out) == {"cvpkg": None, "cvpkg.cvpkg": None}, out
