@@ -127,3 +127,12 @@ def test_a_depends_entry_beyond_name_specifier_and_arch_marker_is_refused_at_loa
         load_recipe(root / "recipes", "wf-tiny")
     assert str(e.value).startswith(f"{path}: 'build.depends' entry {written!r}"), e.value
     assert says in str(e.value)
+
+
+def test_a_missing_dependency_behind_a_marker_is_found_on_every_arch(tmp_path):
+    root = write_project(tmp_path / "p")
+    path = _tiny(root, '[runtime]\ndepends = ["wf-nowhere; platform_machine == \'no-such-arch\'"]')
+    for arch in (None, "x86_64", "riscv64"):
+        with pytest.raises(RecipeError) as e:
+            load_all(root / "recipes", arch)
+        assert str(e.value).startswith(f"{path}: depends on 'wf-nowhere', which has no recipe"), e.value

@@ -563,11 +563,12 @@ def load_all(recipes_root: Path, arch: str | None = None) -> dict[str, Recipe]:
     recipes = {}
     for path in sorted(recipes_root.glob(f"*/{RECIPE_FILE}")):
         r = parse_recipe(path)
-        recipes[r.name] = r if arch is None else r.for_arch(arch)
+        recipes[r.name] = r
+    # Every entry is checked, whatever the arch: a misspelt one behind a marker fails here too.
     for r in recipes.values():
         for dep in r.build.depends + r.runtime.depends:
             if dep not in recipes:
                 raise RecipeError(f"{r.path}: depends on '{dep}', which has no recipe in {recipes_root}; "
                                   f"`invoke new-recipe {dep}` scaffolds one, or remove '{dep}' from depends")
     check_depends_versions(recipes)
-    return recipes
+    return recipes if arch is None else {n: r.for_arch(arch) for n, r in recipes.items()}
